@@ -1,0 +1,304 @@
+"""The ``dlbench`` command: parse, call one library function, print. Nothing else here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from dlbench import __version__
+from dlbench.console import make_console
+from dlbench.errors import DlbenchError
+
+app = typer.Typer(
+    name="dlbench",
+    help="Deep-learning hardware benchmarks: how fast, how costly, and where the time goes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = make_console()
+err = make_console(stderr=True)
+_state = {"debug": False}
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Results database: a path or SQLAlchemy URL "
+        "[default: $DLBENCH_DB or results/dlbench.sqlite]",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    _state["debug"] = debug
+    if version:
+        out.print(f"dlbench {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def run(
+    workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", "-b", help="Images per step [default: the workload's]."),
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps.")] = 10,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps, warm-up included [default: warm-up + 100].")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Timed epochs (after the warm-up steps), instead of --steps.")
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="synthetic, digits, or a folder in the workload's format.")
+    ] = "synthetic",
+    dataset: Annotated[
+        str | None, typer.Option(help="mnist or fashion-mnist, where the workload takes either.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Input-pipeline worker processes.")] = None,
+    val_batches: Annotated[int | None, typer.Option(help="Cap on validation batches.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the framework.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop the run after SECONDS (stored as timeout).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Run one training benchmark and store its result."""
+    from dlbench.api import run_benchmark
+    from dlbench.config import build_spec, parse_tags
+    from dlbench.launch.local import EXIT_CODES
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    spec = build_spec(
+        workload=workload,
+        device=device,
+        batch_size=batch_size,
+        warmup=warmup,
+        steps=steps,
+        epochs=epochs,
+        data=data,
+        dataset=dataset,
+        workers=workers,
+        val_batches=val_batches,
+        threads=threads,
+        seed=seed,
+        tags=parse_tags(tag),
+    )
+    if timeout is not None and timeout <= 0:
+        raise DlbenchError("--timeout must be a positive number of seconds")
+    human = err if json_out == "-" else out
+    store = Store(db)
+    outcome = run_benchmark(spec, store, show_progress=err.is_terminal, timeout_s=timeout)
+    summary = run_summary(store.get_run(outcome.run_id))
+    from dlbench import render
+
+    human.print(render.run_panel(summary))
+    human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
+    if json_out:
+        _write_json(summary, json_out)
+    raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
+
+
+@app.command()
+def quickstart(
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    db: DbOption = None,
+) -> None:
+    """Run every standard workload and a real-data accuracy run, then compare them."""
+    from dlbench import render
+    from dlbench.api import run_benchmark
+    from dlbench.quickstart import plan
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    store = Store(db)
+    specs = plan(device)
+    summaries = []
+    for number, spec in enumerate(specs, start=1):
+        out.print(f"[bold]({number}/{len(specs)})[/] {spec.workload} on {spec.data} data")
+        outcome = run_benchmark(spec, store, show_progress=err.is_terminal)
+        summaries.append(run_summary(store.get_run(outcome.run_id)))
+    out.print(render.comparison_table(summaries, "dlbench quickstart"))
+    out.print(render.quickstart_footer(summaries, store.describe()))
+
+
+@app.command()
+def sysinfo(
+    json_flag: JsonFlag = False,
+    data_dir: Annotated[
+        str | None,
+        typer.Option("--data-dir", help="Report the storage behind this folder [default: here]."),
+    ] = None,
+) -> None:
+    """Show the hardware fingerprint that every run stores."""
+    from dlbench import render
+    from dlbench import sysinfo as probe
+
+    info = probe.collect(data_dir)
+    if json_flag:
+        _write_json(info, "-")
+    else:
+        out.print(render.sysinfo_table(info))
+
+
+@app.command("list")
+def list_workloads(json_flag: JsonFlag = False) -> None:
+    """List the workloads that `dlbench run` takes."""
+    from dlbench import render
+    from dlbench.workloads import WORKLOADS
+
+    if json_flag:
+        _write_json([render.workload_dict(w) for w in WORKLOADS.values()], "-")
+    else:
+        out.print(render.workloads_table(WORKLOADS.values()))
+
+
+@app.command()
+def runs(
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device (e.g. cpu, cuda:0).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """List stored runs, newest first."""
+    from dlbench import render
+    from dlbench.config import parse_tags
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    if limit <= 0:
+        raise DlbenchError("--limit must be at least 1")
+    store = Store(db)
+    rows = store.list_runs(
+        limit=limit, workload=workload, device=device, status=status, tags=parse_tags(tag)
+    )
+    if json_flag:
+        _write_json([run_summary(r) for r in rows], "-")
+    elif not rows:
+        out.print(f"no runs in {store.describe()} match; start with [bold]dlbench quickstart[/]")
+    else:
+        out.print(render.runs_table(rows))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    steps: Annotated[bool, typer.Option("--steps", help="Include per-step times.")] = False,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """Show one stored run."""
+    from dlbench import render
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    store = Store(db)
+    run = store.get_run(run_id)
+    summary = run_summary(run)
+    step_rows = store.get_steps(run["run_id"]) if steps else []
+    if json_flag:
+        if steps:
+            summary["steps"] = [s.__dict__ for s in step_rows]
+        _write_json(summary, "-")
+        return
+    out.print(render.run_panel(summary, detail=True))
+    if steps:
+        out.print(render.steps_table(step_rows, summary.get("batch_size") or 0))
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet.")] = "csv",
+    out_path: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write, or - for stdout [default: <date>-dlbench-results.<format>].",
+        ),
+    ] = None,
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Export stored runs, one row per run."""
+    from dlbench.config import parse_tags
+    from dlbench.store import Store
+    from dlbench.store.export import runs_frame, write
+
+    store = Store(db)
+    rows = store.list_runs(workload=workload, status=status, tags=parse_tags(tag))
+    path = write(runs_frame(rows), fmt, Path(out_path) if out_path else None)
+    if path is not None:
+        err.print(f"wrote {len(rows)} runs to {path}")
+
+
+def _write_json(value: Any, target: str) -> None:
+    text = json.dumps(value, indent=2, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        Path(target).write_text(text + "\n")
+    except OSError as exc:
+        raise DlbenchError(f"cannot write --json {target}: {exc.strerror or exc}") from exc
+
+
+def main() -> None:
+    """Console entry point: every user error is one red line and exit code 2."""
+    usage_error = _usage_error_type()
+    try:
+        code = app(standalone_mode=False)
+    except DlbenchError as exc:
+        code = _fail(exc.one_line(), exc)
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help is the answer
+            if exc.format_message().strip():
+                out.print(exc.format_message())
+            code = 0
+        else:
+            code = _fail(f"{exc.format_message()} (see dlbench --help)", exc)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, exc: BaseException) -> int:
+    if _state["debug"]:
+        err.print_exception()
+    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def _usage_error_type() -> Any:
+    """Click's UsageError: vendored inside typer since 0.2x, a separate package before."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions.UsageError

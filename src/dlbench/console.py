@@ -1,0 +1,145 @@
+"""Terminal rendering: progress bars and tables (Rich). No measuring, no storing."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console, JustifyMethod
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+PIPE_WIDTH = 160  # output to a file or pipe: wide enough that tables do not wrap
+
+
+def make_console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+err_console = make_console(stderr=True)
+REFRESH_S = 0.25  # progress redraws at most this often, so the bar costs the loop nothing
+
+
+class RichProgress:
+    """A progress bar per phase on stderr; updates are coalesced to a few per second."""
+
+    def __init__(self, title: str) -> None:
+        self._title = title
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console,
+            refresh_per_second=4,
+            transient=False,
+        )
+        self._task: TaskID | None = None
+        self._pending = 0
+        self._last = 0.0
+        self._bar.start()
+
+    def phase(self, name: str, total: int | None) -> None:
+        self._flush()
+        if self._task is not None:
+            self._bar.update(
+                self._task,
+                completed=self._bar.tasks[-1].total or 1,
+                total=self._bar.tasks[-1].total or 1,
+            )
+        self._task = self._bar.add_task(f"{self._title} {name}", total=total)
+
+    def advance(self) -> None:
+        self._pending += 1
+        now = time.monotonic()
+        if now - self._last >= REFRESH_S:
+            self._flush()
+            self._last = now
+
+    def _flush(self) -> None:
+        if self._task is not None and self._pending:
+            self._bar.advance(self._task, self._pending)
+        self._pending = 0
+
+    def close(self) -> None:
+        self._flush()
+        if self._task is not None and self._bar.tasks[-1].total is None:
+            self._bar.update(self._task, total=1, completed=1)
+        self._bar.stop()
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    out = Table(title=title, title_justify="left", header_style="bold")
+    for i, name in enumerate(columns):
+        justify: JustifyMethod = "left" if i == 0 or not _numeric(name) else "right"
+        # The first column names the row (a run id, a metric): it is never cut or wrapped.
+        out.add_column(name, justify=justify, no_wrap=i == 0)
+    for row in rows:
+        out.add_row(*("—" if v is None else str(v) for v in row))
+    return out
+
+
+def _numeric(name: str) -> bool:
+    return any(
+        word in name.lower()
+        for word in (
+            "speed",
+            "time",
+            "img",
+            "acc",
+            "batch",
+            "steps",
+            "ms",
+            "mem",
+            "gpus",
+            "±",
+            "jitter",
+            "s)",
+        )
+    )
+
+
+def fmt(value: float | None, digits: int = 1) -> str | None:
+    return None if value is None else f"{value:,.{digits}f}"
+
+
+def fmt_bytes(value: int | None) -> str | None:
+    if value is None:
+        return None
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return None
+
+
+STATUS_STYLE = {
+    "ok": "green",
+    "oom": "magenta",
+    "failed": "red",
+    "interrupted": "yellow",
+    "timeout": "yellow",
+    "running": "cyan",
+}
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"

@@ -1,0 +1,175 @@
+"""Run one benchmark in a child process and close it in the store however the child ends.
+
+The parent records the run as ``running`` before the child starts. The child stores its own
+result; if it dies first (a segfault, SIGKILL from the out-of-memory killer, a timeout) the
+parent closes the run with the exit signal, the phase it had reached and any fault traceback.
+Ctrl-C and SIGTERM are forwarded once, so the child can store ``interrupted`` with the steps
+it completed; a second Ctrl-C kills it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from dlbench.config import RunSpec
+from dlbench.store import Store
+
+CHILD_MODULE = "dlbench.launch.child"
+EXIT_CODES = {"ok": 0, "failed": 1, "oom": 3, "timeout": 4, "interrupted": 130}
+CRASH_TAIL_CHARS = 1500
+CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    run_id: str
+    status: str
+    returncode: int
+
+
+def run_local(
+    spec: RunSpec,
+    run_id: str,
+    store: Store,
+    *,
+    show_progress: bool = False,
+    timeout_s: float | None = None,
+    kind: str = "train",
+) -> LaunchOutcome:
+    """Run ``spec`` in a child process; the run is in ``store`` from start to end."""
+    store.create_run(
+        run_id,
+        kind,
+        spec.model_dump(mode="json"),
+        workload=spec.workload,
+        framework=spec.framework,
+        device=spec.device,
+        batch_size=spec.batch_size,
+        precision="fp32",
+        data=spec.data,
+        dataset=spec.dataset,
+    )
+    with tempfile.TemporaryDirectory(prefix="dlbench-run-") as tmp:
+        payload = Path(tmp) / "payload.json"
+        crash_file = Path(tmp) / "fault.txt"
+        payload.write_text(
+            json.dumps(
+                {
+                    "spec": spec.model_dump(mode="json"),
+                    "run_id": run_id,
+                    "db": store.url,
+                    "crash_file": str(crash_file),
+                    "progress": show_progress,
+                }
+            )
+        )
+        oom_before = _oom_kills()
+        returncode, timed_out = _supervise(
+            [sys.executable, "-m", CHILD_MODULE, str(payload)], timeout_s
+        )
+        crash_tail = _tail(crash_file)
+    status = _close_if_unfinished(store, run_id, returncode, timed_out, oom_before, crash_tail)
+    return LaunchOutcome(run_id, status, returncode)
+
+
+def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
+    """Start the child in its own process group, forward signals, wait. (returncode, timed out)"""
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    forwarded: list[int] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        # First signal: let the child store what it has. Second: it is not listening; kill it.
+        sig = signal.SIGKILL if forwarded else signum
+        forwarded.append(signum)
+        _signal_group(child.pid, sig)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    timed_out = False
+    try:
+        try:
+            child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _signal_group(child.pid, signal.SIGTERM)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                _signal_group(child.pid, signal.SIGKILL)
+                child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _signal_group(child.pid, signal.SIGKILL)  # reap stray workers of the run, if any
+    return child.returncode, timed_out
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _close_if_unfinished(
+    store: Store,
+    run_id: str,
+    returncode: int,
+    timed_out: bool,
+    oom_before: int | None,
+    crash_tail: str,
+) -> str:
+    run = store.get_run(run_id)
+    if run["status"] == "running":
+        status, message = _classify_exit(returncode, timed_out, oom_before)
+        where = f" in the {run['phase_reached']} phase" if run.get("phase_reached") else ""
+        error = f"{message}{where}"
+        if crash_tail:
+            error += f"; fault report: {crash_tail}"
+        store.end_unfinished(run_id, status, error)
+        return status
+    if timed_out and run["status"] == "interrupted":
+        # Our SIGTERM at the time limit: the child stored its steps as interrupted.
+        store.relabel(run_id, "timeout", f"the run passed its time limit ({run['error']})")
+        return "timeout"
+    return str(run["status"])
+
+
+def _classify_exit(returncode: int, timed_out: bool, oom_before: int | None) -> tuple[str, str]:
+    if timed_out:
+        return "timeout", "the run passed its time limit and was stopped"
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        oom_after = _oom_kills()
+        if oom_before is not None and oom_after is not None and oom_after > oom_before:
+            return "oom", f"killed by {name}: the kernel's out-of-memory killer stopped it"
+        hint = " (the kernel's out-of-memory killer sends this)" if name == "SIGKILL" else ""
+        return "failed", f"the run's process died of {name}{hint}"
+    return "failed", f"the run's process exited with code {returncode} before storing a result"
+
+
+def _oom_kills() -> int | None:
+    """The cgroup's count of out-of-memory kills, where cgroup v2 exposes it."""
+    try:
+        for line in CGROUP_EVENTS.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _tail(path: Path) -> str:
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return " | ".join(text[-CRASH_TAIL_CHARS:].splitlines())

@@ -1,0 +1,26 @@
+"""``dlbench quickstart``: every standard workload once on the best device, and a real-data
+accuracy run on scikit-learn's digits, in about a minute and a half on a 2-core CPU."""
+
+from __future__ import annotations
+
+from dlbench.config import RunSpec, build_spec
+
+# Timed steps are chosen so that each run trains for a few seconds on a laptop CPU.
+PLAN: tuple[dict[str, object], ...] = (
+    {"workload": "lenet-mnist", "steps": 110, "warmup": 10},
+    {"workload": "deepmnist", "steps": 110, "warmup": 10},
+    {"workload": "cifar10-cnn", "steps": 60, "warmup": 10},
+    {"workload": "mlp-mnist", "steps": 210, "warmup": 10},
+    {"workload": "lenet-mnist", "data": "digits", "epochs": 12, "warmup": 5},
+)
+VAL_BATCHES_SYNTHETIC = 20  # synthetic accuracy is chance; a short pass times validation
+
+
+def plan(device: str = "auto") -> list[RunSpec]:
+    specs = []
+    for entry in PLAN:
+        options = {"device": device, "tags": {"suite": "quickstart"}, **entry}
+        if options.get("data", "synthetic") == "synthetic":
+            options["val_batches"] = VAL_BATCHES_SYNTHETIC
+        specs.append(build_spec(**options))
+    return specs

@@ -1,0 +1,90 @@
+"""Plain result records: frozen dataclasses with units in their names.
+
+Everything may import this module; it imports nothing of dlbench and no framework. Records
+neither print nor save themselves: rendering lives in the CLI, persistence in ``store/``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+RunStatus = Literal["running", "ok", "oom", "failed", "interrupted", "timeout"]
+FINAL_STATUSES: tuple[str, ...] = ("ok", "oom", "failed", "interrupted", "timeout")
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One timed training step. ``step_time_s`` includes ``data_wait_s``."""
+
+    step: int
+    epoch: int
+    step_time_s: float
+    data_wait_s: float
+
+
+@dataclass(frozen=True)
+class SpeedStats:
+    """Statistics over the timed steps, speeds s_i = batch_size / t_i (images/s).
+
+    mean_speed is batch_size / mean(t_i) (the harmonic mean of the s_i, i.e. what the
+    hardware delivers over the phase), not mean(s_i).
+    """
+
+    timed_steps: int
+    mean_step_time_s: float
+    median_step_time_s: float
+    p95_step_time_s: float
+    mean_speed: float
+    median_speed: float
+    p5_speed: float
+    p95_speed: float
+    speed_stderr: float | None  # sample std(s_i) / sqrt(n); None with fewer than 2 steps
+    speed_jitter: float  # 1.4826 x median(|s_i - median(s)|), a robust std of the speed
+    mean_data_wait_s: float
+    data_wait_fraction: float  # sum(data wait) / sum(step time)
+
+
+@dataclass(frozen=True)
+class InferenceStats:
+    """The inference phase: checkpoint reload, prediction over the test set, latency."""
+
+    load_time_s: float  # fresh model built, checkpoint read and placed on the device
+    predict_time_s: float  # whole test set, batches from the same input pipeline
+    predict_images: int
+    predict_speed: float  # images/s over predict_time_s
+    latency_p50_ms: float  # one image at a time
+    latency_p95_ms: float
+    latency_samples: int
+    batch_latency_p50_ms: float  # one batch of batch_latency_size images at a time
+    batch_latency_p95_ms: float
+    batch_latency_size: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one benchmark run measured. Stored whole; ``steps`` goes to its own table."""
+
+    run_id: str
+    status: RunStatus
+    error: str | None = None
+    phase_reached: str = "setup"
+    speed: SpeedStats | None = None
+    throughput_e2e: float | None = None  # images / wall time of the timed phase, one sync at end
+    images_trained: int = 0
+    train_time_s: float | None = None
+    val_time_s: float | None = None
+    total_time_s: float | None = None  # train + validation
+    accuracy: float | None = None
+    val_loss: float | None = None
+    final_train_loss: float | None = None
+    inference: InferenceStats | None = None
+    peak_memory_bytes: int | None = None
+    peak_memory_source: str | None = None
+    steps: tuple[StepRecord, ...] = field(default=(), repr=False)
+
+    def to_dict(self, with_steps: bool = False) -> dict[str, Any]:
+        out = asdict(self)
+        if not with_steps:
+            out.pop("steps")
+        return out

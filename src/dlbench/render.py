@@ -1,0 +1,263 @@
+"""Tables and panels for stored runs, the hardware and the workloads (Rich renderables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+
+from dlbench.console import fmt, fmt_bytes, status_text, table
+from dlbench.records import StepRecord
+from dlbench.workloads import WorkloadSpec
+
+
+def _speed(summary: dict[str, Any]) -> str | None:
+    mean, stderr = summary.get("mean_speed"), summary.get("speed_stderr")
+    if mean is None:
+        return None
+    return f"{mean:,.1f} ± {stderr:,.1f}" if stderr is not None else f"{mean:,.1f}"
+
+
+def _ms(seconds: float | None) -> str | None:
+    return None if seconds is None else f"{seconds * 1e3:,.2f}"
+
+
+def _accuracy(summary: dict[str, Any]) -> str | None:
+    value = summary.get("accuracy")
+    if value is None:
+        return None
+    text = f"{value:.4f}"
+    return f"[dim]{text} (synthetic)[/]" if summary.get("data") == "synthetic" else text
+
+
+def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
+    """The figures of one run as a Metric | Value table."""
+    inference = summary.get("inference") or {}
+    rows: list[tuple[str, Any]] = [
+        ("run", summary["run_id"]),
+        ("status", status_text(summary["status"])),
+        (
+            "workload",
+            f"{summary['workload']} ({summary.get('dataset')}, {summary.get('data')} data)",
+        ),
+        ("device", f"{summary.get('device')} — {summary.get('device_name')}"),
+        ("batch size", summary.get("batch_size")),
+        ("timed steps", summary.get("timed_steps")),
+        ("mean speed (img/s ± stderr)", _speed(summary)),
+        (
+            "median / p5 / p95 speed (img/s)",
+            _triple(summary, "median_speed", "p5_speed", "p95_speed"),
+        ),
+        ("speed jitter (img/s)", fmt(summary.get("speed_jitter"))),
+        ("mean step time (ms)", _ms(summary.get("mean_step_time_s"))),
+        ("data wait (% of step time)", fmt(_pct(summary.get("data_wait_fraction")))),
+        ("end-to-end throughput (img/s)", fmt(summary.get("throughput_e2e"))),
+        (
+            "train / validation / total (s)",
+            _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
+        ),
+        ("accuracy", _accuracy(summary)),
+        ("model load (s)", fmt(inference.get("load_time_s"), 3)),
+        ("predict test set (s)", fmt(inference.get("predict_time_s"), 3)),
+        (
+            "latency batch 1, p50 / p95 (ms)",
+            _pair(inference.get("latency_p50_ms"), inference.get("latency_p95_ms")),
+        ),
+        (
+            f"latency batch {inference.get('batch_latency_size', '')}, p50 / p95 (ms)",
+            _pair(inference.get("batch_latency_p50_ms"), inference.get("batch_latency_p95_ms")),
+        ),
+        (
+            f"peak memory ({summary.get('peak_memory_source') or 'n/a'})",
+            fmt_bytes(summary.get("peak_memory_bytes")),
+        ),
+    ]
+    if summary.get("error"):
+        rows.append(("error", f"[red]{summary['error']}[/]"))
+    if detail:
+        rows += [
+            ("created", summary.get("created_at")),
+            ("finished", summary.get("finished_at")),
+            ("tags", ", ".join(f"{k}={v}" for k, v in (summary.get("tags") or {}).items())),
+        ]
+    return Group(table(None, ("Metric", "Value"), rows))
+
+
+def _pct(fraction: float | None) -> float | None:
+    return None if fraction is None else fraction * 100
+
+
+def _pair(a: float | None, b: float | None, digits: int = 2) -> str | None:
+    return None if a is None or b is None else f"{a:,.{digits}f} / {b:,.{digits}f}"
+
+
+def _triple(summary: dict[str, Any], *names: str, digits: int = 1) -> str | None:
+    values = [summary.get(n) for n in names]
+    if all(v is None for v in values):
+        return None
+    return " / ".join("—" if v is None else f"{v:,.{digits}f}" for v in values)
+
+
+def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
+    return table(
+        title,
+        (
+            "Workload",
+            "Data",
+            "Device",
+            "Batch",
+            "Speed (img/s ± stderr)",
+            "Jitter",
+            "Step (ms)",
+            "Train (s)",
+            "Accuracy",
+            "Status",
+        ),
+        [
+            (
+                s["workload"],
+                s.get("data"),
+                s.get("device"),
+                s.get("batch_size"),
+                _speed(s),
+                fmt(s.get("speed_jitter")),
+                _ms(s.get("mean_step_time_s")),
+                fmt(s.get("train_time_s"), 2),
+                _accuracy(s),
+                status_text(s["status"]),
+            )
+            for s in summaries
+        ],
+    )
+
+
+def quickstart_footer(summaries: list[dict[str, Any]], where: str) -> str:
+    failed = [s for s in summaries if s["status"] != "ok"]
+    lines = [
+        f"[bold]{len(summaries) - len(failed)} of {len(summaries)} runs ok[/], stored in {where}"
+    ]
+    lines += [f"[red]{s['workload']}: {s['status']}: {s.get('error')}[/]" for s in failed]
+    lines.append("next: dlbench runs · dlbench show RUN_ID --steps · dlbench export --format csv")
+    return "\n".join(lines)
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    return table(
+        None,
+        (
+            "Run",
+            "Date (UTC)",
+            "Workload",
+            "Device",
+            "Batch",
+            "Speed (img/s ± stderr)",
+            "Accuracy",
+            "Status",
+        ),
+        [
+            (
+                r["run_id"],
+                str(r["created_at"])[:19].replace("T", " "),
+                r.get("workload"),
+                r.get("device"),
+                r.get("batch_size"),
+                _speed(r),
+                _accuracy(r),
+                status_text(r["status"]),
+            )
+            for r in rows
+        ],
+    )
+
+
+def steps_table(steps: list[StepRecord], batch_size: int) -> Table:
+    return table(
+        "Timed steps",
+        ("Step", "Epoch", "Step time (ms)", "Data wait (ms)", "Speed (img/s)"),
+        [
+            (
+                s.step,
+                s.epoch,
+                _ms(s.step_time_s),
+                _ms(s.data_wait_s),
+                fmt(batch_size / s.step_time_s if s.step_time_s else None),
+            )
+            for s in steps
+        ],
+    )
+
+
+def sysinfo_table(info: dict[str, Any]) -> Table:
+    cpu, storage = info["cpu"], info["storage"]
+    rows: list[tuple[str, Any]] = [
+        ("Host", info["hostname"]),
+        ("OS", info["os"]),
+        ("CPU", f"{cpu['model']} ({cpu['architecture']})"),
+        (
+            "Cores / threads / usable",
+            f"{cpu['physical_cores']} / {cpu['logical_cpus']} / {cpu['usable_cpus']}",
+        ),
+        ("Memory", fmt_bytes(info["memory_bytes"])),
+        ("Swap", fmt_bytes(info["swap_bytes"])),
+    ]
+    for gpu in info.get("gpus") or []:
+        rows.append(
+            (
+                f"GPU {gpu['index']}",
+                f"{gpu['name']}, {fmt_bytes(gpu['memory_bytes'])}, compute capability "
+                f"{gpu['compute_capability']}, driver {gpu['driver'] or 'unknown'}",
+            )
+        )
+    if not info.get("gpus"):
+        rows.append(("GPU", "none visible to torch"))
+    rows += [
+        ("CUDA / cuDNN", f"{info.get('cuda') or 'n/a'} / {info.get('cudnn') or 'n/a'}"),
+        ("Python / torch", f"{info['python']} / {info.get('torch') or 'not installed'}"),
+        ("Data storage", _storage(storage)),
+    ]
+    return table("Hardware", ("Component", "Description"), rows)
+
+
+def _storage(storage: dict[str, Any]) -> str:
+    kind = {True: "rotational", False: "non-rotational (SSD/NVMe)", None: "type unknown"}
+    device = storage.get("device") or "no block device"
+    model = f" {storage['model']}" if storage.get("model") else ""
+    return (
+        f"{storage['path']} on {device}{model}, {kind[storage.get('rotational')]}, "
+        f"{storage.get('filesystem') or '?'} at {storage.get('mountpoint') or '?'}"
+    )
+
+
+def workload_dict(w: WorkloadSpec) -> dict[str, Any]:
+    return {
+        "name": w.name,
+        "description": w.description,
+        "family": w.family,
+        "input_shape": list(w.input_shape),
+        "num_classes": w.num_classes,
+        "default_batch_size": w.default_batch_size,
+        "optimizer": w.optimizer.name,
+        "lr": w.optimizer.lr,
+        "datasets": list(w.datasets),
+        "frameworks": sorted(w.builders),
+    }
+
+
+def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
+    return table(
+        "Workloads",
+        ("Workload", "Model", "Input", "Batch", "Optimizer", "Datasets"),
+        [
+            (
+                w.name,
+                w.description,
+                "x".join(map(str, w.input_shape)),
+                w.default_batch_size,
+                f"{w.optimizer.name} lr {w.optimizer.lr:g}",
+                ", ".join(w.datasets),
+            )
+            for w in workloads
+        ],
+    )

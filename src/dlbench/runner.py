@@ -1,0 +1,281 @@
+"""Runs one benchmark in this process, phase by phase, and stores what it measured.
+
+Phases: setup, warm-up (untimed), train (each step timed, device synchronised), validate,
+infer (checkpoint reload, prediction, latency). Whatever happens, the run ends stored with a
+status: ``ok``, ``oom``, ``failed`` or ``interrupted``, with the steps completed so far.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from dlbench import datasets, sysinfo
+from dlbench.config import RunSpec
+from dlbench.engines import Engine, get_engine
+from dlbench.measure.stats import percentiles_ms, speed_stats
+from dlbench.measure.timer import StepTimer, time_calls
+from dlbench.records import InferenceStats, RunResult
+from dlbench.store import Store
+from dlbench.workloads import get_workload
+
+T = TypeVar("T")
+LATENCY_WARMUP_CALLS = 3
+LATENCY_REPEATS = {"single": 100, "batch": 30}
+LATENCY_BUDGET_S = 2.0  # per latency series; a slow model is timed fewer times, never none
+
+
+class RunInterrupted(Exception):
+    """Raised in the run's process on SIGTERM (Slurm's time limit, a kill), like Ctrl-C."""
+
+
+class Progress(Protocol):
+    def phase(self, name: str, total: int | None) -> None: ...
+
+    def advance(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullProgress:
+    def phase(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class _Measured:
+    """What the phases have measured so far; turned into a RunResult at the end."""
+
+    store: Store
+    run_id: str
+    phase: str = "setup"
+    timer: StepTimer | None = None
+    train_time_s: float | None = None
+    val_time_s: float | None = None
+    accuracy: float | None = None
+    val_loss: float | None = None
+    inference: InferenceStats | None = None
+    stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
+
+    def enter(self, phase: str) -> None:
+        """Mark the phase begun, in the store too: a run killed hard still says where."""
+        self.phase = phase
+        self.store.set_phase(self.run_id, phase)
+
+
+def execute(
+    spec: RunSpec,
+    run_id: str,
+    store: Store,
+    progress: Progress | None = None,
+    engine: Engine | None = None,
+) -> RunResult:
+    """Run ``spec`` (resolved) in this process and store its result under ``run_id``."""
+    progress = progress or NullProgress()
+    measured = _Measured(store, run_id)
+    status, error = "ok", None
+    try:
+        engine = engine or get_engine(spec.framework)
+        _setup(spec, run_id, store, engine)
+        _warmup(spec, engine, measured, progress)
+        _train(spec, engine, measured, progress)
+        _validate(spec, engine, measured, progress)
+        _infer(spec, engine, measured, progress)
+    except (KeyboardInterrupt, RunInterrupted):
+        status, error = "interrupted", f"interrupted during the {measured.phase} phase"
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result, never a traceback
+        oom = engine is not None and engine.is_out_of_memory(exc)
+        status, error = ("oom" if oom else "failed"), _describe(exc, measured.phase)
+    finally:
+        progress.close()
+    result = _result(spec, run_id, status, error, measured, engine)
+    store.finish_run(result)
+    return result
+
+
+def _setup(spec: RunSpec, run_id: str, store: Store, engine: Engine) -> None:
+    workload = get_workload(spec.workload)
+    device = engine.resolve_device(spec.device)
+    data_dir = None if spec.data in (datasets.SYNTHETIC, datasets.DIGITS) else spec.data
+    store.set_hardware(
+        run_id,
+        sysinfo.collect(data_dir),
+        device=device.device,
+        device_name=device.device_name,
+        num_gpus=device.num_gpus,
+    )
+    data = None
+    if spec.data != datasets.SYNTHETIC:
+        assert spec.dataset is not None
+        data = datasets.load(spec.data, workload.data_format, spec.dataset, workload.input_shape)
+    engine.setup(spec, workload, data)
+
+
+def _stream(engine: Engine) -> Iterator[tuple[int, object]]:
+    """(epoch, batch) pairs, epoch after epoch, without end."""
+    epoch = 0
+    while True:
+        for batch in engine.train_epoch():
+            yield epoch, batch
+        epoch += 1
+
+
+def _warmup(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+    measured.enter("warmup")
+    stream = _stream(engine)
+    progress.phase("warm-up", spec.warmup)
+    for _ in range(spec.warmup):
+        _, batch = next(stream)
+        engine.train_step(batch)
+        progress.advance()
+    engine.sync()
+    # --steps continues the same pass over the data; --epochs times whole fresh epochs.
+    measured.stream = stream if spec.epochs is None else _stream(engine)
+
+
+def _train(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+    measured.enter("train")
+    stream = measured.stream
+    assert stream is not None
+    if spec.epochs:
+        total = spec.epochs * engine.steps_per_epoch
+    else:
+        total = int(spec.steps or 0) - spec.warmup
+    timer = measured.timer = StepTimer(engine.sync)
+    progress.phase("train", total)
+    timer.start_phase()
+    for _ in range(total):
+        timer.step_start()
+        epoch, batch = next(stream)
+        timer.data_ready(epoch)
+        engine.train_step(batch)
+        timer.step_end()
+        progress.advance()
+    measured.train_time_s = timer.end_phase()
+
+
+def _validate(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+    measured.enter("validate")
+    progress.phase("validate", None)
+    engine.sync()
+    start = time.perf_counter_ns()
+    evaluation = engine.validate(spec.val_batches)
+    engine.sync()
+    measured.val_time_s = (time.perf_counter_ns() - start) * 1e-9
+    measured.accuracy = evaluation.correct / evaluation.total if evaluation.total else None
+    measured.val_loss = evaluation.mean_loss
+
+
+def _infer(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+    measured.enter("infer")
+    progress.phase("infer", None)
+    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
+        checkpoint = Path(tmp) / "checkpoint.pt"
+        engine.save_checkpoint(checkpoint)
+        load_s, model = _timed(engine, lambda: engine.load_checkpoint(checkpoint))
+    predict_s, images = _timed(engine, lambda: engine.predict_all(model, spec.val_batches))
+    single = _latencies(engine, model, 1, LATENCY_REPEATS["single"])
+    batch, batch_size = _latencies_sized(engine, model, int(spec.batch_size or 1))
+    p50, p95 = percentiles_ms(single, 50, 95)
+    b50, b95 = percentiles_ms(batch, 50, 95)
+    measured.inference = InferenceStats(
+        load_time_s=load_s,
+        predict_time_s=predict_s,
+        predict_images=images,
+        predict_speed=images / predict_s if predict_s > 0 else 0.0,
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        latency_samples=len(single),
+        batch_latency_p50_ms=b50,
+        batch_latency_p95_ms=b95,
+        batch_latency_size=batch_size,
+    )
+
+
+def _timed(engine: Engine, call: Callable[[], T]) -> tuple[float, T]:
+    engine.sync()
+    start = time.perf_counter_ns()
+    value = call()
+    engine.sync()
+    return (time.perf_counter_ns() - start) * 1e-9, value
+
+
+def _latencies(engine: Engine, model: object, size: int, repeats: int) -> list[float]:
+    call, _ = engine.predict_call(model, size)
+    for _ in range(LATENCY_WARMUP_CALLS):
+        call()
+    return time_calls(call, engine.sync, repeats, LATENCY_BUDGET_S)
+
+
+def _latencies_sized(engine: Engine, model: object, size: int) -> tuple[list[float], int]:
+    call, actual = engine.predict_call(model, size)
+    for _ in range(LATENCY_WARMUP_CALLS):
+        call()
+    return time_calls(call, engine.sync, LATENCY_REPEATS["batch"], LATENCY_BUDGET_S), actual
+
+
+def _result(
+    spec: RunSpec,
+    run_id: str,
+    status: str,
+    error: str | None,
+    measured: _Measured,
+    engine: Engine | None,
+) -> RunResult:
+    timer = measured.timer
+    steps = timer.steps() if timer else ()
+    batch = int(spec.batch_size or 0)
+    speed = speed_stats([s.step_time_s for s in steps], [s.data_wait_s for s in steps], batch)
+    train_s = measured.train_time_s
+    if train_s is None and timer and steps:
+        train_s = timer.elapsed_s()  # interrupted or failed mid-phase: up to the last step
+    images = batch * len(steps)
+    total = train_s + measured.val_time_s if train_s and measured.val_time_s else None
+    peak, source = engine.peak_memory() if engine and hasattr(engine, "device") else (None, None)
+    loss = _safe_loss(engine) if status == "ok" else None
+    return RunResult(
+        run_id=run_id,
+        status=status,  # type: ignore[arg-type]
+        error=error,
+        phase_reached=measured.phase if status != "ok" else "done",
+        speed=speed,
+        throughput_e2e=images / train_s if train_s else None,
+        images_trained=images,
+        train_time_s=train_s,
+        val_time_s=measured.val_time_s,
+        total_time_s=total,
+        accuracy=measured.accuracy,
+        val_loss=measured.val_loss,
+        final_train_loss=loss,
+        inference=measured.inference,
+        peak_memory_bytes=peak,
+        peak_memory_source=source,
+        steps=steps,
+    )
+
+
+def _safe_loss(engine: Engine | None) -> float | None:
+    try:
+        return engine.final_train_loss() if engine else None
+    except Exception:  # noqa: BLE001 - a loss we cannot read is not a failed run
+        return None
+
+
+def _describe(exc: BaseException, phase: str) -> str:
+    """One line for the store: type, message and where it was raised."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{text} (in the {phase} phase{where})"

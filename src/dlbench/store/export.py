@@ -1,0 +1,101 @@
+"""Stored runs as a table (one row per run) and the files it is written to."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dlbench.errors import ConfigError, StoreError
+from dlbench.store.summary import run_summary
+
+FORMATS = ("csv", "json", "parquet")
+COLUMNS = (
+    "run_id",
+    "date",
+    "created_at",
+    "kind",
+    "workload",
+    "framework",
+    "device",
+    "device_name",
+    "gpu_type",
+    "num_gpus",
+    "batch_size",
+    "precision",
+    "data",
+    "dataset",
+    "staged_from",
+    "hostname",
+    "mean_speed",
+    "mean_step_time_s",
+    "speed_stderr",
+    "speed_jitter",
+    "median_speed",
+    "p5_speed",
+    "p95_speed",
+    "timed_steps",
+    "throughput_e2e",
+    "train_time_s",
+    "val_time_s",
+    "total_time_s",
+    "accuracy",
+    "peak_memory_bytes",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "status",
+    "error",
+    "tags",
+)
+
+
+def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        summary = run_summary(run)
+        inference = summary.get("inference") or {}
+        rows.append(
+            {
+                **{k: summary.get(k) for k in COLUMNS if k in summary},
+                "date": str(run["created_at"])[:10],
+                "hostname": run.get("hostname"),
+                "gpu_type": run.get("device_name") if (run.get("num_gpus") or 0) > 0 else None,
+                "latency_p50_ms": inference.get("latency_p50_ms"),
+                "latency_p95_ms": inference.get("latency_p95_ms"),
+                "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),
+            }
+        )
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def default_path(fmt: str) -> Path:
+    return Path(f"{date.today():%Y-%m-%d}-dlbench-results.{fmt}")
+
+
+def write(frame: pd.DataFrame, fmt: str, out: Path | None) -> Path | None:
+    """Write ``frame`` to ``out`` (None: the default file name; '-': stdout, returns None)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if str(out) == "-":
+        if fmt == "parquet":
+            raise ConfigError("parquet cannot be written to stdout", "give --out FILE")
+        print(frame.to_csv(index=False) if fmt == "csv" else _json(frame))
+        return None
+    path = out or default_path(fmt)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        elif fmt == "json":
+            path.write_text(_json(frame))
+        else:
+            frame.to_parquet(path, index=False)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def _json(frame: pd.DataFrame) -> str:
+    return frame.to_json(orient="records", indent=1)

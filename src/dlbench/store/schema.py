@@ -1,0 +1,94 @@
+"""Tables of the results store (SQLAlchemy Core) and their version.
+
+``SCHEMA_VERSION`` counts schema changes. A database at an older version is migrated forward
+by ``MIGRATIONS`` (each step one transaction that keeps every row); one written by a newer
+dlbench is refused rather than misread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row per run. Figures that runs are filtered and sorted by are columns; the whole
+# configuration, hardware fingerprint and result are JSON beside them.
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # train | monitor
+    Column("created_at", String(32), nullable=False),  # ISO 8601, UTC
+    Column("finished_at", String(32)),
+    Column("status", String(16), nullable=False, index=True),
+    Column("error", Text),
+    Column("phase_reached", String(16)),
+    Column("workload", String(64), index=True),
+    Column("framework", String(32)),
+    Column("device", String(32)),
+    Column("device_name", String(128)),
+    Column("num_gpus", Integer),
+    Column("batch_size", Integer),
+    Column("precision", String(16)),
+    Column("data", Text),
+    Column("dataset", String(64)),
+    Column("staged_from", Text),
+    Column("hostname", String(128)),
+    Column("sweep", String(128), index=True),
+    Column("mean_speed", Float),
+    Column("mean_step_time_s", Float),
+    Column("speed_stderr", Float),
+    Column("speed_jitter", Float),
+    Column("throughput_e2e", Float),
+    Column("train_time_s", Float),
+    Column("val_time_s", Float),
+    Column("total_time_s", Float),
+    Column("accuracy", Float),
+    Column("timed_steps", Integer),
+    Column("peak_memory_bytes", BigInteger),
+    Column("tags", JSON, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("hardware", JSON),
+    Column("result", JSON),
+)
+
+# Per-step times of the timed training phase.
+steps = Table(
+    "steps",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("epoch", Integer, nullable=False),
+    Column("step_time_s", Float, nullable=False),
+    Column("data_wait_s", Float, nullable=False),
+)
+
+Index("ix_runs_created_at", runs.c.created_at)
+
+Migration = Callable[[Connection], None]
+
+# MIGRATIONS[v] upgrades a database from version v to v + 1.
+MIGRATIONS: dict[int, Migration] = {}

@@ -1,0 +1,65 @@
+"""The JSON summary of a stored run (``--json``), in the names the README defines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SPEED_FIELDS = (
+    "mean_step_time_s",
+    "median_step_time_s",
+    "p95_step_time_s",
+    "mean_speed",
+    "median_speed",
+    "p5_speed",
+    "p95_speed",
+    "speed_stderr",
+    "speed_jitter",
+    "mean_data_wait_s",
+    "data_wait_fraction",
+)
+RESULT_FIELDS = (
+    "throughput_e2e",
+    "images_trained",
+    "train_time_s",
+    "val_time_s",
+    "total_time_s",
+    "accuracy",
+    "val_loss",
+    "final_train_loss",
+    "peak_memory_bytes",
+    "peak_memory_source",
+    "phase_reached",
+)
+RUN_FIELDS = (
+    "run_id",
+    "kind",
+    "workload",
+    "framework",
+    "device",
+    "device_name",
+    "num_gpus",
+    "status",
+    "error",
+    "batch_size",
+    "precision",
+    "data",
+    "dataset",
+    "staged_from",
+    "created_at",
+    "finished_at",
+    "tags",
+)
+
+
+def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run as one flat JSON-ready dict (nested: inference, hardware, config)."""
+    result = run.get("result") or {}
+    speed = result.get("speed") or {}
+    summary: dict[str, Any] = {name: run.get(name) for name in RUN_FIELDS}
+    summary["timed_steps"] = speed.get("timed_steps", run.get("timed_steps") or 0)
+    summary.update({name: speed.get(name) for name in SPEED_FIELDS})
+    summary.update({name: result.get(name) for name in RESULT_FIELDS})
+    summary["inference"] = result.get("inference")
+    summary["hardware"] = run.get("hardware")
+    summary["config"] = run.get("config")
+    return summary

@@ -1,0 +1,163 @@
+"""The hardware fingerprint stored with every run (``dlbench sysinfo``).
+
+Every probe is best-effort: a field that cannot be read here is ``None`` with no error, since a
+container without sysfs entries or a machine without a GPU is normal.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from dlbench import __version__
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name, read from /proc/cpuinfo (py-cpuinfo is the slow fallback)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    try:
+        import cpuinfo
+
+        return str(cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or "unknown CPU")
+    except Exception:  # noqa: BLE001 - py-cpuinfo probes subprocesses that may fail anywhere
+        return platform.processor() or "unknown CPU"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (affinity), which a container quota can make smaller."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS has no affinity
+        return os.cpu_count() or 1
+
+
+def collect(data_path: str | None = None) -> dict[str, Any]:
+    """The fingerprint of this machine, as plain JSON-ready values."""
+    memory = psutil.virtual_memory()
+    freq = _safe(psutil.cpu_freq)
+    return {
+        "hostname": socket.gethostname(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "dlbench": __version__,
+        "cpu": {
+            "model": cpu_model(),
+            "architecture": platform.machine(),
+            "physical_cores": psutil.cpu_count(logical=False),
+            "logical_cpus": psutil.cpu_count(logical=True),
+            "usable_cpus": usable_cpus(),
+            "max_mhz": round(freq.max, 1) if freq and freq.max else None,
+        },
+        "memory_bytes": memory.total,
+        "swap_bytes": psutil.swap_memory().total,
+        "storage": storage_for(data_path or os.getcwd()),
+        **_framework_info(),
+    }
+
+
+def _framework_info() -> dict[str, Any]:
+    try:
+        import torch
+    except ImportError:
+        return {"torch": None, "cuda": None, "cudnn": None, "gpus": []}
+    cuda_ok = torch.cuda.is_available()
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda_ok else None,
+        "gpus": _gpus(torch) if cuda_ok else [],
+    }
+
+
+def _gpus(torch: Any) -> list[dict[str, Any]]:
+    driver = _nvml_driver()
+    gpus = []
+    for index in range(torch.cuda.device_count()):
+        props = torch.cuda.get_device_properties(index)
+        gpus.append(
+            {
+                "index": index,
+                "name": props.name,
+                "memory_bytes": int(props.total_memory),
+                "compute_capability": f"{props.major}.{props.minor}",
+                "multiprocessors": props.multi_processor_count,
+                "driver": driver,
+            }
+        )
+    return gpus
+
+
+def _nvml_driver() -> str | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+        return version.decode() if isinstance(version, bytes) else str(version)
+    except Exception:  # noqa: BLE001 - no NVML library, no driver, or no permission
+        return None
+
+
+def storage_for(path: str) -> dict[str, Any]:
+    """The block device that holds ``path``: name, model, rotational, filesystem, mount."""
+    real = os.path.realpath(path)
+    info: dict[str, Any] = {
+        "path": real,
+        "device": None,
+        "model": None,
+        "rotational": None,
+        "filesystem": None,
+        "mountpoint": None,
+    }
+    mounts = sorted(_safe(psutil.disk_partitions, all=True) or [], key=lambda p: len(p.mountpoint))
+    for part in mounts:
+        if real == part.mountpoint or real.startswith(part.mountpoint.rstrip("/") + "/"):
+            info["filesystem"], info["mountpoint"] = part.fstype, part.mountpoint
+    try:
+        dev = os.stat(real).st_dev
+    except OSError:
+        return info
+    block = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if not block.exists():
+        return info  # overlay, tmpfs, network filesystems: no single block device
+    disk = block.resolve()
+    if (disk / "partition").exists():
+        disk = disk.parent
+    info["device"] = disk.name
+    info["rotational"] = _read_flag(disk / "queue" / "rotational")
+    info["model"] = _read_text(disk / "device" / "model")
+    return info
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _read_flag(path: Path) -> bool | None:
+    text = _read_text(path)
+    return None if text is None else text == "1"
+
+
+def _safe(call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - psutil raises platform-specific errors
+        return None

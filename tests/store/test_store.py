@@ -1,0 +1,150 @@
+import math
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from dlbench.errors import RunNotFound, StoreError
+from dlbench.records import RunResult, SpeedStats, StepRecord
+from dlbench.store import Store, schema, to_url
+from dlbench.store.export import COLUMNS, runs_frame, write
+from dlbench.store.summary import run_summary
+
+
+def _speed(**over):
+    values = dict(
+        timed_steps=2,
+        mean_step_time_s=0.5,
+        median_step_time_s=0.5,
+        p95_step_time_s=0.6,
+        mean_speed=20.0,
+        median_speed=20.0,
+        p5_speed=18.0,
+        p95_speed=22.0,
+        speed_stderr=1.0,
+        speed_jitter=0.5,
+        mean_data_wait_s=0.01,
+        data_wait_fraction=0.02,
+    )
+    return SpeedStats(**{**values, **over})
+
+
+def _finish(store, run_id, status="ok", **over):
+    steps = (StepRecord(0, 0, 0.4, 0.01), StepRecord(1, 0, 0.6, 0.01))
+    result = RunResult(
+        run_id=run_id,
+        status=status,
+        speed=_speed(),
+        steps=steps,
+        train_time_s=1.0,
+        val_time_s=0.5,
+        total_time_s=1.5,
+        accuracy=0.9,
+        **over,
+    )
+    store.finish_run(result)
+    return result
+
+
+def _create(store, run_id, **columns):
+    config = {"workload": "lenet-mnist", "tags": columns.pop("tags", {})}
+    store.create_run(
+        run_id, "train", config, workload="lenet-mnist", device="cpu", batch_size=10, **columns
+    )
+
+
+def test_run_lifecycle_keeps_row_and_steps(store):
+    _create(store, "20260101-000000-aaaaaa", tags={"site": "lab"})
+    assert store.get_run("20260101")["status"] == "running"
+    _finish(store, "20260101-000000-aaaaaa")
+    run = store.get_run("20260101-000000-aaaaaa")
+    assert run["status"] == "ok" and run["mean_speed"] == 20.0 and run["tags"] == {"site": "lab"}
+    assert [s.step_time_s for s in store.get_steps(run["run_id"])] == [0.4, 0.6]
+    summary = run_summary(run)
+    assert summary["speed_stderr"] == 1.0 and summary["timed_steps"] == 2
+    assert summary["accuracy"] == 0.9 and summary["workload"] == "lenet-mnist"
+
+
+def test_non_finite_figures_are_stored_as_null(store):
+    _create(store, "r1")
+    _finish(store, "r1", val_loss=math.nan, final_train_loss=math.inf, error="loss is NaN")
+    result = store.get_run("r1")["result"]
+    assert result["val_loss"] is None and result["final_train_loss"] is None
+    assert result["error"] == "loss is NaN"
+
+
+def test_unfinished_run_is_closed_once(store):
+    _create(store, "r2")
+    assert store.end_unfinished("r2", "failed", "died of SIGKILL")
+    assert not store.end_unfinished("r2", "failed", "again")
+    assert store.get_run("r2")["error"] == "died of SIGKILL"
+
+
+def test_prefix_lookup_and_filters(store):
+    for run_id, status in (("20260101-a", "ok"), ("20260101-b", "failed"), ("20260202-c", "ok")):
+        _create(store, run_id, tags={"n": run_id[-1]})
+        _finish(store, run_id, status=status)
+    with pytest.raises(RunNotFound, match="ambiguous"):
+        store.get_run("20260101")
+    with pytest.raises(RunNotFound, match="no run 'zzz'"):
+        store.get_run("zzz")
+    assert store.get_run("20260202")["run_id"] == "20260202-c"
+    assert [r["run_id"] for r in store.list_runs(status="ok")] == ["20260202-c", "20260101-a"]
+    assert [r["run_id"] for r in store.list_runs(tags={"n": "b"})] == ["20260101-b"]
+    assert len(store.list_runs(limit=1)) == 1
+    assert store.count_runs() == 3
+
+
+def test_results_survive_reopening(db_path):
+    first = Store(str(db_path))
+    _create(first, "kept")
+    _finish(first, "kept")
+    first.close()
+    assert Store(str(db_path)).get_run("kept")["status"] == "ok"
+
+
+def test_a_newer_schema_is_refused_not_misread(db_path):
+    Store(str(db_path)).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="schema version 99, newer than"):
+        Store(str(db_path))
+
+
+def test_an_older_schema_is_migrated_in_place(db_path, monkeypatch):
+    store = Store(str(db_path))
+    _create(store, "old")
+    store.close()
+    applied = []
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(schema.MIGRATIONS, 1, lambda conn: applied.append(1))
+    upgraded = Store(str(db_path))
+    assert applied == [1] and upgraded.schema_version() == 2
+    assert upgraded.get_run("old")["run_id"] == "old"
+
+
+def test_unwritable_location_is_a_store_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError, match="cannot open the results database"):
+        Store(str(blocker / "db.sqlite"))
+    with pytest.raises(StoreError):
+        Store("nosuchdialect://x/y")
+
+
+def test_paths_and_urls():
+    assert to_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert to_url("/tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_export_has_one_row_per_run_with_the_named_columns(store, tmp_path, fmt):
+    _create(store, "e1")
+    _finish(store, "e1")
+    _create(store, "e2")
+    store.end_unfinished("e2", "oom", "CUDA out of memory")
+    path = write(runs_frame(store.list_runs()), fmt, tmp_path / f"out.{fmt}")
+    frame = {"csv": pd.read_csv, "json": pd.read_json, "parquet": pd.read_parquet}[fmt](path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert sorted(frame["status"]) == ["ok", "oom"]
+    assert frame.set_index("run_id").loc["e1", "mean_speed"] == 20.0

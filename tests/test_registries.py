@@ -1,0 +1,28 @@
+"""Every registry entry resolves: a moved function fails here, not in a user's run."""
+
+import pytest
+
+from dlbench.datasets import FORMATS, SYNTHETIC_SIZES
+from dlbench.engines import ENGINES
+from dlbench.launch import LAUNCHERS
+from dlbench.registry import resolve
+from dlbench.workloads import WORKLOADS
+
+ENTRIES = (
+    [(f"workload {n} ({fw})", p) for n, w in WORKLOADS.items() for fw, p in w.builders.items()]
+    + [(f"engine {n}", p) for n, p in ENGINES.items()]
+    + [(f"format {n}", p) for n, pair in FORMATS.items() for p in pair]
+    + [(f"launcher {n}", p) for n, p in LAUNCHERS.items()]
+)
+
+
+@pytest.mark.parametrize(("what", "path"), ENTRIES, ids=[e[0] for e in ENTRIES])
+def test_entry_resolves_to_a_callable(what, path):
+    assert callable(resolve(path)), what
+
+
+def test_every_workload_has_a_known_data_format_and_an_engine():
+    for workload in WORKLOADS.values():
+        assert workload.data_format in FORMATS and workload.data_format in SYNTHETIC_SIZES
+        assert set(workload.builders) <= set(ENGINES)
+        assert workload.datasets
