@@ -8,8 +8,9 @@ import time
 import psutil
 import pytest
 
-from conftest import cli_env, write_mnist
 from dlbench.store import Store
+
+from conftest import cli_env, write_mnist
 
 REQUIRED = {
     "run_id",

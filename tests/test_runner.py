@@ -2,10 +2,11 @@ import dataclasses
 
 import pytest
 
-from conftest import write_mnist
 from dlbench import workloads
 from dlbench.config import build_spec
 from dlbench.runner import execute
+
+from conftest import write_mnist
 
 
 def _run(store, run_id="r", **options):

@@ -140,6 +140,8 @@ def quickstart(
         summaries.append(run_summary(store.get_run(outcome.run_id)))
     out.print(render.comparison_table(summaries, "dlbench quickstart"))
     out.print(render.quickstart_footer(summaries, store.describe()))
+    if any(s["status"] != "ok" for s in summaries):
+        raise typer.Exit(1)
 
 
 @app.command()

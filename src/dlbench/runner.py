@@ -242,7 +242,7 @@ def _result(
         train_s = timer.elapsed_s()  # interrupted or failed mid-phase: up to the last step
     images = batch * len(steps)
     total = train_s + measured.val_time_s if train_s and measured.val_time_s else None
-    peak, source = engine.peak_memory() if engine and hasattr(engine, "device") else (None, None)
+    peak, source = engine.peak_memory() if engine else (None, None)
     loss = _safe_loss(engine) if status == "ok" else None
     return RunResult(
         run_id=run_id,

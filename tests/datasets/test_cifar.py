@@ -4,10 +4,11 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import write_cifar
 from dlbench import datasets
 from dlbench.datasets.cifar import load_cifar10
 from dlbench.errors import DataError
+
+from conftest import write_cifar
 
 
 def test_loads_the_python_batches(tmp_path):

@@ -3,10 +3,11 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import idx_bytes, write_mnist
 from dlbench import datasets
 from dlbench.datasets.idx import load_mnist, read_idx
 from dlbench.errors import DataError
+
+from conftest import idx_bytes, write_mnist
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -149,6 +149,8 @@ class TorchEngine:
 
     # -- resources --------------------------------------------------------------------------
     def peak_memory(self) -> tuple[int | None, str]:
+        if not hasattr(self, "device"):  # setup failed before a device was chosen
+            return process_peak_rss(), "process_max_rss"
         if self.device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self.device)), "cuda_max_allocated"
         if self.device.type == "mps":

@@ -86,10 +86,13 @@ def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
     forwarded: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        # First signal: let the child store what it has. Second: it is not listening; kill it.
-        sig = signal.SIGKILL if forwarded else signum
+        # First signal to the run's process alone (not its input workers), so that it stores
+        # what it has. A second one means it is not listening: kill its whole group.
+        if forwarded:
+            _signal_group(child.pid, signal.SIGKILL)
+        else:
+            _signal_process(child.pid, signum)
         forwarded.append(signum)
-        _signal_group(child.pid, sig)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     timed_out = False
@@ -98,7 +101,7 @@ def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
             child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            _signal_group(child.pid, signal.SIGTERM)
+            _signal_process(child.pid, signal.SIGTERM)
             try:
                 child.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -109,6 +112,13 @@ def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
             signal.signal(sig, handler)
         _signal_group(child.pid, signal.SIGKILL)  # reap stray workers of the run, if any
     return child.returncode, timed_out
+
+
+def _signal_process(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -1,0 +1,103 @@
+"""The cost of dlbench's timed loop itself, in one process, on one model.
+
+Alternates blocks of dlbench's real training loop (``runner._train``: the (epoch, batch)
+stream, the StepTimer with a sync at each step boundary, the progress hook) with a plain loop
+that calls the same engine's step on the same batches, many times, and quotes the median of
+the per-block-pair ratios. Same process, same model, same memory: what is left is the
+harness. harness_overhead.py measures the same end to end across fresh processes.
+
+    .venv/bin/python benchmarks/harness_loop_overhead.py [--pairs 20] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from dlbench import runner
+from dlbench.config import build_spec
+from dlbench.engines import get_engine
+from dlbench.store import Store
+from dlbench.workloads import get_workload
+
+from _report import machine, write_section
+
+BLOCK_STEPS = {"lenet-mnist": 60, "cifar10-cnn": 12, "mlp-mnist": 200}
+
+
+def dlbench_block(spec, engine, store) -> float:
+    measured = runner._Measured(store, "bench")
+    measured.stream = runner._stream(engine)
+    runner._train(spec, engine, measured, runner.NullProgress())
+    return measured.timer.completed_steps * spec.batch_size / measured.train_time_s
+
+
+def plain_block(spec, engine, steps: int) -> float:
+    batches = engine.train_epoch()
+    engine.sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        engine.train_step(next(batches))
+    engine.sync()
+    return steps * spec.batch_size / (time.perf_counter() - start)
+
+
+def measure(workload: str, device: str, pairs: int, store: Store) -> tuple[float, float, float]:
+    steps = BLOCK_STEPS[workload]
+    spec = build_spec(workload=workload, device=device, warmup=0, steps=steps)
+    engine = get_engine("pytorch")
+    engine.setup(spec, get_workload(workload), None)
+    store.create_run("bench", "train", spec.model_dump(mode="json"))
+    plain_block(spec, engine, steps)  # warm-up
+    ratios, plain_speeds = [], []
+    for pair in range(pairs):
+        if pair % 2:
+            plain = plain_block(spec, engine, steps)
+            harness = dlbench_block(spec, engine, store)
+        else:
+            harness = dlbench_block(spec, engine, store)
+            plain = plain_block(spec, engine, steps)
+        ratios.append(harness / plain)
+        plain_speeds.append(plain)
+    store.end_unfinished("bench", "ok", "")
+    with store.engine.begin() as conn:  # the next workload reuses the run id
+        conn.exec_driver_sql("DELETE FROM runs WHERE run_id = 'bench'")
+    return statistics.median(plain_speeds), statistics.median(ratios), min(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(str(Path(tmp) / "bench.sqlite"))
+        for workload, steps in BLOCK_STEPS.items():
+            plain, ratio, worst = measure(workload, args.device, args.pairs, store)
+            rows.append(f"| {workload} | {steps} | {plain:,.0f} | {ratio:.4f} | {worst:.4f} |")
+            print(rows[-1], flush=True)
+    table = "\n".join(
+        [
+            f"Device `{args.device}`; {machine()}; {args.pairs} block pairs, order alternating.",
+            "",
+            "| workload | steps per block | plain loop (img/s, median) | dlbench loop / plain "
+            "(median) | lowest ratio |",
+            "|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Command: `.venv/bin/python benchmarks/harness_loop_overhead.py --pairs {args.pairs} "
+            f"--device {args.device}`",
+        ]
+    )
+    print(table)
+    if not args.no_write:
+        write_section(f"harness-loop-overhead-{args.device}", table)
+
+
+if __name__ == "__main__":
+    main()
