@@ -167,10 +167,10 @@ def _train(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progres
 
 def _validate(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
     measured.enter("validate")
-    progress.phase("validate", None)
+    progress.phase("validate", engine.test_batch_count(spec.val_batches))
     engine.sync()
     start = time.perf_counter_ns()
-    evaluation = engine.validate(spec.val_batches)
+    evaluation = engine.validate(spec.val_batches, progress.advance)
     engine.sync()
     measured.val_time_s = (time.perf_counter_ns() - start) * 1e-9
     measured.accuracy = evaluation.correct / evaluation.total if evaluation.total else None

@@ -108,7 +108,13 @@ class TorchEngine:
         return float(self._last_loss.item()) if self._last_loss is not None else None
 
     # -- evaluation and inference -------------------------------------------------------------
-    def validate(self, max_batches: int | None) -> EvalResult:
+    def test_batch_count(self, max_batches: int | None) -> int:
+        total = self._input.test_steps
+        return min(total, max_batches) if max_batches else total
+
+    def validate(
+        self, max_batches: int | None, on_batch: Callable[[], None] | None = None
+    ) -> EvalResult:
         self.model.eval()
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
@@ -119,6 +125,8 @@ class TorchEngine:
                 loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
                 correct += (logits.argmax(dim=1) == labels).sum()
                 total += int(labels.shape[0])
+                if on_batch:
+                    on_batch()
         self.model.train()
         return EvalResult(int(correct.item()), total, float(loss_sum.item()) / max(total, 1))
 
@@ -311,6 +319,7 @@ class LoaderInput:
         test = _Arrays(data.test_x, data.test_y)
         self.test_loader = DataLoader(test, sampler=SequentialSampler(test), **common)
         self.steps_per_epoch = len(self.train_loader)
+        self.test_steps = len(self.test_loader)
         self._sample = torch.from_numpy(np.ascontiguousarray(data.test_x[:batch])).to(device)
 
     def _to_device(self, loader: DataLoader, limit: int | None) -> Iterator[Batch]:
