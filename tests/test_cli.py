@@ -134,6 +134,8 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
         (["run", "lenet-mnist", "--frobnicate"], "No such option"),
         (["show", "nothing-like-this"], "no run"),
         (["export", "--format", "xlsx"], "--format"),
+        (["run", "lenet-mnist", "--interval", "0"], "--interval"),
+        (["monitor", "--interval", "0", "--", "true"], "--interval"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, args, message):

@@ -106,3 +106,33 @@ def test_lenet_learns_the_real_digits(store):
     _, result = _run(store, workload="lenet-mnist", data="digits", epochs=8, warmup=2)
     assert result.status == "ok"
     assert result.accuracy > 0.9
+
+
+def test_telemetry_is_sampled_and_tagged_with_every_phase(store):
+    _, result = _run(
+        store, workload="cifar10-cnn", steps=25, warmup=5, val_batches=10, interval=0.05
+    )
+    phases = {s.phase for s in store.get_samples("r", ["cpu.util_percent"])}
+    assert {"warmup", "train", "validate", "infer"} <= phases
+    telemetry = result.telemetry
+    assert telemetry["enabled"] and telemetry["interval_s"] == 0.05
+    train = telemetry["phases"]["train"]["metrics"]
+    assert train["proc.cpu_percent"]["max"] > 50  # this process trained, on at least one core
+    assert telemetry["sources"]["gpu"].startswith(("unavailable", "ok"))
+    assert store.get_run("r")["result"]["telemetry"]["phases"]["train"]["duration_s"] > 0
+
+
+def test_no_telemetry_means_no_samples_and_says_so(store):
+    _, result = _run(store, workload="mlp-mnist", steps=15, warmup=5, telemetry=False)
+    assert store.get_samples("r") == []
+    assert result.telemetry == {
+        "enabled": False,
+        "reason": "telemetry was off for this run (--no-telemetry)",
+    }
+
+
+def test_a_failed_run_still_stops_and_flushes_its_sampler(store, faulty):
+    _, result = _run(store, workload=faulty("cuda_oom"), steps=30, warmup=5, interval=0.02)
+    assert result.status == "oom"
+    assert result.telemetry["ticks"] > 0
+    assert len(store.get_samples("r")) > 0

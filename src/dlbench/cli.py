@@ -75,6 +75,10 @@ def run(
     timeout: Annotated[
         float | None, typer.Option(help="Stop the run after SECONDS (stored as timeout).")
     ] = None,
+    interval: Annotated[float, typer.Option(help="Telemetry sampling period, seconds.")] = 1.0,
+    no_telemetry: Annotated[
+        bool, typer.Option("--no-telemetry", help="Do not sample the system during the run.")
+    ] = False,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
     json_out: Annotated[
         str | None,
@@ -102,6 +106,8 @@ def run(
         val_batches=val_batches,
         threads=threads,
         seed=seed,
+        telemetry=not no_telemetry,
+        interval=interval,
         tags=parse_tags(tag),
     )
     if timeout is not None and timeout <= 0:
@@ -142,6 +148,34 @@ def quickstart(
     out.print(render.quickstart_footer(summaries, store.describe()))
     if any(s["status"] != "ok" for s in summaries):
         raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def monitor(
+    command: Annotated[list[str], typer.Argument(help="The command to run, after --.")],
+    interval: Annotated[float, typer.Option(help="Sampling period, seconds.")] = 1.0,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the run [default: the program's name].")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run any command, sample the system and its processes until it exits, store it.
+
+    Example: dlbench monitor --interval 0.5 -- python train.py --epochs 3
+    """
+    from dlbench import render
+    from dlbench.config import parse_tags
+    from dlbench.monitor import monitor as run_monitor
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    store = Store(db)
+    run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
+    summary = run_summary(store.get_run(run_id))
+    err.print(render.telemetry_table(summary.get("telemetry")))
+    err.print(f"{summary['status']}: stored as [bold]{run_id}[/] in {store.describe()}")
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -209,6 +243,9 @@ def runs(
 def show(
     run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
     steps: Annotated[bool, typer.Option("--steps", help="Include per-step times.")] = False,
+    telemetry: Annotated[
+        bool, typer.Option("--telemetry", help="Show the telemetry summary per phase.")
+    ] = False,
     json_flag: JsonFlag = False,
     db: DbOption = None,
 ) -> None:
@@ -224,9 +261,13 @@ def show(
     if json_flag:
         if steps:
             summary["steps"] = [s.__dict__ for s in step_rows]
+        if not telemetry:
+            summary.pop("telemetry", None)
         _write_json(summary, "-")
         return
     out.print(render.run_panel(summary, detail=True))
+    if telemetry:
+        out.print(render.telemetry_table(summary.get("telemetry"), all_metrics=True))
     if steps:
         out.print(render.steps_table(step_rows, summary.get("batch_size") or 0))
 
@@ -245,18 +286,36 @@ def export(
     workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    run_id: Annotated[
+        list[str] | None, typer.Option("--run", help="Only this run (id or prefix), repeatable.")
+    ] = None,
+    telemetry: Annotated[
+        bool,
+        typer.Option(
+            "--telemetry",
+            help="Export the telemetry samples (one row per reading) instead of one row per run.",
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Export stored runs, one row per run."""
+    """Export stored runs (one row per run), or their telemetry samples."""
     from dlbench.config import parse_tags
     from dlbench.store import Store
-    from dlbench.store.export import runs_frame, write
+    from dlbench.store.export import runs_frame, samples_frame, write
 
     store = Store(db)
-    rows = store.list_runs(workload=workload, status=status, tags=parse_tags(tag))
-    path = write(runs_frame(rows), fmt, Path(out_path) if out_path else None)
+    if run_id:
+        rows = [store.get_run(r) for r in run_id]
+    else:
+        rows = store.list_runs(workload=workload, status=status, tags=parse_tags(tag))
+    if telemetry:
+        frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
+        what = f"{len(frame)} telemetry samples of {len(rows)} runs"
+    else:
+        frame, what = runs_frame(rows), f"{len(rows)} runs"
+    path = write(frame, fmt, Path(out_path) if out_path else None, telemetry)
     if path is not None:
-        err.print(f"wrote {len(rows)} runs to {path}")
+        err.print(f"wrote {what} to {path}")
 
 
 def _write_json(value: Any, target: str) -> None:

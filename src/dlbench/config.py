@@ -39,6 +39,8 @@ class RunSpec(BaseModel):
     val_batches: int | None = Field(default=None, gt=0)  # cap on validation batches
     threads: int | None = Field(default=None, gt=0)
     seed: int = 0
+    telemetry: bool = True
+    interval: float = Field(default=1.0, ge=0.01, le=3600)  # telemetry sampling period, s
     tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

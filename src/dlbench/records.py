@@ -61,6 +61,17 @@ class InferenceStats:
     batch_latency_size: int
 
 
+@dataclass(frozen=True, slots=True)
+class TelemetrySample:
+    """One reading of one metric. ``t_s`` is monotonic seconds since sampling began."""
+
+    t_s: float
+    wall: float  # Unix time, seconds
+    phase: str
+    metric: str  # units in the name: cpu.util_percent, gpu0.power_w, disk.sda.read_bytes_per_s
+    value: float
+
+
 @dataclass(frozen=True)
 class RunResult:
     """What one benchmark run measured. Stored whole; ``steps`` goes to its own table."""
@@ -81,6 +92,9 @@ class RunResult:
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None
     peak_memory_source: str | None = None
+    wall_time_s: float | None = None  # the whole run or monitored command, start to end
+    exit_code: int | None = None  # of a monitored command
+    telemetry: dict[str, Any] | None = None  # per-phase summary, see telemetry/summary.py
     steps: tuple[StepRecord, ...] = field(default=(), repr=False)
 
     def to_dict(self, with_steps: bool = False) -> dict[str, Any]:

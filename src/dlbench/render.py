@@ -261,3 +261,47 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
             for w in workloads
         ],
     )
+
+
+PER_CORE = ".core"
+
+
+def telemetry_table(telemetry: dict[str, Any] | None, all_metrics: bool = False) -> Any:
+    """Per phase, each metric's time-weighted mean and its maximum, then energy."""
+    if not telemetry:
+        return "no telemetry stored for this run"
+    if not telemetry.get("enabled", True):
+        return f"no telemetry: {telemetry.get('reason')}"
+    phases = telemetry.get("phases") or {}
+    if not phases:
+        return "telemetry was on, but no sample was stored"
+    names = sorted({m for p in phases.values() for m in p["metrics"]})
+    if not all_metrics:
+        names = [m for m in names if PER_CORE not in m]
+    rows: list[list[Any]] = []
+    for metric in names:
+        row: list[Any] = [metric]
+        for phase in phases.values():
+            stats = phase["metrics"].get(metric)
+            if stats is None:
+                row.append(None)
+            elif "reasons" in stats:
+                row.append(", ".join(stats["reasons"]) or "none")
+            else:
+                row.append(f"{_short(stats['mean'])} (max {_short(stats['max'])})")
+        rows.append(row)
+    rows.append(["energy (J)", *(fmt(p.get("total_energy_j"), 1) for p in phases.values())])
+    rows.append(["duration (s)", *(fmt(p.get("duration_s"), 1) for p in phases.values())])
+    title = (
+        f"Telemetry every {telemetry.get('interval_s')} s, mean (max) per phase; sources: "
+        + ", ".join(f"{k} {v}" for k, v in (telemetry.get("sources") or {}).items())
+    )
+    return table(title, ("Metric", *phases), rows)
+
+
+def _short(value: float) -> str:
+    magnitude = abs(value)
+    for unit, size in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if magnitude >= size:
+            return f"{value / size:.1f}{unit}"
+    return f"{value:.1f}"

@@ -7,21 +7,28 @@ status: ``ok``, ``oom``, ``failed`` or ``interrupted``, with the steps completed
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from dlbench import datasets, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import Engine, get_engine
+from dlbench.errors import DlbenchError
 from dlbench.measure.stats import percentiles_ms, speed_stats
 from dlbench.measure.timer import StepTimer, time_calls
 from dlbench.records import InferenceStats, RunResult
 from dlbench.store import Store
+from dlbench.telemetry import build_sources
+from dlbench.telemetry.sampler import NullSampler, Sampler
+from dlbench.telemetry.summary import summarise
 from dlbench.workloads import get_workload
 
 T = TypeVar("T")
@@ -67,10 +74,13 @@ class _Measured:
     val_loss: float | None = None
     inference: InferenceStats | None = None
     stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
+    sampler: Sampler | NullSampler = field(default_factory=NullSampler, repr=False)
 
     def enter(self, phase: str) -> None:
-        """Mark the phase begun, in the store too: a run killed hard still says where."""
+        """Mark the phase begun, in the store and the telemetry too: a run killed hard still
+        says where, and every sample says which phase it belongs to."""
         self.phase = phase
+        self.sampler.set_phase(phase)
         self.store.set_phase(self.run_id, phase)
 
 
@@ -85,9 +95,12 @@ def execute(
     progress = progress or NullProgress()
     measured = _Measured(store, run_id)
     status, error = "ok", None
+    started = time.monotonic()
     try:
         engine = engine or get_engine(spec.framework)
-        _setup(spec, run_id, store, engine)
+        hardware = _register(spec, run_id, store, engine)
+        measured.sampler = _start_sampler(spec, run_id, store, hardware)
+        _prepare(spec, engine)
         _warmup(spec, engine, measured, progress)
         _train(spec, engine, measured, progress)
         _validate(spec, engine, measured, progress)
@@ -99,22 +112,59 @@ def execute(
         status, error = ("oom" if oom else "failed"), _describe(exc, measured.phase)
     finally:
         progress.close()
+        measured.sampler.stop()
     result = _result(spec, run_id, status, error, measured, engine)
+    result = dataclasses.replace(
+        result,
+        wall_time_s=time.monotonic() - started,
+        telemetry=telemetry_summary(store, run_id, measured.sampler, result.images_trained),
+    )
     store.finish_run(result)
     return result
 
 
-def _setup(spec: RunSpec, run_id: str, store: Store, engine: Engine) -> None:
-    workload = get_workload(spec.workload)
+def _register(spec: RunSpec, run_id: str, store: Store, engine: Engine) -> dict[str, Any]:
+    """Store the device and hardware fingerprint; return the fingerprint."""
     device = engine.resolve_device(spec.device)
     data_dir = None if spec.data in (datasets.SYNTHETIC, datasets.DIGITS) else spec.data
+    hardware = sysinfo.collect(data_dir)
     store.set_hardware(
         run_id,
-        sysinfo.collect(data_dir),
+        hardware,
         device=device.device,
         device_name=device.device_name,
         num_gpus=device.num_gpus,
     )
+    return hardware
+
+
+def _start_sampler(
+    spec: RunSpec, run_id: str, store: Store, hardware: dict[str, Any]
+) -> Sampler | NullSampler:
+    if not spec.telemetry:
+        return NullSampler()
+    sources = build_sources(pid=os.getpid(), data_disk=hardware["storage"].get("device"))
+    sink = functools.partial(store.add_samples, run_id)
+    return Sampler(sources, spec.interval, sink).start()
+
+
+def telemetry_summary(
+    store: Store, run_id: str, sampler: Sampler | NullSampler, images_trained: int
+) -> dict[str, Any]:
+    """The sampler's report and the per-phase summary of what it stored."""
+    report = sampler.report
+    if isinstance(sampler, NullSampler):
+        return {"enabled": False, "reason": "telemetry was off for this run (--no-telemetry)"}
+    try:
+        summary = summarise(store.get_samples(run_id), {"train": images_trained})
+    except DlbenchError as exc:
+        summary = {"phases": {}, "run": None, "error": exc.one_line()}
+    return {"enabled": True, **dataclasses.asdict(report), **summary}
+
+
+def _prepare(spec: RunSpec, engine: Engine) -> None:
+    """Load the data (unless synthetic) and build the model, optimiser and input pipeline."""
+    workload = get_workload(spec.workload)
     data = None
     if spec.data != datasets.SYNTHETIC:
         assert spec.dataset is not None

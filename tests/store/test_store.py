@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dlbench.errors import RunNotFound, StoreError
-from dlbench.records import RunResult, SpeedStats, StepRecord
+from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
 from dlbench.store import Store, schema, to_url
 from dlbench.store.export import COLUMNS, runs_frame, write
 from dlbench.store.summary import run_summary
@@ -116,11 +116,49 @@ def test_an_older_schema_is_migrated_in_place(db_path, monkeypatch):
     _create(store, "old")
     store.close()
     applied = []
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, lambda conn: applied.append(1))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, lambda conn: applied.append(2))
     upgraded = Store(str(db_path))
-    assert applied == [1] and upgraded.schema_version() == 2
+    assert applied == [2] and upgraded.schema_version() == 3
     assert upgraded.get_run("old")["run_id"] == "old"
+
+
+def test_a_version_1_database_gains_the_telemetry_table(db_path):
+    store = Store(str(db_path))
+    _create(store, "from-v1")
+    _finish(store, "from-v1")
+    store.close()
+    with sqlite3.connect(db_path) as conn:  # what a dlbench of schema 1 left behind
+        conn.execute("DROP TABLE telemetry")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    upgraded = Store(str(db_path))
+    assert upgraded.schema_version() == 2
+    assert upgraded.get_run("from-v1")["mean_speed"] == 20.0
+    upgraded.add_samples("from-v1", [TelemetrySample(0.0, 1.0, "train", "cpu.util_percent", 5)])
+    assert upgraded.get_samples("from-v1")[0].value == 5
+
+
+def test_telemetry_round_trip_and_one_metric_reads_by_primary_key(store, db_path):
+    _create(store, "t1")
+    samples = [
+        TelemetrySample(i * 0.1, 1e9 + i * 0.1, "train" if i > 2 else "warmup", m, i)
+        for i in range(10)
+        for m in ("cpu.util_percent", "mem.used_bytes")
+    ]
+    store.add_samples("t1", samples[:7])
+    store.add_samples("t1", samples[7:])
+    assert store.sample_metrics("t1") == ["cpu.util_percent", "mem.used_bytes"]
+    cpu = store.get_samples("t1", ["cpu.util_percent"])
+    assert [s.value for s in cpu] == list(range(10)) and cpu[3].phase == "train"
+    with sqlite3.connect(db_path) as conn:
+        plan = " ".join(
+            str(row)
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN SELECT t_s, value FROM telemetry "
+                "WHERE run_id = 't1' AND metric = 'cpu.util_percent' ORDER BY t_s"
+            )
+        )
+    assert "USING PRIMARY KEY (run_id=? AND metric=?)" in plan and "TEMP B-TREE" not in plan
 
 
 def test_unwritable_location_is_a_store_error(tmp_path):

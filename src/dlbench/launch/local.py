@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -72,17 +73,38 @@ def run_local(
             )
         )
         oom_before = _oom_kills()
-        returncode, timed_out = _supervise(
-            [sys.executable, "-m", CHILD_MODULE, str(payload)], timeout_s
-        )
+        ended = supervise([sys.executable, "-m", CHILD_MODULE, str(payload)], timeout_s)
         crash_tail = _tail(crash_file)
-    status = _close_if_unfinished(store, run_id, returncode, timed_out, oom_before, crash_tail)
-    return LaunchOutcome(run_id, status, returncode)
+    status = _close_if_unfinished(
+        store, run_id, ended.returncode, ended.timed_out, oom_before, crash_tail
+    )
+    return LaunchOutcome(run_id, status, ended.returncode)
 
 
-def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
-    """Start the child in its own process group, forward signals, wait. (returncode, timed out)"""
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+@dataclass(frozen=True)
+class Ended:
+    """How a supervised process ended."""
+
+    returncode: int  # negative: killed by that signal
+    timed_out: bool
+    signals_forwarded: int  # Ctrl-C / SIGTERM passed on to it
+
+
+def supervise(
+    command: list[str],
+    timeout_s: float | None = None,
+    on_start: Callable[[int], None] | None = None,
+    reap_group: bool = True,
+    stdin: int | None = subprocess.DEVNULL,
+) -> Ended:
+    """Run ``command`` in its own process group, forwarding Ctrl-C and SIGTERM, and wait.
+
+    ``on_start`` gets the pid as soon as the process exists. With ``reap_group``, whatever the
+    process left running in its group (input workers of a run) is killed at the end.
+    """
+    child = subprocess.Popen(command, stdin=stdin, start_new_session=True)
+    if on_start:
+        on_start(child.pid)
     forwarded: list[int] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -110,8 +132,9 @@ def _supervise(command: list[str], timeout_s: float | None) -> tuple[int, bool]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _signal_group(child.pid, signal.SIGKILL)  # reap stray workers of the run, if any
-    return child.returncode, timed_out
+        if reap_group:
+            _signal_group(child.pid, signal.SIGKILL)  # stray workers of the run, if any
+    return Ended(child.returncode, timed_out, len(forwarded))
 
 
 def _signal_process(pid: int, sig: int) -> None:

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, func, select, u
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import RunNotFound, StoreError
-from dlbench.records import RunResult, StepRecord
+from dlbench.records import RunResult, StepRecord, TelemetrySample
 from dlbench.store import schema
-from dlbench.store.schema import runs, steps
+from dlbench.store.schema import runs, steps, telemetry
 
 DEFAULT_DB = Path("results") / "dlbench.sqlite"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -173,9 +173,9 @@ class Store:
             "throughput_e2e": result.throughput_e2e,
             "train_time_s": result.train_time_s,
             "val_time_s": result.val_time_s,
-            "total_time_s": result.total_time_s,
             "accuracy": result.accuracy,
             "peak_memory_bytes": result.peak_memory_bytes,
+            "total_time_s": result.total_time_s if result.total_time_s else result.wall_time_s,
             "result": _json_safe(result.to_dict()),
         }
         with self._write(f"store the result of run {result.run_id}") as conn:
@@ -195,6 +195,24 @@ class Store:
                 .values(status=status, error=error, finished_at=utc_now())
             )
         return bool(done.rowcount)
+
+    def add_samples(self, run_id: str, samples: list[TelemetrySample]) -> None:
+        """Append one batch of telemetry samples (the sampler flushes in batches)."""
+        if not samples:
+            return
+        rows = [
+            {
+                "run_id": run_id,
+                "metric": s.metric,
+                "t_s": s.t_s,
+                "wall": s.wall,
+                "phase": s.phase,
+                "value": s.value,
+            }
+            for s in samples
+        ]
+        with self._write(f"store telemetry of run {run_id}") as conn:
+            conn.execute(telemetry.insert(), rows)
 
     def relabel(self, run_id: str, status: str, error: str) -> None:
         with self._write(f"update run {run_id}") as conn:
@@ -240,6 +258,31 @@ class Store:
                 .order_by(steps.c.step)
             ).all()
         return [StepRecord(*row) for row in rows]
+
+    def get_samples(self, run_id: str, metrics: list[str] | None = None) -> list[TelemetrySample]:
+        """A run's samples, all or those of ``metrics``, ordered by metric then time."""
+        query = select(
+            telemetry.c.t_s,
+            telemetry.c.wall,
+            telemetry.c.phase,
+            telemetry.c.metric,
+            telemetry.c.value,
+        ).where(telemetry.c.run_id == run_id)
+        if metrics:
+            query = query.where(telemetry.c.metric.in_(metrics))
+        with self._read("read telemetry") as conn:
+            rows = conn.execute(query.order_by(telemetry.c.metric, telemetry.c.t_s)).all()
+        return [TelemetrySample(*row) for row in rows]
+
+    def sample_metrics(self, run_id: str) -> list[str]:
+        with self._read("read telemetry") as conn:
+            rows = conn.execute(
+                select(telemetry.c.metric)
+                .where(telemetry.c.run_id == run_id)
+                .distinct()
+                .order_by(telemetry.c.metric)
+            ).all()
+        return [row[0] for row in rows]
 
     def count_runs(self) -> int:
         with self._read("count runs") as conn:

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dlbench.errors import ConfigError, StoreError
+from dlbench.records import TelemetrySample
 from dlbench.store.summary import run_summary
 
 FORMATS = ("csv", "json", "parquet")
@@ -70,11 +71,25 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def default_path(fmt: str) -> Path:
-    return Path(f"{date.today():%Y-%m-%d}-dlbench-results.{fmt}")
+SAMPLE_COLUMNS = ("run_id", "metric", "t_s", "wall", "phase", "value")
 
 
-def write(frame: pd.DataFrame, fmt: str, out: Path | None) -> Path | None:
+def samples_frame(samples: dict[str, list[TelemetrySample]]) -> pd.DataFrame:
+    """Telemetry in long format: one row per reading of one metric."""
+    rows = [
+        (run_id, s.metric, s.t_s, s.wall, s.phase, s.value)
+        for run_id, run_samples in samples.items()
+        for s in run_samples
+    ]
+    return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+
+
+def default_path(fmt: str, telemetry: bool = False) -> Path:
+    kind = "telemetry" if telemetry else "results"
+    return Path(f"{date.today():%Y-%m-%d}-dlbench-{kind}.{fmt}")
+
+
+def write(frame: pd.DataFrame, fmt: str, out: Path | None, telemetry: bool = False) -> Path | None:
     """Write ``frame`` to ``out`` (None: the default file name; '-': stdout, returns None)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -83,7 +98,7 @@ def write(frame: pd.DataFrame, fmt: str, out: Path | None) -> Path | None:
             raise ConfigError("parquet cannot be written to stdout", "give --out FILE")
         print(frame.to_csv(index=False) if fmt == "csv" else _json(frame))
         return None
-    path = out or default_path(fmt)
+    path = out or default_path(fmt, telemetry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":

@@ -23,7 +23,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -86,9 +86,29 @@ steps = Table(
     Column("data_wait_s", Float, nullable=False),
 )
 
+# Telemetry samples, one row per metric reading (long format). The primary key clusters rows
+# by run and metric (SQLite: WITHOUT ROWID), so one metric of one run is a range scan however
+# many samples the table holds.
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("metric", String(96), primary_key=True),
+    Column("t_s", Float, primary_key=True),
+    Column("wall", Float, nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("value", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 Index("ix_runs_created_at", runs.c.created_at)
 
 Migration = Callable[[Connection], None]
 
+
+def _add_telemetry(conn: Connection) -> None:
+    telemetry.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {1: _add_telemetry}

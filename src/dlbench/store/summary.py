@@ -60,6 +60,9 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary.update({name: speed.get(name) for name in SPEED_FIELDS})
     summary.update({name: result.get(name) for name in RESULT_FIELDS})
     summary["inference"] = result.get("inference")
+    summary["wall_time_s"] = result.get("wall_time_s")
+    summary["exit_code"] = result.get("exit_code")
+    summary["telemetry"] = result.get("telemetry")
     summary["hardware"] = run.get("hardware")
     summary["config"] = run.get("config")
     return summary

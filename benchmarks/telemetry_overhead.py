@@ -1,0 +1,108 @@
+"""Training throughput with telemetry on vs off, and what each sampler tick costs.
+
+In one process on one model (lenet-mnist on the CPU, the most Python-heavy workload, so the
+most sensitive to a sampler thread competing for the interpreter), blocks of training with
+the real sampler running (every standard source, samples flushed to a real SQLite store)
+alternate with blocks without it; the figure is the median of the per-pair throughput ratios.
+Goals: >= 0.99 at a 1 s interval, >= 0.98 at 0.1 s.
+
+    .venv/bin/python benchmarks/telemetry_overhead.py [--pairs 8] [--block-s 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from dlbench.config import build_spec
+from dlbench.engines import get_engine
+from dlbench.store import Store
+from dlbench.telemetry import build_sources
+from dlbench.telemetry.sampler import Sampler
+from dlbench.workloads import get_workload
+
+from _report import machine, write_section
+
+WORKLOAD = "lenet-mnist"
+
+
+def train_block(engine, batch_size: int, steps: int) -> float:
+    batches = engine.train_epoch()
+    engine.sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        engine.train_step(next(batches))
+    engine.sync()
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--block-s", type=float, default=4.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    spec = build_spec(workload=WORKLOAD, device="cpu")
+    engine = get_engine("pytorch")
+    engine.setup(spec, get_workload(WORKLOAD), None)
+    speed = train_block(engine, spec.batch_size, 30)
+    steps = max(10, int(args.block_s * speed / spec.batch_size))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(str(Path(tmp) / "bench.sqlite"))
+        store.create_run("bench", "train", spec.model_dump(mode="json"))
+        sink = functools.partial(store.add_samples, "bench")
+        for interval in (1.0, 0.1):
+            ratios, ticks_cpu, samples_per_tick = [], [], []
+            for pair in range(args.pairs):
+                sampler = Sampler(build_sources(pid=os.getpid()), interval, sink)
+                if pair % 2:
+                    off = train_block(engine, spec.batch_size, steps)
+                    sampler.start()
+                    on = train_block(engine, spec.batch_size, steps)
+                    report = sampler.stop()
+                else:
+                    sampler.start()
+                    on = train_block(engine, spec.batch_size, steps)
+                    report = sampler.stop()
+                    off = train_block(engine, spec.batch_size, steps)
+                ratios.append(on / off)
+                ticks_cpu.append(report.cpu_time_per_tick_s)
+                samples_per_tick.append(report.samples / report.ticks)
+                print(
+                    f"interval {interval}: on/off {on / off:.4f}, {report.ticks} ticks, "
+                    f"{report.cpu_time_per_tick_s * 1e3:.2f} ms CPU per tick",
+                    flush=True,
+                )
+            cpu_ms = statistics.median(ticks_cpu) * 1e3
+            rows.append(
+                f"| {interval:g} s | {statistics.median(ratios):.4f} | "
+                f"{min(ratios):.4f}–{max(ratios):.4f} | {cpu_ms:.2f} | "
+                f"{statistics.median(samples_per_tick):.0f} | {cpu_ms / interval / 10:.3f}% |"
+            )
+    table = "\n".join(
+        [
+            f"`{WORKLOAD}` on `cpu`; {machine()}; {args.pairs} pairs of ~{args.block_s:g} s "
+            f"training blocks ({steps} steps), order alternating.",
+            "",
+            "| interval | throughput on/off (median) | range | sampler CPU per tick (ms) | "
+            "samples per tick | sampler CPU share of one core |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"Command: `.venv/bin/python benchmarks/telemetry_overhead.py --pairs {args.pairs} "
+            f"--block-s {args.block_s:g}`",
+        ]
+    )
+    print(table)
+    if not args.no_write:
+        write_section("telemetry-overhead-cpu", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``dlbench monitor -- COMMAND``: sample the system while any command runs, and store it.
+
+The command runs in its own process group with the terminal's stdin; Ctrl-C is forwarded to it
+(once; a second Ctrl-C kills it) and whatever was sampled is kept. The run is stored with kind
+``monitor``, the command's wall time and exit code, and its telemetry.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from dlbench import sysinfo
+from dlbench.api import new_run_id
+from dlbench.errors import ConfigError
+from dlbench.launch.local import supervise
+from dlbench.records import RunResult
+from dlbench.runner import telemetry_summary
+from dlbench.store import Store
+from dlbench.telemetry import build_sources
+from dlbench.telemetry.sampler import Sampler
+
+PHASE = "command"
+
+
+def monitor(
+    command: list[str],
+    store: Store,
+    interval_s: float = 1.0,
+    name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> tuple[str, int]:
+    """Run and sample ``command``; return the run id and the command's exit code."""
+    _check_command(command)
+    if not 0.01 <= interval_s <= 3600:
+        raise ConfigError("--interval must be between 0.01 and 3600 seconds")
+    store.check_writable()
+    run_id = new_run_id()
+    config: dict[str, Any] = {
+        "command": command,
+        "interval": interval_s,
+        "name": name,
+        "tags": tags or {},
+        "cwd": os.getcwd(),
+    }
+    store.create_run(
+        run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
+    )
+    hardware = sysinfo.collect()
+    store.set_hardware(
+        run_id,
+        hardware,
+        device_name=hardware["cpu"]["model"],
+        num_gpus=len(hardware.get("gpus") or []),
+    )
+    samplers: list[Sampler] = []
+
+    def start_sampling(pid: int) -> None:
+        sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
+        sampler = Sampler(sources, interval_s, functools.partial(store.add_samples, run_id))
+        sampler.set_phase(PHASE)
+        samplers.append(sampler.start())
+
+    started = time.monotonic()
+    ended = supervise(command, on_start=start_sampling, reap_group=False, stdin=None)
+    wall = time.monotonic() - started
+    for sampler in samplers:
+        sampler.stop()
+    status, error = _status(ended.returncode, ended.signals_forwarded)
+    result = RunResult(
+        run_id=run_id,
+        status=status,  # type: ignore[arg-type]
+        error=error,
+        phase_reached="done",
+        wall_time_s=wall,
+        exit_code=ended.returncode,
+        telemetry=telemetry_summary(store, run_id, samplers[0], 0) if samplers else None,
+    )
+    store.finish_run(result)
+    return run_id, _shell_code(ended.returncode)
+
+
+def _check_command(command: list[str]) -> None:
+    if not command:
+        raise ConfigError("no command to monitor", "e.g. dlbench monitor -- python train.py")
+    program = command[0]
+    if shutil.which(program) is None and not (os.sep in program and os.access(program, os.X_OK)):
+        raise ConfigError(f"command not found: {program}", "give a program on PATH or a path")
+
+
+def _status(returncode: int, signals_forwarded: int) -> tuple[str, str | None]:
+    if returncode == 0:
+        return "ok", None
+    if signals_forwarded:
+        return "interrupted", f"interrupted (exit code {returncode})"
+    if returncode < 0:
+        return "failed", f"killed by {signal.Signals(-returncode).name}"
+    return "failed", f"exited with code {returncode}"
+
+
+def _shell_code(returncode: int) -> int:
+    """A shell's exit code for the command: 128 + N when a signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -1,0 +1,30 @@
+"""System telemetry: one small source class per resource, a sampler thread, summaries.
+
+Sources are imported on use. ``build_sources`` makes the standard set for a run or a
+monitored command; a source that cannot work here reports why and is skipped.
+"""
+
+from __future__ import annotations
+
+from dlbench.registry import resolve
+from dlbench.telemetry.base import Source
+
+SOURCES: dict[str, str] = {
+    "cpu": "dlbench.telemetry.cpu:CpuSource",
+    "memory": "dlbench.telemetry.memory:MemorySource",
+    "disk": "dlbench.telemetry.disk:DiskSource",
+    "net": "dlbench.telemetry.net:NetSource",
+    "process": "dlbench.telemetry.process:ProcessTreeSource",
+    "gpu": "dlbench.telemetry.nvml:NvmlSource",
+    "rapl": "dlbench.telemetry.rapl:RaplSource",
+}
+DEFAULT_INTERVAL_S = 1.0
+
+
+def build_sources(pid: int | None = None, data_disk: str | None = None) -> list[Source]:
+    """The standard sources; ``pid`` is the process tree to follow (default: this one)."""
+    arguments: dict[str, dict[str, object]] = {
+        "process": {"pid": pid},
+        "disk": {"data_disk": data_disk},
+    }
+    return [resolve(path)(**arguments.get(name, {})) for name, path in SOURCES.items()]
