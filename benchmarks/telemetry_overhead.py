@@ -16,7 +16,6 @@ import functools
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 from dlbench.config import build_spec
@@ -27,18 +26,9 @@ from dlbench.telemetry.sampler import Sampler
 from dlbench.workloads import get_workload
 
 from _report import machine, write_section
+from harness_loop_overhead import plain_block
 
 WORKLOAD = "lenet-mnist"
-
-
-def train_block(engine, batch_size: int, steps: int) -> float:
-    batches = engine.train_epoch()
-    engine.sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        engine.train_step(next(batches))
-    engine.sync()
-    return steps * batch_size / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
     spec = build_spec(workload=WORKLOAD, device="cpu")
     engine = get_engine("pytorch")
     engine.setup(spec, get_workload(WORKLOAD), None)
-    speed = train_block(engine, spec.batch_size, 30)
+    speed = plain_block(spec, engine, 30)
     steps = max(10, int(args.block_s * speed / spec.batch_size))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,15 +52,15 @@ def main() -> None:
             for pair in range(args.pairs):
                 sampler = Sampler(build_sources(pid=os.getpid()), interval, sink)
                 if pair % 2:
-                    off = train_block(engine, spec.batch_size, steps)
+                    off = plain_block(spec, engine, steps)
                     sampler.start()
-                    on = train_block(engine, spec.batch_size, steps)
+                    on = plain_block(spec, engine, steps)
                     report = sampler.stop()
                 else:
                     sampler.start()
-                    on = train_block(engine, spec.batch_size, steps)
+                    on = plain_block(spec, engine, steps)
                     report = sampler.stop()
-                    off = train_block(engine, spec.batch_size, steps)
+                    off = plain_block(spec, engine, steps)
                 ratios.append(on / off)
                 ticks_cpu.append(report.cpu_time_per_tick_s)
                 samples_per_tick.append(report.samples / report.ticks)
