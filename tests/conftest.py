@@ -77,3 +77,70 @@ def write_cifar(folder: Path, per_batch: int = 40, seed: int = 0) -> Path:
         with (folder / name).open("wb") as handle:
             pickle.dump(batch, handle, protocol=2)
     return folder
+
+
+def write_image_folder(
+    root: Path, classes: int = 3, per_class: int = 6, split: bool = True
+) -> Path:
+    """PNG and JPEG images of different sizes in the ImageFolder layout, one colour per class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    splits = ("train", "val") if split else ("",)
+    for part in splits:
+        for c in range(classes):
+            folder = root / part / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class if part != "val" else 2):
+                size = (int(rng.integers(20, 60)), int(rng.integers(20, 60)))
+                colour = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+                colour[..., c % 3] = 200
+                noise = rng.integers(0, 40, colour.shape, dtype=np.uint8)
+                suffix = ".png" if i % 2 else ".jpg"
+                Image.fromarray(colour + noise).save(folder / f"img{i}{suffix}")
+    return root
+
+
+def write_imagenet32(root: Path, batches: int = 2, per_batch: int = 30, side: int = 32) -> Path:
+    """Downsampled-ImageNet npz batches: data N x 3*S*S uint8, labels 1-based."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in [f"train_data_batch_{i}" for i in range(1, batches + 1)] + ["val_data"]:
+        np.savez(
+            root / f"{name}.npz",
+            data=rng.integers(0, 256, (per_batch, 3 * side * side)).astype(np.uint8),
+            labels=rng.integers(1, 1001, per_batch),
+        )
+    return root
+
+
+def write_coco(root: Path, images: int = 4, size: int = 96) -> Path:
+    """A COCO-format detection set (train/ and val/ with annotations.json): squares to find."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        entries, annotations = [], []
+        for i in range(images):
+            pixels = rng.integers(0, 120, (size, size + 20, 3), dtype=np.uint8)
+            x, y = int(rng.integers(0, size - 30)), int(rng.integers(0, size - 30))
+            pixels[y : y + 24, x : x + 24] = (250, 30, 30)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg")
+            entries.append({"id": i, "file_name": f"{i}.jpg", "width": size + 20, "height": size})
+            annotations.append(
+                {"id": i, "image_id": i, "category_id": 7, "bbox": [x, y, 24, 24], "iscrowd": 0}
+            )
+        annotations.append(
+            {"id": 99, "image_id": 0, "category_id": 7, "bbox": [0, 0, 5, 5], "iscrowd": 1}
+        )
+        content = {
+            "images": entries,
+            "annotations": annotations,
+            "categories": [{"id": 7, "name": "square"}],
+        }
+        (folder / "annotations.json").write_text(json.dumps(content))
+    return root

@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from dlbench.store import Store
+from dlbench.workloads import WORKLOADS
 
 from conftest import cli_env, write_mnist
 
@@ -34,6 +35,10 @@ REQUIRED = {
     "accuracy",
     "inference",
     "peak_memory_bytes",
+    "params",
+    "flops_per_step",
+    "achieved_tflops",
+    "mfu",
 }
 FAST = ["--steps", "13", "--warmup", "3", "--val-batches", "2"]
 
@@ -136,6 +141,9 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
         (["export", "--format", "xlsx"], "--format"),
         (["run", "lenet-mnist", "--interval", "0"], "--interval"),
         (["monitor", "--interval", "0", "--", "true"], "--interval"),
+        (["run", "resnet18", "--device", "cpu", "--precision", "tf32"], "compute capability 8.0"),
+        (["run", "resnet18", "--data", "/tmp", "--dataset", "imagenet32"], "no ImageNet32"),
+        (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, args, message):
@@ -205,13 +213,45 @@ def test_a_run_past_its_time_limit_is_stored_as_timeout(db_path):
     assert summary["status"] == "timeout" and "time limit" in summary["error"]
 
 
+def test_a_zoo_run_reports_flops_and_the_feasibility_of_the_dataset(db_path):
+    done = dlbench(
+        db_path,
+        "run",
+        "resnet18",
+        "--image-size",
+        "32",
+        "-b",
+        "4",
+        *FAST,
+        "--precision",
+        "amp-bf16",
+        "--channels-last",
+        "--dataset-size",
+        "1000",
+        "--epochs",
+        "2",
+        "--json",
+        str(db_path.parent / "summary.json"),
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "parameters / FLOPs per step" in text and "amp-bf16, channels-last" in text
+    assert "this model fits at batch 4; 2 epoch(s) of 1,000 images would take 0:" in text
+    summary = json.loads((db_path.parent / "summary.json").read_text())
+    assert summary["params"] == 11_689_512 and summary["flops_per_step"] > 0
+    assert summary["feasibility"]["steps_per_epoch"] == 250
+
+
 def test_sysinfo_and_list(db_path):
     info = json.loads(dlbench(db_path, "sysinfo", "--json").stdout)
     assert info["cpu"]["logical_cpus"] >= 1 and info["memory_bytes"] > 0 and "gpus" in info
     table = dlbench(db_path, "sysinfo").stdout
     assert "Component" in table and "Description" in table
-    names = [w["name"] for w in json.loads(dlbench(db_path, "list", "--json").stdout)]
-    assert names == ["lenet-mnist", "deepmnist", "cifar10-cnn", "mlp-mnist"]
+    listed = json.loads(dlbench(db_path, "list", "--json").stdout)
+    assert [w["name"] for w in listed] == list(WORKLOADS)
+    detectors = [w["name"] for w in listed if w["task"] == "detect"]
+    assert detectors == ["fasterrcnn", "fasterrcnn-mobilenet"]
+    assert listed[0]["image_size"] is None and listed[-1]["image_size"]["min"] == 64
 
 
 @pytest.mark.slow

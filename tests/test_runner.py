@@ -81,7 +81,8 @@ def test_out_of_memory_is_stored_as_oom_with_the_steps_done(store, faulty, build
     assert result.status == "oom"
     assert result.phase_reached == "train"
     assert "(in the train phase" in result.error
-    assert result.speed.timed_steps == 13 - 5  # the 14th forward raised; 5 were warm-up
+    # the 14th forward raised: one counted the FLOPs in setup, 5 were warm-up
+    assert result.speed.timed_steps == 13 - 1 - 5
     assert store.get_run("r")["status"] == "oom"
 
 
@@ -98,8 +99,8 @@ def test_ctrl_c_stores_interrupted_with_the_steps_so_far(store, faulty):
     _, result = _run(store, workload=faulty("ctrl_c"), steps=100, warmup=5)
     assert result.status == "interrupted"
     assert result.error == "interrupted during the train phase"
-    assert result.speed.timed_steps == 12
-    assert len(store.get_steps("r")) == 12
+    assert result.speed.timed_steps == 17 - 1 - 5  # FLOP count, warm-up, then 11 timed
+    assert len(store.get_steps("r")) == 11
 
 
 def test_lenet_learns_the_real_digits(store):
@@ -136,3 +137,67 @@ def test_a_failed_run_still_stops_and_flushes_its_sampler(store, faulty):
     assert result.status == "oom"
     assert result.telemetry["ticks"] > 0
     assert len(store.get_samples("r")) > 0
+
+
+def test_time_to_accuracy_stops_at_the_target_and_counts_every_step(store):
+    spec, result = _run(
+        store, workload="lenet-mnist", data="digits", target_accuracy=0.8, epochs=15, warmup=5
+    )
+    tta = result.time_to_accuracy
+    assert result.status == "ok" and spec.warmup == 0  # no step escapes the clock
+    assert tta.reached and tta.accuracy_by_epoch[-1] >= 0.8 > max(tta.accuracy_by_epoch[:-1])
+    assert tta.epochs == len(tta.accuracy_by_epoch) < 15
+    assert 0 < tta.train_time_s < tta.wall_time_s
+    assert result.speed.timed_steps == tta.epochs * (len(store.get_steps("r")) // tta.epochs)
+    assert result.accuracy == tta.accuracy_by_epoch[-1]
+    stored = store.get_run("r")["result"]["time_to_accuracy"]
+    assert stored["reached"] and stored["epochs"] == tta.epochs
+
+
+def test_an_unreachable_target_says_so_after_the_epoch_cap(store):
+    _, result = _run(store, workload="mlp-mnist", data="digits", target_accuracy=1.0, epochs=2)
+    assert result.status == "ok"
+    assert not result.time_to_accuracy.reached and result.time_to_accuracy.epochs == 2
+
+
+def test_feasibility_projects_epochs_of_the_dataset_at_the_measured_step_time(store):
+    _, result = _run(
+        store, workload="mlp-mnist", steps=20, warmup=5, dataset_size=1000, epochs=3, batch_size=64
+    )
+    plan = result.feasibility
+    assert result.speed.timed_steps == 15  # --epochs projects, it does not train
+    assert plan.fits and plan.steps_per_epoch == 16 and plan.epochs == 3
+    assert plan.projected_train_s == pytest.approx(3 * 16 * result.speed.mean_step_time_s)
+
+
+def test_feasibility_of_a_batch_that_runs_out_of_memory(store, faulty):
+    _, result = _run(store, workload=faulty("host_oom"), steps=30, warmup=5, dataset_size=500)
+    assert result.status == "oom"
+    assert not result.feasibility.fits and result.feasibility.projected_train_s is None
+
+
+def test_flops_and_mfu_are_stored_with_their_peak_source(store):
+    _, result = _run(store, workload="mlp-mnist", steps=15, warmup=5, precision="amp-bf16")
+    model = result.model
+    assert model.params == 669_706 and model.layers == {"Linear": 3}
+    # 784-512-512-10 MLP: forward 2 x batch x MACs, backward twice that but the first
+    # layer's input gradient (the images need none).
+    macs = 784 * 512 + 512 * 512 + 512 * 10
+    assert model.flops_per_step == 128 * 2 * (3 * macs - 784 * 512)
+    assert result.achieved_tflops == pytest.approx(
+        model.flops_per_step / result.speed.mean_step_time_s / 1e12
+    )
+    assert result.peak_source
+    if result.peak_tflops:  # known CPU clock and ISA
+        assert result.mfu == pytest.approx(result.achieved_tflops / result.peak_tflops)
+    assert store.get_run("r")["config"]["precision"] == "amp-bf16"
+
+
+def test_a_checkpoint_is_saved_where_asked(store, tmp_path):
+    path = tmp_path / "lenet.pt"
+    _run(store, workload="lenet-mnist", steps=12, warmup=2, val_batches=1, checkpoint=str(path))
+    from dlbench.engines.pytorch import read_checkpoint
+
+    saved = read_checkpoint(path)
+    assert saved["meta"]["workload"] == "lenet-mnist" and saved["meta"]["image_size"] == 28
+    assert "0.weight" in saved["model"]

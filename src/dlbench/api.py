@@ -22,7 +22,9 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     """Everything that can be checked before a run starts, so that bad input stores nothing:
     the database is writable, the framework and device exist, the data can be read."""
     store.check_writable()
-    device = get_engine(spec.framework).resolve_device(spec.device)
+    engine = get_engine(spec.framework)
+    device = engine.resolve_device(spec.device)
+    engine.check_precision(device, spec.precision)
     workload = get_workload(spec.workload)
     assert spec.dataset is not None
     datasets.probe(spec.data, workload.data_format, spec.dataset)

@@ -80,6 +80,38 @@ def run(
         bool, typer.Option("--no-telemetry", help="Do not sample the system during the run.")
     ] = False,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Square input side for zoo models [default: the model's].")
+    ] = None,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Output classes [default: the data's, or the workload's].")
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16 (autocast).")
+    ] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Model and images in channels-last layout.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model (compiled in warm-up).")
+    ] = False,
+    optimizer: Annotated[
+        str | None, typer.Option(help="sgd, adam, adamw or rmsprop [default: the workload's].")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate [default: the workload's].")
+    ] = None,
+    dataset_size: Annotated[
+        int | None,
+        typer.Option(help="Project the time of --epochs (default 1) epochs of N images."),
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Train whole epochs until validation accuracy (mAP@0.5) reaches A."),
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Save the trained weights to FILE (for dlbench infer).")
+    ] = None,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
@@ -109,6 +141,16 @@ def run(
         telemetry=not no_telemetry,
         interval=interval,
         tags=parse_tags(tag),
+        image_size=image_size,
+        num_classes=num_classes,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_model,
+        optimizer=optimizer,
+        lr=lr,
+        dataset_size=dataset_size,
+        target_accuracy=target_accuracy,
+        checkpoint=checkpoint,
     )
     if timeout is not None and timeout <= 0:
         raise DlbenchError("--timeout must be a positive number of seconds")

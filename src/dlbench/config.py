@@ -7,18 +7,22 @@ naming the command-line option at fault.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dlbench.errors import ConfigError
-from dlbench.workloads import check_dataset, get_workload
+from dlbench.workloads import WorkloadSpec, check_dataset, get_workload
 
 DEFAULT_WARMUP = 10
 DEFAULT_TIMED_STEPS = 100
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 FRAMEWORKS = ("pytorch",)
+PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
+Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
 
 
 class RunSpec(BaseModel):
@@ -42,6 +46,18 @@ class RunSpec(BaseModel):
     telemetry: bool = True
     interval: float = Field(default=1.0, ge=0.01, le=3600)  # telemetry sampling period, s
     tags: dict[str, str] = Field(default_factory=dict)
+    # model and execution
+    image_size: int | None = Field(default=None, gt=0)  # square input side, resizable models
+    num_classes: int | None = Field(default=None, gt=1)  # default: the data's, or the workload's
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    optimizer: str | None = None  # default: the workload's
+    lr: float | None = Field(default=None, gt=0)
+    # questions a run answers
+    dataset_size: int | None = Field(default=None, gt=0)  # project --epochs of this many images
+    target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
 
     @model_validator(mode="after")
     def _check(self) -> RunSpec:
@@ -50,8 +66,23 @@ class RunSpec(BaseModel):
             raise ValueError(f"framework: {self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
         if not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"device: {self.device!r} is not auto, cpu, mps, cuda or cuda:N")
-        if self.steps is not None and self.epochs is not None:
+        if self.steps is not None and self.epochs is not None and self.dataset_size is None:
             raise ValueError("steps: give --steps or --epochs, not both")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.image_size is not None:
+            _check_image_size(workload, self.image_size)
+        if self.target_accuracy is not None:
+            if self.data == "synthetic":
+                raise ValueError(
+                    "target_accuracy: synthetic labels are random, no accuracy can be reached; "
+                    "give --data digits or a real dataset"
+                )
+            if self.steps is not None or self.dataset_size is not None:
+                raise ValueError(
+                    "target_accuracy: trains whole epochs until the target; cap it with "
+                    "--epochs, not --steps or --dataset-size"
+                )
         if self.steps is not None and self.steps <= self.warmup:
             raise ValueError(
                 f"steps: {self.steps} steps leave none to time after {self.warmup} warm-up "
@@ -66,15 +97,52 @@ class RunSpec(BaseModel):
     def resolved(self) -> RunSpec:
         """This spec with every default filled in, as it is stored with the run."""
         workload = get_workload(self.workload)
+        epochs = self.epochs
+        if self.target_accuracy is not None and epochs is None:
+            epochs = DEFAULT_TTA_EPOCHS
         steps = self.steps
-        if steps is None and self.epochs is None:
-            steps = self.warmup + DEFAULT_TIMED_STEPS
+        if (steps is None and epochs is None) or self.dataset_size is not None:
+            steps = steps or self.warmup + DEFAULT_TIMED_STEPS
         return self.model_copy(
             update={
                 "batch_size": self.batch_size or workload.default_batch_size,
                 "dataset": check_dataset(workload, self.dataset),
                 "steps": steps,
+                "epochs": epochs,
+                # Time to accuracy counts every training step from the first.
+                "warmup": 0 if self.target_accuracy is not None else self.warmup,
+                "image_size": self.image_size or workload.input_shape[1],
+                "optimizer": self.optimizer or workload.optimizer.name,
+                "lr": self.lr or workload.optimizer.lr,
             }
+        )
+
+    @property
+    def timed_epochs(self) -> int | None:
+        """Epochs the run itself trains. With --dataset-size, --epochs is a projection only."""
+        return None if self.dataset_size is not None else self.epochs
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the model's input, at --image-size when given."""
+        channels, height, width = get_workload(self.workload).input_shape
+        if self.image_size is None:
+            return channels, height, width
+        return channels, self.image_size, self.image_size
+
+
+def _check_image_size(workload: WorkloadSpec, size: int) -> None:
+    native = workload.input_shape[1]
+    if not workload.resizable and size != native:
+        raise ValueError(
+            f"image_size: {workload.name} is defined for {native}x{native} inputs only; "
+            "the zoo models (dlbench list) take any --image-size"
+        )
+    if size < workload.min_image_size:
+        raise ValueError(
+            f"image_size: {workload.name} needs inputs of at least "
+            f"{workload.min_image_size}x{workload.min_image_size} (its feature maps vanish "
+            "below that)"
         )
 
 

@@ -73,6 +73,43 @@ class TelemetrySample:
 
 
 @dataclass(frozen=True)
+class ModelStats:
+    """What the model is, measured on the real module once per run."""
+
+    params: int
+    trainable_params: int
+    flops_per_step: int | None  # forward + backward of one training batch
+    flops_note: str | None  # how it was counted, or why it was not
+    layers: dict[str, int]  # weight-bearing layer types -> count (Conv2d: 53, Linear: 1)
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+
+@dataclass(frozen=True)
+class TimeToAccuracy:
+    """DAWNBench/MLPerf's metric: training until validation accuracy reaches the target."""
+
+    target: float
+    reached: bool
+    epochs: int  # epochs trained (the one that reached the target included)
+    train_time_s: float  # training steps only, from the first step (no warm-up excluded)
+    wall_time_s: float  # training and the evaluations between epochs
+    accuracy_by_epoch: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """The seeds' question: does it fit, and how long would the whole training take?"""
+
+    fits: bool
+    batch_size: int
+    dataset_size: int
+    epochs: int
+    steps_per_epoch: int  # ceil(dataset_size / batch_size)
+    projected_train_s: float | None  # epochs x steps x mean step time (training steps only)
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What one benchmark run measured. Stored whole; ``steps`` goes to its own table."""
 
@@ -88,7 +125,16 @@ class RunResult:
     total_time_s: float | None = None  # train + validation
     accuracy: float | None = None
     val_loss: float | None = None
+    map50: float | None = None  # detection: mean average precision at IoU 0.5
     final_train_loss: float | None = None
+    warmup_time_s: float | None = None  # warm-up steps, torch.compile's compilation included
+    model: ModelStats | None = None
+    achieved_tflops: float | None = None  # flops_per_step / mean step time
+    peak_tflops: float | None = None  # the device's dense peak at the run's precision
+    peak_source: str | None = None  # the datasheet, the estimate, or why there is none
+    mfu: float | None = None  # achieved / peak
+    time_to_accuracy: TimeToAccuracy | None = None
+    feasibility: Feasibility | None = None
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None
     peak_memory_source: str | None = None

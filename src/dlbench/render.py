@@ -25,11 +25,82 @@ def _ms(seconds: float | None) -> str | None:
 
 
 def _accuracy(summary: dict[str, Any]) -> str | None:
-    value = summary.get("accuracy")
+    value, label = summary.get("accuracy"), ""
+    if value is None and summary.get("map50") is not None:
+        value, label = summary["map50"], "mAP@0.5 "
     if value is None:
         return None
-    text = f"{value:.4f}"
-    return f"[dim]{text} (synthetic)[/]" if summary.get("data") == "synthetic" else text
+    text = f"{label}{value:.4f}"
+    # Synthetic labels are random (chance accuracy); synthetic Waldo scenes are learnable.
+    random_labels = summary.get("data") == "synthetic" and not label
+    return f"[dim]{text} (synthetic)[/]" if random_labels else text
+
+
+def fmt_hms(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _execution(summary: dict[str, Any]) -> str:
+    config = summary.get("config") or {}
+    parts = [str(summary.get("precision") or config.get("precision") or "fp32")]
+    parts += [name for name in ("channels_last", "compile") if config.get(name)]
+    if config.get("optimizer"):
+        parts.append(f"{config['optimizer']} lr {config.get('lr')}")
+    return ", ".join(p.replace("_", "-") for p in parts)
+
+
+def _flops(summary: dict[str, Any]) -> str | None:
+    params, flops = summary.get("params"), summary.get("flops_per_step")
+    if params is None:
+        return None
+    flops_text = f"{flops / 1e9:,.2f} GFLOP" if flops else "not counted"
+    return f"{params / 1e6:,.2f} M / {flops_text}"
+
+
+def _mfu(summary: dict[str, Any]) -> str | None:
+    achieved = summary.get("achieved_tflops")
+    if achieved is None:
+        return None
+    if summary.get("mfu") is None:
+        return f"{achieved:,.3f} (MFU n/a: {summary.get('peak_source')})"
+    return f"{achieved:,.3f} ({summary['mfu']:.1%} of {summary['peak_tflops']:,.3f} peak)"
+
+
+def _tta(summary: dict[str, Any]) -> str | None:
+    tta = summary.get("time_to_accuracy")
+    if not tta:
+        return None
+    if tta["reached"]:
+        return (
+            f"{tta['target']:.3f} reached in {tta['epochs']} epoch(s): "
+            f"{tta['train_time_s']:,.1f} s training, {tta['wall_time_s']:,.1f} s with evaluation"
+        )
+    best = max(tta["accuracy_by_epoch"], default=0.0)
+    return (
+        f"[yellow]{tta['target']:.3f} not reached in {tta['epochs']} epoch(s), best {best:.4f}[/]"
+    )
+
+
+def feasibility_line(summary: dict[str, Any]) -> str | None:
+    """The seeds' question in one sentence, for a run given --dataset-size."""
+    plan = summary.get("feasibility")
+    if not plan:
+        return None
+    batch, epochs, size = plan["batch_size"], plan["epochs"], plan["dataset_size"]
+    if not plan["fits"]:
+        return (
+            f"this model does not fit at batch {batch} on {summary.get('device')}: "
+            f"find the largest batch that does with `dlbench maxbatch {summary.get('workload')}`"
+        )
+    return (
+        f"this model fits at batch {batch}; {epochs} epoch(s) of {size:,} images would take "
+        f"{fmt_hms(plan['projected_train_s'])} at the measured speed "
+        f"({plan['steps_per_epoch']:,} steps of {summary.get('mean_step_time_s', 0) * 1e3:,.1f} ms)"
+    )
+
+
+_OPTIONAL_ROWS = ("parameters / FLOPs per step", "achieved TFLOP/s (MFU)", "time to accuracy")
 
 
 def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
@@ -44,6 +115,8 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
         ),
         ("device", f"{summary.get('device')} — {summary.get('device_name')}"),
         ("batch size", summary.get("batch_size")),
+        ("precision, layout, optimiser", _execution(summary)),
+        ("parameters / FLOPs per step", _flops(summary)),
         ("timed steps", summary.get("timed_steps")),
         ("mean speed (img/s ± stderr)", _speed(summary)),
         (
@@ -54,11 +127,14 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
         ("mean step time (ms)", _ms(summary.get("mean_step_time_s"))),
         ("data wait (% of step time)", fmt(_pct(summary.get("data_wait_fraction")))),
         ("end-to-end throughput (img/s)", fmt(summary.get("throughput_e2e"))),
+        ("achieved TFLOP/s (MFU)", _mfu(summary)),
+        ("warm-up (s)", fmt(summary.get("warmup_time_s"), 2)),
         (
             "train / validation / total (s)",
             _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
         ),
         ("accuracy", _accuracy(summary)),
+        ("time to accuracy", _tta(summary)),
         ("model load (s)", fmt(inference.get("load_time_s"), 3)),
         ("predict test set (s)", fmt(inference.get("predict_time_s"), 3)),
         (
@@ -82,7 +158,17 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
             ("finished", summary.get("finished_at")),
             ("tags", ", ".join(f"{k}={v}" for k, v in (summary.get("tags") or {}).items())),
         ]
-    return Group(table(None, ("Metric", "Value"), rows))
+    parts: list[Any] = [
+        table(
+            None,
+            ("Metric", "Value"),
+            [r for r in rows if r[1] is not None or r[0] not in _OPTIONAL_ROWS],
+        )
+    ]
+    plan = feasibility_line(summary)
+    if plan:
+        parts.append(plan if "does not fit" not in plan else f"[yellow]{plan}[/]")
+    return Group(*parts)
 
 
 def _pct(fraction: float | None) -> float | None:
@@ -242,6 +328,10 @@ def workload_dict(w: WorkloadSpec) -> dict[str, Any]:
         "lr": w.optimizer.lr,
         "datasets": list(w.datasets),
         "frameworks": sorted(w.builders),
+        "task": w.task,
+        "image_size": {"default": w.input_shape[1], "min": w.min_image_size}
+        if w.resizable
+        else None,
     }
 
 
@@ -253,7 +343,8 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
             (
                 w.name,
                 w.description,
-                "x".join(map(str, w.input_shape)),
+                "x".join(map(str, w.input_shape))
+                + (f" (any ≥{w.min_image_size})" if w.resizable else ""),
                 w.default_batch_size,
                 f"{w.optimizer.name} lr {w.optimizer.lr:g}",
                 ", ".join(w.datasets),

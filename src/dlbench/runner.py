@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import tempfile
 import time
@@ -20,11 +21,19 @@ from typing import Any, Protocol, TypeVar
 
 from dlbench import datasets, sysinfo
 from dlbench.config import RunSpec
-from dlbench.engines import Engine, get_engine
+from dlbench.engines import DeviceInfo, Engine, get_engine
 from dlbench.errors import DlbenchError
+from dlbench.measure import peaks
 from dlbench.measure.stats import percentiles_ms, speed_stats
 from dlbench.measure.timer import StepTimer, time_calls
-from dlbench.records import InferenceStats, RunResult
+from dlbench.records import (
+    Feasibility,
+    InferenceStats,
+    ModelStats,
+    RunResult,
+    SpeedStats,
+    TimeToAccuracy,
+)
 from dlbench.store import Store
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.sampler import NullSampler, Sampler
@@ -68,11 +77,17 @@ class _Measured:
     run_id: str
     phase: str = "setup"
     timer: StepTimer | None = None
+    warmup_time_s: float | None = None
     train_time_s: float | None = None
     val_time_s: float | None = None
     accuracy: float | None = None
     val_loss: float | None = None
+    map50: float | None = None
     inference: InferenceStats | None = None
+    model: ModelStats | None = None
+    device: DeviceInfo | None = None
+    hardware: dict[str, Any] = field(default_factory=dict, repr=False)
+    tta: TimeToAccuracy | None = None
     stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
     sampler: Sampler | NullSampler = field(default_factory=NullSampler, repr=False)
 
@@ -98,12 +113,16 @@ def execute(
     started = time.monotonic()
     try:
         engine = engine or get_engine(spec.framework)
-        hardware = _register(spec, run_id, store, engine)
-        measured.sampler = _start_sampler(spec, run_id, store, hardware)
+        measured.device, measured.hardware = _register(spec, run_id, store, engine)
+        measured.sampler = _start_sampler(spec, run_id, store, measured.hardware)
         _prepare(spec, engine)
+        measured.model = engine.model_stats()
         _warmup(spec, engine, measured, progress)
-        _train(spec, engine, measured, progress)
-        _validate(spec, engine, measured, progress)
+        if spec.target_accuracy is None:
+            _train(spec, engine, measured, progress)
+            _validate(spec, engine, measured, progress)
+        else:
+            _train_to_accuracy(spec, engine, measured, progress)
         _infer(spec, engine, measured, progress)
     except (KeyboardInterrupt, RunInterrupted):
         status, error = "interrupted", f"interrupted during the {measured.phase} phase"
@@ -123,8 +142,10 @@ def execute(
     return result
 
 
-def _register(spec: RunSpec, run_id: str, store: Store, engine: Engine) -> dict[str, Any]:
-    """Store the device and hardware fingerprint; return the fingerprint."""
+def _register(
+    spec: RunSpec, run_id: str, store: Store, engine: Engine
+) -> tuple[DeviceInfo, dict[str, Any]]:
+    """Store the device and hardware fingerprint; return both."""
     device = engine.resolve_device(spec.device)
     data_dir = None if spec.data in (datasets.SYNTHETIC, datasets.DIGITS) else spec.data
     hardware = sysinfo.collect(data_dir)
@@ -135,7 +156,7 @@ def _register(spec: RunSpec, run_id: str, store: Store, engine: Engine) -> dict[
         device_name=device.device_name,
         num_gpus=device.num_gpus,
     )
-    return hardware
+    return device, hardware
 
 
 def _start_sampler(
@@ -168,7 +189,7 @@ def _prepare(spec: RunSpec, engine: Engine) -> None:
     data = None
     if spec.data != datasets.SYNTHETIC:
         assert spec.dataset is not None
-        data = datasets.load(spec.data, workload.data_format, spec.dataset, workload.input_shape)
+        data = datasets.load(spec.data, workload.data_format, spec.dataset, spec.input_shape)
     engine.setup(spec, workload, data)
 
 
@@ -182,56 +203,108 @@ def _stream(engine: Engine) -> Iterator[tuple[int, object]]:
 
 
 def _warmup(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
-    measured.enter("warmup")
     stream = _stream(engine)
-    progress.phase("warm-up", spec.warmup)
-    for _ in range(spec.warmup):
-        _, batch = next(stream)
-        engine.train_step(batch)
-        progress.advance()
-    engine.sync()
+    if spec.warmup:
+        measured.enter("warmup")
+        progress.phase("warm-up", spec.warmup)
+        engine.sync()
+        start = time.perf_counter_ns()
+        for _ in range(spec.warmup):
+            _, batch = next(stream)
+            engine.train_step(batch)
+            progress.advance()
+        engine.sync()
+        measured.warmup_time_s = (time.perf_counter_ns() - start) * 1e-9
     # --steps continues the same pass over the data; --epochs times whole fresh epochs.
-    measured.stream = stream if spec.epochs is None else _stream(engine)
+    measured.stream = stream if spec.timed_epochs is None else _stream(engine)
 
 
 def _train(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
     measured.enter("train")
     stream = measured.stream
     assert stream is not None
-    if spec.epochs:
-        total = spec.epochs * engine.steps_per_epoch
+    if spec.timed_epochs:
+        total = spec.timed_epochs * engine.steps_per_epoch
     else:
         total = int(spec.steps or 0) - spec.warmup
     timer = measured.timer = StepTimer(engine.sync)
     progress.phase("train", total)
     timer.start_phase()
-    for _ in range(total):
+    _timed_steps(engine, timer, stream, total, progress)
+    measured.train_time_s = timer.end_phase()
+
+
+def _timed_steps(
+    engine: Engine,
+    timer: StepTimer,
+    stream: Iterator[tuple[int, object]],
+    count: int,
+    progress: Progress,
+) -> None:
+    for _ in range(count):
         timer.step_start()
         epoch, batch = next(stream)
         timer.data_ready(epoch)
         engine.train_step(batch)
         timer.step_end()
         progress.advance()
-    measured.train_time_s = timer.end_phase()
 
 
-def _validate(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+def _train_to_accuracy(
+    spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress
+) -> None:
+    """Whole epochs, each followed by a validation pass, until the target is reached."""
+    assert spec.target_accuracy is not None and spec.epochs is not None
+    stream = measured.stream
+    assert stream is not None
+    measured.enter("train")
+    timer = measured.timer = StepTimer(engine.sync)
+    progress.phase("train to accuracy", spec.epochs * engine.steps_per_epoch)
+    scores: list[float] = []
+    eval_s = 0.0
+    timer.start_phase()
+    for _ in range(spec.epochs):
+        _timed_steps(engine, timer, stream, engine.steps_per_epoch, progress)
+        _validate(spec, engine, measured, None)
+        measured.enter("train")
+        eval_s += measured.val_time_s or 0.0
+        score = measured.accuracy if measured.accuracy is not None else measured.map50
+        scores.append(score or 0.0)
+        if scores[-1] >= spec.target_accuracy:
+            break
+    wall_s = timer.end_phase()
+    measured.train_time_s = wall_s - eval_s
+    measured.tta = TimeToAccuracy(
+        target=spec.target_accuracy,
+        reached=scores[-1] >= spec.target_accuracy,
+        epochs=len(scores),
+        train_time_s=measured.train_time_s,
+        wall_time_s=wall_s,
+        accuracy_by_epoch=tuple(scores),
+    )
+
+
+def _validate(
+    spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress | None
+) -> None:
     measured.enter("validate")
-    progress.phase("validate", engine.test_batch_count(spec.val_batches))
+    if progress:
+        progress.phase("validate", engine.test_batch_count(spec.val_batches))
     engine.sync()
     start = time.perf_counter_ns()
-    evaluation = engine.validate(spec.val_batches, progress.advance)
+    evaluation = engine.validate(spec.val_batches, progress.advance if progress else None)
     engine.sync()
     measured.val_time_s = (time.perf_counter_ns() - start) * 1e-9
-    measured.accuracy = evaluation.correct / evaluation.total if evaluation.total else None
+    measured.accuracy = evaluation.accuracy
     measured.val_loss = evaluation.mean_loss
+    measured.map50 = evaluation.map50
 
 
 def _infer(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
     measured.enter("infer")
     progress.phase("infer", None)
     with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
-        checkpoint = Path(tmp) / "checkpoint.pt"
+        checkpoint = Path(spec.checkpoint or Path(tmp) / "checkpoint.pt").expanduser()
         engine.save_checkpoint(checkpoint)
         load_s, model = _timed(engine, lambda: engine.load_checkpoint(checkpoint))
     predict_s, images = _timed(engine, lambda: engine.predict_all(model, spec.val_batches))
@@ -294,6 +367,13 @@ def _result(
     total = train_s + measured.val_time_s if train_s and measured.val_time_s else None
     peak, source = engine.peak_memory() if engine else (None, None)
     loss = _safe_loss(engine) if status == "ok" else None
+    device_peak = peaks.Peak(None, "the run ended before its device was known")
+    if measured.device is not None:
+        device_peak = peaks.device_peak(
+            measured.device.kind, measured.device.device_name, spec.precision, measured.hardware
+        )
+    flops = measured.model.flops_per_step if measured.model else None
+    achieved, mfu = peaks.mfu(flops, speed.mean_step_time_s if speed else None, device_peak)
     return RunResult(
         run_id=run_id,
         status=status,  # type: ignore[arg-type]
@@ -307,11 +387,40 @@ def _result(
         total_time_s=total,
         accuracy=measured.accuracy,
         val_loss=measured.val_loss,
+        map50=measured.map50,
         final_train_loss=loss,
+        warmup_time_s=measured.warmup_time_s,
         inference=measured.inference,
         peak_memory_bytes=peak,
         peak_memory_source=source,
+        model=measured.model,
+        achieved_tflops=achieved,
+        peak_tflops=device_peak.tflops,
+        peak_source=device_peak.source,
+        mfu=mfu,
+        time_to_accuracy=measured.tta,
+        feasibility=_feasibility(spec, status, speed),
         steps=steps,
+    )
+
+
+def _feasibility(spec: RunSpec, status: str, speed: SpeedStats | None) -> Feasibility | None:
+    """With --dataset-size: whether the batch fits, and E epochs of N images at this speed."""
+    if spec.dataset_size is None or status not in ("ok", "oom"):
+        return None
+    batch = int(spec.batch_size or 1)
+    steps_per_epoch = math.ceil(spec.dataset_size / batch)
+    epochs = spec.epochs or 1
+    projected = None
+    if status == "ok" and speed is not None:
+        projected = epochs * steps_per_epoch * speed.mean_step_time_s
+    return Feasibility(
+        fits=status == "ok",
+        batch_size=batch,
+        dataset_size=spec.dataset_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        projected_train_s=projected,
     )
 
 

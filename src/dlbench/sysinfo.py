@@ -35,6 +35,32 @@ def cpu_model() -> str:
         return platform.processor() or "unknown CPU"
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "neon")
+
+
+@lru_cache(maxsize=1)
+def cpu_isa() -> dict[str, Any]:
+    """Vendor, family and the vector-FMA flags that bound the CPU's peak FLOP/s."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "flags", "Features") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor is enough
+    except OSError:
+        return {}
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    family = fields.get("cpu family", "")
+    return {
+        "vendor": fields.get("vendor_id"),
+        "family": int(family) if family.isdigit() else None,
+        **{flag: flag in flags for flag in ISA_FLAGS},
+    }
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on (affinity), which a container quota can make smaller."""
     try:
@@ -59,6 +85,8 @@ def collect(data_path: str | None = None) -> dict[str, Any]:
             "logical_cpus": psutil.cpu_count(logical=True),
             "usable_cpus": usable_cpus(),
             "max_mhz": round(freq.max, 1) if freq and freq.max else None,
+            "clock_mhz": round(freq.current, 1) if freq and freq.current else None,
+            "isa": cpu_isa(),
         },
         "memory_bytes": memory.total,
         "swap_bytes": psutil.swap_memory().total,

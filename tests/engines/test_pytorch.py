@@ -4,7 +4,7 @@ import torch
 from dlbench.config import build_spec
 from dlbench.engines import get_engine
 from dlbench.engines.pytorch import TorchEngine, load_checkpoint
-from dlbench.errors import ConfigError, EngineUnavailable
+from dlbench.errors import ConfigError, DataError, EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.workloads import WORKLOADS, get_workload
 
@@ -27,8 +27,11 @@ KNOWN_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(WORKLOADS))
-def test_every_workload_builds_with_its_published_size_and_takes_a_step(name):
+CLASSICS = sorted(n for n, w in WORKLOADS.items() if w.data_format not in ("images", "coco"))
+
+
+@pytest.mark.parametrize("name", CLASSICS)
+def test_every_classic_workload_builds_with_its_published_size_and_takes_a_step(name):
     workload = get_workload(name)
     model = resolve(workload.builders["pytorch"])(workload.input_shape, workload.num_classes)
     assert sum(p.numel() for p in model.parameters()) == KNOWN_PARAMS[name]
@@ -86,7 +89,7 @@ def test_checkpoint_round_trip_predicts_the_same(tmp_path):
     engine.model.eval()
     assert size == 8
     with torch.no_grad():
-        expected = engine.model(engine._preprocess(engine._input.sample_images(8))).argmax(1)
+        expected = engine.model(engine.task.preprocess(engine._input.sample_images(8))).argmax(1)
     assert torch.equal(call(), expected)
 
 
@@ -96,7 +99,7 @@ def test_checkpoints_cannot_run_code(tmp_path):
             return (print, ("executed",))
 
     torch.save({"weight": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+    with pytest.raises(DataError, match="[Ww]eights only load failed"):
         load_checkpoint(torch.nn.Linear(1, 1), tmp_path / "evil.pt", torch.device("cpu"))
 
 

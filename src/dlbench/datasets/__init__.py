@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,13 +26,41 @@ FORMATS: dict[str, tuple[str, str]] = {
         "dlbench.datasets.cifar:load_cifar10",
         "dlbench.datasets.cifar:probe_cifar10",
     ),
+    # Any-size RGB images for the zoo; --dataset picks the layout (folder, CIFAR, ImageNet32).
+    "images": ("dlbench.datasets.images:load_images", "dlbench.datasets.images:probe_images"),
+    "coco": ("dlbench.datasets.coco:load_coco", "dlbench.datasets.coco:probe_coco"),
 }
+RESIZED_FORMATS = ("images", "coco")  # the engine resizes these to the run's --image-size
 
 # Sizes of the real train/test sets, so that a synthetic "epoch" means the same work.
 SYNTHETIC_SIZES: dict[str, tuple[int, int]] = {
     "mnist-idx": (60_000, 10_000),
     "cifar10-python": (50_000, 10_000),
+    "images": (1_281_167, 50_000),  # ImageNet-1k
+    "coco": (118_287, 5_000),  # COCO 2017
 }
+
+
+class Split(Protocol):
+    """One split of a dataset, read a batch at a time (in the input pipeline's workers)."""
+
+    def __len__(self) -> int: ...
+
+    def take(self, indices: list[int]) -> tuple[np.ndarray, Any]:
+        """uint8 images (N, C, H, W) and their labels (int64 array, or detection targets)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArraySplit:
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[indices], self.labels[indices]
 
 
 @dataclass(frozen=True)
@@ -45,12 +74,68 @@ class ArrayData:
     test_x: np.ndarray
     test_y: np.ndarray
 
+    @classmethod
+    def from_batches(
+        cls,
+        name: str,
+        source: str,
+        train: list[tuple[np.ndarray, np.ndarray]],
+        test: tuple[np.ndarray, np.ndarray],
+    ) -> ArrayData:
+        """Training batches joined; the test split as it is."""
+        return cls(
+            name=name,
+            source=source,
+            train_x=np.concatenate([x for x, _ in train]),
+            train_y=np.concatenate([y for _, y in train]),
+            test_x=test[0],
+            test_y=test[1],
+        )
+
+    @property
+    def train(self) -> ArraySplit:
+        return ArraySplit(self.train_x, self.train_y)
+
+    @property
+    def test(self) -> ArraySplit:
+        return ArraySplit(self.test_x, self.test_y)
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_y.max(initial=0), self.test_y.max(initial=0))) + 1
+
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean and std of the training images on the 0-1 scale."""
-        pixels = self.train_x.reshape(self.train_x.shape[0], self.train_x.shape[1], -1)
-        mean = pixels.mean(axis=(0, 2), dtype=np.float64) / 255.0
-        std = pixels.std(axis=(0, 2), dtype=np.float64) / 255.0
-        return tuple(float(m) for m in mean), tuple(max(float(s), 1e-6) for s in std)
+        return channel_stats(self.train_x)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images (N, C, H, W) on the 0-1 scale."""
+    pixels = images.reshape(images.shape[0], images.shape[1], -1)
+    mean = pixels.mean(axis=(0, 2), dtype=np.float64) / 255.0
+    std = pixels.std(axis=(0, 2), dtype=np.float64) / 255.0
+    return tuple(float(m) for m in mean), tuple(max(float(s), 1e-6) for s in std)
+
+
+class Dataset(Protocol):
+    """What the engines read: train and test splits, class count, normalisation."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def train(self) -> Split: ...
+
+    @property
+    def test(self) -> Split: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]: ...
 
 
 def check_shape(data: ArrayData, input_shape: tuple[int, int, int]) -> ArrayData:
@@ -76,13 +161,17 @@ def probe(data: str, data_format: str, dataset: str) -> None:
     resolve(_format(data_format)[1])(path, dataset)
 
 
-def load(data: str, data_format: str, dataset: str, input_shape: tuple[int, int, int]) -> ArrayData:
+def load(data: str, data_format: str, dataset: str, input_shape: tuple[int, int, int]) -> Dataset:
     """Decode the real dataset that ``data`` names (not for ``synthetic``)."""
     if data == DIGITS:
         from dlbench.datasets.digits import load_digits
 
         return load_digits(input_shape)
-    loaded = resolve(_format(data_format)[0])(Path(data).expanduser(), dataset)
+    loaded: Dataset = resolve(_format(data_format)[0])(
+        Path(data).expanduser(), dataset, input_shape
+    )
+    if data_format in RESIZED_FORMATS or not isinstance(loaded, ArrayData):
+        return loaded
     return check_shape(loaded, input_shape)
 
 

@@ -72,15 +72,7 @@ def probe_cifar10(root: Path, dataset: str) -> None:
                 raise DataError(f"{folder / name}: not a pickle file; expected a {_EXPECTED}")
 
 
-def load_cifar10(root: Path, dataset: str) -> ArrayData:
+def load_cifar10(root: Path, dataset: str, input_shape: object = None) -> ArrayData:
     folder = find_folder(root)
     train = [read_batch(folder / name) for name in _TRAIN]
-    test_x, test_y = read_batch(folder / _TEST)
-    return ArrayData(
-        name=dataset,
-        source=str(folder),
-        train_x=np.concatenate([x for x, _ in train]),
-        train_y=np.concatenate([y for _, y in train]),
-        test_x=test_x,
-        test_y=test_y,
-    )
+    return ArrayData.from_batches(dataset, str(folder), train, read_batch(folder / _TEST))

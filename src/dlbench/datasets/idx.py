@@ -97,7 +97,7 @@ def probe_mnist(root: Path, dataset: str) -> None:
         _header(path, head, ndim)
 
 
-def load_mnist(root: Path, dataset: str) -> ArrayData:
+def load_mnist(root: Path, dataset: str, input_shape: object = None) -> ArrayData:
     files = find_files(root, dataset)
     arrays = {key: read_idx(path, 3 if key.endswith("_x") else 1) for key, path in files.items()}
     for split in ("train", "test"):

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from dlbench.errors import EngineUnavailable
+from dlbench.records import ModelStats
 from dlbench.registry import resolve, unknown_name
 
 if TYPE_CHECKING:
     from dlbench.config import RunSpec
-    from dlbench.datasets import ArrayData
+    from dlbench.datasets import Dataset
     from dlbench.workloads import WorkloadSpec
 
 ENGINES: dict[str, str] = {
@@ -33,9 +34,10 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class EvalResult:
-    correct: int
-    total: int
-    mean_loss: float
+    images: int
+    accuracy: float | None  # top-1, classification
+    mean_loss: float | None  # None where the model reports no validation loss (detection)
+    map50: float | None = None  # mean average precision at IoU 0.5, detection
 
 
 class Engine(Protocol):
@@ -46,7 +48,9 @@ class Engine(Protocol):
 
     def resolve_device(self, requested: str) -> DeviceInfo: ...
 
-    def setup(self, spec: RunSpec, workload: WorkloadSpec, data: ArrayData | None) -> None: ...
+    def check_precision(self, device: DeviceInfo, precision: str) -> None: ...
+
+    def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None: ...
 
     def sync(self) -> None: ...
 
@@ -55,6 +59,8 @@ class Engine(Protocol):
     def train_step(self, batch: object) -> None: ...
 
     def final_train_loss(self) -> float | None: ...
+
+    def model_stats(self) -> ModelStats: ...
 
     def test_batch_count(self, max_batches: int | None) -> int: ...
 

@@ -1,31 +1,34 @@
-"""The PyTorch engine: model, optimiser, input pipeline and device for one run."""
+"""The PyTorch engine: model, optimiser, precision, input pipeline and device for one run."""
 
 from __future__ import annotations
 
-import math
+import contextlib
+import pickle
 import resource
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from dlbench.config import RunSpec
-from dlbench.datasets import SYNTHETIC_SIZES, ArrayData
-from dlbench.engines import DeviceInfo, EvalResult
-from dlbench.errors import EngineUnavailable
+from dlbench.datasets import Dataset
+from dlbench.engines import DeviceInfo, EvalResult, ModelStats
+from dlbench.engines.torch_input import Batch, LoaderInput, SyntheticInput, default_workers
+from dlbench.engines.torch_tasks import ClassifyTask, DetectTask
+from dlbench.errors import DataError, EngineUnavailable
 from dlbench.registry import resolve
-from dlbench.sysinfo import cpu_model, usable_cpus
+from dlbench.sysinfo import cpu_model
 from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-ChannelStats = tuple[tuple[float, ...], tuple[float, ...]]
-SYNTHETIC_POOL = 4  # distinct synthetic batches kept on the device and cycled through
+__all__ = ["TorchEngine", "default_workers", "load_checkpoint", "make_optimizer"]
+
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
+AMP_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
+CHECKPOINT_FORMAT = "dlbench-checkpoint-1"
 
 
 class TorchEngine:
@@ -35,6 +38,7 @@ class TorchEngine:
         self.steps_per_epoch = 0
         self.sync: Callable[[], None] = _no_sync
         self._last_loss: torch.Tensor | None = None
+        self._stats: ModelStats | None = None
 
     # -- device -----------------------------------------------------------------------------
     def resolve_device(self, requested: str) -> DeviceInfo:
@@ -55,8 +59,24 @@ class TorchEngine:
             return DeviceInfo("mps", "mps", "Apple GPU (MPS)", 1)
         return _cuda_device(requested)
 
+    def check_precision(self, device: DeviceInfo, precision: str) -> None:
+        """Refuse a precision the device cannot run, before the run starts."""
+        if precision == "tf32":
+            if device.kind != "cuda" or torch.cuda.get_device_capability(device.device)[0] < 8:
+                raise EngineUnavailable(
+                    f"--precision tf32 needs an NVIDIA GPU of compute capability 8.0 or newer "
+                    f"(Ampere+); {device.device} ({device.device_name}) has no TF32",
+                    "use --precision fp32 or amp-bf16",
+                )
+        if precision == "amp-bf16" and device.kind == "cuda":
+            if not torch.cuda.is_bf16_supported():
+                raise EngineUnavailable(
+                    f"--precision amp-bf16: {device.device_name} has no bfloat16 support",
+                    "use --precision amp-fp16",
+                )
+
     # -- setup ------------------------------------------------------------------------------
-    def setup(self, spec: RunSpec, workload: WorkloadSpec, data: ArrayData | None) -> None:
+    def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None:
         self.info = self.resolve_device(spec.device)
         self.device = torch.device(self.info.device)
         self.sync = _sync_for(self.device)
@@ -66,30 +86,94 @@ class TorchEngine:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
+        self.check_precision(self.info, spec.precision)
+        _set_tf32(self.device, spec.precision == "tf32")
         self.spec, self.workload = spec, workload
+        self.input_shape = spec.input_shape
+        self.num_classes = _num_classes(spec, workload, data)
         self._builder = resolve(workload.builders[self.name])
         self.model = self._build_model()
-        self.optimizer = make_optimizer(workload.optimizer, self.model.parameters())
-        self.loss_fn = nn.CrossEntropyLoss()
+        # torch.compile wraps the module; the eager one is kept for checkpoints and FLOPs.
+        self.step_model: Any = torch.compile(self.model) if spec.compile else self.model
+        optimizer = OptimizerSpec(
+            str(spec.optimizer),
+            float(spec.lr or workload.optimizer.lr),
+            momentum=workload.optimizer.momentum or (0.9 if spec.optimizer == "sgd" else 0.0),
+            weight_decay=workload.optimizer.weight_decay,
+        )
+        self.optimizer = make_optimizer(optimizer, self.model.parameters())
+        self.amp_dtype = AMP_DTYPES.get(spec.precision)
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type) if spec.precision == "amp-fp16" else None
+        )
         batch = int(spec.batch_size or workload.default_batch_size)
         self._input: SyntheticInput | LoaderInput
         if data is None:
-            self._input = SyntheticInput(workload, batch, self.device, spec.seed)
+            self._input = SyntheticInput(
+                workload, self.input_shape, self.num_classes, batch, self.device, spec.seed
+            )
         else:
             self._input = LoaderInput(data, batch, self.device, spec)
         self.steps_per_epoch = self._input.steps_per_epoch
-        mean, std = self._input.channel_stats
-        shape = (1, len(mean), 1, 1)
-        self._mean = torch.tensor(mean, device=self.device).view(shape)
-        self._std = torch.tensor(std, device=self.device).view(shape)
+        self.task: ClassifyTask | DetectTask
+        if workload.task == "detect":
+            self.task = DetectTask(self.device)
+        else:
+            self.task = ClassifyTask(
+                self._input.channel_stats, self.input_shape[1], self.device, spec.channels_last
+            )
+        self.classes = getattr(data, "classes", None)
+        self._stats = self._measure_model()
 
     def _build_model(self) -> nn.Module:
-        model: nn.Module = self._builder(self.workload.input_shape, self.workload.num_classes)
-        return model.to(self.device)
+        model: nn.Module = self._builder(self.input_shape, self.num_classes).to(self.device)
+        if self.spec.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
-    def _preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        # uint8 -> normalised float on the device: part of the step, as in a real pipeline.
-        return (images.float().div_(255.0) - self._mean) / self._std
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _measure_model(self) -> ModelStats:
+        params = sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        layers = Counter(
+            type(m).__name__
+            for m in self.model.modules()
+            if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+        )
+        flops, note = self._count_flops()
+        return ModelStats(
+            params=params,
+            trainable_params=trainable,
+            flops_per_step=flops,
+            flops_note=note,
+            layers=dict(sorted(layers.items())),
+            input_shape=self.input_shape,
+            num_classes=self.num_classes,
+        )
+
+    def _count_flops(self) -> tuple[int | None, str]:
+        """FLOPs of one training step (forward + backward) on the real model and batch, in
+        fp32 eager mode: the work is the same at any precision."""
+        images, labels = next(iter(self._input.train_batches()))
+        try:
+            flops = train_step_flops(self.model, self.task, images, labels)
+        except Exception as exc:
+            if self.is_out_of_memory(exc):
+                raise
+            return None, f"FlopCounterMode failed: {type(exc).__name__}: {exc}"[:200]
+        note = "torch.utils.flop_counter.FlopCounterMode, forward + backward, one batch"
+        if self.workload.task == "detect":
+            note += "; RoI align and NMS are not counted"
+        return flops, note
+
+    def model_stats(self) -> ModelStats:
+        assert self._stats is not None, "setup() first"
+        return self._stats
 
     # -- training ---------------------------------------------------------------------------
     def train_epoch(self) -> Iterator[Batch]:
@@ -97,11 +181,16 @@ class TorchEngine:
 
     def train_step(self, batch: Batch) -> None:
         images, labels = batch
-        logits = self.model(self._preprocess(images))
-        loss = self.loss_fn(logits, labels)
+        with self._autocast():
+            loss = self.task.loss(self.step_model, images, labels)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
         self._last_loss = loss.detach()  # read once at the end: .item() would sync each step
 
     def final_train_loss(self) -> float | None:
@@ -116,22 +205,27 @@ class TorchEngine:
         self, max_batches: int | None, on_batch: Callable[[], None] | None = None
     ) -> EvalResult:
         self.model.eval()
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        total = 0
-        with torch.no_grad():
-            for images, labels in self._input.test_batches(max_batches):
-                logits = self.model(self._preprocess(images))
-                loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
-                correct += (logits.argmax(dim=1) == labels).sum()
-                total += int(labels.shape[0])
-                if on_batch:
-                    on_batch()
-        self.model.train()
-        return EvalResult(int(correct.item()), total, float(loss_sum.item()) / max(total, 1))
+        try:
+            return self.task.evaluate(
+                self.model, self._input.test_batches(max_batches), self._autocast, on_batch
+            )
+        finally:
+            self.model.train()
 
     def save_checkpoint(self, path: Path) -> None:
-        torch.save(self.model.state_dict(), path)
+        mean, std = self._input.channel_stats
+        meta = {
+            "workload": self.workload.name,
+            "image_size": self.input_shape[1],
+            "num_classes": self.num_classes,
+            "mean": list(mean),
+            "std": list(std),
+            "classes": list(self.classes) if self.classes else None,
+            "precision": self.spec.precision,
+        }
+        torch.save(
+            {"format": CHECKPOINT_FORMAT, "meta": meta, "model": self.model.state_dict()}, path
+        )
 
     def load_checkpoint(self, path: Path) -> nn.Module:
         return load_checkpoint(self._build_model(), path, self.device).eval()
@@ -139,9 +233,9 @@ class TorchEngine:
     def predict_all(self, model: object, max_batches: int | None) -> int:
         assert isinstance(model, nn.Module)
         images_seen = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for images, _ in self._input.test_batches(max_batches):
-                model(self._preprocess(images)).argmax(dim=1)
+                self.task.predict(model, images)
                 images_seen += int(images.shape[0])
         return images_seen
 
@@ -149,9 +243,9 @@ class TorchEngine:
         assert isinstance(model, nn.Module)
         images = self._input.sample_images(batch_size)
 
-        def predict() -> torch.Tensor:
-            with torch.inference_mode():
-                return model(self._preprocess(images)).argmax(dim=1)
+        def predict() -> object:
+            with torch.inference_mode(), self._autocast():
+                return self.task.predict(model, images)
 
         return predict, int(images.shape[0])
 
@@ -172,6 +266,40 @@ class TorchEngine:
         if isinstance(exc, (MemoryError, *oom_types)):
             return True
         return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MESSAGES)
+
+
+def train_step_flops(
+    model: nn.Module, task: ClassifyTask | DetectTask, images: torch.Tensor, labels: Any
+) -> int:
+    """FLOPs of the forward and backward pass of one batch, gradients cleared after."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter:
+            task.loss(model, images, labels).backward()
+    finally:
+        model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def _num_classes(spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> int:
+    """--num-classes, else the data's own count, else the workload's."""
+    if data is None:
+        return spec.num_classes or workload.num_classes
+    if spec.num_classes is not None and spec.num_classes < data.num_classes:
+        raise DataError(
+            f"--num-classes {spec.num_classes}: {data.source} has {data.num_classes} classes",
+            f"give --num-classes {data.num_classes} or more, or leave it out",
+        )
+    return spec.num_classes or data.num_classes
+
+
+def _set_tf32(device: torch.device, enabled: bool) -> None:
+    """fp32 means fp32: cuDNN's TF32 convolutions (on by default in PyTorch) are switched off
+    unless --precision tf32 asks for them."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -211,15 +339,29 @@ def make_optimizer(spec: OptimizerSpec, params: Any) -> torch.optim.Optimizer:
         )
     if spec.name == "adam":
         return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.name == "adamw":
+        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay or 0.01)
     if spec.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=spec.lr, weight_decay=spec.weight_decay)
     raise ValueError(f"unknown optimizer {spec.name}")
 
 
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A dlbench checkpoint, loaded with weights_only=True: a checkpoint cannot run code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot read this checkpoint ({first})") from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(
+            f"{path}: not a dlbench checkpoint", "save one with dlbench run --checkpoint FILE"
+        )
+    return state
+
+
 def load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> nn.Module:
-    """Load a state dict with weights_only=True: a checkpoint cannot run code."""
-    state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
-    model.load_state_dict(state)
+    model.load_state_dict(read_checkpoint(path, device)["model"])
     return model
 
 
@@ -227,115 +369,3 @@ def process_peak_rss() -> int:
     """This process's peak resident set size in bytes (ru_maxrss is KiB on Linux)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-def default_workers() -> int:
-    """Input workers: one per spare core, at most 4, leaving a core to the training loop."""
-    return max(0, min(4, usable_cpus() - 1))
-
-
-class SyntheticInput:
-    """Random uint8 images and labels made once on the device and cycled: no input cost."""
-
-    def __init__(self, workload: WorkloadSpec, batch: int, device: torch.device, seed: int) -> None:
-        train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
-        channels = workload.input_shape[0]
-        # Uniform 0-255 noise on the 0-1 scale: mean 0.5, std 0.29.
-        self.channel_stats: ChannelStats = ((0.5,) * channels, (0.29,) * channels)
-        self.batch = batch
-        self.steps_per_epoch = max(1, train_size // batch)
-        self.test_steps = math.ceil(test_size / batch)
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-        # Validation batches are distinct from training ones: a model that memorises the
-        # training pool must not show it as accuracy.
-        self.pool, self.test_pool = (
-            [_random_batch(workload, batch, generator, device) for _ in range(size)]
-            for size in (SYNTHETIC_POOL, 2)
-        )
-
-    def train_batches(self) -> Iterator[Batch]:
-        for i in range(self.steps_per_epoch):
-            yield self.pool[i % len(self.pool)]
-
-    def test_batches(self, max_batches: int | None) -> Iterator[Batch]:
-        for i in range(min(self.test_steps, max_batches or self.test_steps)):
-            yield self.test_pool[i % len(self.test_pool)]
-
-    def sample_images(self, count: int) -> torch.Tensor:
-        return self.test_pool[0][0][:count]
-
-
-def _random_batch(
-    workload: WorkloadSpec, batch: int, generator: torch.Generator, device: torch.device
-) -> Batch:
-    images = torch.randint(
-        0, 256, (batch, *workload.input_shape), dtype=torch.uint8, generator=generator
-    )
-    labels = torch.randint(0, workload.num_classes, (batch,), generator=generator)
-    return images.to(device), labels.to(device)
-
-
-class _Arrays(Dataset):
-    """Whole batches by index list (``__getitems__``): one numpy gather per batch."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> Batch:
-        return torch.from_numpy(self.images[index]), torch.tensor(self.labels[index])
-
-    def __getitems__(self, indices: list[int]) -> Batch:
-        return torch.from_numpy(self.images[indices]), torch.from_numpy(self.labels[indices])
-
-
-def _whole_batch(batch: Batch) -> Batch:
-    return batch
-
-
-class LoaderInput:
-    """Real data through a DataLoader with workers and pinned memory."""
-
-    def __init__(self, data: ArrayData, batch: int, device: torch.device, spec: RunSpec) -> None:
-        self.device = device
-        self.channel_stats: ChannelStats = data.channel_stats()
-        workers = default_workers() if spec.workers is None else spec.workers
-        generator = torch.Generator().manual_seed(spec.seed)
-        common: dict[str, Any] = {
-            "batch_size": batch,
-            "num_workers": workers,
-            "pin_memory": device.type == "cuda",
-            "persistent_workers": workers > 0,
-            "collate_fn": _whole_batch,
-        }
-        train = _Arrays(data.train_x, data.train_y)
-        if len(train) < batch:
-            raise ValueError(f"batch size {batch} is larger than the {len(train)} training images")
-        self.train_loader = DataLoader(
-            train, sampler=RandomSampler(train, generator=generator), drop_last=True, **common
-        )
-        test = _Arrays(data.test_x, data.test_y)
-        self.test_loader = DataLoader(test, sampler=SequentialSampler(test), **common)
-        self.steps_per_epoch = len(self.train_loader)
-        self.test_steps = len(self.test_loader)
-        self._sample = torch.from_numpy(np.ascontiguousarray(data.test_x[:batch])).to(device)
-
-    def _to_device(self, loader: DataLoader, limit: int | None) -> Iterator[Batch]:
-        for i, (images, labels) in enumerate(loader):
-            if limit is not None and i >= limit:
-                break
-            yield (
-                images.to(self.device, non_blocking=True),
-                labels.to(self.device, non_blocking=True),
-            )
-
-    def train_batches(self) -> Iterator[Batch]:
-        return self._to_device(self.train_loader, None)
-
-    def test_batches(self, max_batches: int | None) -> Iterator[Batch]:
-        return self._to_device(self.test_loader, max_batches)
-
-    def sample_images(self, count: int) -> torch.Tensor:
-        return self._sample[:count]

@@ -54,7 +54,7 @@ def run_local(
         framework=spec.framework,
         device=spec.device,
         batch_size=spec.batch_size,
-        precision="fp32",
+        precision=spec.precision,
         data=spec.data,
         dataset=spec.dataset,
     )

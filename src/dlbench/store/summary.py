@@ -25,10 +25,16 @@ RESULT_FIELDS = (
     "total_time_s",
     "accuracy",
     "val_loss",
+    "map50",
     "final_train_loss",
+    "warmup_time_s",
     "peak_memory_bytes",
     "peak_memory_source",
     "phase_reached",
+    "achieved_tflops",
+    "peak_tflops",
+    "peak_source",
+    "mfu",
 )
 RUN_FIELDS = (
     "run_id",
@@ -59,6 +65,12 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["timed_steps"] = speed.get("timed_steps", run.get("timed_steps") or 0)
     summary.update({name: speed.get(name) for name in SPEED_FIELDS})
     summary.update({name: result.get(name) for name in RESULT_FIELDS})
+    model = result.get("model") or {}
+    summary["params"] = model.get("params")
+    summary["flops_per_step"] = model.get("flops_per_step")
+    summary["model"] = result.get("model")
+    summary["time_to_accuracy"] = result.get("time_to_accuracy")
+    summary["feasibility"] = result.get("feasibility")
     summary["inference"] = result.get("inference")
     summary["wall_time_s"] = result.get("wall_time_s")
     summary["exit_code"] = result.get("exit_code")

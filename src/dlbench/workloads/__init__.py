@@ -26,18 +26,134 @@ class WorkloadSpec:
     name: str
     description: str
     family: str
-    input_shape: tuple[int, int, int]  # channels, height, width
+    input_shape: tuple[int, int, int]  # channels, height, width (the default --image-size)
     num_classes: int
     default_batch_size: int
     optimizer: OptimizerSpec
     data_format: str  # a key of dlbench.datasets.FORMATS
     datasets: tuple[str, ...]  # values --dataset accepts; the first is the default
     builders: dict[str, str] = field(default_factory=dict)  # framework -> "module:function"
+    task: str = "classify"  # classify | detect
+    resizable: bool = False  # takes any --image-size of at least min_image_size
+    min_image_size: int = 1
+    depth: int | None = None  # weight layers, as the family counts them (resnet50 -> 50)
 
 
 _MNIST = ("mnist", "fashion-mnist")
+_IMAGES = ("imagefolder", "cifar10", "imagenet32")
 _TORCH_MNIST = "dlbench.workloads.mnist_models"
 _TORCH_CIFAR = "dlbench.workloads.cifar_models"
+_TORCH_ZOO = "dlbench.workloads.zoo_models"
+_TORCH_DETECT = "dlbench.workloads.detection_models"
+# ImageNet recipes (torchvision references), scaled linearly from batch 256 to the default.
+_SGD_IMAGENET = OptimizerSpec("sgd", lr=0.025, momentum=0.9, weight_decay=1e-4)
+_SGD_VGG = OptimizerSpec("sgd", lr=0.0025, momentum=0.9, weight_decay=5e-4)
+_ADAM_KERAS = OptimizerSpec("adam", lr=1e-4)  # the seed notebooks' Keras default
+
+
+def _zoo(
+    name: str,
+    description: str,
+    family: str,
+    depth: int | None,
+    batch: int,
+    *,
+    size: int = 224,
+    min_size: int = 32,
+    optimizer: OptimizerSpec = _SGD_IMAGENET,
+    builder: str | None = None,
+) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=name,
+        description=description,
+        family=family,
+        input_shape=(3, size, size),
+        num_classes=1000,
+        default_batch_size=batch,
+        optimizer=optimizer,
+        data_format="images",
+        datasets=_IMAGES,
+        builders={"pytorch": f"{_TORCH_ZOO}:{builder or name.replace('-', '_')}"},
+        resizable=True,
+        min_image_size=min_size,
+        depth=depth,
+    )
+
+
+def _detector(name: str, description: str, builder: str) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=name,
+        description=description,
+        family="fasterrcnn",
+        input_shape=(3, 512, 512),
+        num_classes=2,  # background + Waldo; a COCO folder brings its own categories
+        default_batch_size=4,
+        optimizer=OptimizerSpec("sgd", lr=0.005, momentum=0.9, weight_decay=1e-4),
+        data_format="coco",
+        datasets=("coco",),
+        builders={"pytorch": f"{_TORCH_DETECT}:{builder}"},
+        task="detect",
+        resizable=True,
+        min_image_size=64,
+    )
+
+
+_ZOO = (
+    *(
+        _zoo(f"vgg{d}", f"VGG-{d} (torchvision)", "vgg", d, 64, optimizer=_SGD_VGG)
+        for d in (11, 16, 19)
+    ),
+    *(_zoo(f"resnet{d}", f"ResNet-{d} (torchvision)", "resnet", d, 64) for d in (18, 50, 101, 152)),
+    _zoo(
+        "inception-v3",
+        "Inception v3 (torchvision), auxiliary logits in training at 299x299",
+        "inception",
+        48,
+        64,
+        size=299,
+        min_size=75,
+        optimizer=OptimizerSpec("sgd", lr=0.01125, momentum=0.9, weight_decay=1e-4),
+    ),
+    _zoo(
+        "xception",
+        "Xception (timm legacy_xception, Keras' Xception)",
+        "xception",
+        71,
+        32,
+        size=299,
+        min_size=71,
+    ),
+    _zoo(
+        "model-a",
+        "Seed model A: VGG19 convolutional base + 4 conv + global average pooling + 3 FC "
+        "with dropout",
+        "vgg",
+        19 + 4 + 3,
+        32,
+        optimizer=_ADAM_KERAS,
+    ),
+    _zoo(
+        "model-b",
+        "Seed model B: Xception and ResNet152V2 bases side by side, concatenated + conv + "
+        "global average pooling + 3 FC with dropout",
+        "ensemble",
+        None,
+        16,
+        size=299,
+        min_size=71,
+        optimizer=_ADAM_KERAS,
+    ),
+    _detector(
+        "fasterrcnn",
+        "Faster R-CNN, ResNet-50 FPN (torchvision): find Waldo in cluttered scenes",
+        "fasterrcnn_resnet50_fpn",
+    ),
+    _detector(
+        "fasterrcnn-mobilenet",
+        "Faster R-CNN, MobileNetV3-Large FPN (torchvision): find Waldo in cluttered scenes",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+    ),
+)
 
 WORKLOADS: dict[str, WorkloadSpec] = {
     spec.name: spec
@@ -90,6 +206,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             datasets=_MNIST,
             builders={"pytorch": f"{_TORCH_MNIST}:mlp"},
         ),
+        *_ZOO,
     )
 }
 
