@@ -144,6 +144,8 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
         (["run", "resnet18", "--device", "cpu", "--precision", "tf32"], "compute capability 8.0"),
         (["run", "resnet18", "--data", "/tmp", "--dataset", "imagenet32"], "no ImageNet32"),
         (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
+        (["maxbatch", "resnet18", "--memory-limit", "lots"], "not a size"),
+        (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, args, message):

@@ -18,13 +18,19 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def preflight_device(spec: RunSpec) -> DeviceInfo:
+    """The framework, device and precision exist here, or one clear error."""
+    engine = get_engine(spec.framework)
+    device = engine.resolve_device(spec.device)
+    engine.check_precision(device, spec.precision)
+    return device
+
+
 def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     """Everything that can be checked before a run starts, so that bad input stores nothing:
     the database is writable, the framework and device exist, the data can be read."""
     store.check_writable()
-    engine = get_engine(spec.framework)
-    device = engine.resolve_device(spec.device)
-    engine.check_precision(device, spec.precision)
+    device = preflight_device(spec)
     workload = get_workload(spec.workload)
     assert spec.dataset is not None
     datasets.probe(spec.data, workload.data_format, spec.dataset)

@@ -168,6 +168,65 @@ def run(
 
 
 @app.command()
+def maxbatch(
+    workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
+    image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    start: Annotated[
+        int | None, typer.Option(help="First batch size tried [default: the workload's].")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Largest batch size tried.")] = 65_536,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe as though the device had this much memory (8GiB, 512MiB) "
+            "[default on CPU: 90% of the memory free now].",
+        ),
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per probe.")] = 600.0,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Find the largest batch that trains without running out of memory."""
+    from dlbench import render
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.maxbatch import find_max_batch, parse_bytes
+
+    spec = build_spec(
+        workload=workload,
+        device=device,
+        precision=precision,
+        image_size=image_size,
+        channels_last=channels_last,
+        telemetry=False,
+    )
+    if (start is not None and start < 1) or limit < 1:
+        raise DlbenchError("--start and --limit must be at least 1")
+    info = preflight_device(spec)
+    cap = parse_bytes(memory_limit) if memory_limit else None
+    human = err if json_flag else out
+    human.print(f"probing {workload} on {info.device} ({info.device_name}), {precision}")
+    found = find_max_batch(
+        spec,
+        info.kind,
+        start=start or int(spec.batch_size or 1),
+        limit=limit,
+        memory_limit=cap,
+        timeout_s=timeout,
+        on_probe=lambda p: human.print(render.probe_line(p)),
+    )
+    if json_flag:
+        import dataclasses
+
+        _write_json(dataclasses.asdict(found), "-")
+    else:
+        out.print(render.maxbatch_panel(found))
+    raise typer.Exit(0 if found.max_batch_size else 3)
+
+
+@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,

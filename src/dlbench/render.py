@@ -396,3 +396,33 @@ def _short(value: float) -> str:
         if magnitude >= size:
             return f"{value / size:.1f}{unit}"
     return f"{value:.1f}"
+
+
+def probe_line(probe: Any) -> str:
+    """One maxbatch probe as it finishes."""
+    if probe.status == "ok":
+        return (
+            f"  batch {probe.batch_size:>6,}: [green]fits[/], peak "
+            f"{fmt_bytes(probe.peak_memory_bytes)}, step {probe.step_time_s * 1e3:,.0f} ms"
+        )
+    if probe.status == "oom":
+        return f"  batch {probe.batch_size:>6,}: [yellow]out of memory[/]"
+    return f"  batch {probe.batch_size:>6,}: [red]{probe.status}[/] {probe.error or ''}"
+
+
+def maxbatch_panel(found: Any) -> str:
+    limit = (
+        f" under a {fmt_bytes(found.memory_limit_bytes)} limit" if found.memory_limit_bytes else ""
+    )
+    if found.max_batch_size is None:
+        return (
+            f"[red]{found.workload} does not fit at batch 1 on {found.device}{limit}[/] "
+            f"({len(found.probes)} probes)"
+        )
+    best = found.best
+    capped = " (the --limit; larger may fit)" if found.capped else ""
+    return (
+        f"largest batch that trains: [bold]{found.max_batch_size:,}[/]{capped}, peak memory "
+        f"{fmt_bytes(best.peak_memory_bytes if best else None)} "
+        f"({best.peak_memory_source if best else 'n/a'}){limit}; {len(found.probes)} probes"
+    )

@@ -72,7 +72,7 @@ def run_local(
                 }
             )
         )
-        oom_before = _oom_kills()
+        oom_before = oom_kills()
         ended = supervise([sys.executable, "-m", CHILD_MODULE, str(payload)], timeout_s)
         crash_tail = _tail(crash_file)
     status = _close_if_unfinished(
@@ -161,7 +161,7 @@ def _close_if_unfinished(
 ) -> str:
     run = store.get_run(run_id)
     if run["status"] == "running":
-        status, message = _classify_exit(returncode, timed_out, oom_before)
+        status, message = classify_exit(returncode, timed_out, oom_before)
         where = f" in the {run['phase_reached']} phase" if run.get("phase_reached") else ""
         error = f"{message}{where}"
         if crash_tail:
@@ -175,12 +175,12 @@ def _close_if_unfinished(
     return str(run["status"])
 
 
-def _classify_exit(returncode: int, timed_out: bool, oom_before: int | None) -> tuple[str, str]:
+def classify_exit(returncode: int, timed_out: bool, oom_before: int | None) -> tuple[str, str]:
     if timed_out:
         return "timeout", "the run passed its time limit and was stopped"
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        oom_after = _oom_kills()
+        oom_after = oom_kills()
         if oom_before is not None and oom_after is not None and oom_after > oom_before:
             return "oom", f"killed by {name}: the kernel's out-of-memory killer stopped it"
         hint = " (the kernel's out-of-memory killer sends this)" if name == "SIGKILL" else ""
@@ -188,7 +188,7 @@ def _classify_exit(returncode: int, timed_out: bool, oom_before: int | None) -> 
     return "failed", f"the run's process exited with code {returncode} before storing a result"
 
 
-def _oom_kills() -> int | None:
+def oom_kills() -> int | None:
     """The cgroup's count of out-of-memory kills, where cgroup v2 exposes it."""
     try:
         for line in CGROUP_EVENTS.read_text().splitlines():

@@ -1,0 +1,74 @@
+"""One ``dlbench maxbatch`` probe: ``python -m dlbench.launch.probe PAYLOAD.json``.
+
+Builds the model in a fresh process, takes a few training steps at one batch size, and writes
+``ok`` or ``oom`` with the peak memory to the payload's result file. A memory limit is applied
+before anything is allocated: on a GPU as the caching allocator's share of the device, on the
+CPU as the process's data-segment limit (RLIMIT_DATA: heap and anonymous mappings, which is
+where tensors live, and not the shared libraries' code).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dlbench.config import RunSpec
+from dlbench.engines import get_engine
+from dlbench.workloads import get_workload
+
+
+def _limit_memory(engine: Any, device: str, limit: int | None) -> None:
+    if limit is None:
+        return
+    info = engine.resolve_device(device)
+    if info.kind == "cuda":
+        import torch
+
+        index = int(info.device.partition(":")[2] or 0)
+        total = torch.cuda.get_device_properties(index).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), index)
+    elif info.kind == "cpu":
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
+def probe(spec: RunSpec, memory_limit: int | None, steps: int) -> dict[str, Any]:
+    engine = get_engine(spec.framework)
+    _limit_memory(engine, spec.device, memory_limit)
+    step_time = None
+    try:
+        engine.setup(spec, get_workload(spec.workload), None)
+        batches = iter(engine.train_epoch())
+        for _ in range(steps):
+            start = time.perf_counter()
+            engine.train_step(next(batches))
+            engine.sync()
+            step_time = time.perf_counter() - start
+        status, error = "ok", None
+    except Exception as exc:  # noqa: BLE001 - the probe's outcome is its result
+        status = "oom" if engine.is_out_of_memory(exc) else "failed"
+        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+    peak, source = engine.peak_memory()
+    return {
+        "batch_size": int(spec.batch_size or 0),
+        "status": status,
+        "peak_memory_bytes": peak,
+        "peak_memory_source": source,
+        "step_time_s": step_time,
+        "error": error,
+    }
+
+
+def main(argv: list[str]) -> int:
+    payload = json.loads(Path(argv[0]).read_text())
+    spec = RunSpec.model_validate(payload["spec"])
+    result = probe(spec, payload.get("memory_limit"), int(payload["steps"]))
+    Path(payload["result"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
