@@ -201,3 +201,22 @@ def test_a_checkpoint_is_saved_where_asked(store, tmp_path):
     saved = read_checkpoint(path)
     assert saved["meta"]["workload"] == "lenet-mnist" and saved["meta"]["image_size"] == 28
     assert "0.weight" in saved["model"]
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_and_saves_plain_weights(store, tmp_path):
+    path = tmp_path / "mlp.pt"
+    _, result = _run(
+        store,
+        workload="mlp-mnist",
+        steps=12,
+        warmup=2,
+        val_batches=1,
+        compile=True,
+        checkpoint=str(path),
+    )
+    assert result.status == "ok", result.error
+    assert result.warmup_time_s > result.speed.mean_step_time_s * 2  # compilation is in warm-up
+    from dlbench.engines.pytorch import read_checkpoint
+
+    assert not any(key.startswith("_orig_mod") for key in read_checkpoint(path)["model"])

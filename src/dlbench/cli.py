@@ -227,6 +227,35 @@ def maxbatch(
 
 
 @app.command()
+def infer(
+    workload: Annotated[str, typer.Argument(help="The workload the checkpoint was trained as.")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Weights saved by dlbench run --checkpoint FILE.")
+    ],
+    images: Annotated[Path, typer.Option(help="A folder of PNG/JPEG images (searched deeply).")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or amp-fp16 / amp-bf16.")] = "fp32",
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write every prediction as JSON to FILE, or - for stdout."),
+    ] = None,
+) -> None:
+    """Predict each image of a folder with a trained checkpoint; latency per image."""
+    import dataclasses
+
+    from dlbench import render
+    from dlbench.config import build_spec
+    from dlbench.infer import infer_folder
+
+    build_spec(workload=workload, device=device, precision=precision)  # validates the options
+    human = err if json_out == "-" else out
+    report = infer_folder(workload, checkpoint, images, device, precision)
+    human.print(render.inference_table(report))
+    if json_out:
+        _write_json(dataclasses.asdict(report), json_out)
+
+
+@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,

@@ -426,3 +426,35 @@ def maxbatch_panel(found: Any) -> str:
         f"{fmt_bytes(best.peak_memory_bytes if best else None)} "
         f"({best.peak_memory_source if best else 'n/a'}){limit}; {len(found.probes)} probes"
     )
+
+
+INFERENCE_ROWS_SHOWN = 50  # a long folder is summarised; --json has every image
+
+
+def inference_table(report: Any) -> Group:
+    rows = []
+    for p in report.predictions[:INFERENCE_ROWS_SHOWN]:
+        result = p.result
+        label = result.get("label", result.get("class"))
+        box = f" box {result['box']}" if result.get("box") else ""
+        rows.append(
+            (
+                p.file,
+                f"{label}{box}",
+                f"{result['score']:.3f}",
+                fmt(p.decode_ms, 2),
+                fmt(p.predict_ms, 2),
+            )
+        )
+    shown = table(
+        f"{report.workload} on {report.device}, {report.precision}",
+        ("Image", "Prediction", "Score", "Decode (ms)", "Predict (ms)"),
+        rows,
+    )
+    more = len(report.predictions) - len(rows)
+    summary = (
+        f"{len(report.predictions)} images{f' ({more} more in --json)' if more > 0 else ''}: "
+        f"predict p50 {report.predict_p50_ms:,.2f} ms, p95 {report.predict_p95_ms:,.2f} ms; "
+        f"decode p50 {report.decode_p50_ms:,.2f} ms; {report.images_per_s:,.1f} images/s"
+    )
+    return Group(shown, summary)

@@ -71,14 +71,14 @@ class DetectionData:
 def _decode_resized(path: Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
     from PIL import Image
 
+    from dlbench.datasets.images import decode_image
+
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            original = opened.size
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode this image ({exc})") from exc
-    original = image.size
-    image = image.resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1), original
+    return decode_image(path, size, channels=3, crop=False), original
 
 
 def _find_split(root: Path, split: str) -> tuple[Path, Path]:

@@ -32,19 +32,37 @@ FOLDER_TEST_SHARE = 0.1  # held out for validation when the folder has no val/ s
 # -- image folders ---------------------------------------------------------------------------
 def decode_rgb(path: Path, size: int) -> np.ndarray:
     """One image as uint8 (3, size, size): shorter side resized to ``size``, centre-cropped."""
+    return decode_image(path, size, channels=3, crop=True)
+
+
+def decode_image(path: Path, size: int, channels: int, crop: bool) -> np.ndarray:
+    """One image as uint8 (channels, size, size), 1 (grey) or 3 (RGB) channels. With ``crop``
+    the shorter side is resized to ``size`` and the centre kept (aspect ratio preserved);
+    without it the image is stretched to the square (boxes scale with it)."""
     from PIL import Image
 
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            image = opened.convert("RGB" if channels == 3 else "L")
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot decode this image ({exc})") from exc
-    scale = size / min(image.size)
-    width, height = (max(size, round(side * scale)) for side in image.size)
-    image = image.resize((width, height), Image.Resampling.BILINEAR)
-    left, top = (width - size) // 2, (height - size) // 2
-    image = image.crop((left, top, left + size, top + size))
-    return np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)
+    if crop:
+        scale = size / min(image.size)
+        width, height = (max(size, round(side * scale)) for side in image.size)
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        left, top = (width - size) // 2, (height - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    else:
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image under ``folder``, in path order."""
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,7 @@ class FolderData:
 def _images_by_class(root: Path) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-        )
+        files = image_files(folder)
         if files:
             classes[folder.name] = files
     return classes

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dlbench.errors import EngineUnavailable
 from dlbench.records import ModelStats
@@ -38,6 +38,18 @@ class EvalResult:
     accuracy: float | None  # top-1, classification
     mean_loss: float | None  # None where the model reports no validation loss (detection)
     map50: float | None = None  # mean average precision at IoU 0.5, detection
+
+
+class Predictor(Protocol):
+    """A trained model for ``dlbench infer``: one decoded image at a time."""
+
+    device_name: str
+    image_size: int
+    channels: int
+
+    def sync(self) -> None: ...
+
+    def predict(self, image: Any) -> dict[str, Any]: ...
 
 
 class Engine(Protocol):
@@ -75,6 +87,10 @@ class Engine(Protocol):
     def predict_all(self, model: object, max_batches: int | None) -> int: ...
 
     def predict_call(self, model: object, batch_size: int) -> tuple[Callable[[], object], int]: ...
+
+    def load_predictor(
+        self, workload: WorkloadSpec, checkpoint: Path, device: str, precision: str
+    ) -> Predictor: ...
 
     def peak_memory(self) -> tuple[int | None, str]: ...
 

@@ -79,7 +79,7 @@ class TorchEngine:
     def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None:
         self.info = self.resolve_device(spec.device)
         self.device = torch.device(self.info.device)
-        self.sync = _sync_for(self.device)
+        self.sync = device_sync(self.device)
         torch.manual_seed(spec.seed)
         if spec.threads:
             torch.set_num_threads(spec.threads)
@@ -249,6 +249,14 @@ class TorchEngine:
 
         return predict, int(images.shape[0])
 
+    def load_predictor(
+        self, workload: WorkloadSpec, checkpoint: Path, device: str, precision: str
+    ) -> Any:
+        """The trained model of ``checkpoint``, ready for one image at a time."""
+        from dlbench.engines.torch_infer import TorchPredictor
+
+        return TorchPredictor(workload, checkpoint, device, precision)
+
     # -- resources --------------------------------------------------------------------------
     def peak_memory(self) -> tuple[int | None, str]:
         if not hasattr(self, "device"):  # setup failed before a device was chosen
@@ -307,7 +315,7 @@ def _no_sync() -> None:
     """CPU work is finished when the call returns."""
 
 
-def _sync_for(device: torch.device) -> Callable[[], None]:
+def device_sync(device: torch.device) -> Callable[[], None]:
     if device.type == "cuda":
         return lambda: torch.cuda.synchronize(device)
     if device.type == "mps":
