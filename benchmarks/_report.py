@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import re
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -24,3 +27,34 @@ def write_section(name: str, markdown: str) -> None:
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: body, text) if pattern.search(text) else f"{text}\n{body}\n"
     DOC.write_text(text)
+
+
+def dlbench_run(workload: str, warmup: int, steps: int, db: Path, *options: str) -> dict:
+    """One `dlbench run` in its own process: ``steps`` timed after ``warmup``, one validation
+    batch; its JSON summary."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlbench",
+            "run",
+            workload,
+            "--warmup",
+            str(warmup),
+            "--steps",
+            str(warmup + steps),
+            "--val-batches",
+            "1",
+            "--db",
+            str(db),
+            *options,
+            "--json",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"dlbench run {workload} {' '.join(options)}: {done.stderr[-400:]}")
+    return json.loads(done.stdout)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _report import dlbench_run as run_summary
 from _report import machine, write_section
 
 HERE = Path(__file__).resolve().parent
@@ -27,31 +28,7 @@ WARMUP = 10
 
 
 def dlbench_run(workload: str, steps: int, device: str, db: Path) -> dict:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dlbench",
-            "run",
-            workload,
-            "--device",
-            device,
-            "--warmup",
-            str(WARMUP),
-            "--steps",
-            str(WARMUP + steps),
-            "--val-batches",
-            "1",
-            "--db",
-            str(db),
-            "--json",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return run_summary(workload, WARMUP, steps, db, "--device", device)
 
 
 def plain_run(workload: str, steps: int, device: str) -> float:

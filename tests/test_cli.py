@@ -263,9 +263,17 @@ def test_quickstart_runs_every_workload_and_learns_digits(db_path):
     done = dlbench(db_path, "quickstart", timeout=600)
     assert done.returncode == 0, done.stderr
     runs = Store(str(db_path)).list_runs()
-    assert len(runs) == 5 and {r["status"] for r in runs} == {"ok"}
-    assert {r["workload"] for r in runs} == {"lenet-mnist", "deepmnist", "cifar10-cnn", "mlp-mnist"}
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"ok"}
+    assert {r["workload"] for r in runs} == {
+        "lenet-mnist",
+        "deepmnist",
+        "cifar10-cnn",
+        "mlp-mnist",
+        "resnet18",
+    }
     (digits,) = [r for r in runs if r["data"] == "digits"]
     assert digits["accuracy"] > 0.9
-    assert "5 of 5 runs ok" in done.stdout and str(db_path) in done.stdout
+    assert (
+        "6 of 6 runs ok" in done.stdout and "TFLOP/s" in done.stdout and str(db_path) in done.stdout
+    )
     print(f"quickstart took {time.monotonic() - started:.0f} s")

@@ -194,9 +194,11 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
             "Data",
             "Device",
             "Batch",
+            "Precision",
             "Speed (img/s ± stderr)",
             "Jitter",
             "Step (ms)",
+            "TFLOP/s (MFU)",
             "Train (s)",
             "Accuracy",
             "Status",
@@ -207,9 +209,11 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
                 s.get("data"),
                 s.get("device"),
                 s.get("batch_size"),
+                s.get("precision"),
                 _speed(s),
                 fmt(s.get("speed_jitter")),
                 _ms(s.get("mean_step_time_s")),
+                _tflops_short(s),
                 fmt(s.get("train_time_s"), 2),
                 _accuracy(s),
                 status_text(s["status"]),
@@ -217,6 +221,14 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
             for s in summaries
         ],
     )
+
+
+def _tflops_short(summary: dict[str, Any]) -> str | None:
+    achieved = summary.get("achieved_tflops")
+    if achieved is None:
+        return None
+    mfu = summary.get("mfu")
+    return f"{achieved:,.3f}" + (f" ({mfu:.0%})" if mfu is not None else "")
 
 
 def quickstart_footer(summaries: list[dict[str, Any]], where: str) -> str:
