@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
 import pickle
+import shutil
+import socket
 import struct
+import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +36,24 @@ def store(db_path: Path) -> Iterator[Store]:
     opened = Store(str(db_path))
     yield opened
     opened.close()
+
+
+def run_dlbench(
+    db_path: Path,
+    *args: str,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``dlbench ARGS`` from a fresh process, on the test's database."""
+    return subprocess.run(
+        ["dlbench", *args],
+        capture_output=True,
+        text=True,
+        env=env or cli_env(db_path),
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def cli_env(db_path: Path) -> dict[str, str]:
@@ -144,3 +168,80 @@ def write_coco(root: Path, images: int = 4, size: int = 96) -> Path:
         }
         (folder / "annotations.json").write_text(json.dumps(content))
     return root
+
+
+# -- PostgreSQL: the store tests run against SQLite and a real server started here ----------
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the postgres user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found); .ci/run installs it")
+    root = Path(tempfile.mkdtemp(prefix="dlbench-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    data, port = root / "data", _free_port()
+    subprocess.run(
+        _as_postgres([initdb, "-D", str(data), "-U", "postgres", "--auth=trust"]),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1 -c max_connections=100"
+    subprocess.run(
+        _as_postgres(
+            [pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-o", options, "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _create_database(server: str) -> str:
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, db_path: Path) -> str:
+    """A fresh, empty results database of each kind."""
+    if request.param == "sqlite":
+        return str(db_path)
+    return _create_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def backend_store(backend_url: str) -> Iterator[Store]:
+    opened = Store(backend_url)
+    yield opened
+    opened.close()

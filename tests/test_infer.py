@@ -1,7 +1,6 @@
 """dlbench infer: a saved checkpoint predicts the PNG/JPEG files of a folder."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from dlbench.errors import ConfigError, DataError
 from dlbench.infer import infer_folder
 from dlbench.workloads import get_workload
 
-from conftest import cli_env
+from conftest import cli_env, run_dlbench
 
 
 def _checkpoint(tmp_path, workload, **options):
@@ -81,42 +80,34 @@ def test_infer_errors_are_clear(tmp_path):
 def test_train_then_infer_from_the_command_line(tmp_path, db_path):
     checkpoint = tmp_path / "lenet.pt"
     env = cli_env(db_path)
-    trained = subprocess.run(
-        [
-            "dlbench",
-            "run",
-            "lenet-mnist",
-            "--data",
-            "digits",
-            "--epochs",
-            "1",
-            "--warmup",
-            "1",
-            "--checkpoint",
-            str(checkpoint),
-        ],
-        capture_output=True,
-        text=True,
+    trained = run_dlbench(
+        db_path,
+        "run",
+        "lenet-mnist",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--warmup",
+        "1",
+        "--checkpoint",
+        str(checkpoint),
         env=env,
         timeout=300,
     )
     assert trained.returncode == 0, trained.stderr
-    done = subprocess.run(
-        [
-            "dlbench",
-            "infer",
-            "lenet-mnist",
-            "--checkpoint",
-            str(checkpoint),
-            "--images",
-            str(_pngs(tmp_path / "imgs", 3, 28, mode="L")),
-            "--device",
-            "cpu",
-            "--json",
-            "-",
-        ],
-        capture_output=True,
-        text=True,
+    done = run_dlbench(
+        db_path,
+        "infer",
+        "lenet-mnist",
+        "--checkpoint",
+        str(checkpoint),
+        "--images",
+        str(_pngs(tmp_path / "imgs", 3, 28, mode="L")),
+        "--device",
+        "cpu",
+        "--json",
+        "-",
         env=env,
         timeout=300,
     )

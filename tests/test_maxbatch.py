@@ -1,14 +1,13 @@
 """The largest-batch search: exact on a known limit, and real probes under a memory cap."""
 
 import json
-import subprocess
 
 import pytest
 
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.maxbatch import Probe, parse_bytes, search
 
-from conftest import cli_env
+from conftest import run_dlbench
 
 
 def _limit_at(largest):
@@ -57,24 +56,19 @@ def test_bad_memory_size():
 
 @pytest.mark.slow
 def test_maxbatch_probes_real_training_under_an_injected_memory_cap(db_path):
-    done = subprocess.run(
-        [
-            "dlbench",
-            "maxbatch",
-            "resnet18",
-            "--device",
-            "cpu",
-            "--image-size",
-            "32",
-            "--start",
-            "64",
-            "--memory-limit",
-            "1200MiB",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env(db_path),
+    done = run_dlbench(
+        db_path,
+        "maxbatch",
+        "resnet18",
+        "--device",
+        "cpu",
+        "--image-size",
+        "32",
+        "--start",
+        "64",
+        "--memory-limit",
+        "1200MiB",
+        "--json",
         timeout=600,
     )
     assert done.returncode == 0, done.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from dlbench import datasets
+from dlbench import datasets, staging
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, get_engine
 from dlbench.launch.local import LaunchOutcome, run_local
@@ -33,7 +33,10 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     device = preflight_device(spec)
     workload = get_workload(spec.workload)
     assert spec.dataset is not None
-    datasets.probe(spec.data, workload.data_format, spec.dataset)
+    data = spec.data
+    if data not in (datasets.SYNTHETIC, datasets.DIGITS):
+        data = staging.expand(data)
+    datasets.probe(data, workload.data_format, spec.dataset)
     return device
 
 

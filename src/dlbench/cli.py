@@ -112,6 +112,15 @@ def run(
     checkpoint: Annotated[
         str | None, typer.Option(help="Save the trained weights to FILE (for dlbench infer).")
     ] = None,
+    gpus: Annotated[
+        int, typer.Option(help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.")
+    ] = 1,
+    stage_from: Annotated[
+        str | None, typer.Option(help="Copy this data folder before the run (timed) ...")
+    ] = None,
+    stage_to: Annotated[
+        str | None, typer.Option(help="... into this one, and train from it.")
+    ] = None,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
@@ -151,6 +160,9 @@ def run(
         dataset_size=dataset_size,
         target_accuracy=target_accuracy,
         checkpoint=checkpoint,
+        gpus=gpus,
+        stage_from=stage_from,
+        stage_to=stage_to,
     )
     if timeout is not None and timeout <= 0:
         raise DlbenchError("--timeout must be a positive number of seconds")
@@ -253,6 +265,108 @@ def infer(
     human.print(render.inference_table(report))
     if json_out:
         _write_json(dataclasses.asdict(report), json_out)
+
+
+@app.command()
+def sweep(
+    target: Annotated[str, typer.Argument(help="A sweep file, or status / collect.")],
+    file: Annotated[
+        str | None, typer.Argument(help="The sweep file, after status or collect.")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; run none.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip runs already stored (ok or another end).")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="With resume: rerun those that did not end ok.")
+    ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Slurm: return once the jobs are submitted.")
+    ] = False,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Move older result files into archived/ first.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""
+    from dlbench import render_sweep
+    from dlbench.store import Store
+    from dlbench.sweep import execute as run_sweep
+    from dlbench.sweep import load
+
+    if target in ("status", "collect"):
+        if file is None:
+            raise DlbenchError(f"dlbench sweep {target} needs the sweep file")
+        _sweep_follow(target, load(Path(file)), Store(db))
+        return
+    if file is not None:
+        raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
+    if executor not in ("local", "slurm"):
+        raise DlbenchError(f"--executor {executor!r} is not local or slurm")
+    spec = load(Path(target))
+    store = Store(db)
+    planned = run_sweep.plan(spec, store, resume, retry_failed)
+    out.print(render_sweep.sweep_plan(spec, planned, executor))
+    if dry_run:
+        return
+    run_sweep.check(spec, store, planned, local=executor == "local")
+    if archive:
+        moved = run_sweep.archive(spec.results_dir)
+        out.print(f"archived {moved} older result file(s) in {spec.results_dir / 'archived'}")
+    if executor == "slurm":
+        from dlbench.sweep import slurm
+
+        submissions = slurm.submit(spec, store, planned)
+        out.print(
+            f"submitted {sum(1 for p in planned if not p.skip_reason)} job(s); "
+            f"follow with dlbench sweep status {target}"
+        )
+        if no_wait:
+            return
+        slurm.wait(spec, submissions)
+        slurm.collect(spec, store)
+    else:
+        with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
+            run_sweep.run_locally(spec, store, planned, bar.start, bar.end)
+    rows = run_sweep.sweep_table_rows(spec, store)
+    out.print(render_sweep.sweep_table(spec.name, rows))
+    failed = [r for r in rows if r["status"] != "ok"]
+    raise typer.Exit(1 if failed else 0)
+
+
+def _sweep_follow(action: str, spec: Any, store: Any) -> None:
+    from dlbench import render_sweep
+    from dlbench.sweep import execute as run_sweep
+    from dlbench.sweep import slurm
+
+    if action == "collect":
+        report = slurm.collect(spec, store)
+    else:
+        submissions = slurm.read_submissions(spec)
+        states = slurm.job_states([s.job_id for s in submissions])
+        stored = {r["run_key"]: r["status"] for r in store.list_runs(sweep=spec.name)}
+        report = [(s, states.get(s.job_id, "GONE"), stored.get(s.key)) for s in submissions]
+    out.print(render_sweep.jobs_table(spec.name, report))
+    if action == "collect":
+        out.print(render_sweep.sweep_table(spec.name, run_sweep.sweep_table_rows(spec, store)))
+
+
+@app.command(name="import")
+def import_runs(
+    other: Annotated[str, typer.Argument(help="Another results database (path or URL).")],
+    db: DbOption = None,
+) -> None:
+    """Merge another machine's runs into this database (runs already here are skipped)."""
+    from dlbench.store import Store
+
+    source = Store(other, create=False)
+    target = Store(db)
+    added, skipped = target.import_from(source)
+    out.print(
+        f"imported {added} run(s) from {source.describe()} into {target.describe()}; "
+        f"{skipped} already there"
+    )
 
 
 @app.command()
@@ -416,6 +530,9 @@ def export(
     workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Only this sweep's runs.")
+    ] = None,
     run_id: Annotated[
         list[str] | None, typer.Option("--run", help="Only this run (id or prefix), repeatable.")
     ] = None,
@@ -437,7 +554,9 @@ def export(
     if run_id:
         rows = [store.get_run(r) for r in run_id]
     else:
-        rows = store.list_runs(workload=workload, status=status, tags=parse_tags(tag))
+        rows = store.list_runs(
+            workload=workload, status=status, sweep=sweep_name, tags=parse_tags(tag)
+        )
     if telemetry:
         frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
         what = f"{len(frame)} telemetry samples of {len(rows)} runs"

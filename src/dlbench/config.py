@@ -6,6 +6,8 @@ naming the command-line option at fault.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Any, Literal
 
@@ -58,6 +60,12 @@ class RunSpec(BaseModel):
     dataset_size: int | None = Field(default=None, gt=0)  # project --epochs of this many images
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
     checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
+    # deployment
+    gpus: int = Field(default=1, ge=1)  # processes under torchrun: GPUs, or gloo CPU workers
+    stage_from: str | None = None  # copy this folder to stage_to before the run, timed
+    stage_to: str | None = None
+    sweep: str | None = None  # the sweep this run belongs to
+    repeat: int = Field(default=0, ge=0)  # repeat index within its sweep
 
     @model_validator(mode="after")
     def _check(self) -> RunSpec:
@@ -72,6 +80,13 @@ class RunSpec(BaseModel):
             raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.image_size is not None:
             _check_image_size(workload, self.image_size)
+        if (self.stage_from is None) != (self.stage_to is None):
+            raise ValueError("stage_from: staging needs both --stage-from and --stage-to")
+        if self.stage_from is not None and self.data in ("synthetic", "digits"):
+            raise ValueError(
+                f"stage_from: --data {self.data} has no files to stage; give --data a folder "
+                "inside --stage-from"
+            )
         if self.target_accuracy is not None:
             if self.data == "synthetic":
                 raise ValueError(
@@ -116,6 +131,13 @@ class RunSpec(BaseModel):
                 "lr": self.lr or workload.optimizer.lr,
             }
         )
+
+    @property
+    def run_key(self) -> str:
+        """Stable identity of this run in a sweep: the resolved spec, tags aside, hashed."""
+        fields = self.model_dump(mode="json", exclude={"tags"})
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        return digest[:16]
 
     @property
     def timed_epochs(self) -> int | None:

@@ -110,6 +110,18 @@ class Feasibility:
 
 
 @dataclass(frozen=True)
+class StagingStats:
+    """The dataset copy made before a run (``--stage-from``/``--stage-to``)."""
+
+    source: str
+    destination: str
+    bytes: int
+    files: int
+    seconds: float  # copy and sync to the device
+    bytes_per_s: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What one benchmark run measured. Stored whole; ``steps`` goes to its own table."""
 
@@ -135,6 +147,8 @@ class RunResult:
     mfu: float | None = None  # achieved / peak
     time_to_accuracy: TimeToAccuracy | None = None
     feasibility: Feasibility | None = None
+    staging: StagingStats | None = None
+    ranks: tuple[dict[str, Any], ...] = ()  # per-rank step statistics of a multi-process run
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None
     peak_memory_source: str | None = None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from dlbench import datasets, sysinfo
+from dlbench import datasets, staging, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
 from dlbench.errors import DlbenchError
@@ -32,6 +32,7 @@ from dlbench.records import (
     ModelStats,
     RunResult,
     SpeedStats,
+    StagingStats,
     TimeToAccuracy,
 )
 from dlbench.store import Store
@@ -73,7 +74,7 @@ class NullProgress:
 class _Measured:
     """What the phases have measured so far; turned into a RunResult at the end."""
 
-    store: Store
+    store: Store | None  # None in the other ranks of a multi-process run: rank 0 stores
     run_id: str
     phase: str = "setup"
     timer: StepTimer | None = None
@@ -88,6 +89,8 @@ class _Measured:
     device: DeviceInfo | None = None
     hardware: dict[str, Any] = field(default_factory=dict, repr=False)
     tta: TimeToAccuracy | None = None
+    staging: StagingStats | None = None
+    ranks: tuple[dict[str, Any], ...] = ()
     stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
     sampler: Sampler | NullSampler = field(default_factory=NullSampler, repr=False)
 
@@ -96,25 +99,34 @@ class _Measured:
         says where, and every sample says which phase it belongs to."""
         self.phase = phase
         self.sampler.set_phase(phase)
-        self.store.set_phase(self.run_id, phase)
+        if self.store is not None:
+            self.store.set_phase(self.run_id, phase)
 
 
 def execute(
     spec: RunSpec,
     run_id: str,
-    store: Store,
+    store: Store | None,
     progress: Progress | None = None,
     engine: Engine | None = None,
 ) -> RunResult:
-    """Run ``spec`` (resolved) in this process and store its result under ``run_id``."""
+    """Run ``spec`` (resolved) in this process and store its result under ``run_id``.
+
+    Under torchrun every rank calls this; rank 0 alone gets a ``store`` and samples the
+    machine, the others (``store=None``) train, validate their share and report their steps.
+    """
     progress = progress or NullProgress()
     measured = _Measured(store, run_id)
     status, error = "ok", None
     started = time.monotonic()
     try:
         engine = engine or get_engine(spec.framework)
-        measured.device, measured.hardware = _register(spec, run_id, store, engine)
-        measured.sampler = _start_sampler(spec, run_id, store, measured.hardware)
+        if store is None:
+            measured.device = engine.resolve_device(spec.device)
+        else:
+            measured.device, measured.hardware = _register(spec, run_id, store, engine)
+            measured.sampler = _start_sampler(spec, run_id, store, measured.hardware)
+        spec = _stage(spec, measured)
         _prepare(spec, engine)
         measured.model = engine.model_stats()
         _warmup(spec, engine, measured, progress)
@@ -123,7 +135,9 @@ def execute(
             _validate(spec, engine, measured, progress)
         else:
             _train_to_accuracy(spec, engine, measured, progress)
-        _infer(spec, engine, measured, progress)
+        measured.ranks = _gather_ranks(engine, measured, spec)
+        if store is not None:
+            _infer(spec, engine, measured, progress)
     except (KeyboardInterrupt, RunInterrupted):
         status, error = "interrupted", f"interrupted during the {measured.phase} phase"
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, never a traceback
@@ -132,7 +146,13 @@ def execute(
     finally:
         progress.close()
         measured.sampler.stop()
+        if measured.staging:
+            staging.remove(measured.staging)
+        if engine is not None:
+            engine.shutdown()
     result = _result(spec, run_id, status, error, measured, engine)
+    if store is None:
+        return result
     result = dataclasses.replace(
         result,
         wall_time_s=time.monotonic() - started,
@@ -140,6 +160,18 @@ def execute(
     )
     store.finish_run(result)
     return result
+
+
+def _gather_ranks(engine: Engine, measured: _Measured, spec: RunSpec) -> tuple[dict[str, Any], ...]:
+    """Each rank's step statistics, collected on every rank (one process: itself only)."""
+    if engine.world_size == 1:
+        return ()
+    steps = measured.timer.steps() if measured.timer else ()
+    own = speed_stats(
+        [s.step_time_s for s in steps], [s.data_wait_s for s in steps], int(spec.batch_size or 0)
+    )
+    mine = {"rank": engine.rank, **(dataclasses.asdict(own) if own else {})}
+    return tuple(engine.gather(mine))
 
 
 def _register(
@@ -154,7 +186,7 @@ def _register(
         hardware,
         device=device.device,
         device_name=device.device_name,
-        num_gpus=device.num_gpus,
+        num_gpus=device.num_gpus * spec.gpus,
     )
     return device, hardware
 
@@ -164,7 +196,9 @@ def _start_sampler(
 ) -> Sampler | NullSampler:
     if not spec.telemetry:
         return NullSampler()
-    sources = build_sources(pid=os.getpid(), data_disk=hardware["storage"].get("device"))
+    # Under torchrun the process tree to watch is the launcher's: every rank is its child.
+    pid = os.getppid() if spec.gpus > 1 else os.getpid()
+    sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
     sink = functools.partial(store.add_samples, run_id)
     return Sampler(sources, spec.interval, sink).start()
 
@@ -183,13 +217,27 @@ def telemetry_summary(
     return {"enabled": True, **dataclasses.asdict(report), **summary}
 
 
+def _stage(spec: RunSpec, measured: _Measured) -> RunSpec:
+    """Copy the data to its staging target (timed, its own phase); train from the copy."""
+    if spec.stage_from is None or spec.stage_to is None:
+        return spec
+    measured.enter("stage")
+    measured.staging = staging.stage(spec.stage_from, spec.stage_to)
+    return spec.model_copy(update={"data": staging.staged_data(spec.data, measured.staging)})
+
+
 def _prepare(spec: RunSpec, engine: Engine) -> None:
     """Load the data (unless synthetic) and build the model, optimiser and input pipeline."""
     workload = get_workload(spec.workload)
     data = None
     if spec.data != datasets.SYNTHETIC:
         assert spec.dataset is not None
-        data = datasets.load(spec.data, workload.data_format, spec.dataset, spec.input_shape)
+        data = datasets.load(
+            staging.expand(spec.data) if spec.data != datasets.DIGITS else spec.data,
+            workload.data_format,
+            spec.dataset,
+            spec.input_shape,
+        )
     engine.setup(spec, workload, data)
 
 
@@ -358,7 +406,9 @@ def _result(
 ) -> RunResult:
     timer = measured.timer
     steps = timer.steps() if timer else ()
-    batch = int(spec.batch_size or 0)
+    # Under DDP a step trains batch_size images on each of the world_size ranks.
+    world = engine.world_size if engine is not None and hasattr(engine, "world_size") else 1
+    batch = int(spec.batch_size or 0) * world
     speed = speed_stats([s.step_time_s for s in steps], [s.data_wait_s for s in steps], batch)
     train_s = measured.train_time_s
     if train_s is None and timer and steps:
@@ -372,7 +422,13 @@ def _result(
         device_peak = peaks.device_peak(
             measured.device.kind, measured.device.device_name, spec.precision, measured.hardware
         )
-    flops = measured.model.flops_per_step if measured.model else None
+    flops = (
+        measured.model.flops_per_step * world
+        if measured.model and measured.model.flops_per_step
+        else None
+    )
+    if device_peak.tflops and world > 1:
+        device_peak = peaks.Peak(device_peak.tflops * world, f"{world} x {device_peak.source}")
     achieved, mfu = peaks.mfu(flops, speed.mean_step_time_s if speed else None, device_peak)
     return RunResult(
         run_id=run_id,
@@ -400,6 +456,8 @@ def _result(
         mfu=mfu,
         time_to_accuracy=measured.tta,
         feasibility=_feasibility(spec, status, speed),
+        staging=measured.staging,
+        ranks=measured.ranks,
         steps=steps,
     )
 

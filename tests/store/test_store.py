@@ -11,6 +11,12 @@ from dlbench.store.export import COLUMNS, runs_frame, write
 from dlbench.store.summary import run_summary
 
 
+@pytest.fixture
+def store(backend_store):
+    """Each store test runs on SQLite and on PostgreSQL."""
+    return backend_store
+
+
 def _speed(**over):
     values = dict(
         timed_steps=2,
@@ -116,10 +122,10 @@ def test_an_older_schema_is_migrated_in_place(db_path, monkeypatch):
     _create(store, "old")
     store.close()
     applied = []
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(schema.MIGRATIONS, 2, lambda conn: applied.append(2))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(schema.MIGRATIONS, 3, lambda conn: applied.append(3))
     upgraded = Store(str(db_path))
-    assert applied == [2] and upgraded.schema_version() == 3
+    assert applied == [3] and upgraded.schema_version() == 4
     assert upgraded.get_run("old")["run_id"] == "old"
 
 
@@ -130,10 +136,15 @@ def test_a_version_1_database_gains_the_telemetry_table(db_path):
     store.close()
     with sqlite3.connect(db_path) as conn:  # what a dlbench of schema 1 left behind
         conn.execute("DROP TABLE telemetry")
+        conn.execute("DROP INDEX ix_runs_run_key")
+        conn.execute("ALTER TABLE runs DROP COLUMN run_key")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = Store(str(db_path))
-    assert upgraded.schema_version() == 2
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 3
     assert upgraded.get_run("from-v1")["mean_speed"] == 20.0
+    assert upgraded.get_run("from-v1")["run_key"] is None  # v2 -> v3 added the sweep key
+    _create(upgraded, "from-v3", run_key="abc")
+    assert [r["run_id"] for r in upgraded.list_runs(run_key="abc")] == ["from-v3"]
     upgraded.add_samples("from-v1", [TelemetrySample(0.0, 1.0, "train", "cpu.util_percent", 5)])
     assert upgraded.get_samples("from-v1")[0].value == 5
 
@@ -150,6 +161,8 @@ def test_telemetry_round_trip_and_one_metric_reads_by_primary_key(store, db_path
     assert store.sample_metrics("t1") == ["cpu.util_percent", "mem.used_bytes"]
     cpu = store.get_samples("t1", ["cpu.util_percent"])
     assert [s.value for s in cpu] == list(range(10)) and cpu[3].phase == "train"
+    if store.engine.dialect.name != "sqlite":
+        return  # the query plan below is SQLite's
     with sqlite3.connect(db_path) as conn:
         plan = " ".join(
             str(row)

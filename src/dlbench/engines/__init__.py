@@ -57,6 +57,8 @@ class Engine(Protocol):
 
     name: str
     steps_per_epoch: int
+    rank: int  # 0 in a single process; under torchrun, this process's rank
+    world_size: int
 
     def resolve_device(self, requested: str) -> DeviceInfo: ...
 
@@ -93,6 +95,10 @@ class Engine(Protocol):
     ) -> Predictor: ...
 
     def peak_memory(self) -> tuple[int | None, str]: ...
+
+    def gather(self, value: Any) -> list[Any]: ...
+
+    def shutdown(self) -> None: ...
 
     def is_out_of_memory(self, exc: BaseException) -> bool: ...
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from dlbench.config import RunSpec
 from dlbench.datasets import Dataset
-from dlbench.engines import DeviceInfo, EvalResult, ModelStats
+from dlbench.engines import DeviceInfo, EvalResult, ModelStats, torch_dist
 from dlbench.engines.torch_input import Batch, LoaderInput, SyntheticInput, default_workers
 from dlbench.engines.torch_tasks import ClassifyTask, DetectTask
 from dlbench.errors import DataError, EngineUnavailable
@@ -77,10 +77,15 @@ class TorchEngine:
 
     # -- setup ------------------------------------------------------------------------------
     def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None:
+        self.topology = torch_dist.topology()
         self.info = self.resolve_device(spec.device)
+        if self.topology.distributed and self.info.kind == "cuda":
+            self.info = self.resolve_device(f"cuda:{self.topology.local_rank}")
         self.device = torch.device(self.info.device)
         self.sync = device_sync(self.device)
-        torch.manual_seed(spec.seed)
+        torch.manual_seed(spec.seed)  # the same initial weights on every rank
+        if self.topology.distributed:
+            torch_dist.init(self.device)
         if spec.threads:
             torch.set_num_threads(spec.threads)
         if self.device.type == "cuda":
@@ -93,8 +98,13 @@ class TorchEngine:
         self.num_classes = _num_classes(spec, workload, data)
         self._builder = resolve(workload.builders[self.name])
         self.model = self._build_model()
-        # torch.compile wraps the module; the eager one is kept for checkpoints and FLOPs.
-        self.step_model: Any = torch.compile(self.model) if spec.compile else self.model
+        # DDP and torch.compile wrap the module; the plain one is kept for checkpoints, FLOPs
+        # and evaluation.
+        self.step_model: Any = self.model
+        if self.topology.distributed:
+            self.step_model = torch_dist.wrap(self.model, self.device)
+        if spec.compile:
+            self.step_model = torch.compile(self.step_model)
         optimizer = OptimizerSpec(
             str(spec.optimizer),
             float(spec.lr or workload.optimizer.lr),
@@ -111,10 +121,18 @@ class TorchEngine:
         self._input: SyntheticInput | LoaderInput
         if data is None:
             self._input = SyntheticInput(
-                workload, self.input_shape, self.num_classes, batch, self.device, spec.seed
+                workload,
+                self.input_shape,
+                self.num_classes,
+                batch,
+                self.device,
+                spec.seed + self.topology.rank,
+                self.topology.world_size,
             )
         else:
-            self._input = LoaderInput(data, batch, self.device, spec)
+            self._input = LoaderInput(
+                data, batch, self.device, spec, self.topology.rank, self.topology.world_size
+            )
         self.steps_per_epoch = self._input.steps_per_epoch
         self.task: ClassifyTask | DetectTask
         if workload.task == "detect":
@@ -170,6 +188,21 @@ class TorchEngine:
         if self.workload.task == "detect":
             note += "; RoI align and NMS are not counted"
         return flops, note
+
+    @property
+    def rank(self) -> int:
+        return self.topology.rank if hasattr(self, "topology") else torch_dist.topology().rank
+
+    @property
+    def world_size(self) -> int:
+        return self.topology.world_size if hasattr(self, "topology") else 1
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` in rank order (just ``[value]`` in a single process)."""
+        return torch_dist.gather(value)
+
+    def shutdown(self) -> None:
+        torch_dist.shutdown()
 
     def model_stats(self) -> ModelStats:
         assert self._stats is not None, "setup() first"

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 from torch.utils.data import Dataset as TorchDataset
 
 from dlbench.config import RunSpec
@@ -52,8 +52,11 @@ class SyntheticInput:
         batch: int,
         device: torch.device,
         seed: int,
+        world_size: int = 1,
     ) -> None:
         train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
+        # Under DDP each rank takes its share of the epoch, as a DistributedSampler would.
+        train_size, test_size = train_size // world_size, test_size // world_size
         channels = input_shape[0]
         # Uniform 0-255 noise on the 0-1 scale: mean 0.5, std 0.29.
         self.channel_stats: ChannelStats = ((0.5,) * channels, (0.29,) * channels)
@@ -144,7 +147,15 @@ def _whole_batch(batch: Batch) -> Batch:
 class LoaderInput:
     """Real data through a DataLoader with workers and pinned memory."""
 
-    def __init__(self, data: Dataset, batch: int, device: torch.device, spec: RunSpec) -> None:
+    def __init__(
+        self,
+        data: Dataset,
+        batch: int,
+        device: torch.device,
+        spec: RunSpec,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.device = device
         self.channel_stats: ChannelStats = data.channel_stats()
         workers = default_workers() if spec.workers is None else spec.workers
@@ -159,11 +170,23 @@ class LoaderInput:
         train = _SplitDataset(data.train)
         if len(train) < batch:
             raise ValueError(f"batch size {batch} is larger than the {len(train)} training images")
-        self.train_loader = DataLoader(
-            train, sampler=RandomSampler(train, generator=generator), drop_last=True, **common
-        )
         test = _SplitDataset(data.test)
-        self.test_loader = DataLoader(test, sampler=SequentialSampler(test), **common)
+        self._train_sampler: DistributedSampler | None = None
+        if world_size > 1:
+            # Each rank a disjoint share, reshuffled every epoch (set_epoch below).
+            self._train_sampler = DistributedSampler(
+                train, num_replicas=world_size, rank=rank, shuffle=True, seed=spec.seed
+            )
+            train_sampler: Any = self._train_sampler
+            test_sampler: Any = DistributedSampler(
+                test, num_replicas=world_size, rank=rank, shuffle=False
+            )
+        else:
+            train_sampler = RandomSampler(train, generator=generator)
+            test_sampler = SequentialSampler(test)
+        self._epoch = 0
+        self.train_loader = DataLoader(train, sampler=train_sampler, drop_last=True, **common)
+        self.test_loader = DataLoader(test, sampler=test_sampler, **common)
         self.steps_per_epoch = len(self.train_loader)
         self.test_steps = len(self.test_loader)
         sample, _ = test.__getitems__(list(range(min(batch, len(test)))))
@@ -176,6 +199,9 @@ class LoaderInput:
             yield images.to(self.device, non_blocking=True), to_device(labels, self.device)
 
     def train_batches(self) -> Iterator[Batch]:
+        if self._train_sampler is not None:
+            self._train_sampler.set_epoch(self._epoch)
+        self._epoch += 1
         return self._to_device(self.train_loader, None)
 
     def test_batches(self, max_batches: int | None) -> Iterator[Batch]:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlbench.engines import EvalResult
+from dlbench.engines import EvalResult, torch_dist
 from dlbench.engines.torch_input import Batch, ChannelStats
 
 AUX_LOSS_WEIGHT = 0.4  # Inception v3's auxiliary classifier (Szegedy et al. 2016)
@@ -67,11 +67,15 @@ class ClassifyTask:
                 total += int(labels.shape[0])
                 if on_batch:
                     on_batch()
+        # Under DDP each rank scored its share of the validation set: add them up.
+        counts = torch.tensor([float(correct.item()), float(loss_sum.item()), float(total)])
+        torch_dist.all_reduce_sum(counts)
+        correct_all, loss_all, total = int(counts[0]), float(counts[1]), int(counts[2])
         count = max(total, 1)
         return EvalResult(
             images=total,
-            accuracy=int(correct.item()) / count if total else None,
-            mean_loss=float(loss_sum.item()) / count,
+            accuracy=correct_all / count if total else None,
+            mean_loss=loss_all / count,
         )
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:

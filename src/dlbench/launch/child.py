@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -21,9 +22,10 @@ def main(argv: list[str]) -> int:
     faulthandler.enable(crash_log)
     _interrupt_once()
     spec = RunSpec.model_validate(payload["spec"])
-    store = Store(payload["db"])
+    rank = int(os.environ.get("RANK", 0))  # under torchrun, rank 0 alone stores the run
+    store = Store(payload["db"]) if rank == 0 else None
     progress: Progress = NullProgress()
-    if payload.get("progress"):
+    if payload.get("progress") and rank == 0:
         from dlbench.console import RichProgress
 
         progress = RichProgress(spec.workload)

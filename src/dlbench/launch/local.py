@@ -44,8 +44,10 @@ def run_local(
     show_progress: bool = False,
     timeout_s: float | None = None,
     kind: str = "train",
+    run_key: str | None = None,
 ) -> LaunchOutcome:
-    """Run ``spec`` in a child process; the run is in ``store`` from start to end."""
+    """Run ``spec`` in a child process; the run is in ``store`` from start to end.
+    ``run_key`` identifies it in its sweep (default: the hash of its spec)."""
     store.create_run(
         run_id,
         kind,
@@ -57,6 +59,10 @@ def run_local(
         precision=spec.precision,
         data=spec.data,
         dataset=spec.dataset,
+        sweep=spec.sweep,
+        run_key=run_key or spec.run_key,
+        staged_from=spec.stage_from,
+        num_gpus=spec.gpus,
     )
     with tempfile.TemporaryDirectory(prefix="dlbench-run-") as tmp:
         payload = Path(tmp) / "payload.json"
@@ -73,12 +79,28 @@ def run_local(
             )
         )
         oom_before = oom_kills()
-        ended = supervise([sys.executable, "-m", CHILD_MODULE, str(payload)], timeout_s)
+        ended = supervise(child_command(spec, payload), timeout_s)
         crash_tail = _tail(crash_file)
     status = _close_if_unfinished(
         store, run_id, ended.returncode, ended.timed_out, oom_before, crash_tail
     )
     return LaunchOutcome(run_id, status, ended.returncode)
+
+
+def child_command(spec: RunSpec, payload: Path) -> list[str]:
+    """The run's process, or with --gpus N, torchrun starting N of them on this node."""
+    if spec.gpus == 1:
+        return [sys.executable, "-m", CHILD_MODULE, str(payload)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={spec.gpus}",
+        "-m",
+        CHILD_MODULE,
+        str(payload),
+    ]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import RunNotFound, StoreError
@@ -34,6 +34,8 @@ def default_url() -> str:
 
 def to_url(db: str) -> str:
     """A path becomes a SQLite URL; anything with '://' is taken as a SQLAlchemy URL."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + db.split("://", 1)[1]  # psycopg 3, not psycopg2
     if "://" in db:
         return db
     return f"sqlite:///{Path(db).expanduser().resolve()}"
@@ -46,8 +48,14 @@ def utc_now() -> str:
 class Store:
     """One database. Open it, and the schema is created or migrated to this version."""
 
-    def __init__(self, db: str | None = None) -> None:
+    def __init__(self, db: str | None = None, create: bool = True) -> None:
         self.url = to_url(db or default_url())
+        if not create and self.url.startswith("sqlite:///"):
+            path = Path(self.url.removeprefix("sqlite:///"))
+            if not path.is_file():
+                raise StoreError(
+                    f"no results database at {path}", "give the path of a .sqlite file"
+                )
         self.engine = _open_engine(self.url)
         try:
             self._ensure_schema()
@@ -56,6 +64,12 @@ class Store:
                 f"cannot open the results database {self.describe()}: {_reason(exc)}",
                 "check the path or URL given to --db / DLBENCH_DB",
             ) from exc
+
+    def import_from(self, source: Store) -> tuple[int, int]:
+        """Merge ``source``'s runs into this store: (added, already here)."""
+        from dlbench.store.merge import import_runs
+
+        return import_runs(self, source)
 
     def describe(self) -> str:
         """The database for messages: a file path, or the URL without its password."""
@@ -85,6 +99,10 @@ class Store:
     # -- schema -----------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Several processes opening a new database at once: one creates, the others
+                # wait for it (SQLite's BEGIN IMMEDIATE does the same there).
+                conn.execute(text("SELECT pg_advisory_xact_lock(73796)"))
             schema.metadata.create_all(conn, tables=[schema.meta])
             row = conn.execute(
                 select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")

@@ -21,9 +21,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -58,6 +59,7 @@ runs = Table(
     Column("staged_from", Text),
     Column("hostname", String(128)),
     Column("sweep", String(128), index=True),
+    Column("run_key", String(64), index=True),  # hash of the resolved spec: resume a sweep
     Column("mean_speed", Float),
     Column("mean_step_time_s", Float),
     Column("speed_stderr", Float),
@@ -110,5 +112,10 @@ def _add_telemetry(conn: Connection) -> None:
     telemetry.create(conn, checkfirst=True)
 
 
+def _add_run_key(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE runs ADD COLUMN run_key VARCHAR(64)"))
+    conn.execute(text("CREATE INDEX ix_runs_run_key ON runs (run_key)"))
+
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_telemetry}
+MIGRATIONS: dict[int, Migration] = {1: _add_telemetry, 2: _add_run_key}

@@ -51,6 +51,8 @@ RUN_FIELDS = (
     "data",
     "dataset",
     "staged_from",
+    "sweep",
+    "run_key",
     "created_at",
     "finished_at",
     "tags",
@@ -71,6 +73,8 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["model"] = result.get("model")
     summary["time_to_accuracy"] = result.get("time_to_accuracy")
     summary["feasibility"] = result.get("feasibility")
+    summary["staging"] = result.get("staging")
+    summary["ranks"] = result.get("ranks") or []
     summary["inference"] = result.get("inference")
     summary["wall_time_s"] = result.get("wall_time_s")
     summary["exit_code"] = result.get("exit_code")

@@ -1,0 +1,68 @@
+"""Multi-process training under torchrun: process group, DDP wrapping, collectives.
+
+``dlbench run --gpus N`` starts N processes with torch.distributed.run; each reads RANK,
+LOCAL_RANK and WORLD_SIZE from its environment. NCCL joins GPUs, gloo joins CPU processes
+(which is how the tests exercise DDP on a machine without a GPU).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Topology:
+    rank: int
+    local_rank: int
+    world_size: int
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def topology() -> Topology:
+    """This process's place in the job (a single process when not under torchrun)."""
+    return Topology(
+        rank=int(os.environ.get("RANK", 0)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+    )
+
+
+def init(device: torch.device) -> None:
+    if dist.is_initialized():
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+
+
+def wrap(model: nn.Module, device: torch.device) -> nn.Module:
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def all_reduce_sum(*tensors: torch.Tensor) -> None:
+    if dist.is_initialized():
+        for tensor in tensors:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+
+
+def gather(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order (on every rank)."""
+    if not dist.is_initialized():
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,205 @@
+"""Running a sweep's runs: what to skip on resume, the checks before anything starts, one run
+(shared by the local executor and each Slurm job), its JSON result file, the summary."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dlbench.api import new_run_id, preflight, preflight_device
+from dlbench.config import RunSpec
+from dlbench.launch.local import run_local
+from dlbench.records import FINAL_STATUSES
+from dlbench.store import Store
+from dlbench.store.summary import run_summary
+from dlbench.sweep import Sweep, SweepRun
+
+
+@dataclass(frozen=True)
+class Planned:
+    run: SweepRun
+    skip_reason: str | None  # None: it runs
+
+
+def plan(sweep: Sweep, store: Store, resume: bool, retry_failed: bool) -> list[Planned]:
+    """Which runs execute. With --resume a run already ``ok`` is skipped, and so is one that
+    ended otherwise (oom is a result too) unless --retry-failed asks for it again."""
+    stored: dict[str, list[str]] = {}
+    if resume or retry_failed:
+        for row in store.list_runs(sweep=sweep.name):
+            stored.setdefault(row["run_key"] or "", []).append(row["status"])
+    planned = []
+    for run in sweep.runs:
+        statuses = stored.get(run.key, [])
+        reason = None
+        if "ok" in statuses:
+            reason = "already ok"
+        elif not retry_failed and any(s in FINAL_STATUSES for s in statuses):
+            last = next(s for s in statuses if s in FINAL_STATUSES)
+            reason = f"stored as {last} (--retry-failed reruns it)"
+        planned.append(Planned(run, reason))
+    return planned
+
+
+def check(sweep: Sweep, store: Store | None, planned: list[Planned], local: bool) -> None:
+    """Every check that can fail fast, before any run starts: database, devices, precisions,
+    data (locally; a Slurm job's node may see other paths, so there only the options)."""
+    seen: set[tuple[Any, ...]] = set()
+    for item in planned:
+        spec = item.run.spec
+        key = (spec.device, spec.precision, spec.data, spec.dataset, spec.workload)
+        if item.skip_reason or key in seen:
+            continue
+        seen.add(key)
+        if local and store is not None:
+            preflight(spec, store)
+        else:
+            _ = spec.run_key  # options were validated when the sweep was expanded
+
+
+def resolve_batch(run: SweepRun, device_kind: str, timeout_s: float | None) -> RunSpec | None:
+    """The run's spec with ``batch_size: max`` replaced by the largest batch that trains
+    (None when not even batch 1 fits)."""
+    if not run.max_batch:
+        return run.spec
+    from dlbench.maxbatch import find_max_batch
+    from dlbench.workloads import get_workload
+
+    start = get_workload(run.spec.workload).default_batch_size
+    found = find_max_batch(run.spec, device_kind, start=start, timeout_s=timeout_s)
+    if found.max_batch_size is None:
+        return None
+    return run.spec.model_copy(update={"batch_size": found.max_batch_size})
+
+
+def execute_one(
+    run: SweepRun, store: Store, timeout_s: float | None, results_dir: Path | None, gpu_type: str
+) -> dict[str, Any]:
+    """One run of a sweep, in its own process, stored; its summary (and JSON file)."""
+    device = preflight_device(run.spec)
+    spec = resolve_batch(run, device.kind, timeout_s)
+    run_id = new_run_id()
+    if spec is None:
+        store.create_run(
+            run_id,
+            "train",
+            run.spec.model_dump(mode="json"),
+            workload=run.spec.workload,
+            sweep=run.spec.sweep,
+            run_key=run.key,
+            device=run.spec.device,
+        )
+        store.end_unfinished(run_id, "oom", "batch_size max: not even batch 1 fits")
+    else:
+        run_local(spec, run_id, store, timeout_s=timeout_s, run_key=run.key)
+    summary = run_summary(store.get_run(run_id))
+    if results_dir is not None:
+        write_result_file(results_dir, summary, run, gpu_type)
+    return summary
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "none"
+
+
+def write_result_file(folder: Path, summary: dict[str, Any], run: SweepRun, gpu_type: str) -> Path:
+    """``YYYY-MM-DD-<gpu type>:<gpus>:<staged from>[-rN]``, as the original PSC scripts named
+    their results; a second combination with the same name gets its run key appended."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = _slug(run.spec.stage_from or "none")
+    name = f"{date.today():%Y-%m-%d}-{_slug(gpu_type)}:{run.spec.gpus}:{staged}"
+    if run.spec.repeat:
+        name += f"-r{run.spec.repeat}"
+    path = folder / f"{name}.json"
+    if path.exists() and json.loads(path.read_text()).get("run_key") != run.key:
+        path = folder / f"{name}-{run.key[:8]}.json"
+    path.write_text(json.dumps({**summary, "run_key": run.key}, indent=2, default=str) + "\n")
+    return path
+
+
+def archive(folder: Path) -> int:
+    """Move the result files already in ``folder`` into ``folder/archived`` (the record of
+    submitted jobs stays: running jobs are still followed)."""
+    if not folder.is_dir():
+        return 0
+    target = folder / "archived"
+    moved = 0
+    for path in sorted(p for p in folder.glob("*.json") if p.name != "jobs.json"):
+        target.mkdir(exist_ok=True)
+        shutil.move(str(path), target / path.name)
+        moved += 1
+    return moved
+
+
+def gpu_type_of(sweep: Sweep, spec: RunSpec) -> str:
+    if sweep.file.slurm and sweep.file.slurm.gres_type:
+        return sweep.file.slurm.gres_type
+    return spec.device
+
+
+def run_locally(
+    sweep: Sweep,
+    store: Store,
+    planned: list[Planned],
+    on_start: Callable[[SweepRun], None] | None = None,
+    on_end: Callable[[SweepRun, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The local executor: each run in its own process, one after another; a run that
+    crashes, is killed or runs out of memory is stored as such and the sweep goes on."""
+    summaries = []
+    for item in planned:
+        if item.skip_reason:
+            continue
+        if on_start:
+            on_start(item.run)
+        summary = execute_one(
+            item.run,
+            store,
+            sweep.file.timeout,
+            sweep.results_dir,
+            gpu_type_of(sweep, item.run.spec),
+        )
+        summaries.append(summary)
+        if on_end:
+            on_end(item.run, summary)
+    return summaries
+
+
+def sweep_table_rows(sweep: Sweep, store: Store) -> list[dict[str, Any]]:
+    """The sweep's stored runs (latest per key), with scaling efficiency where the 1-GPU run
+    of the same configuration exists: speed(N) / (N x speed(1))."""
+    latest: dict[str, dict[str, Any]] = {}
+    for row in store.list_runs(sweep=sweep.name):
+        latest.setdefault(row["run_key"] or row["run_id"], row)  # newest first
+    by_key = {run.key: run for run in sweep.runs}
+    rows = []
+    for key, row in latest.items():
+        summary = run_summary(row)
+        run = by_key.get(key)
+        summary["label"] = run.label if run else row["run_id"]
+        summary["gpus"] = run.spec.gpus if run else row.get("num_gpus")
+        summary["scaling_efficiency"] = None
+        rows.append((run, summary))
+    single: dict[tuple[Any, ...], float] = {}
+    for run, summary in rows:
+        if run and run.spec.gpus == 1 and summary["mean_speed"]:
+            single[_group(run.spec)] = summary["mean_speed"]
+    for run, summary in rows:
+        base = single.get(_group(run.spec)) if run else None
+        if run and base and summary["mean_speed"]:
+            summary["scaling_efficiency"] = summary["mean_speed"] / (run.spec.gpus * base)
+    order = {run.key: i for i, run in enumerate(sweep.runs)}
+    rows.sort(key=lambda pair: order.get(pair[0].key if pair[0] else "", len(order)))
+    return [summary for _, summary in rows]
+
+
+def _group(spec: RunSpec) -> tuple[Any, ...]:
+    # Same per-GPU batch and everything else; only the GPU count (and the repeat) differ.
+    fields = spec.model_dump(mode="json", exclude={"gpus", "repeat", "tags"})
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in fields.items()))

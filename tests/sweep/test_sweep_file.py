@@ -1,0 +1,115 @@
+"""Sweep files: matrix expansion, exclusion, repeats, stable keys, errors at file:line."""
+
+import re
+import textwrap
+
+import pytest
+
+from dlbench.errors import ConfigError, DlbenchError
+from dlbench.sweep import load
+
+
+def _write(tmp_path, text, name="sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_matrix_expands_minus_exclusions_times_repeats(tmp_path):
+    sweep = load(
+        _write(
+            tmp_path,
+            """
+        name: scaling
+        base: {workload: resnet18, image_size: 32, steps: 20, device: cpu}
+        matrix:
+          gpus: [1, 2, 4]
+          precision: [fp32, amp-bf16]
+          batch_size: [32, max]
+        exclude:
+          - {gpus: 4, precision: fp32}
+        repeat: 2
+        timeout: 600
+    """,
+        )
+    )
+    assert len(sweep.runs) == (3 * 2 - 1) * 2 * 2
+    first = sweep.runs[0]
+    assert first.spec.gpus == 1 and first.spec.precision == "fp32" and first.spec.batch_size == 32
+    assert first.spec.sweep == "scaling" and first.spec.image_size == 32
+    assert [r.spec.repeat for r in sweep.runs[:2]] == [0, 1]
+    assert not any(r.spec.gpus == 4 and r.spec.precision == "fp32" for r in sweep.runs)
+    maxed = [r for r in sweep.runs if r.max_batch]
+    assert len(maxed) == len(sweep.runs) // 2 and maxed[0].key.endswith("-max")
+    assert len({r.key for r in sweep.runs}) == len(sweep.runs)
+    assert "gpus=1 precision=fp32 batch_size=32" in first.label
+
+
+def test_keys_are_stable_across_reads_and_ignore_tags(tmp_path):
+    text = "name: s\nbase: {workload: mlp-mnist}\nmatrix: {batch_size: [16, 32]}\n"
+    one = load(_write(tmp_path, text, "a.yaml"))
+    two = load(_write(tmp_path, text.replace("base: {", "base: {tags: {site: x}, "), "b.yaml"))
+    assert [r.key for r in one.runs] == [r.key for r in two.runs]
+
+
+def test_staging_in_the_matrix(tmp_path):
+    sweep = load(
+        _write(
+            tmp_path,
+            """
+        name: tiers
+        base: {workload: lenet-mnist, data: $SCRATCH/data/mnist}
+        matrix:
+          staging: [{from: $SCRATCH/data, to: $LOCAL}, null]
+    """,
+        )
+    )
+    staged, direct = sweep.runs
+    assert staged.spec.stage_from == "$SCRATCH/data" and staged.spec.stage_to == "$LOCAL"
+    assert direct.spec.stage_from is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: s\nbase: {workload: mlp-mnist}\nmatrix:\n  precison: [fp32]\n",
+            r"sweep.yaml:4: unknown matrix key 'precison' \(did you mean precision",
+        ),
+        (
+            "name: s\nbase: {workload: mlp-mnist}\nmatrix:\n  batch_size: [0]\n",
+            "sweep.yaml:4: --batch-size",
+        ),
+        (
+            "name: s\nbase: {workload: mlp-mnist}\nslurm: {partitio: gpu}\n",
+            "sweep.yaml:3: slurm.partitio: unknown key 'partitio'",
+        ),
+        (
+            "name: s\nbase: {workload: mlp-mnist}\ncolour: red\n",
+            "sweep.yaml:3: colour: unknown key",
+        ),
+        ("name: s\nbase: {workload: resnet-9000}\n", "sweep.yaml:2: unknown workload"),
+        (
+            "name: s\nbase: {workload: mlp-mnist}\nmatrix: {gpus: [1]}\nexclude: [{gpu: 1}]\n",
+            "sweep.yaml:4: exclude key 'gpu' is not in the matrix",
+        ),
+        (
+            "name: s\nbase: {workload: mlp-mnist}\nmatrix: {staging: [/x]}\n",
+            "staging is {from: DIR, to: DIR} or null",
+        ),
+        ("name: s\nbase: {workload: mlp-mnist}\nrepeat: 0\n", "sweep.yaml:3: repeat"),
+        ("name: s\n  bad: [\n", "not valid YAML"),
+        ("- a list\n", "a sweep file is a mapping"),
+        ("name: s\nbase: {workload: mlp-mnist, sweep: other}\n", "unknown base key 'sweep'"),
+    ],
+)
+def test_errors_name_the_file_line_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as caught:
+        load(_write(tmp_path, text))
+    assert re.search(message, caught.value.one_line()), caught.value.one_line()
+
+
+def test_a_sweep_with_every_run_excluded_is_an_error(tmp_path):
+    text = "name: s\nbase: {workload: mlp-mnist}\nmatrix: {gpus: [1]}\nexclude: [{gpus: 1}]\n"
+    with pytest.raises(DlbenchError, match="every combination is excluded"):
+        load(_write(tmp_path, text))
