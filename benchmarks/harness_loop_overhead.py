@@ -20,6 +20,7 @@ from pathlib import Path
 from dlbench import runner
 from dlbench.config import build_spec
 from dlbench.engines import get_engine
+from dlbench.runner_result import Measured
 from dlbench.store import Store
 from dlbench.workloads import get_workload
 
@@ -29,7 +30,7 @@ BLOCK_STEPS = {"lenet-mnist": 60, "cifar10-cnn": 12, "mlp-mnist": 200}
 
 
 def dlbench_block(spec, engine, store) -> float:
-    measured = runner._Measured(store, f"bench-{spec.workload}")
+    measured = Measured(store, f"bench-{spec.workload}")
     measured.stream = runner._stream(engine)
     runner._train(spec, engine, measured, runner.NullProgress())
     return measured.timer.completed_steps * spec.batch_size / measured.train_time_s

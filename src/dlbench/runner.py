@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import os
-import tempfile
 import time
-import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
 from dlbench import datasets, staging, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
 from dlbench.errors import DlbenchError
-from dlbench.measure import peaks
-from dlbench.measure.stats import percentiles_ms, speed_stats
-from dlbench.measure.timer import StepTimer, time_calls
+from dlbench.measure.timer import StepTimer
 from dlbench.records import (
-    Feasibility,
-    InferenceStats,
-    ModelStats,
     RunResult,
-    SpeedStats,
-    StagingStats,
     TimeToAccuracy,
 )
+from dlbench.runner_infer import infer_phase
+from dlbench.runner_result import Measured, build_result, describe, gather_ranks
 from dlbench.store import Store
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.sampler import NullSampler, Sampler
@@ -70,39 +60,6 @@ class NullProgress:
         pass
 
 
-@dataclass
-class _Measured:
-    """What the phases have measured so far; turned into a RunResult at the end."""
-
-    store: Store | None  # None in the other ranks of a multi-process run: rank 0 stores
-    run_id: str
-    phase: str = "setup"
-    timer: StepTimer | None = None
-    warmup_time_s: float | None = None
-    train_time_s: float | None = None
-    val_time_s: float | None = None
-    accuracy: float | None = None
-    val_loss: float | None = None
-    map50: float | None = None
-    inference: InferenceStats | None = None
-    model: ModelStats | None = None
-    device: DeviceInfo | None = None
-    hardware: dict[str, Any] = field(default_factory=dict, repr=False)
-    tta: TimeToAccuracy | None = None
-    staging: StagingStats | None = None
-    ranks: tuple[dict[str, Any], ...] = ()
-    stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
-    sampler: Sampler | NullSampler = field(default_factory=NullSampler, repr=False)
-
-    def enter(self, phase: str) -> None:
-        """Mark the phase begun, in the store and the telemetry too: a run killed hard still
-        says where, and every sample says which phase it belongs to."""
-        self.phase = phase
-        self.sampler.set_phase(phase)
-        if self.store is not None:
-            self.store.set_phase(self.run_id, phase)
-
-
 def execute(
     spec: RunSpec,
     run_id: str,
@@ -116,7 +73,7 @@ def execute(
     machine, the others (``store=None``) train, validate their share and report their steps.
     """
     progress = progress or NullProgress()
-    measured = _Measured(store, run_id)
+    measured = Measured(store, run_id)
     status, error = "ok", None
     started = time.monotonic()
     try:
@@ -135,14 +92,14 @@ def execute(
             _validate(spec, engine, measured, progress)
         else:
             _train_to_accuracy(spec, engine, measured, progress)
-        measured.ranks = _gather_ranks(engine, measured, spec)
+        measured.ranks = gather_ranks(engine, measured, spec)
         if store is not None:
-            _infer(spec, engine, measured, progress)
+            infer_phase(spec, engine, measured, progress)
     except (KeyboardInterrupt, RunInterrupted):
         status, error = "interrupted", f"interrupted during the {measured.phase} phase"
     except Exception as exc:  # noqa: BLE001 - a failed run is a result, never a traceback
         oom = engine is not None and engine.is_out_of_memory(exc)
-        status, error = ("oom" if oom else "failed"), _describe(exc, measured.phase)
+        status, error = ("oom" if oom else "failed"), describe(exc, measured.phase)
     finally:
         progress.close()
         measured.sampler.stop()
@@ -150,7 +107,7 @@ def execute(
             staging.remove(measured.staging)
         if engine is not None:
             engine.shutdown()
-    result = _result(spec, run_id, status, error, measured, engine)
+    result = build_result(spec, run_id, status, error, measured, engine)
     if store is None:
         return result
     result = dataclasses.replace(
@@ -160,18 +117,6 @@ def execute(
     )
     store.finish_run(result)
     return result
-
-
-def _gather_ranks(engine: Engine, measured: _Measured, spec: RunSpec) -> tuple[dict[str, Any], ...]:
-    """Each rank's step statistics, collected on every rank (one process: itself only)."""
-    if engine.world_size == 1:
-        return ()
-    steps = measured.timer.steps() if measured.timer else ()
-    own = speed_stats(
-        [s.step_time_s for s in steps], [s.data_wait_s for s in steps], int(spec.batch_size or 0)
-    )
-    mine = {"rank": engine.rank, **(dataclasses.asdict(own) if own else {})}
-    return tuple(engine.gather(mine))
 
 
 def _register(
@@ -217,7 +162,7 @@ def telemetry_summary(
     return {"enabled": True, **dataclasses.asdict(report), **summary}
 
 
-def _stage(spec: RunSpec, measured: _Measured) -> RunSpec:
+def _stage(spec: RunSpec, measured: Measured) -> RunSpec:
     """Copy the data to its staging target (timed, its own phase); train from the copy."""
     if spec.stage_from is None or spec.stage_to is None:
         return spec
@@ -250,7 +195,7 @@ def _stream(engine: Engine) -> Iterator[tuple[int, object]]:
         epoch += 1
 
 
-def _warmup(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+def _warmup(spec: RunSpec, engine: Engine, measured: Measured, progress: Progress) -> None:
     stream = _stream(engine)
     if spec.warmup:
         measured.enter("warmup")
@@ -267,7 +212,7 @@ def _warmup(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progre
     measured.stream = stream if spec.timed_epochs is None else _stream(engine)
 
 
-def _train(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
+def _train(spec: RunSpec, engine: Engine, measured: Measured, progress: Progress) -> None:
     measured.enter("train")
     stream = measured.stream
     assert stream is not None
@@ -299,7 +244,7 @@ def _timed_steps(
 
 
 def _train_to_accuracy(
-    spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress
+    spec: RunSpec, engine: Engine, measured: Measured, progress: Progress
 ) -> None:
     """Whole epochs, each followed by a validation pass, until the target is reached."""
     assert spec.target_accuracy is not None and spec.epochs is not None
@@ -332,9 +277,7 @@ def _train_to_accuracy(
     )
 
 
-def _validate(
-    spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress | None
-) -> None:
+def _validate(spec: RunSpec, engine: Engine, measured: Measured, progress: Progress | None) -> None:
     measured.enter("validate")
     if progress:
         progress.phase("validate", engine.test_batch_count(spec.val_batches))
@@ -346,153 +289,3 @@ def _validate(
     measured.accuracy = evaluation.accuracy
     measured.val_loss = evaluation.mean_loss
     measured.map50 = evaluation.map50
-
-
-def _infer(spec: RunSpec, engine: Engine, measured: _Measured, progress: Progress) -> None:
-    measured.enter("infer")
-    progress.phase("infer", None)
-    with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
-        checkpoint = Path(spec.checkpoint or Path(tmp) / "checkpoint.pt").expanduser()
-        engine.save_checkpoint(checkpoint)
-        load_s, model = _timed(engine, lambda: engine.load_checkpoint(checkpoint))
-    predict_s, images = _timed(engine, lambda: engine.predict_all(model, spec.val_batches))
-    single = _latencies(engine, model, 1, LATENCY_REPEATS["single"])
-    batch, batch_size = _latencies_sized(engine, model, int(spec.batch_size or 1))
-    p50, p95 = percentiles_ms(single, 50, 95)
-    b50, b95 = percentiles_ms(batch, 50, 95)
-    measured.inference = InferenceStats(
-        load_time_s=load_s,
-        predict_time_s=predict_s,
-        predict_images=images,
-        predict_speed=images / predict_s if predict_s > 0 else 0.0,
-        latency_p50_ms=p50,
-        latency_p95_ms=p95,
-        latency_samples=len(single),
-        batch_latency_p50_ms=b50,
-        batch_latency_p95_ms=b95,
-        batch_latency_size=batch_size,
-    )
-
-
-def _timed(engine: Engine, call: Callable[[], T]) -> tuple[float, T]:
-    engine.sync()
-    start = time.perf_counter_ns()
-    value = call()
-    engine.sync()
-    return (time.perf_counter_ns() - start) * 1e-9, value
-
-
-def _latencies(engine: Engine, model: object, size: int, repeats: int) -> list[float]:
-    call, _ = engine.predict_call(model, size)
-    for _ in range(LATENCY_WARMUP_CALLS):
-        call()
-    return time_calls(call, engine.sync, repeats, LATENCY_BUDGET_S)
-
-
-def _latencies_sized(engine: Engine, model: object, size: int) -> tuple[list[float], int]:
-    call, actual = engine.predict_call(model, size)
-    for _ in range(LATENCY_WARMUP_CALLS):
-        call()
-    return time_calls(call, engine.sync, LATENCY_REPEATS["batch"], LATENCY_BUDGET_S), actual
-
-
-def _result(
-    spec: RunSpec,
-    run_id: str,
-    status: str,
-    error: str | None,
-    measured: _Measured,
-    engine: Engine | None,
-) -> RunResult:
-    timer = measured.timer
-    steps = timer.steps() if timer else ()
-    # Under DDP a step trains batch_size images on each of the world_size ranks.
-    world = engine.world_size if engine is not None and hasattr(engine, "world_size") else 1
-    batch = int(spec.batch_size or 0) * world
-    speed = speed_stats([s.step_time_s for s in steps], [s.data_wait_s for s in steps], batch)
-    train_s = measured.train_time_s
-    if train_s is None and timer and steps:
-        train_s = timer.elapsed_s()  # interrupted or failed mid-phase: up to the last step
-    images = batch * len(steps)
-    total = train_s + measured.val_time_s if train_s and measured.val_time_s else None
-    peak, source = engine.peak_memory() if engine else (None, None)
-    loss = _safe_loss(engine) if status == "ok" else None
-    device_peak = peaks.Peak(None, "the run ended before its device was known")
-    if measured.device is not None:
-        device_peak = peaks.device_peak(
-            measured.device.kind, measured.device.device_name, spec.precision, measured.hardware
-        )
-    flops = (
-        measured.model.flops_per_step * world
-        if measured.model and measured.model.flops_per_step
-        else None
-    )
-    if device_peak.tflops and world > 1:
-        device_peak = peaks.Peak(device_peak.tflops * world, f"{world} x {device_peak.source}")
-    achieved, mfu = peaks.mfu(flops, speed.mean_step_time_s if speed else None, device_peak)
-    return RunResult(
-        run_id=run_id,
-        status=status,  # type: ignore[arg-type]
-        error=error,
-        phase_reached=measured.phase if status != "ok" else "done",
-        speed=speed,
-        throughput_e2e=images / train_s if train_s else None,
-        images_trained=images,
-        train_time_s=train_s,
-        val_time_s=measured.val_time_s,
-        total_time_s=total,
-        accuracy=measured.accuracy,
-        val_loss=measured.val_loss,
-        map50=measured.map50,
-        final_train_loss=loss,
-        warmup_time_s=measured.warmup_time_s,
-        inference=measured.inference,
-        peak_memory_bytes=peak,
-        peak_memory_source=source,
-        model=measured.model,
-        achieved_tflops=achieved,
-        peak_tflops=device_peak.tflops,
-        peak_source=device_peak.source,
-        mfu=mfu,
-        time_to_accuracy=measured.tta,
-        feasibility=_feasibility(spec, status, speed),
-        staging=measured.staging,
-        ranks=measured.ranks,
-        steps=steps,
-    )
-
-
-def _feasibility(spec: RunSpec, status: str, speed: SpeedStats | None) -> Feasibility | None:
-    """With --dataset-size: whether the batch fits, and E epochs of N images at this speed."""
-    if spec.dataset_size is None or status not in ("ok", "oom"):
-        return None
-    batch = int(spec.batch_size or 1)
-    steps_per_epoch = math.ceil(spec.dataset_size / batch)
-    epochs = spec.epochs or 1
-    projected = None
-    if status == "ok" and speed is not None:
-        projected = epochs * steps_per_epoch * speed.mean_step_time_s
-    return Feasibility(
-        fits=status == "ok",
-        batch_size=batch,
-        dataset_size=spec.dataset_size,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        projected_train_s=projected,
-    )
-
-
-def _safe_loss(engine: Engine | None) -> float | None:
-    try:
-        return engine.final_train_loss() if engine else None
-    except Exception:  # noqa: BLE001 - a loss we cannot read is not a failed run
-        return None
-
-
-def _describe(exc: BaseException, phase: str) -> str:
-    """One line for the store: type, message and where it was raised."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return f"{text} (in the {phase} phase{where})"

@@ -113,3 +113,42 @@ def test_a_sweep_with_every_run_excluded_is_an_error(tmp_path):
     text = "name: s\nbase: {workload: mlp-mnist}\nmatrix: {gpus: [1]}\nexclude: [{gpus: 1}]\n"
     with pytest.raises(DlbenchError, match="every combination is excluded"):
         load(_write(tmp_path, text))
+
+
+def test_scaling_efficiency_compares_each_gpu_count_with_the_one_gpu_run(tmp_path, store):
+    from dlbench.records import RunResult, SpeedStats
+    from dlbench.sweep.execute import sweep_table_rows
+
+    sweep = load(
+        _write(
+            tmp_path,
+            """
+        name: scale
+        base: {workload: resnet18, device: cpu}
+        matrix: {gpus: [1, 2, 4], batch_size: [32, 64]}
+    """,
+        )
+    )
+    speeds = {(1, 32): 100.0, (2, 32): 180.0, (4, 32): 300.0, (1, 64): 120.0, (2, 64): 240.0}
+    for run in sweep.runs:
+        figure = speeds.get((run.spec.gpus, run.spec.batch_size))
+        if figure is None:
+            continue  # the 4-GPU batch-64 run did not happen: no row
+        run_id = f"r{run.spec.gpus}-{run.spec.batch_size}"
+        store.create_run(
+            run_id,
+            "train",
+            run.spec.model_dump(mode="json"),
+            sweep="scale",
+            run_key=run.key,
+            batch_size=run.spec.batch_size,
+        )
+        speed = SpeedStats(10, 1.0, 1.0, 1.0, figure, figure, figure, figure, 1.0, 0.0, 0.0, 0.0)
+        store.finish_run(RunResult(run_id=run_id, status="ok", speed=speed))
+    rows = {
+        (r["gpus"], r["batch_size"]): r["scaling_efficiency"]
+        for r in sweep_table_rows(sweep, store)
+    }
+    assert rows[(1, 32)] == 1.0 and rows[(2, 32)] == pytest.approx(0.9)
+    assert rows[(4, 32)] == pytest.approx(0.75) and rows[(2, 64)] == pytest.approx(1.0)
+    assert (4, 64) not in rows
