@@ -370,6 +370,108 @@ def import_runs(
 
 
 @app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes), two or more.")],
+    by: Annotated[
+        str, typer.Option(help="Group by device, workload, precision, gpus, tags.KEY ...")
+    ] = "device",
+    baseline: Annotated[
+        str | None, typer.Option(help="The group the others are set against [default: first].")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Speed-up with confidence intervals and tests, and how the machine was used differently."""
+    from dlbench import render_analysis
+    from dlbench.analysis.compare import compare as compare_runs
+    from dlbench.store import Store
+
+    out.print(render_analysis.comparison(compare_runs(Store(db), runs, by, baseline)))
+
+
+@app.command()
+def scaling(
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Only this sweep.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Speed and efficiency over GPU counts, staging tiers and batch sizes."""
+    from dlbench import render_analysis
+    from dlbench.analysis.scaling import scaling as scaling_series
+    from dlbench.store import Store
+
+    rows = Store(db).list_runs(workload=workload, sweep=sweep_name, status="ok")
+    out.print(render_analysis.scaling_tables(scaling_series(rows)))
+
+
+@app.command()
+def cost(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
+    dataset_size: Annotated[
+        int | None, typer.Option(help="Images per epoch [default: the workload's dataset].")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to price.")] = 1,
+    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh of energy.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Your own price table (YAML).")] = None,
+    db: DbOption = None,
+) -> None:
+    """What training would cost, in money and energy, at each run's measured speed."""
+    from dlbench import render_analysis
+    from dlbench.analysis.cost import load_prices, run_cost
+    from dlbench.store import Store
+    from dlbench.store.summary import run_summary
+
+    if epochs < 1 or (dataset_size is not None and dataset_size < 1):
+        raise DlbenchError("--epochs and --dataset-size must be at least 1")
+    store, table = Store(db), load_prices(prices)
+    costs = [
+        run_cost(
+            run_summary(store.get_run(r)),
+            dataset_size,
+            epochs,
+            price_per_hour,
+            price_per_kwh,
+            table,
+        )
+        for r in runs
+    ]
+    out.print(render_analysis.cost_table(costs))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (or prefixes).")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Every run of a sweep.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every stored run.")] = False,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str, typer.Option(help="The report's title.")] = "dlbench report",
+    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh.")] = None,
+    db: DbOption = None,
+) -> None:
+    """One self-contained HTML report (opens offline) of runs, a sweep, or everything."""
+    from dlbench.report.html import build
+    from dlbench.store import Store
+
+    chosen = sum(bool(x) for x in (runs, sweep_name, all_runs))
+    if chosen != 1:
+        raise DlbenchError("give run ids, --sweep NAME or --all (one of them)")
+    store = Store(db)
+    if runs:
+        rows = [store.get_run(r) for r in runs]
+    else:
+        rows = store.list_runs(sweep=sweep_name)
+    page = build(store, rows, title, price_per_hour, price_per_kwh)
+    try:
+        out_path.write_text(page)
+    except OSError as exc:
+        raise DlbenchError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
+    out.print(f"wrote {out_path} ({len(page) / 2**20:.1f} MiB, {len(rows)} runs)")
+
+
+@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,
@@ -510,6 +612,11 @@ def show(
         _write_json(summary, "-")
         return
     out.print(render.run_panel(summary, detail=True))
+    from dlbench import render_analysis
+    from dlbench.analysis.bottleneck import verdicts
+
+    found = verdicts(summary, store.get_samples(run["run_id"], ["cpu.freq_mhz", "cpu.temp_c"]))
+    out.print(render_analysis.verdict_lines(run["run_id"], found))
     if telemetry:
         out.print(render.telemetry_table(summary.get("telemetry"), all_metrics=True))
     if steps:

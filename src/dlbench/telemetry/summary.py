@@ -77,6 +77,7 @@ def _summary(
             continue
         metrics[metric] = {
             "mean": time_mean(tt, vv),
+            "min": float(vv.min()),
             "max": float(vv.max()),
             "p95": float(np.percentile(vv, 95)),
             "samples": int(vv.size),

@@ -1,0 +1,256 @@
+"""``dlbench compare``: how much faster, how sure, and does the machine work differently?
+
+Runs are grouped by one field (device, workload, precision, ...); each group is set against
+the baseline group (the first, or ``--baseline``):
+
+- speed-up = speed(group) / speed(baseline), speed = images per step / mean step time, with a
+  95% percentile-bootstrap interval: over the step times when each group is one run, over
+  the runs' speeds when both groups have repeats;
+- Welch's t-test and Mann-Whitney U on the step speeds (images/s of each step);
+- for every telemetry metric both groups have in the train phase: the two-sample KS test,
+  Holm-adjusted across metrics, and Cliff's delta as the effect size.
+
+The two hypotheses of the original study get a sentence each: (A) the groups use the machine
+differently (CPU utilisation's distribution), (B) the group trains faster than the baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlbench.analysis import stats
+from dlbench.errors import ConfigError, DlbenchError
+from dlbench.store import Store
+from dlbench.store.summary import run_summary
+
+TRAIN = "train"
+SIGNIFICANCE = 0.05
+UTILISATION = "cpu.util_percent"  # hypothesis A's metric
+FIELDS = (
+    "device",
+    "device_name",
+    "workload",
+    "precision",
+    "framework",
+    "gpus",
+    "batch_size",
+    "data",
+    "staged_from",
+    "hostname",
+    "image_size",
+)
+
+
+@dataclass
+class Group:
+    value: str
+    runs: list[dict[str, Any]]
+    step_speeds: np.ndarray  # images/s of every timed step of every run
+    step_times: np.ndarray
+    images_per_step: float
+    samples: dict[str, np.ndarray] = field(default_factory=dict)  # train-phase telemetry
+
+    @property
+    def run_speeds(self) -> np.ndarray:
+        return np.array([r["mean_speed"] for r in self.runs if r["mean_speed"]])
+
+
+@dataclass
+class MetricTest:
+    metric: str
+    median_group: float
+    median_baseline: float
+    ks_statistic: float
+    p_value: float  # KS, Holm-adjusted across the metrics of one contrast
+    cliffs_delta: float
+
+    @property
+    def differs(self) -> bool:
+        return self.p_value < SIGNIFICANCE and stats.magnitude(self.cliffs_delta) != "negligible"
+
+
+@dataclass
+class Contrast:
+    group: str
+    baseline: str
+    speedup: stats.Interval
+    method: str
+    welch_p: float | None
+    mann_whitney_p: float | None
+    metrics: list[MetricTest]
+    verdict: str
+    hypothesis_a: str
+    hypothesis_b: str
+
+
+@dataclass
+class Comparison:
+    by: str
+    groups: list[Group]
+    contrasts: list[Contrast]
+
+
+def field_of(summary: dict[str, Any], by: str) -> str:
+    config = summary.get("config") or {}
+    if by.startswith("tags."):
+        return str((summary.get("tags") or {}).get(by[5:], "—"))
+    value = summary.get(by, config.get(by))
+    if by == "device" and value == "cpu" and summary.get("device_name"):
+        return "cpu"
+    return str(value)
+
+
+def _group(store: Store, value: str, rows: list[dict[str, Any]]) -> Group:
+    speeds, times, per_step = [], [], []
+    samples: dict[str, list[float]] = {}
+    for row in rows:
+        batch = (row.get("batch_size") or 0) * int((row.get("config") or {}).get("gpus", 1))
+        steps = store.get_steps(row["run_id"])
+        times += [s.step_time_s for s in steps]
+        speeds += [batch / s.step_time_s for s in steps if s.step_time_s > 0]
+        per_step.append(batch)
+        for sample in store.get_samples(row["run_id"]):
+            if sample.phase == TRAIN:
+                samples.setdefault(sample.metric, []).append(sample.value)
+    return Group(
+        value=value,
+        runs=rows,
+        step_speeds=np.array(speeds),
+        step_times=np.array(times),
+        images_per_step=float(np.mean(per_step)) if per_step else 0.0,
+        samples={k: np.array(v) for k, v in samples.items()},
+    )
+
+
+def compare(
+    store: Store, run_ids: list[str], by: str = "device", baseline: str | None = None
+) -> Comparison:
+    if by not in FIELDS and not by.startswith("tags."):
+        raise ConfigError(
+            f"--by {by!r} is not a run field", f"one of {', '.join(FIELDS)}, tags.KEY"
+        )
+    summaries = [run_summary(store.get_run(r)) for r in run_ids]
+    usable = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
+    if len(usable) < 2:
+        raise DlbenchError(
+            f"compare needs at least two runs that ended ok with timed steps; {len(usable)} of "
+            f"{len(summaries)} do",
+            "see dlbench runs",
+        )
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for summary in usable:
+        grouped.setdefault(field_of(summary, by), []).append(summary)
+    if len(grouped) < 2:
+        raise DlbenchError(
+            f"every run has the same {by} ({next(iter(grouped))}): nothing to compare"
+        )
+    if baseline is not None and baseline not in grouped:
+        raise ConfigError(
+            f"--baseline {baseline!r} is not a {by} of these runs", f"one of {', '.join(grouped)}"
+        )
+    if baseline is None and by == "device" and "cpu" in grouped:
+        baseline = "cpu"  # the original question: does the accelerator beat the CPU?
+    order = [baseline] if baseline else []
+    order += [v for v in grouped if v not in order]
+    groups = [_group(store, value, grouped[value]) for value in order]
+    base = groups[0]
+    return Comparison(by, groups, [_contrast(g, base, by) for g in groups[1:]])
+
+
+def _contrast(group: Group, base: Group, by: str) -> Contrast:
+    if len(group.runs) >= 2 and len(base.runs) >= 2:
+        speedup = stats.speedup_over_repeats(group.run_speeds, base.run_speeds)
+        method = f"bootstrap over repeats ({len(group.runs)} vs {len(base.runs)} runs)"
+    else:
+        speedup = stats.speedup_over_steps(
+            group.step_times, group.images_per_step, base.step_times, base.images_per_step
+        )
+        method = f"bootstrap over steps ({group.step_times.size} vs {base.step_times.size})"
+    welch = stats.welch_p(group.step_speeds, base.step_speeds)
+    mwu = stats.mann_whitney_p(group.step_speeds, base.step_speeds)
+    metrics = _metric_tests(group, base)
+    label = f"{by}={group.value}"
+    baseline = f"{by}={base.value}"
+    verdict = _verdict(label, baseline, speedup, welch, metrics)
+    hyp_a = _hypothesis_a(label, baseline, metrics)
+    hyp_b = _hypothesis_b(label, baseline, speedup, welch)
+    return Contrast(
+        group.value, base.value, speedup, method, welch, mwu, metrics, verdict, hyp_a, hyp_b
+    )
+
+
+def _metric_tests(group: Group, base: Group) -> list[MetricTest]:
+    shared = sorted(set(group.samples) & set(base.samples))
+    raw = []
+    for metric in shared:
+        a, b = group.samples[metric], base.samples[metric]
+        ks = stats.ks_test(a, b)
+        if ks is None:
+            continue
+        raw.append((metric, a, b, ks))
+    adjusted = stats.holm([ks[1] for *_, ks in raw])
+    return [
+        MetricTest(
+            metric, float(np.median(a)), float(np.median(b)), ks[0], p, stats.cliffs_delta(a, b)
+        )
+        for (metric, a, b, ks), p in zip(raw, adjusted, strict=True)
+    ]
+
+
+def _faster(label: str, baseline: str, speedup: stats.Interval) -> str:
+    if speedup.estimate >= 1:
+        return (
+            f"{label} is {speedup.estimate:.2f}x faster than {baseline} "
+            f"(95% CI {speedup.low:.2f}-{speedup.high:.2f}"
+        )
+    return (
+        f"{label} is {1 / speedup.estimate:.2f}x slower than {baseline} "
+        f"(speed ratio {speedup.estimate:.2f}, 95% CI {speedup.low:.2f}-{speedup.high:.2f}"
+    )
+
+
+def _verdict(
+    label: str,
+    baseline: str,
+    speedup: stats.Interval,
+    welch: float | None,
+    metrics: list[MetricTest],
+) -> str:
+    text = _faster(label, baseline, speedup) + f", Welch {stats.format_p(welch)})"
+    util = next((m for m in metrics if m.metric == UTILISATION), None)
+    if util:
+        text += f"; CPU utilisation median {util.median_group:.0f}% vs {util.median_baseline:.0f}%"
+    return text
+
+
+def _hypothesis_a(label: str, baseline: str, metrics: list[MetricTest]) -> str:
+    util = next((m for m in metrics if m.metric == UTILISATION), None)
+    if util is None:
+        return "A (resource use differs): not testable, the runs share no CPU utilisation samples"
+    differing = [m.metric for m in metrics if m.differs]
+    decision = "supported" if util.differs else "not supported"
+    return (
+        f"A (resource use differs): {decision}. CPU utilisation during training, "
+        f"{label} median {util.median_group:.1f}% vs {util.median_baseline:.1f}%, KS D = "
+        f"{util.ks_statistic:.2f}, {stats.format_p(util.p_value)} (Holm), Cliff's delta "
+        f"{util.cliffs_delta:+.2f} ({stats.magnitude(util.cliffs_delta)}); "
+        f"{len(differing)} of {len(metrics)} shared metrics differ"
+    )
+
+
+def _hypothesis_b(label: str, baseline: str, speedup: stats.Interval, welch: float | None) -> str:
+    significant = welch is not None and welch < SIGNIFICANCE
+    if speedup.low > 1 and significant:
+        decision = "supported"
+    elif speedup.high < 1 and significant:
+        decision = "rejected: it is slower"
+    else:
+        decision = "not supported: no clear difference"
+    return (
+        f"B ({label} accelerates training): {decision}. "
+        + _faster(label, baseline, speedup)
+        + f", Welch {stats.format_p(welch)})"
+    )

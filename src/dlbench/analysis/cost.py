@@ -1,0 +1,133 @@
+"""Cost and energy of training: what one epoch, and E epochs of N images, cost at the measured
+speed, from a price per GPU-hour (the shipped table, the user's, or --price-per-hour) and the
+measured energy (with --price-per-kwh)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dlbench.datasets import SYNTHETIC_SIZES
+from dlbench.errors import ConfigError
+from dlbench.workloads import get_workload
+
+J_PER_KWH = 3.6e6
+
+
+@dataclass(frozen=True)
+class Price:
+    usd_per_gpu_hour: float
+    source: str  # the table entry, or "--price-per-hour"
+
+
+@dataclass(frozen=True)
+class Cost:
+    run_id: str
+    dataset_size: int
+    epochs: int
+    epoch_s: float | None  # training steps of one epoch at the measured step time
+    total_s: float | None
+    price: Price | None
+    price_note: str  # where the price came from, or why there is none
+    usd_per_epoch: float | None
+    usd_total: float | None
+    kwh_per_epoch: float | None  # from measured energy in the train phase
+    kwh_total: float | None
+    energy_usd_total: float | None  # with --price-per-kwh
+    energy_note: str
+
+
+def load_prices(path: Path | None = None) -> list[dict[str, Any]]:
+    try:
+        text = (
+            path.read_text()
+            if path
+            else (resources.files("dlbench") / "data" / "prices.yaml").read_text()
+        )
+        entries = yaml.safe_load(text) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the price table {path}: {exc}") from exc
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and {"match", "usd_per_gpu_hour"} <= set(e) for e in entries
+    ):
+        raise ConfigError(
+            f"{path}: a price table is a list of {{match, usd_per_gpu_hour, source, date}}}}"
+        )
+    return entries
+
+
+def find_price(device_name: str, table: list[dict[str, Any]]) -> Price | None:
+    for entry in table:
+        if re.search(str(entry["match"]), device_name or "", flags=re.IGNORECASE):
+            return Price(
+                float(entry["usd_per_gpu_hour"]),
+                f"{entry.get('source', 'price table')} ({entry.get('date', 'undated')})",
+            )
+    return None
+
+
+def run_cost(
+    summary: dict[str, Any],
+    dataset_size: int | None = None,
+    epochs: int = 1,
+    price_per_hour: float | None = None,
+    price_per_kwh: float | None = None,
+    table: list[dict[str, Any]] | None = None,
+) -> Cost:
+    """Cost of ``epochs`` epochs of ``dataset_size`` images (default: the workload's standard
+    dataset) at the run's measured step time, on as many GPUs as it used."""
+    workload = get_workload(summary["workload"])
+    size = dataset_size or SYNTHETIC_SIZES[workload.data_format][0]
+    config = summary.get("config") or {}
+    gpus = int(config.get("gpus", 1))
+    images_per_step = (summary.get("batch_size") or 0) * gpus
+    step = summary.get("mean_step_time_s")
+    epoch_s = math.ceil(size / images_per_step) * step if step and images_per_step else None
+    total_s = epoch_s * epochs if epoch_s is not None else None
+    price: Price | None
+    if price_per_hour is not None:
+        price, note = Price(price_per_hour, "--price-per-hour"), "--price-per-hour"
+    elif not (summary.get("num_gpus") or 0):
+        price, note = None, "no price for a CPU run: give --price-per-hour"
+    else:
+        price = find_price(summary.get("device_name") or "", table or load_prices())
+        note = (
+            price.source
+            if price
+            else (f"no price for {summary.get('device_name')} in the table: give --price-per-hour")
+        )
+    hours = gpus if (summary.get("num_gpus") or 0) else 1
+    usd_epoch = epoch_s / 3600 * price.usd_per_gpu_hour * hours if price and epoch_s else None
+    kwh_epoch, energy_note = _energy_per_epoch(summary, size)
+    return Cost(
+        run_id=summary["run_id"],
+        dataset_size=size,
+        epochs=epochs,
+        epoch_s=epoch_s,
+        total_s=total_s,
+        price=price,
+        price_note=note,
+        usd_per_epoch=usd_epoch,
+        usd_total=usd_epoch * epochs if usd_epoch is not None else None,
+        kwh_per_epoch=kwh_epoch,
+        kwh_total=kwh_epoch * epochs if kwh_epoch is not None else None,
+        energy_usd_total=kwh_epoch * epochs * price_per_kwh
+        if kwh_epoch is not None and price_per_kwh is not None
+        else None,
+        energy_note=energy_note,
+    )
+
+
+def _energy_per_epoch(summary: dict[str, Any], size: int) -> tuple[float | None, str]:
+    train = ((summary.get("telemetry") or {}).get("phases") or {}).get("train") or {}
+    per_image = train.get("images_per_joule")
+    if not per_image:
+        return None, "no energy counter on this machine (NVML energy or RAPL) for this run"
+    devices = ", ".join(sorted(train.get("energy_j") or {}))
+    return size / per_image / J_PER_KWH, f"measured: {devices}, train phase"

@@ -1,0 +1,85 @@
+"""``dlbench scaling``: speed over GPU counts (with efficiency), staging tiers and batch sizes.
+
+Runs that differ only in the axis (and their repeat) form a series; a series needs two or more
+values of the axis. Speed is the mean over repeats, with its standard error across them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dlbench.store.summary import run_summary
+
+AXES = {"gpus": "GPUs", "staged_from": "staged from", "batch_size": "batch size"}
+IGNORED = {"repeat", "tags", "sweep", "seed", "checkpoint", "stage_to"}
+
+
+@dataclass(frozen=True)
+class Point:
+    value: Any
+    runs: int
+    mean_speed: float
+    speed_stderr: float | None  # across repeats
+    relative: float  # speed / the series' first point
+    efficiency: float | None  # gpus: speed(N) / (N x speed(first N) / first N)
+
+
+@dataclass(frozen=True)
+class Series:
+    axis: str
+    label: str  # the configuration the series shares
+    points: tuple[Point, ...]
+
+
+def _config(summary: dict[str, Any]) -> dict[str, Any]:
+    config = dict(summary.get("config") or {})
+    config["staged_from"] = config.pop("stage_from", None) or "none"
+    config["batch_size"] = summary.get("batch_size")
+    return config
+
+
+def _label(config: dict[str, Any], axis: str) -> str:
+    keys = ("workload", "device", "precision", "gpus", "batch_size", "staged_from")
+    return " ".join(f"{k}={config[k]}" for k in keys if k != axis and config.get(k) is not None)
+
+
+def scaling(rows: list[dict[str, Any]]) -> list[Series]:
+    summaries = [run_summary(r) for r in rows if r["status"] == "ok" and r.get("mean_speed")]
+    out: list[Series] = []
+    for axis in AXES:
+        groups: dict[str, dict[Any, list[float]]] = {}
+        labels: dict[str, str] = {}
+        for summary in summaries:
+            config = _config(summary)
+            rest = {k: v for k, v in config.items() if k != axis and k not in IGNORED}
+            key = json.dumps(rest, sort_keys=True, default=str)
+            groups.setdefault(key, {}).setdefault(config.get(axis), []).append(
+                summary["mean_speed"]
+            )
+            labels[key] = _label(config, axis)
+        for key, by_value in groups.items():
+            if len(by_value) < 2:
+                continue
+            ordered = sorted(by_value, key=lambda v: (str(type(v)), v if v is not None else 0))
+            if axis == "staged_from":  # no staging first: the baseline tier
+                ordered.sort(key=lambda v: v != "none")
+            out.append(Series(axis, labels[key], _points(axis, ordered, by_value)))
+    return out
+
+
+def _points(axis: str, ordered: list[Any], by_value: dict[Any, list[float]]) -> tuple[Point, ...]:
+    first = float(np.mean(by_value[ordered[0]]))
+    points = []
+    for value in ordered:
+        speeds = np.array(by_value[value])
+        mean = float(speeds.mean())
+        stderr = float(speeds.std(ddof=1) / np.sqrt(speeds.size)) if speeds.size > 1 else None
+        efficiency = None
+        if axis == "gpus" and isinstance(value, int) and isinstance(ordered[0], int):
+            efficiency = mean / (value / ordered[0] * first)
+        points.append(Point(value, int(speeds.size), mean, stderr, mean / first, efficiency))
+    return tuple(points)

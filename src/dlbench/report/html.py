@@ -1,0 +1,443 @@
+"""Builds the report's HTML. Figures are Plotly; tables and text are plain HTML with one
+stylesheet, so that the file needs nothing from the network."""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from dlbench import __version__
+from dlbench.analysis import bottleneck, cost, scaling, stats
+from dlbench.analysis.compare import Comparison, compare
+from dlbench.errors import DlbenchError
+from dlbench.store import Store
+from dlbench.store.summary import run_summary
+
+MAX_POINTS = 1500  # per telemetry trace; peaks are kept (max of each bin)
+TELEMETRY_RUNS = 12  # runs whose time series are drawn
+HEADLINE_METRICS = (
+    "cpu.util_percent",
+    "proc.cpu_percent",
+    "gpu0.util_percent",
+    "gpu0.power_w",
+    "gpu0.temp_c",
+    "mem.used_bytes",
+    "cpu.freq_mhz",
+)
+PHASE_COLOURS = {
+    "setup": "#eeeeee",
+    "stage": "#fde7c8",
+    "warmup": "#fff3c4",
+    "train": "#dff0d8",
+    "validate": "#d9e8fb",
+    "infer": "#eadcf8",
+}
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1f2933;
+background:#f5f7fa}
+header{background:#1f3a5f;color:#fff;padding:24px 40px}header h1{margin:0 0 6px;font-size:26px}
+header p{margin:0;opacity:.85}main{padding:8px 40px 40px;max-width:1400px}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);
+padding:18px 24px;margin:22px 0}h2{margin:0 0 12px;font-size:19px;color:#1f3a5f}
+table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:6px 9px;
+border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
+th{background:#f0f4f8;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.ok{color:#1e7a34;font-weight:600}.bad{color:#b42318;font-weight:600}
+.verdict{font-size:15px;font-weight:600;margin:10px 0 4px}.note{color:#616e7c;font-size:13px}
+ul{margin:6px 0 0 18px;padding:0}li{margin:3px 0}
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape("—" if value is None else str(value))
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(columns: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='num'>{_esc(v)}</td>" if i in numeric else f"<td>{v}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(fig: go.Figure) -> str:
+    fig.update_layout(template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50})
+    return fig.to_html(
+        full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}
+    )
+
+
+def _label(s: dict[str, Any]) -> str:
+    precision = s.get("precision") or "fp32"
+    return f"{s['workload']} · {s.get('device')} · {precision} · b{s.get('batch_size')}"
+
+
+def _status(status: str) -> str:
+    return f"<span class='{'ok' if status == 'ok' else 'bad'}'>{_esc(status)}</span>"
+
+
+# -- sections ------------------------------------------------------------------------------
+def _hardware(summaries: list[dict[str, Any]]) -> str:
+    seen: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        hw = s.get("hardware") or {}
+        seen.setdefault(hw.get("hostname") or "?", hw)
+    rows = []
+    for host, hw in seen.items():
+        cpu = hw.get("cpu") or {}
+        gpus = ", ".join(g["name"] for g in hw.get("gpus") or []) or "none"
+        rows.append(
+            [
+                _esc(host),
+                _esc(cpu.get("model")),
+                cpu.get("usable_cpus"),
+                _num((hw.get("memory_bytes") or 0) / 2**30),
+                _esc(gpus),
+                _esc(hw.get("torch")),
+                _esc(hw.get("cuda")),
+                _esc(hw.get("os")),
+            ]
+        )
+    return _table(
+        ["Host", "CPU", "CPUs", "Memory (GiB)", "GPUs", "torch", "CUDA", "OS"], rows, {2, 3}
+    )
+
+
+def _results(summaries: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            _esc(s["run_id"]),
+            _esc(s["workload"]),
+            _esc(s.get("device_name") or s.get("device")),
+            _esc(s.get("precision")),
+            s.get("batch_size"),
+            _num(s.get("mean_speed")),
+            _num(s.get("speed_stderr")),
+            _num((s.get("mean_step_time_s") or 0) * 1e3, 2),
+            _num(s.get("achieved_tflops"), 3),
+            "—" if s.get("mfu") is None else f"{s['mfu']:.1%}",
+            _num(s.get("accuracy") if s.get("accuracy") is not None else s.get("map50"), 4),
+            _status(s["status"]),
+        ]
+        for s in summaries
+    ]
+    return _table(
+        [
+            "Run",
+            "Workload",
+            "Device",
+            "Precision",
+            "Batch",
+            "Images/s",
+            "± stderr",
+            "Step (ms)",
+            "TFLOP/s",
+            "MFU",
+            "Accuracy",
+            "Status",
+        ],
+        rows,
+        {4, 5, 6, 7, 8, 9, 10},
+    )
+
+
+def _throughput(summaries: list[dict[str, Any]]) -> str:
+    ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
+    if not ok:
+        return "<p class='note'>No run ended ok with timed steps.</p>"
+    fig = go.Figure()
+    for device in sorted({str(s.get("device")) for s in ok}):
+        runs = [s for s in ok if str(s.get("device")) == device]
+        fig.add_bar(
+            x=[_label(s) + f" ({s['run_id'][-6:]})" for s in runs],
+            y=[s["mean_speed"] for s in runs],
+            error_y={"type": "data", "array": [s.get("speed_stderr") or 0 for s in runs]},
+            name=device,
+        )
+    fig.update_layout(
+        title="Training throughput (images/s, error bars: standard error)",
+        yaxis_title="images/s",
+        height=420,
+        barmode="group",
+    )
+    return _figure(fig)
+
+
+def _downsample(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_POINTS points, each bin's maximum: a short spike still shows."""
+    if t.size <= MAX_POINTS:
+        return t, v
+    edges = np.linspace(0, t.size, MAX_POINTS + 1).astype(int)
+    idx = [a + int(np.argmax(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return t[idx], v[idx]
+
+
+def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> str:
+    parts = []
+    for s in summaries[:TELEMETRY_RUNS]:
+        samples = store.get_samples(s["run_id"], list(HEADLINE_METRICS))
+        if not samples:
+            reason = (s.get("telemetry") or {}).get("reason", "no telemetry was stored")
+            parts.append(f"<p class='note'>{_esc(s['run_id'])}: {_esc(reason)}</p>")
+            continue
+        series: dict[str, list[tuple[float, float, str]]] = {}
+        for x in samples:
+            series.setdefault(x.metric, []).append((x.t_s, x.value, x.phase))
+        percent = [m for m in series if m.endswith(("util_percent", "cpu_percent"))]
+        memory = [m for m in series if m.endswith("_bytes")]
+        other = [m for m in series if m not in percent and m not in memory]
+        fig = make_subplots(
+            rows=3,
+            cols=1,
+            shared_xaxes=True,
+            vertical_spacing=0.07,
+            subplot_titles=(
+                "utilisation (%)",
+                "memory (GiB)",
+                "clock (MHz), power (W), temperature (°C)",
+            ),
+        )
+        for row, names in ((1, percent), (2, memory), (3, other)):
+            for metric in sorted(names):
+                points = sorted(series[metric])
+                t, v = _downsample(
+                    np.array([p[0] for p in points]), np.array([p[1] for p in points])
+                )
+                if metric.endswith("_bytes"):
+                    v, metric = v / 2**30, metric.replace("_bytes", " (GiB)")
+                fig.add_scatter(x=t, y=v, mode="lines", name=metric, row=row, col=1)
+        for phase, start, end in _phase_spans(series):
+            fig.add_vrect(
+                x0=start,
+                x1=end,
+                fillcolor=PHASE_COLOURS.get(phase, "#f0f0f0"),
+                opacity=0.6,
+                layer="below",
+                line_width=0,
+                annotation_text=phase,
+                annotation_position="top left",
+            )
+        fig.update_layout(
+            title=f"{_label(s)} — {s['run_id']}",
+            height=640,
+            xaxis3_title="seconds since sampling began",
+        )
+        parts.append(_figure(fig))
+    return "".join(parts)
+
+
+def _phase_spans(
+    series: dict[str, list[tuple[float, float, str]]],
+) -> list[tuple[str, float, float]]:
+    points = sorted((t, phase) for values in series.values() for t, _, phase in values)
+    spans: list[tuple[str, float, float]] = []
+    for t, phase in points:
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], t)
+        else:
+            spans.append((phase, t, t))
+    return spans
+
+
+def _comparison(store: Store, summaries: list[dict[str, Any]]) -> str:
+    ok = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
+    for by in ("device", "precision", "workload", "batch_size"):
+        values = {str(s.get(by)) for s in ok}
+        if len(values) < 2:
+            continue
+        try:
+            result = compare(store, [s["run_id"] for s in ok], by)
+        except DlbenchError as exc:
+            return f"<p class='note'>{_esc(exc.one_line())}</p>"
+        return _comparison_html(result)
+    return (
+        "<p class='note'>Every run shares device, precision, workload and batch size: "
+        "nothing to compare. Add runs on another device to see CPU vs GPU.</p>"
+    )
+
+
+def _comparison_html(result: Comparison) -> str:
+    parts = [
+        f"<p class='note'>Runs grouped by <b>{_esc(result.by)}</b>; baseline "
+        f"{_esc(result.groups[0].value)}.</p>"
+    ]
+    for c in result.contrasts:
+        parts.append(
+            f"<p class='verdict'>{_esc(c.verdict)}</p><ul><li>Hypothesis "
+            f"{_esc(c.hypothesis_a)}</li><li>Hypothesis {_esc(c.hypothesis_b)}</li>"
+            f"<li>Mann-Whitney U on step speeds: {_esc(stats.format_p(c.mann_whitney_p))}"
+            f"; speed-up interval by {_esc(c.method)}</li></ul>"
+        )
+        differing = [m for m in c.metrics if m.differs][:12]
+        if differing:
+            parts.append(
+                _table(
+                    [
+                        "Metric (train phase)",
+                        f"Median {c.group}",
+                        f"Median {c.baseline}",
+                        "KS D",
+                        "p (Holm)",
+                        "Cliff's delta",
+                    ],
+                    [
+                        [
+                            _esc(m.metric),
+                            _num(m.median_group, 2),
+                            _num(m.median_baseline, 2),
+                            f"{m.ks_statistic:.2f}",
+                            _esc(stats.format_p(m.p_value)),
+                            f"{m.cliffs_delta:+.2f} ({stats.magnitude(m.cliffs_delta)})",
+                        ]
+                        for m in differing
+                    ],
+                    {1, 2, 3},
+                )
+            )
+    return "".join(parts)
+
+
+def _scaling(rows: list[dict[str, Any]]) -> str:
+    series = scaling.scaling(rows)
+    if not series:
+        return (
+            "<p class='note'>No scaling series: runs that differ only in GPU count, staging "
+            "tier or batch size make one (dlbench sweep).</p>"
+        )
+    parts = []
+    for s in series:
+        x = [str(p.value) for p in s.points]
+        fig = go.Figure()
+        fig.add_scatter(
+            x=x,
+            y=[p.mean_speed for p in s.points],
+            mode="lines+markers",
+            name="images/s",
+            error_y={"type": "data", "array": [p.speed_stderr or 0 for p in s.points]},
+        )
+        if s.axis == "gpus":
+            fig.add_scatter(
+                x=x,
+                y=[(p.efficiency or 0) * 100 for p in s.points],
+                yaxis="y2",
+                mode="lines+markers",
+                name="efficiency (%)",
+            )
+            fig.update_layout(
+                yaxis2={
+                    "overlaying": "y",
+                    "side": "right",
+                    "range": [0, 110],
+                    "title": "efficiency (%)",
+                }
+            )
+        fig.update_layout(
+            title=f"{scaling.AXES[s.axis]}: {s.label}",
+            xaxis_title=s.axis,
+            yaxis_title="images/s",
+            height=380,
+        )
+        parts.append(_figure(fig))
+    return "".join(parts)
+
+
+def _bottlenecks(store: Store, summaries: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in summaries:
+        if s["status"] != "ok":
+            continue
+        samples = store.get_samples(s["run_id"], ["cpu.freq_mhz", "cpu.temp_c"])
+        found = bottleneck.verdicts(s, samples)
+        text = "<br>".join(f"<b>{_esc(v.name)}</b>: {_esc(v.evidence)}" for v in found)
+        rows.append([_esc(s["run_id"]), _esc(_label(s)), text or "none found"])
+    return _table(["Run", "Configuration", "Verdicts and evidence"], rows)
+
+
+def _costs(
+    summaries: list[dict[str, Any]], price_per_hour: float | None, price_per_kwh: float | None
+) -> str:
+    rows = []
+    table = cost.load_prices()
+    for s in summaries:
+        if s["status"] != "ok" or not s.get("mean_step_time_s"):
+            continue
+        c = cost.run_cost(s, None, 1, price_per_hour, price_per_kwh, table)
+        rows.append(
+            [
+                _esc(s["run_id"]),
+                _esc(_label(s)),
+                f"{c.dataset_size:,}",
+                _num((c.epoch_s or 0) / 60, 1),
+                _num(c.usd_per_epoch, 2),
+                _num(c.kwh_per_epoch, 4),
+                _esc(c.price_note),
+                _esc(c.energy_note),
+            ]
+        )
+    return _table(
+        [
+            "Run",
+            "Configuration",
+            "Images per epoch",
+            "Epoch (min)",
+            "USD per epoch",
+            "kWh per epoch",
+            "Price",
+            "Energy",
+        ],
+        rows,
+        {2, 3, 4, 5},
+    )
+
+
+def build(
+    store: Store,
+    rows: list[dict[str, Any]],
+    title: str,
+    price_per_hour: float | None = None,
+    price_per_kwh: float | None = None,
+) -> str:
+    if not rows:
+        raise DlbenchError("no runs to report", "run some first: dlbench quickstart")
+    summaries = [run_summary(r) for r in rows]
+    sections = [
+        ("Hardware", _hardware(summaries)),
+        ("Results", _results(summaries)),
+        ("Throughput", _throughput(summaries)),
+        ("Comparison with statistics", _comparison(store, summaries)),
+        ("Scaling", _scaling(rows)),
+        ("Bottlenecks", _bottlenecks(store, summaries)),
+        (
+            "Cost and energy, one epoch of the workload's dataset",
+            _costs(summaries, price_per_hour, price_per_kwh),
+        ),
+        ("Telemetry over each run (phases shaded)", _telemetry(store, summaries)),
+    ]
+    made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    body = "".join(
+        f"<section><h2>{_esc(name)}</h2>{content}</section>" for name, content in sections
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_esc(title)}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<header><h1>{_esc(title)}</h1><p>{len(rows)} run(s) · dlbench {__version__} · "
+        f"{made}</p></header><main>{body}</main></body></html>"
+    )

@@ -1,0 +1,196 @@
+"""compare, scaling, cost and the report, from runs in a real store."""
+
+import html.parser
+import json
+import re
+
+import numpy as np
+import pytest
+
+from dlbench.analysis.compare import compare
+from dlbench.analysis.cost import find_price, load_prices, run_cost
+from dlbench.errors import ConfigError, DlbenchError
+from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
+from dlbench.report.html import build
+from dlbench.store.summary import run_summary
+
+from conftest import run_dlbench
+
+
+def _run(store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, name=None):
+    rng = np.random.default_rng(seed)
+    times = np.abs(rng.normal(step_s, step_s * 0.03, 200))
+    store.create_run(
+        run_id,
+        "train",
+        {"workload": "resnet18", "gpus": 1},
+        workload="resnet18",
+        device=device,
+        batch_size=batch,
+        precision="fp32",
+    )
+    store.set_hardware(
+        run_id,
+        {"hostname": "node1", "cpu": {"model": "x"}, "gpus": []},
+        device=device,
+        device_name=name or device,
+        num_gpus=0 if device == "cpu" else 1,
+    )
+    mean = float(times.mean())
+    speed = SpeedStats(200, mean, mean, mean, batch / mean, batch / mean, 1, 1, 1.0, 1.0, 0.0, 0.0)
+    steps = tuple(StepRecord(i, 0, float(t), 0.0) for i, t in enumerate(times))
+    samples = [
+        TelemetrySample(
+            i * 0.5,
+            1e9 + i,
+            "train",
+            "cpu.util_percent",
+            float(np.clip(rng.normal(util, 2), 0, 100)),
+        )
+        for i in range(120)
+    ]
+    if gpu_util is not None:
+        samples += [
+            TelemetrySample(i * 0.5, 1e9 + i, "train", "gpu0.util_percent", gpu_util)
+            for i in range(120)
+        ]
+    store.add_samples(run_id, samples)
+    from dlbench.telemetry.summary import summarise
+
+    telemetry = {"enabled": True, **summarise(samples, {"train": 200 * batch})}
+    store.finish_run(
+        RunResult(
+            run_id=run_id,
+            status="ok",
+            speed=speed,
+            steps=steps,
+            telemetry=telemetry,
+            images_trained=200 * batch,
+        )
+    )
+
+
+def test_gpu_vs_cpu_verdict_with_both_hypotheses(store):
+    _run(store, "cpu-1", "cpu", 0.41, util=98)
+    _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
+    result = compare(store, ["cpu-1", "gpu-1"], by="device")
+    (c,) = result.contrasts
+    assert result.groups[0].value == "cpu" and c.group == "cuda:0"
+    assert c.speedup.low < c.speedup.estimate < c.speedup.high
+    assert 38 < c.speedup.estimate < 44
+    pattern = (
+        r"device=cuda:0 is 4\d\.\d\dx faster than device=cpu \(95% CI [\d.]+-[\d.]+, "
+        r"Welch p < 1e-9\); CPU utilisation median 1\d% vs 9\d%"
+    )
+    assert re.fullmatch(pattern, c.verdict), c.verdict
+    assert c.hypothesis_a.startswith("A (resource use differs): supported")
+    assert c.hypothesis_b.startswith("B (device=cuda:0 accelerates training): supported")
+    util = next(m for m in c.metrics if m.metric == "cpu.util_percent")
+    assert util.differs and util.cliffs_delta == -1.0
+
+
+def test_compare_refuses_what_it_cannot_compare(store):
+    _run(store, "a", "cpu", 0.1, util=90)
+    _run(store, "b", "cpu", 0.1, util=90, seed=2)
+    with pytest.raises(DlbenchError, match="every run has the same device"):
+        compare(store, ["a", "b"], by="device")
+    with pytest.raises(ConfigError, match="--by 'colour'"):
+        compare(store, ["a", "b"], by="colour")
+    with pytest.raises(DlbenchError, match="at least two runs"):
+        compare(store, ["a"], by="device")
+
+
+def test_cost_arithmetic(store):
+    _run(store, "g", "cuda:0", 0.5, util=10, gpu_util=99, name="NVIDIA A100-SXM4-80GB")
+    summary = run_summary(store.get_run("g"))
+    step = summary["mean_step_time_s"]
+    cost = run_cost(summary, dataset_size=6400, epochs=3, price_per_hour=2.0)
+    assert cost.epoch_s == pytest.approx(100 * step)  # ceil(6400 / 64) steps
+    assert cost.usd_per_epoch == pytest.approx(100 * step / 3600 * 2.0)
+    assert cost.usd_total == pytest.approx(3 * cost.usd_per_epoch)
+    assert cost.kwh_per_epoch is None and "no energy counter" in cost.energy_note
+    table = load_prices()
+    assert find_price("NVIDIA A100-SXM4-80GB", table).usd_per_gpu_hour == 1.79
+    assert find_price("Tesla T4", table).usd_per_gpu_hour == 0.526
+    assert find_price("AMD EPYC", table) is None
+    by_table = run_cost(summary, dataset_size=6400, table=table)
+    assert by_table.usd_per_epoch == pytest.approx(100 * step / 3600 * 1.79)
+
+
+def test_energy_per_epoch_from_measured_joules():
+    summary = {
+        "run_id": "e",
+        "workload": "resnet18",
+        "batch_size": 10,
+        "mean_step_time_s": 0.1,
+        "num_gpus": 1,
+        "device_name": "NVIDIA H100",
+        "config": {"gpus": 1},
+        "telemetry": {"phases": {"train": {"images_per_joule": 2.0, "energy_j": {"gpu0": 500.0}}}},
+    }
+    cost = run_cost(summary, dataset_size=7_200_000, epochs=2, price_per_kwh=0.25)
+    assert cost.kwh_per_epoch == pytest.approx(7_200_000 / 2.0 / 3.6e6)  # 1 kWh
+    assert cost.energy_usd_total == pytest.approx(2 * 1.0 * 0.25)
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.external = []
+        self.tags = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags += 1
+        for name, value in attrs:
+            if name in ("src", "href") and value and re.match(r"(https?:)?//", value):
+                self.external.append((tag, value))
+
+
+def test_the_report_is_self_contained_and_has_the_figures(store):
+    _run(store, "cpu-1", "cpu", 0.41, util=98)
+    _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
+    page = build(store, store.list_runs(), "CPU vs GPU")
+    parser = _Collector()
+    parser.feed(page)
+    assert parser.tags > 50 and parser.external == []
+    assert "<link" not in page and "cdn.plot.ly" not in page.split("</script>", 1)[1]
+    assert "cpu-1" in page and "gpu-1" in page and "faster than device=cpu" in page
+    assert "Hypothesis A (resource use differs): supported" in page
+    assert page.count('class="plotly-graph-div"') >= 3  # throughput + a telemetry figure each
+
+
+@pytest.mark.slow
+def test_report_compare_scaling_and_cost_from_real_runs(db_path, tmp_path):
+    for batch in ("16", "32"):
+        done = run_dlbench(
+            db_path,
+            "run",
+            "mlp-mnist",
+            "--batch-size",
+            batch,
+            "--steps",
+            "40",
+            "--warmup",
+            "5",
+            "--val-batches",
+            "1",
+            "--interval",
+            "0.1",
+        )
+        assert done.returncode == 0, done.stderr
+    runs = json.loads(run_dlbench(db_path, "runs", "--json").stdout)
+    ids = [r["run_id"] for r in runs]
+    compared = run_dlbench(db_path, "compare", *ids, "--by", "batch_size")
+    assert compared.returncode == 0, compared.stderr
+    assert "Hypothesis A" in compared.stdout and "Welch" in compared.stdout
+    scaled = run_dlbench(db_path, "scaling")
+    assert scaled.returncode == 0 and "batch_size" in scaled.stdout
+    costed = run_dlbench(db_path, "cost", ids[0], "--price-per-hour", "1.5", "--epochs", "10")
+    assert costed.returncode == 0 and "60,000 x 10" in costed.stdout
+    out = tmp_path / "report.html"
+    made = run_dlbench(db_path, "report", "--all", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    page = out.read_text()
+    assert all(run_id in page for run_id in ids)
+    bad = run_dlbench(db_path, "report", "--out", str(out))
+    assert bad.returncode == 2 and "give run ids, --sweep NAME or --all" in bad.stderr
