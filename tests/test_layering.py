@@ -20,6 +20,10 @@ FRAMEWORK_FREE = [
     "workloads/__init__.py",
     "render.py",
     "console.py",
+    "analysis",
+    "report",
+    "dashboard",
+    "sweep/__init__.py",
 ]
 
 

@@ -472,6 +472,59 @@ def report(
 
 
 @app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    db: DbOption = None,
+) -> None:
+    """Explore runs, telemetry and comparisons in the browser (read-only)."""
+    import os
+    from importlib import resources
+
+    from dlbench.store import Store
+
+    store = Store(db, read_only=True)  # a missing or unreadable database fails here, clearly
+    if not 0 < port < 65536:
+        raise DlbenchError(f"--port {port} is not a port number")
+    if host in ("0.0.0.0", "::", ""):
+        err.print(
+            f"[yellow]warning: --host {host} serves the dashboard to every network this "
+            "machine is on; its results become readable by anyone who can reach it[/]"
+        )
+    script = str(resources.files("dlbench.dashboard") / "app.py")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        script,
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--",
+        "--db",
+        store.url,
+    ]
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    out.print(
+        f"dlbench dashboard on http://{shown}:{port} (database {store.describe()}, "
+        "read-only); Ctrl-C stops it",
+        highlight=False,
+    )
+    sys.stdout.flush()
+    store.close()
+    # Streamlit takes this process over: Ctrl-C and SIGTERM reach the server itself.
+    os.execv(sys.executable, command)
+
+
+@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,

@@ -16,6 +16,7 @@ from dlbench import __version__
 from dlbench.analysis import bottleneck, cost, scaling, stats
 from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
+from dlbench.figures import scaling_figure, shade_phases
 from dlbench.store import Store
 from dlbench.store.summary import run_summary
 
@@ -30,14 +31,6 @@ HEADLINE_METRICS = (
     "mem.used_bytes",
     "cpu.freq_mhz",
 )
-PHASE_COLOURS = {
-    "setup": "#eeeeee",
-    "stage": "#fde7c8",
-    "warmup": "#fff3c4",
-    "train": "#dff0d8",
-    "validate": "#d9e8fb",
-    "infer": "#eadcf8",
-}
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1f2933;
 background:#f5f7fa}
@@ -223,17 +216,7 @@ def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> str:
                 if metric.endswith("_bytes"):
                     v, metric = v / 2**30, metric.replace("_bytes", " (GiB)")
                 fig.add_scatter(x=t, y=v, mode="lines", name=metric, row=row, col=1)
-        for phase, start, end in _phase_spans(series):
-            fig.add_vrect(
-                x0=start,
-                x1=end,
-                fillcolor=PHASE_COLOURS.get(phase, "#f0f0f0"),
-                opacity=0.6,
-                layer="below",
-                line_width=0,
-                annotation_text=phase,
-                annotation_position="top left",
-            )
+        shade_phases(fig, _phase_spans(series))
         fig.update_layout(
             title=f"{_label(s)} — {s['run_id']}",
             height=640,
@@ -323,37 +306,7 @@ def _scaling(rows: list[dict[str, Any]]) -> str:
         )
     parts = []
     for s in series:
-        x = [str(p.value) for p in s.points]
-        fig = go.Figure()
-        fig.add_scatter(
-            x=x,
-            y=[p.mean_speed for p in s.points],
-            mode="lines+markers",
-            name="images/s",
-            error_y={"type": "data", "array": [p.speed_stderr or 0 for p in s.points]},
-        )
-        if s.axis == "gpus":
-            fig.add_scatter(
-                x=x,
-                y=[(p.efficiency or 0) * 100 for p in s.points],
-                yaxis="y2",
-                mode="lines+markers",
-                name="efficiency (%)",
-            )
-            fig.update_layout(
-                yaxis2={
-                    "overlaying": "y",
-                    "side": "right",
-                    "range": [0, 110],
-                    "title": "efficiency (%)",
-                }
-            )
-        fig.update_layout(
-            title=f"{scaling.AXES[s.axis]}: {s.label}",
-            xaxis_title=s.axis,
-            yaxis_title="images/s",
-            height=380,
-        )
+        fig = scaling_figure(s)
         parts.append(_figure(fig))
     return "".join(parts)
 

@@ -48,17 +48,23 @@ def utc_now() -> str:
 class Store:
     """One database. Open it, and the schema is created or migrated to this version."""
 
-    def __init__(self, db: str | None = None, create: bool = True) -> None:
+    def __init__(self, db: str | None = None, create: bool = True, read_only: bool = False) -> None:
+        """``read_only``: open an existing database for reading only (the dashboard): it is
+        neither created nor migrated, and no statement can change it."""
         self.url = to_url(db or default_url())
-        if not create and self.url.startswith("sqlite:///"):
+        self.read_only = read_only
+        if (not create or read_only) and self.url.startswith("sqlite:///"):
             path = Path(self.url.removeprefix("sqlite:///"))
             if not path.is_file():
                 raise StoreError(
                     f"no results database at {path}", "give the path of a .sqlite file"
                 )
-        self.engine = _open_engine(self.url)
+        self.engine = _open_engine(self.url, read_only)
         try:
-            self._ensure_schema()
+            if read_only:
+                self._check_readable()
+            else:
+                self._ensure_schema()
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"cannot open the results database {self.describe()}: {_reason(exc)}",
@@ -130,6 +136,17 @@ class Store:
                     .where(schema.meta.c.key == "schema_version")
                     .values(value=str(schema.SCHEMA_VERSION))
                 )
+
+    def _check_readable(self) -> None:
+        version = self.schema_version()
+        if version != schema.SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.describe()} has schema version {version}; this dlbench reads "
+                f"{schema.SCHEMA_VERSION}",
+                "open it once with a dlbench command that writes (e.g. dlbench runs) to migrate it"
+                if version < schema.SCHEMA_VERSION
+                else "upgrade dlbench to read it",
+            )
 
     def schema_version(self) -> int:
         with self._read("read the schema version") as conn:
@@ -268,6 +285,15 @@ class Store:
             rows = [r for r in rows if all(r["tags"].get(k) == v for k, v in tags.items())]
         return rows[:limit] if limit else rows
 
+    def run_table(self) -> list[dict[str, Any]]:
+        """Every run's columns without the JSON blobs (config, hardware, result), newest
+        first: what a list of thousands of runs needs, fast."""
+        skip = {"config", "hardware", "result"}
+        columns = [c for c in runs.c if c.name not in skip]
+        query = select(*columns).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        with self._read("read runs") as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
     def get_steps(self, run_id: str) -> list[StepRecord]:
         with self._read("read step times") as conn:
             rows = conn.execute(
@@ -307,11 +333,20 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
 
 
-def _open_engine(url: str) -> Engine:
+def _open_engine(url: str, read_only: bool = False) -> Engine:
     try:
+        if url.startswith("sqlite:///") and read_only:
+            # SQLite itself refuses every write on a mode=ro connection.
+            path = url.removeprefix("sqlite:///")
+            engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", future=True)
+            _configure_sqlite(engine, read_only=True)
+            return engine
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True)
+        connect_args = {}
+        if read_only and url.startswith("postgresql"):
+            connect_args = {"options": "-c default_transaction_read_only=on"}
+        engine = create_engine(url, future=True, connect_args=connect_args)
     except (OSError, SQLAlchemyError, ValueError, ImportError) as exc:
         where = url.removeprefix("sqlite:///")
         raise StoreError(
@@ -323,22 +358,24 @@ def _open_engine(url: str) -> Engine:
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, read_only: bool = False) -> None:
     """WAL with a busy timeout, and BEGIN IMMEDIATE so that concurrent writers queue
-    instead of failing with 'database is locked' (see ENVIRONMENT.md)."""
+    instead of failing with 'database is locked' (see ENVIRONMENT.md). A reader takes no
+    write lock: plain BEGIN."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _reason(exc: SQLAlchemyError) -> str:

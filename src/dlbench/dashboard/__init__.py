@@ -1,0 +1,1 @@
+"""``dlbench dashboard``: a Streamlit app over the results store, opened read-only."""

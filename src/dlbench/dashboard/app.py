@@ -1,0 +1,324 @@
+"""The dlbench dashboard (Streamlit): ``dlbench dashboard`` runs this script with ``--db URL``.
+
+The database is opened read-only. Queries are cached; only the selected runs' samples are
+read, and they are downsampled for plotting without hiding peaks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dlbench.dashboard import data
+from dlbench.errors import DlbenchError
+from dlbench.figures import shade_phases
+from dlbench.store import Store, default_url
+
+PAGES = ("Runs", "Telemetry", "Compare", "Scaling", "Hardware", "Calculator")
+CACHE_TTL_S = 30  # new runs appear within this
+
+
+def _db_url() -> str:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--db", default=None)
+    known, _ = parser.parse_known_args(sys.argv[1:])
+    return str(known.db or default_url())
+
+
+@st.cache_resource
+def _store(url: str) -> Store:
+    return Store(url, read_only=True)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _runs(url: str) -> pd.DataFrame:
+    return data.runs_frame(_store(url))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _run(url: str, run_id: str) -> dict[str, Any]:
+    return _store(url).get_run(run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _metrics(url: str, run_id: str) -> list[str]:
+    return _store(url).sample_metrics(run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _series(url: str, run_id: str, metric: str, align: str) -> tuple[Any, Any, list[Any]]:
+    return data.series(_store(url).get_samples(run_id, [metric]), align)
+
+
+def main() -> None:
+    st.set_page_config(page_title="dlbench", layout="wide")
+    url = _db_url()
+    try:
+        runs = _runs(url)
+    except DlbenchError as exc:
+        st.error(exc.one_line())
+        return
+    st.sidebar.title("dlbench")
+    page = str(st.sidebar.radio("Page", PAGES, key="page"))
+    if runs.empty:
+        st.info(
+            "No runs in this database yet. Produce some with `dlbench quickstart`, "
+            "`dlbench run WORKLOAD` or `dlbench sweep FILE`, then reload this page."
+        )
+        return
+    labels = {row["run_id"]: data.label(row) for row in runs.to_dict("records")}
+    selected = st.sidebar.multiselect(
+        "Selected runs",
+        list(labels),
+        format_func=labels.__getitem__,
+        key="selected_runs",
+        help="Pick runs here or tick them in the Runs table.",
+    )
+    {
+        "Runs": _runs_page,
+        "Telemetry": _telemetry_page,
+        "Compare": _compare_page,
+        "Scaling": _scaling_page,
+        "Hardware": _hardware_page,
+        "Calculator": _calculator_page,
+    }[page](url, runs, selected)
+
+
+# -- pages -------------------------------------------------------------------------------------
+def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    st.header("Runs")
+    columns = st.columns(4)
+    filters = {
+        "workload": columns[0].multiselect(
+            "Workload", sorted(runs["workload"].dropna().unique()), key="filter_workload"
+        ),
+        "device": columns[1].multiselect(
+            "Device", sorted(runs["device"].dropna().unique()), key="filter_device"
+        ),
+        "status": columns[2].multiselect(
+            "Status", sorted(runs["status"].dropna().unique()), key="filter_status"
+        ),
+        "sweep": columns[3].multiselect(
+            "Sweep", sorted(runs["sweep"].dropna().unique()), key="filter_sweep"
+        ),
+    }
+    shown = runs
+    for column, values in filters.items():
+        if values:
+            shown = shown[shown[column].isin(values)]
+    text = st.text_input("Tags or id contain")
+    if text:
+        shown = shown[
+            shown["tags"].str.contains(text, regex=False)
+            | shown["run_id"].str.contains(text, regex=False)
+        ]
+    st.caption(f"{len(shown)} of {len(runs)} runs; tick rows to select them for the other pages")
+    view = shown[
+        [
+            "run_id",
+            "date",
+            "workload",
+            "device_name",
+            "num_gpus",
+            "precision",
+            "batch_size",
+            "status",
+            "mean_speed",
+            "speed_stderr",
+            "accuracy",
+            "tags",
+            "sweep",
+            "error",
+        ]
+    ]
+    event = st.dataframe(
+        view,
+        hide_index=True,
+        on_select="rerun",
+        selection_mode="multi-row",
+        key="runs_table",
+        width="stretch",
+    )
+    ticked = [view.iloc[i]["run_id"] for i in event.selection.rows] if event else []
+    if ticked and set(ticked) != set(selected):
+        st.session_state["selected_runs"] = list(dict.fromkeys([*selected, *ticked]))
+        st.rerun()
+
+
+def _telemetry_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    st.header("Telemetry")
+    if not selected:
+        st.info("Select runs in the sidebar (or tick them on the Runs page).")
+        return
+    available = sorted({m for run_id in selected for m in _metrics(url, run_id)})
+    if not available:
+        for run_id in selected:
+            summary = (_run(url, run_id).get("result") or {}).get("telemetry") or {}
+            st.warning(
+                f"{run_id}: no telemetry stored"
+                + (f" ({summary['reason']})" if summary.get("reason") else "")
+            )
+        return
+    gpus = sorted({m.split(".")[0] for m in available if m.startswith("gpu")})
+    controls = st.columns(3)
+    align = controls[0].radio(
+        "Align runs at",
+        ("start", "train"),
+        horizontal=True,
+        format_func={"start": "their start", "train": "the train phase"}.__getitem__,
+    )
+    align = str(align)
+    gpu = str(controls[1].selectbox("GPU", ["all", *gpus])) if gpus else "all"
+    metrics = [
+        m for m in available if gpu == "all" or not m.startswith("gpu") or m.startswith(gpu + ".")
+    ]
+    default = [
+        m
+        for m in ("cpu.util_percent", "gpu0.util_percent", "gpu0.temp_c", "cpu.temp_c")
+        if m in metrics
+    ][:2] or metrics[:1]
+    chosen = controls[2].multiselect(
+        "Metrics (side by side)", metrics, default=default, max_selections=2
+    )
+    for column, metric in zip(st.columns(max(1, len(chosen))), chosen, strict=False):
+        with column:
+            st.plotly_chart(
+                _telemetry_figure(url, selected, metric, align),
+                width="stretch",
+                key=f"chart-{metric}",
+            )
+    missing = [r for r in selected if not _metrics(url, r)]
+    for run_id in missing:
+        st.caption(f"{run_id}: no telemetry stored for this run")
+
+
+def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> go.Figure:
+    fig = go.Figure()
+    shaded = False
+    for run_id in run_ids:
+        t, v, spans = _series(url, run_id, metric, align)
+        if len(t) == 0:
+            continue
+        fig.add_scatter(x=t, y=v, mode="lines", name=run_id)
+        if not shaded:  # the first run's phases; the others are aligned to them
+            shade_phases(fig, spans)
+            shaded = True
+    fig.update_layout(
+        title=metric,
+        xaxis_title="seconds",
+        template="plotly_white",
+        height=420,
+        legend={"orientation": "h"},
+        margin={"t": 50, "b": 40},
+    )
+    return fig
+
+
+def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    from dlbench.analysis import bottleneck, cost
+    from dlbench.analysis.compare import FIELDS, compare
+    from dlbench.store.summary import run_summary
+
+    st.header("Compare")
+    if len(selected) < 1:
+        st.info("Select runs in the sidebar to compare them.")
+        return
+    summaries = [run_summary(_run(url, r)) for r in selected]
+    ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
+    for s in summaries:
+        if s["status"] != "ok":
+            st.error(f"{s['run_id']}: {s['status']} — {s.get('error') or ''}")
+    if ok:
+        fig = go.Figure(
+            go.Bar(
+                x=[
+                    f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}"
+                    for s in ok
+                ],
+                y=[s["mean_speed"] for s in ok],
+                error_y={"type": "data", "array": [s.get("speed_stderr") or 0 for s in ok]},
+            )
+        )
+        fig.update_layout(
+            title="Throughput (images/s ± standard error)", template="plotly_white", height=380
+        )
+        st.plotly_chart(fig, width="stretch")
+    if len(ok) >= 2:
+        by = str(st.selectbox("Group by", FIELDS, index=0))
+        try:
+            result = compare(_store(url), [s["run_id"] for s in ok], by)
+            for c in result.contrasts:
+                st.success(c.verdict)
+                st.markdown(f"- Hypothesis {c.hypothesis_a}\n- Hypothesis {c.hypothesis_b}")
+        except DlbenchError as exc:
+            st.info(exc.one_line())
+    st.subheader("Bottlenecks")
+    for s in ok:
+        found = bottleneck.verdicts(s)
+        st.markdown(
+            f"**{s['run_id']}**: "
+            + ("; ".join(f"{v.name} ({v.evidence})" for v in found) or "none found")
+        )
+    st.subheader("Cost and energy, one epoch of the workload's dataset")
+    price = st.number_input("USD per GPU-hour (0: the price table)", min_value=0.0, value=0.0)
+    rows = []
+    for s in ok:
+        priced = cost.run_cost(s, price_per_hour=price or None)
+        rows.append(
+            {
+                "run": s["run_id"],
+                "images": priced.dataset_size,
+                "epoch (min)": round((priced.epoch_s or 0) / 60, 2),
+                "USD/epoch": priced.usd_per_epoch,
+                "kWh/epoch": priced.kwh_per_epoch,
+                "price": priced.price_note,
+                "energy": priced.energy_note,
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    from dlbench.analysis.scaling import scaling
+    from dlbench.figures import scaling_figure
+
+    st.header("Scaling")
+    sweeps = sorted(runs["sweep"].dropna().unique())
+    sweep = st.selectbox("Sweep", ["(all runs)", *sweeps])
+    store = _store(url)
+    rows = store.list_runs(sweep=None if sweep == "(all runs)" else sweep, status="ok")
+    series = scaling(rows)
+    if not series:
+        st.info(
+            "No scaling series: runs that differ only in GPU count, staging tier or "
+            "batch size make one (dlbench sweep)."
+        )
+        return
+    for s in series:
+        fig = scaling_figure(s)
+        st.plotly_chart(fig, width="stretch")
+
+
+def _hardware_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    st.header("Hardware")
+    by_host = runs.drop_duplicates("hostname")
+    rows = [_run(url, r) for r in by_host["run_id"]]
+    st.dataframe(data.hardware_frame(rows), width="stretch")
+
+
+def _calculator_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
+    st.header("Calculator")
+    st.info(
+        "Predicting training time and cost from the store arrives with the calculator "
+        "(dlbench predict). Meanwhile: `dlbench cost RUN --dataset-size N --epochs E` "
+        "prices a measured run, and `dlbench run ... --dataset-size N --epochs E` "
+        "projects one."
+    )
+
+
+main()

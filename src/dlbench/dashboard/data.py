@@ -1,0 +1,119 @@
+"""What the dashboard's pages show, as data frames: no Streamlit here, so it is testable and
+the app stays a thin layer of widgets and cached calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dlbench.records import TelemetrySample
+from dlbench.store import Store
+
+MAX_POINTS = 2000  # per trace; each bin keeps its maximum, so peaks stay visible
+RUN_COLUMNS = (
+    "run_id",
+    "created_at",
+    "workload",
+    "device",
+    "device_name",
+    "num_gpus",
+    "precision",
+    "batch_size",
+    "status",
+    "sweep",
+    "mean_speed",
+    "speed_stderr",
+    "accuracy",
+    "staged_from",
+    "hostname",
+    "tags",
+    "error",
+)
+
+
+def runs_frame(store: Store) -> pd.DataFrame:
+    """One row per run, newest first, without the JSON blobs."""
+    rows = store.run_table()
+    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    frame["tags"] = frame["tags"].map(
+        lambda t: ", ".join(f"{k}={v}" for k, v in sorted((t or {}).items()))
+    )
+    frame["date"] = frame["created_at"].astype(str).str[:19].str.replace("T", " ")
+    return frame
+
+
+def label(row: dict[str, Any]) -> str:
+    return (
+        f"{row['run_id']} · {row['workload']} · {row.get('device_name') or row['device']} · "
+        f"{row['status']}"
+    )
+
+
+def downsample(
+    t: np.ndarray, v: np.ndarray, limit: int = MAX_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``limit`` points; each bin keeps its largest value (a spike is never hidden)."""
+    if t.size <= limit:
+        return t, v
+    edges = np.linspace(0, t.size, limit + 1).astype(int)
+    keep = np.array(
+        [a + int(np.argmax(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    )
+    return t[keep], v[keep]
+
+
+def series(
+    samples: list[TelemetrySample], align: str = "start"
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float, float]]]:
+    """(t, value, phase spans) of one run's samples of one metric; ``align="train"`` puts
+    t = 0 at the first sample of the train phase."""
+    if not samples:
+        return np.array([]), np.array([]), []
+    ordered = sorted(samples, key=lambda s: s.t_s)
+    t = np.array([s.t_s for s in ordered])
+    v = np.array([s.value for s in ordered])
+    origin = t[0]
+    if align == "train":
+        train = [s.t_s for s in ordered if s.phase == "train"]
+        origin = train[0] if train else origin
+    spans: list[tuple[str, float, float]] = []
+    for s in ordered:
+        at = s.t_s - origin
+        if spans and spans[-1][0] == s.phase:
+            spans[-1] = (s.phase, spans[-1][1], at)
+        else:
+            spans.append((s.phase, at, at))
+    t, v = downsample(t - origin, v)
+    return t, v, spans
+
+
+def hardware_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Each machine's fingerprint as a column, side by side."""
+    machines: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        hw = row.get("hardware") or {}
+        host = hw.get("hostname") or row.get("hostname") or "unknown"
+        if host in machines:
+            continue
+        cpu = hw.get("cpu") or {}
+        storage = hw.get("storage") or {}
+        machines[host] = {
+            "CPU": cpu.get("model"),
+            "usable CPUs": cpu.get("usable_cpus"),
+            "physical cores": cpu.get("physical_cores"),
+            "memory (GiB)": round((hw.get("memory_bytes") or 0) / 2**30, 1),
+            "GPUs": ", ".join(g["name"] for g in hw.get("gpus") or []) or "none",
+            "GPU memory (GiB)": ", ".join(
+                str(round(g["memory_bytes"] / 2**30, 1)) for g in hw.get("gpus") or []
+            )
+            or "—",
+            "driver": next((g.get("driver") for g in hw.get("gpus") or []), None),
+            "torch": hw.get("torch"),
+            "CUDA": hw.get("cuda"),
+            "OS": hw.get("os"),
+            "data disk": f"{storage.get('device')} ({storage.get('filesystem')})",
+            "first run": row["run_id"],
+        }
+    return pd.DataFrame(machines).astype(str)

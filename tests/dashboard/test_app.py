@@ -1,0 +1,131 @@
+"""The dashboard's pages, headless with Streamlit's AppTest, on a real store."""
+
+from importlib import resources
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
+from dlbench.store import Store
+
+APP = str(resources.files("dlbench.dashboard") / "app.py")
+
+
+def _add_run(store, run_id, device="cpu", status="ok", telemetry=True, speed=100.0):
+    store.create_run(
+        run_id,
+        "train",
+        {"workload": "lenet-mnist", "gpus": 1},
+        workload="lenet-mnist",
+        device=device,
+        batch_size=64,
+        precision="fp32",
+    )
+    store.set_hardware(
+        run_id,
+        {"hostname": f"host-{device}", "cpu": {"model": "EPYC"}, "gpus": [], "memory_bytes": 2**34},
+        device=device,
+        device_name=device.upper(),
+        num_gpus=0,
+    )
+    if telemetry:
+        store.add_samples(
+            run_id,
+            [
+                TelemetrySample(i * 0.5, 1e9 + i, "warmup" if i < 5 else "train", metric, value)
+                for i in range(40)
+                for metric, value in (("cpu.util_percent", 50 + i), ("mem.used_bytes", 2e9 + i))
+            ],
+        )
+    if status == "ok":
+        steps = tuple(StepRecord(i, 0, 64 / speed * (1 + 0.01 * (i % 3)), 0.0) for i in range(30))
+        stats = SpeedStats(30, 0.64, 0.64, 0.65, speed, speed, speed, speed, 1.0, 0.5, 0.0, 0.0)
+        store.finish_run(RunResult(run_id=run_id, status="ok", speed=stats, steps=steps))
+    else:
+        store.finish_run(RunResult(run_id=run_id, status=status, error="CUDA out of memory"))
+
+
+@pytest.fixture
+def filled(db_path):
+    store = Store(str(db_path))
+    _add_run(store, "20260101-000001-aaaaaa", speed=100.0)
+    _add_run(store, "20260101-000002-bbbbbb", device="cuda:0", speed=900.0)
+    _add_run(store, "20260101-000003-cccccc", status="oom", telemetry=False)
+    store.close()
+    return db_path
+
+
+def _app(db_path):
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.run()  # argv holds pytest's arguments: the app falls back to DLBENCH_DB (db_path)
+    return app
+
+
+def test_an_empty_store_says_how_to_produce_results(db_path):
+    Store(str(db_path)).close()
+    app = _app(db_path)
+    assert not app.exception
+    assert "dlbench quickstart" in app.info[0].value
+
+
+def test_runs_page_lists_every_run_with_its_status(filled):
+    app = _app(filled)
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert len(table) == 3 and set(table["status"]) == {"ok", "oom"}
+    app.multiselect(key="filter_status").select("oom").run()
+    assert list(app.dataframe[0].value["run_id"]) == ["20260101-000003-cccccc"]
+
+
+def test_telemetry_overlays_one_trace_per_selected_run(filled):
+    app = _app(filled)
+    app.sidebar.radio[0].set_value("Telemetry").run()
+    assert "Select runs" in app.info[0].value
+    app.sidebar.multiselect[0].set_value(["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]).run()
+    assert not app.exception
+    charts = app.get("plotly_chart")
+    assert charts, "no chart drawn"
+    import json
+
+    figure = json.loads(charts[0].proto.spec)
+    assert [trace["name"] for trace in figure["data"]] == [
+        "20260101-000001-aaaaaa",
+        "20260101-000002-bbbbbb",
+    ]
+    assert any(shape.get("fillcolor") for shape in figure["layout"]["shapes"])  # phases shaded
+
+
+def test_a_run_without_telemetry_says_so(filled):
+    app = _app(filled)
+    app.sidebar.radio[0].set_value("Telemetry").run()
+    app.sidebar.multiselect[0].set_value(["20260101-000003-cccccc"]).run()
+    assert "no telemetry stored" in app.warning[0].value
+
+
+def test_compare_page_shows_the_verdict_and_failed_runs(filled):
+    app = _app(filled)
+    app.sidebar.radio[0].set_value("Compare").run()
+    app.sidebar.multiselect[0].set_value(
+        ["20260101-000001-aaaaaa", "20260101-000002-bbbbbb", "20260101-000003-cccccc"]
+    ).run()
+    assert not app.exception
+    assert "oom" in app.error[0].value
+    assert "device=cuda:0 is" in app.success[0].value and "faster than device=cpu" in (
+        app.success[0].value
+    )
+
+
+@pytest.mark.parametrize("page", ["Scaling", "Hardware", "Calculator"])
+def test_other_pages_render(filled, page):
+    app = _app(filled)
+    app.sidebar.radio[0].set_value(page).run()
+    assert not app.exception
+    if page == "Hardware":
+        assert set(app.dataframe[0].value.columns) == {"host-cpu", "host-cuda:0"}
+
+
+def test_the_dashboard_cannot_change_the_database(filled):
+    store = Store(str(filled), read_only=True)
+    with pytest.raises(Exception, match="readonly|read-only|read only"):
+        store.create_run("x", "train", {})
+    assert len(Store(str(filled)).list_runs()) == 3
