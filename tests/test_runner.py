@@ -220,3 +220,16 @@ def test_a_compiled_model_trains_and_saves_plain_weights(store, tmp_path):
     from dlbench.engines.pytorch import read_checkpoint
 
     assert not any(key.startswith("_orig_mod") for key in read_checkpoint(path)["model"])
+
+
+def test_every_run_stores_its_model_descriptors(store):
+    _, result = _run(store, workload="mlp-mnist", steps=12, warmup=2, val_batches=1)
+    d = result.descriptors
+    assert d["family"] == "mlp" and d["depth"] == 3 and d["width"] == 512
+    assert d["params"] == 669_706 and d["flops_per_step"] == result.model.flops_per_step
+    # one forward pass at batch 128, fp32: flatten 784, then per layer the outputs
+    # (linear 512, relu 512, dropout 512, linear 512, relu 512, dropout 512, linear 10)
+    assert d["activation_bytes"] == 128 * 4 * (784 + 6 * 512 + 10)
+    assert d["input_size"] == 28 and d["batch_size"] == 128 and d["precision"] == "fp32"
+    assert d["device_bandwidth_gb_s"] is None  # a CPU run: no datasheet bandwidth
+    assert store.get_run("r")["result"]["descriptors"]["layers"] == {"Linear": 3}

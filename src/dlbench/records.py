@@ -83,6 +83,8 @@ class ModelStats:
     layers: dict[str, int]  # weight-bearing layer types -> count (Conv2d: 53, Linear: 1)
     input_shape: tuple[int, int, int]
     num_classes: int
+    activation_bytes: int | None = None  # outputs of every layer in one forward pass
+    width: int | None = None  # first convolution's channels, or first linear layer's units
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,10 @@ class RunResult:
     time_to_accuracy: TimeToAccuracy | None = None
     feasibility: Feasibility | None = None
     staging: StagingStats | None = None
-    ranks: tuple[dict[str, Any], ...] = ()  # per-rank step statistics of a multi-process run
+    ranks: tuple[dict[str, Any], ...] = ()
+    descriptors: dict[str, Any] | None = (
+        None  # what the calculator learns from  # per-rank step statistics of a multi-process run
+    )
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None
     peak_memory_source: str | None = None

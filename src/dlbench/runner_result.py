@@ -136,8 +136,37 @@ def build_result(
         feasibility=_feasibility(spec, status, speed),
         staging=measured.staging,
         ranks=measured.ranks,
+        descriptors=_descriptors(spec, measured, device_peak),
         steps=steps,
     )
+
+
+def _descriptors(spec: RunSpec, measured: Measured, peak: peaks.Peak) -> dict[str, Any] | None:
+    """What the run's model and device are, in the calculator's terms (issue: predict)."""
+    from dlbench.workloads import get_workload
+
+    model = measured.model
+    if model is None:
+        return None
+    workload = get_workload(spec.workload)
+    device = measured.device
+    return {
+        "family": workload.family,
+        "depth": workload.depth,
+        "width": model.width,
+        "params": model.params,
+        "flops_per_step": model.flops_per_step,
+        "activation_bytes": model.activation_bytes,
+        "layers": model.layers,
+        "input_size": model.input_shape[1],
+        "batch_size": spec.batch_size,
+        "precision": spec.precision,
+        "device_name": device.device_name if device else None,
+        "device_peak_tflops": peak.tflops,
+        "device_bandwidth_gb_s": peaks.gpu_bandwidth(device.device_name)
+        if device and device.kind == "cuda"
+        else None,
+    }
 
 
 def _feasibility(spec: RunSpec, status: str, speed: SpeedStats | None) -> Feasibility | None:

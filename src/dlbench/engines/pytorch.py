@@ -163,7 +163,11 @@ class TorchEngine:
             for m in self.model.modules()
             if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
         )
-        flops, note = self._count_flops()
+        activations = _ActivationBytes(self.model)
+        try:
+            flops, note = self._count_flops()
+        finally:
+            activations.remove()
         return ModelStats(
             params=params,
             trainable_params=trainable,
@@ -172,6 +176,8 @@ class TorchEngine:
             layers=dict(sorted(layers.items())),
             input_shape=self.input_shape,
             num_classes=self.num_classes,
+            activation_bytes=activations.total or None,
+            width=_width(self.model),
         )
 
     def _count_flops(self) -> tuple[int | None, str]:
@@ -307,6 +313,36 @@ class TorchEngine:
         if isinstance(exc, (MemoryError, *oom_types)):
             return True
         return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MESSAGES)
+
+
+class _ActivationBytes:
+    """Bytes of every leaf module's output in one forward pass: the activations a training
+    step keeps for its backward pass (fp32), a descriptor of memory traffic."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.total = 0
+        self._handles = [
+            m.register_forward_hook(self._add) for m in model.modules() if not list(m.children())
+        ]
+
+    def _add(self, _module: nn.Module, _inputs: Any, output: Any) -> None:
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                self.total += tensor.numel() * tensor.element_size()
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _width(model: nn.Module) -> int | None:
+    """The model's base width: output channels of its first convolution, else units of its
+    first linear layer."""
+    for kind, attribute in ((nn.Conv2d, "out_channels"), (nn.Linear, "out_features")):
+        first = next((m for m in model.modules() if isinstance(m, kind)), None)
+        if first is not None:
+            return int(getattr(first, attribute))
+    return None
 
 
 def train_step_flops(

@@ -190,6 +190,37 @@ def cpu_peak(cpu: dict[str, Any], precision: str) -> Peak:
     )
 
 
+# Memory bandwidth, GB/s, from the same datasheets (K80: per GPU, half the board's).
+GPU_BANDWIDTH_GB_S: tuple[tuple[str, float], ...] = (
+    (r"H100.*(PCIe|PCI-E)", 2000.0),
+    (r"H100.*NVL", 3900.0),
+    (r"H100", 3350.0),
+    (r"H200", 4800.0),
+    (r"A100.*80GB", 2039.0),
+    (r"A100", 1555.0),
+    (r"L40S", 864.0),
+    (r"\bL4\b", 300.0),
+    (r"A10\b", 600.0),
+    (r"V100", 900.0),
+    (r"P100", 732.0),
+    (r"K80", 240.0),
+    (r"\bT4\b", 320.0),
+    (r"RTX 4090", 1008.0),
+    (r"RTX 3090", 936.0),
+    (r"RTX 2080 Ti", 616.0),
+    (r"RTX 2060", 336.0),
+    (r"GTX 1080 Ti", 484.0),
+    (r"GTX 1050", 112.0),
+)
+
+
+def gpu_bandwidth(device_name: str) -> float | None:
+    for pattern, value in GPU_BANDWIDTH_GB_S:
+        if re.search(pattern, device_name, flags=re.IGNORECASE):
+            return value
+    return None
+
+
 def device_peak(kind: str, device_name: str, precision: str, hardware: dict[str, Any]) -> Peak:
     if kind == "cuda":
         return gpu_peak(device_name, precision)

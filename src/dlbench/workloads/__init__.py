@@ -169,6 +169,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             data_format="mnist-idx",
             datasets=_MNIST,
             builders={"pytorch": f"{_TORCH_MNIST}:lenet"},
+            depth=4,  # weight layers
         ),
         WorkloadSpec(
             name="deepmnist",
@@ -181,6 +182,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             data_format="mnist-idx",
             datasets=_MNIST,
             builders={"pytorch": f"{_TORCH_MNIST}:deep_mnist"},
+            depth=4,  # weight layers
         ),
         WorkloadSpec(
             name="cifar10-cnn",
@@ -193,6 +195,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             data_format="cifar10-python",
             datasets=("cifar10",),
             builders={"pytorch": f"{_TORCH_CIFAR}:cifar10_cnn"},
+            depth=5,  # weight layers
         ),
         WorkloadSpec(
             name="mlp-mnist",
@@ -205,6 +208,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             data_format="mnist-idx",
             datasets=_MNIST,
             builders={"pytorch": f"{_TORCH_MNIST}:mlp"},
+            depth=3,  # weight layers
         ),
         *_ZOO,
     )
