@@ -1,0 +1,57 @@
+"""From stored runs to the calculator's table: one row per run, descriptors and step time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+FEATURES = (
+    "log_flops",
+    "log_params",
+    "log_activation_bytes",
+    "batch_size",
+    "input_size",
+    "depth",
+    "width",
+    "amp",
+)
+
+
+def frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+    """Runs that ended ok with descriptors and a step time, as a table with the features."""
+    rows = []
+    for s in summaries:
+        d = s.get("descriptors") or {}
+        step = s.get("mean_step_time_s")
+        if s.get("status") != "ok" or not step or not d.get("flops_per_step"):
+            continue
+        peak = d.get("device_peak_tflops")
+        rows.append(
+            {
+                "run_id": s.get("run_id"),
+                "family": d.get("family"),
+                "device": d.get("device_name"),
+                "precision": d.get("precision"),
+                "flops": float(d["flops_per_step"]),
+                "params": float(d.get("params") or 1),
+                "activation_bytes": float(d.get("activation_bytes") or 1),
+                "batch_size": float(d.get("batch_size") or 1),
+                "input_size": float(d.get("input_size") or 0),
+                "depth": float(d.get("depth") or 0),
+                "width": float(d.get("width") or 0),
+                "peak_tflops": float(peak) if peak else np.nan,
+                "step_s": float(step),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["log_flops"] = np.log(table["flops"])
+    table["log_params"] = np.log(table["params"])
+    table["log_activation_bytes"] = np.log(table["activation_bytes"])
+    table["amp"] = table["precision"].str.startswith("amp").astype(float)
+    # The roofline floor: the step's FLOPs at the device's peak (NaN without a peak).
+    table["roofline_s"] = table["flops"] / (table["peak_tflops"] * 1e12)
+    return table
