@@ -42,7 +42,10 @@ def test_cpu_utilisation_rises_under_a_busy_loop():
         worker.wait()
     cores = [v for k, v in busy.items() if k.startswith("cpu.core")]
     assert len(cores) == psutil.cpu_count()
-    assert busy["cpu.util_percent"] > idle["cpu.util_percent"] + 30
+    # On a machine that was already busy (another job beside the tests) there is no room to
+    # rise by 30 points; then it must at least be saturated.
+    if idle["cpu.util_percent"] < 60:
+        assert busy["cpu.util_percent"] > idle["cpu.util_percent"] + 30
     assert busy["cpu.util_percent"] > 80
 
 

@@ -221,7 +221,7 @@ def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> 
 
 def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     from dlbench.analysis import bottleneck, cost
-    from dlbench.analysis.compare import FIELDS, compare
+    from dlbench.analysis.compare import FIELDS, compare, field_of
     from dlbench.store.summary import run_summary
 
     st.header("Compare")
@@ -249,7 +249,10 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         )
         st.plotly_chart(fig, width="stretch")
     if len(ok) >= 2:
-        by = str(st.selectbox("Group by", FIELDS, index=0))
+        # The first field on which the selected runs differ (the CPU-vs-GPU case: device).
+        differing = [f for f in FIELDS if len({field_of(s, f) for s in ok}) > 1]
+        start = FIELDS.index(differing[0]) if differing else 0
+        by = str(st.selectbox("Group by", FIELDS, index=start))
         try:
             result = compare(_store(url), [s["run_id"] for s in ok], by)
             for c in result.contrasts:
