@@ -145,6 +145,8 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
         (["run", "resnet18", "--data", "/tmp", "--dataset", "imagenet32"], "no ImageNet32"),
         (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
         (["maxbatch", "resnet18", "--memory-limit", "lots"], "not a size"),
+        (["predict", "mlp-mnist", "--dataset-size", "100"], "no stored runs with model"),
+        (["predict", "fasterrcnn", "--dataset-size", "100"], "only classification models"),
         (["infer", "lenet-mnist", "--checkpoint", "/no/x.pt", "--images", "/tmp"], "not exist"),
         (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
     ],

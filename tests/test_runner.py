@@ -233,3 +233,12 @@ def test_every_run_stores_its_model_descriptors(store):
     assert d["input_size"] == 28 and d["batch_size"] == 128 and d["precision"] == "fp32"
     assert d["device_bandwidth_gb_s"] is None  # a CPU run: no datasheet bandwidth
     assert store.get_run("r")["result"]["descriptors"]["layers"] == {"Linear": 3}
+
+
+def test_descriptors_counted_without_running_match_those_of_a_run(store):
+    from dlbench.engines.pytorch import describe_model
+
+    spec, result = _run(store, workload="cifar10-cnn", steps=12, warmup=2, val_batches=1)
+    described = describe_model(spec)  # the model on the meta device: no data, no compute
+    for key in ("params", "flops_per_step", "activation_bytes", "width", "layers", "depth"):
+        assert described[key] == result.descriptors[key], key

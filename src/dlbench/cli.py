@@ -525,6 +525,46 @@ def dashboard(
 
 
 @app.command()
+def predict(
+    workload: Annotated[str, typer.Argument(help="A classification workload from dlbench list.")],
+    dataset_size: Annotated[int, typer.Option(help="Images per epoch.")],
+    epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Stored device name to predict for [default: this machine's]."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
+    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
+    gpus: Annotated[int, typer.Option(help="GPUs (data parallel).")] = 1,
+    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Predict step, epoch and total training time (and cost) from the stored runs."""
+    from dlbench import render_analysis
+    from dlbench.config import build_spec
+    from dlbench.engines import get_engine
+    from dlbench.engines.pytorch import describe_model
+    from dlbench.predict.calculator import answer
+    from dlbench.store import Store
+
+    if dataset_size < 1 or epochs < 1:
+        raise DlbenchError("--dataset-size and --epochs must be at least 1")
+    spec = build_spec(
+        workload=workload,
+        batch_size=batch_size,
+        image_size=image_size,
+        precision=precision,
+        gpus=gpus,
+    )
+    name = device or get_engine(spec.framework).resolve_device("auto").device_name
+    result = answer(
+        Store(db), spec, describe_model(spec), name, dataset_size, epochs, price_per_hour
+    )
+    out.print(render_analysis.prediction(result, workload))
+
+
+@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,

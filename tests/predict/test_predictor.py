@@ -10,6 +10,7 @@ from dlbench.predict.decompose import plan
 from dlbench.predict.evaluate import SPLITS, evaluate, family_folds, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel, interval
+from dlbench.records import RunResult, SpeedStats
 
 PEAK = 100.0  # TFLOP/s
 EFFICIENCY = {"vgg": 0.55, "resnet": 0.40, "mlp": 0.15}
@@ -131,3 +132,47 @@ def test_runs_without_descriptors_or_not_ok_are_left_out():
     runs[0]["status"] = "oom"
     runs[1]["descriptors"] = None
     assert list(frame(runs)["run_id"]) == ["r2"]
+
+
+def _stored(store, summaries):
+    for s in summaries:
+        store.create_run(s["run_id"], "train", {"gpus": 1}, workload="resnet18")
+        store.set_hardware(
+            s["run_id"], {"hostname": "h"}, device="cuda:0", device_name="X", num_gpus=1
+        )
+        step = s["mean_step_time_s"]
+        speed = SpeedStats(10, step, step, step, 1.0, 1.0, 1.0, 1.0, None, 0.0, 0.0, 0.0)
+        store.finish_run(
+            RunResult(run_id=s["run_id"], status="ok", speed=speed, descriptors=s["descriptors"])
+        )
+
+
+def test_predict_answers_from_stored_runs_with_an_interval_and_exact_multipliers(store):
+    from dlbench.config import build_spec
+    from dlbench.predict.calculator import answer
+
+    runs = _summaries(n=60, noise=0.02)
+    _stored(store, runs)
+    query = dict(runs[0]["descriptors"])  # a vgg-family configuration
+    query.pop("device_name"), query.pop("device_peak_tflops")
+    truth = OVERHEAD_S + query["flops_per_step"] / (PEAK * 1e12 * EFFICIENCY["vgg"])
+    spec = build_spec(workload="resnet18")
+    result = answer(store, spec, query, "X", dataset_size=10_000, epochs=3, price_per_hour=2.0)
+    step, low, high = result.step_s
+    assert step == pytest.approx(truth, rel=0.05) and low < step < high
+    assert result.runs_used == 60 and result.cv_mape < 5
+    main = result.plan[0]
+    assert main.steps_per_epoch == math.ceil(10_000 / query["batch_size"])
+    assert main.total_s == pytest.approx(3 * main.steps_per_epoch * step)
+    assert main.usd == pytest.approx(main.total_s / 3600 * 2.0)
+    assert len(result.nearest) == 3
+
+
+def test_predict_refuses_a_device_without_enough_runs(store):
+    from dlbench.config import build_spec
+    from dlbench.errors import DlbenchError
+    from dlbench.predict.calculator import answer
+
+    _stored(store, _summaries(n=4))
+    with pytest.raises(DlbenchError, match="4 stored runs on a device matching 'X'"):
+        answer(store, build_spec(workload="resnet18"), {}, "X", 100, 1)

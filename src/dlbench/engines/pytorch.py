@@ -22,7 +22,7 @@ from dlbench.engines.torch_tasks import ClassifyTask, DetectTask
 from dlbench.errors import DataError, EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
-from dlbench.workloads import OptimizerSpec, WorkloadSpec
+from dlbench.workloads import OptimizerSpec, WorkloadSpec, get_workload
 
 __all__ = ["TorchEngine", "default_workers", "load_checkpoint", "make_optimizer"]
 
@@ -343,6 +343,45 @@ def _width(model: nn.Module) -> int | None:
         if first is not None:
             return int(getattr(first, attribute))
     return None
+
+
+def describe_model(spec: RunSpec) -> dict[str, Any]:
+    """The descriptors of ``spec``'s model without running it: built on PyTorch's meta
+    device (shapes, no data), FLOPs of a training step and activation bytes counted there."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    workload = get_workload(spec.workload)
+    if workload.task != "classify":
+        raise EngineUnavailable(f"{workload.name}: only classification models can be described")
+    classes = spec.num_classes or workload.num_classes
+    batch = int(spec.batch_size or workload.default_batch_size)
+    with torch.device("meta"):
+        model: nn.Module = resolve(workload.builders["pytorch"])(spec.input_shape, classes)
+        images = torch.empty(batch, *spec.input_shape)
+        labels = torch.zeros(batch, dtype=torch.long)
+    activations = _ActivationBytes(model)
+    with FlopCounterMode(display=False) as counter:
+        out = model(images)
+        logits = out.logits if hasattr(out, "logits") else out
+        nn.functional.cross_entropy(logits, labels).backward()
+    activations.remove()
+    layers = Counter(
+        type(m).__name__
+        for m in model.modules()
+        if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
+    )
+    return {
+        "family": workload.family,
+        "depth": workload.depth,
+        "width": _width(model),
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_step": int(counter.get_total_flops()),
+        "activation_bytes": activations.total,
+        "layers": dict(sorted(layers.items())),
+        "input_size": spec.input_shape[1],
+        "batch_size": batch,
+        "precision": spec.precision,
+    }
 
 
 def train_step_flops(
