@@ -256,7 +256,9 @@ def test_sysinfo_and_list(db_path):
     assert [w["name"] for w in listed] == list(WORKLOADS)
     detectors = [w["name"] for w in listed if w["task"] == "detect"]
     assert detectors == ["fasterrcnn", "fasterrcnn-mobilenet"]
-    assert listed[0]["image_size"] is None and listed[-1]["image_size"]["min"] == 64
+    by_name = {w["name"]: w for w in listed}
+    assert by_name["lenet-mnist"]["image_size"] is None
+    assert by_name["fasterrcnn"]["image_size"]["min"] == 64
 
 
 @pytest.mark.slow

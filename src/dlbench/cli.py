@@ -115,6 +115,8 @@ def run(
     gpus: Annotated[
         int, typer.Option(help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.")
     ] = 1,
+    depth: Annotated[int | None, typer.Option(help="param-* workloads: weight layers.")] = None,
+    width: Annotated[int | None, typer.Option(help="param-* workloads: base width.")] = None,
     stage_from: Annotated[
         str | None, typer.Option(help="Copy this data folder before the run (timed) ...")
     ] = None,
@@ -163,6 +165,8 @@ def run(
         gpus=gpus,
         stage_from=stage_from,
         stage_to=stage_to,
+        depth=depth,
+        width=width,
     )
     if timeout is not None and timeout <= 0:
         raise DlbenchError("--timeout must be a positive number of seconds")
@@ -562,6 +566,51 @@ def predict(
         Store(db), spec, describe_model(spec), name, dataset_size, epochs, price_per_hour
     )
     out.print(render_analysis.prediction(result, workload))
+
+
+@app.command()
+def calibrate(
+    families: Annotated[
+        str, typer.Option(help="Comma-separated: vgg, resnet, inception, mlp.")
+    ] = "vgg,resnet,inception,mlp",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
+    db: DbOption = None,
+) -> None:
+    """Benchmark a space-filling design of model shapes here, for dlbench predict."""
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.predict.calibrate import FAMILIES, sweep_name
+    from dlbench.predict.calibrate import calibrate as run_design
+    from dlbench.store import Store
+
+    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown or not chosen:
+        raise DlbenchError(f"--families {families!r}: unknown {unknown}", f"of {FAMILIES}")
+    if budget <= 0 or repeats < 1:
+        raise DlbenchError("--budget must be positive and --repeats at least 1")
+    info = preflight_device(build_spec(workload="param-mlp", device=device))
+    store = Store(db)
+    store.check_writable()
+    out.print(
+        f"calibrating {', '.join(chosen)} on {info.device_name} for {budget:g} min "
+        f"(sweep {sweep_name(info.device_name)}; rerun to continue)"
+    )
+    made = run_design(
+        store,
+        chosen,
+        info.device,
+        info.device_name,
+        budget * 60,
+        repeats,
+        on_run=lambda spec, status: err.print(
+            f"  param-{spec.workload.removeprefix('param-')} depth {spec.depth} width "
+            f"{spec.width} {spec.image_size}px batch {spec.batch_size}: {status}"
+        ),
+    )
+    out.print(f"{made} run(s) stored in {store.describe()}")
 
 
 @app.command()

@@ -60,6 +60,8 @@ class RunSpec(BaseModel):
     dataset_size: int | None = Field(default=None, gt=0)  # project --epochs of this many images
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
     checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
+    depth: int | None = Field(default=None, gt=0)  # parametric workloads: weight layers
+    width: int | None = Field(default=None, gt=0)  # parametric workloads: base channels/units
     # deployment
     gpus: int = Field(default=1, ge=1)  # processes under torchrun: GPUs, or gloo CPU workers
     stage_from: str | None = None  # copy this folder to stage_to before the run, timed
@@ -80,6 +82,11 @@ class RunSpec(BaseModel):
             raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.image_size is not None:
             _check_image_size(workload, self.image_size)
+        if (self.depth is not None or self.width is not None) and not workload.parametric:
+            raise ValueError(
+                f"depth: {workload.name} has a fixed shape; --depth and --width are for the "
+                "param-* workloads (dlbench list)"
+            )
         if (self.stage_from is None) != (self.stage_to is None):
             raise ValueError("stage_from: staging needs both --stage-from and --stage-to")
         if self.stage_from is not None and self.data in ("synthetic", "digits"):
@@ -143,6 +150,11 @@ class RunSpec(BaseModel):
     def timed_epochs(self) -> int | None:
         """Epochs the run itself trains. With --dataset-size, --epochs is a projection only."""
         return None if self.dataset_size is not None else self.epochs
+
+    @property
+    def architecture(self) -> dict[str, int]:
+        """--depth and --width, as the builder of a parametric workload takes them."""
+        return {k: v for k, v in (("depth", self.depth), ("width", self.width)) if v}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -152,7 +152,7 @@ def _descriptors(spec: RunSpec, measured: Measured, peak: peaks.Peak) -> dict[st
     device = measured.device
     return {
         "family": workload.family,
-        "depth": workload.depth,
+        "depth": spec.depth or workload.depth,
         "width": model.width,
         "params": model.params,
         "flops_per_step": model.flops_per_step,

@@ -145,7 +145,9 @@ class TorchEngine:
         self._stats = self._measure_model()
 
     def _build_model(self) -> nn.Module:
-        model: nn.Module = self._builder(self.input_shape, self.num_classes).to(self.device)
+        model: nn.Module = self._builder(
+            self.input_shape, self.num_classes, **self.spec.architecture
+        ).to(self.device)
         if self.spec.channels_last:
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -261,6 +263,7 @@ class TorchEngine:
             "std": list(std),
             "classes": list(self.classes) if self.classes else None,
             "precision": self.spec.precision,
+            "architecture": self.spec.architecture,
         }
         torch.save(
             {"format": CHECKPOINT_FORMAT, "meta": meta, "model": self.model.state_dict()}, path
@@ -356,7 +359,9 @@ def describe_model(spec: RunSpec) -> dict[str, Any]:
     classes = spec.num_classes or workload.num_classes
     batch = int(spec.batch_size or workload.default_batch_size)
     with torch.device("meta"):
-        model: nn.Module = resolve(workload.builders["pytorch"])(spec.input_shape, classes)
+        model: nn.Module = resolve(workload.builders["pytorch"])(
+            spec.input_shape, classes, **spec.architecture
+        )
         images = torch.empty(batch, *spec.input_shape)
         labels = torch.zeros(batch, dtype=torch.long)
     activations = _ActivationBytes(model)
@@ -372,7 +377,7 @@ def describe_model(spec: RunSpec) -> dict[str, Any]:
     )
     return {
         "family": workload.family,
-        "depth": workload.depth,
+        "depth": spec.depth or workload.depth,
         "width": _width(model),
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_step": int(counter.get_total_flops()),

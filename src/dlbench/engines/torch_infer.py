@@ -39,7 +39,9 @@ class TorchPredictor:
         self.channels = workload.input_shape[0]
         self.classes: list[str] | None = meta.get("classes")
         shape = (self.channels, self.image_size, self.image_size)
-        model = resolve(workload.builders["pytorch"])(shape, int(meta["num_classes"]))
+        model = resolve(workload.builders["pytorch"])(
+            shape, int(meta["num_classes"]), **(meta.get("architecture") or {})
+        )
         model.load_state_dict(state["model"])
         self.model = model.to(self.device).eval()
         self.task: ClassifyTask | DetectTask

@@ -37,6 +37,7 @@ class WorkloadSpec:
     resizable: bool = False  # takes any --image-size of at least min_image_size
     min_image_size: int = 1
     depth: int | None = None  # weight layers, as the family counts them (resnet50 -> 50)
+    parametric: bool = False  # takes --depth and --width (the calibration families)
 
 
 _MNIST = ("mnist", "fashion-mnist")
@@ -97,6 +98,35 @@ def _detector(name: str, description: str, builder: str) -> WorkloadSpec:
         min_image_size=64,
     )
 
+
+_TORCH_PARAMETRIC = "dlbench.workloads.parametric_models"
+
+
+def _parametric(family: str, description: str, depth: int, width: int, batch: int) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=f"param-{family}",
+        description=f"{description} (--depth, default {depth}; --width, default {width})",
+        family=family,
+        input_shape=(3, 32, 32),
+        num_classes=10,
+        default_batch_size=batch,
+        optimizer=OptimizerSpec("sgd", lr=0.01, momentum=0.9),
+        data_format="images",
+        datasets=_IMAGES,
+        builders={"pytorch": f"{_TORCH_PARAMETRIC}:{family}"},
+        resizable=True,
+        min_image_size=8,
+        depth=depth,
+        parametric=True,
+    )
+
+
+_PARAMETRIC = (
+    _parametric("mlp", "MLP of depth - 1 hidden layers of width units", 3, 512, 128),
+    _parametric("vgg", "VGG: depth - 3 convolutions in 5 stages, 3 FC", 11, 64, 64),
+    _parametric("resnet", "ResNet of basic blocks, 4 stages", 18, 64, 64),
+    _parametric("inception", "Inception modules (1x1, 3x3, 5x5, pool branches)", 6, 32, 64),
+)
 
 _ZOO = (
     *(
@@ -211,6 +241,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             depth=3,  # weight layers
         ),
         *_ZOO,
+        *_PARAMETRIC,
     )
 }
 
