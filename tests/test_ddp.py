@@ -37,9 +37,13 @@ def _run(db_path, *args):
 def test_two_gloo_processes_train_the_same_global_batches_as_one(db_path):
     one = _run(db_path, "--epochs", "1")
     two = _run(db_path, "--epochs", "1", "--gpus", "2")
+    shown = json.dumps(
+        {k: two.get(k) for k in ("status", "error", "timed_steps", "images_trained", "ranks")},
+        default=str,
+    )
     # 1,437 training digits, batch 50: 28 batches in one process; 14 on each of two ranks.
-    assert one["timed_steps"] == 28 and two["timed_steps"] == 14
-    assert one["images_trained"] == two["images_trained"] == 1400
+    assert one["timed_steps"] == 28 and two["timed_steps"] == 14, shown
+    assert one["images_trained"] == two["images_trained"] == 1400, shown
     assert [r["rank"] for r in two["ranks"]] == [0, 1]
     assert all(r["timed_steps"] == 14 and r["mean_step_time_s"] > 0 for r in two["ranks"])
     assert two["num_gpus"] == 0 and two["config"]["gpus"] == 2  # CPU processes, not GPUs
