@@ -242,3 +242,14 @@ def test_descriptors_counted_without_running_match_those_of_a_run(store):
     described = describe_model(spec)  # the model on the meta device: no data, no compute
     for key in ("params", "flops_per_step", "activation_bytes", "width", "layers", "depth"):
         assert described[key] == result.descriptors[key], key
+
+
+def test_feasibility_under_ddp_counts_every_process_batch():
+    from dlbench.records import SpeedStats
+    from dlbench.runner_result import _feasibility
+
+    spec = build_spec(workload="resnet18", batch_size=64, gpus=4, dataset_size=10_000, epochs=2)
+    speed = SpeedStats(10, 0.5, 0.5, 0.5, 512.0, 512.0, 1, 1, 1.0, 1.0, 0.0, 0.0)
+    plan = _feasibility(spec, "ok", speed)
+    assert plan.steps_per_epoch == 40  # ceil(10,000 / (64 x 4))
+    assert plan.projected_train_s == pytest.approx(2 * 40 * 0.5)

@@ -4,7 +4,6 @@ DDP), FLOPs and MFU against the device's peak, feasibility, and one-line error d
 from __future__ import annotations
 
 import dataclasses
-import math
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -170,22 +169,23 @@ def _descriptors(spec: RunSpec, measured: Measured, peak: peaks.Peak) -> dict[st
 
 
 def _feasibility(spec: RunSpec, status: str, speed: SpeedStats | None) -> Feasibility | None:
-    """With --dataset-size: whether the batch fits, and E epochs of N images at this speed."""
+    """With --dataset-size: whether the batch fits, and E epochs of N images at this speed
+    (under DDP a step trains batch_size images on each of the --gpus processes)."""
+    from dlbench.predict.decompose import plan
+
     if spec.dataset_size is None or status not in ("ok", "oom"):
         return None
     batch = int(spec.batch_size or 1)
-    steps_per_epoch = math.ceil(spec.dataset_size / batch)
     epochs = spec.epochs or 1
-    projected = None
-    if status == "ok" and speed is not None:
-        projected = epochs * steps_per_epoch * speed.mean_step_time_s
+    step = speed.mean_step_time_s if status == "ok" and speed is not None else 0.0
+    job = plan(step, spec.dataset_size, batch, epochs, gpus=spec.gpus)
     return Feasibility(
         fits=status == "ok",
         batch_size=batch,
         dataset_size=spec.dataset_size,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        projected_train_s=projected,
+        steps_per_epoch=job.steps_per_epoch,
+        projected_train_s=job.total_s if status == "ok" and speed is not None else None,
     )
 
 

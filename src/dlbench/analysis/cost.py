@@ -4,7 +4,6 @@ measured energy (with --price-per-kwh)."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -15,6 +14,7 @@ import yaml
 
 from dlbench.datasets import SYNTHETIC_SIZES
 from dlbench.errors import ConfigError
+from dlbench.predict.decompose import plan
 from dlbench.workloads import get_workload
 
 J_PER_KWH = 3.6e6
@@ -86,10 +86,11 @@ def run_cost(
     size = dataset_size or SYNTHETIC_SIZES[workload.data_format][0]
     config = summary.get("config") or {}
     gpus = int(config.get("gpus", 1))
-    images_per_step = (summary.get("batch_size") or 0) * gpus
+    batch = summary.get("batch_size") or 0
     step = summary.get("mean_step_time_s")
-    epoch_s = math.ceil(size / images_per_step) * step if step and images_per_step else None
-    total_s = epoch_s * epochs if epoch_s is not None else None
+    job = plan(step, size, batch, epochs, gpus=gpus) if step and batch else None
+    epoch_s = job.epoch_s if job else None
+    total_s = job.total_s if job else None
     price: Price | None
     if price_per_hour is not None:
         price, note = Price(price_per_hour, "--price-per-hour"), "--price-per-hour"
