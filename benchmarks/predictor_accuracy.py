@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from dlbench.predict.calibrate import TIMED, WARMUP
 from dlbench.predict.evaluate import SPLITS, evaluate, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel
@@ -44,12 +45,17 @@ def main() -> None:
                 f"{errors.median_ape:.1f} | {errors.p90_ape:.1f} | {errors.tested} |"
             )
     noise = repeat_noise(table)
+    by_family = ", ".join(
+        f"{family} {repeat_noise(part):.1f}%" for family, part in sorted(table.groupby("family"))
+    )
     families = ", ".join(f"{f} {n}" for f, n in table["family"].value_counts().items())
     text = (
         f"Device: {table['device'].mode().iloc[0]} ({machine()}). {len(table)} calibration runs "
-        f"({families}), each {table['step_s'].size and 12} timed steps. Repeat noise (mean "
+        f"({families}), each {TIMED} timed steps after {WARMUP} warm-up (median step time). "
+        f"Repeat noise (mean "
         f"absolute deviation of repeats from their mean): "
-        f"{'n/a' if math.isnan(noise) else f'{noise:.1f}%'}.\n\n"
+        f"{'n/a' if math.isnan(noise) else f'{noise:.1f}%'} ({by_family}). Random folds hold "
+        "whole configurations (repeats are tested together).\n\n"
         "| Split | Model | MAPE % | Median APE % | P90 APE % | Runs tested |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\nTargets (issue): MAPE <= 8% "
         "random split, <= 15% leave-one-family-out. Command: "

@@ -236,7 +236,7 @@ def test_every_run_stores_its_model_descriptors(store):
 
 
 def test_descriptors_counted_without_running_match_those_of_a_run(store):
-    from dlbench.engines.pytorch import describe_model
+    from dlbench.engines.torch_describe import describe_model
 
     spec, result = _run(store, workload="cifar10-cnn", steps=12, warmup=2, val_batches=1)
     described = describe_model(spec)  # the model on the meta device: no data, no compute

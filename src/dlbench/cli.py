@@ -11,29 +11,8 @@ import typer
 from rich.markup import escape
 
 from dlbench import __version__
-from dlbench.console import make_console
+from dlbench.cli_common import DbOption, JsonFlag, app, err, out, state
 from dlbench.errors import DlbenchError
-
-app = typer.Typer(
-    name="dlbench",
-    help="Deep-learning hardware benchmarks: how fast, how costly, and where the time goes.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = make_console()
-err = make_console(stderr=True)
-_state = {"debug": False}
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Results database: a path or SQLAlchemy URL "
-        "[default: $DLBENCH_DB or results/dlbench.sqlite]",
-    ),
-]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.callback()
@@ -41,7 +20,7 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    state["debug"] = debug
     if version:
         out.print(f"dlbench {__version__}")
         raise typer.Exit()
@@ -51,6 +30,10 @@ def _main(
 def run(
     workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    framework: Annotated[
+        str,
+        typer.Option(help="pytorch, or tensorflow / jax (through Keras 3: dlbench[tensorflow])."),
+    ] = "pytorch",
     batch_size: Annotated[
         int | None,
         typer.Option("--batch-size", "-b", help="Images per step [default: the workload's]."),
@@ -138,6 +121,7 @@ def run(
 
     spec = build_spec(
         workload=workload,
+        framework=framework,
         device=device,
         batch_size=batch_size,
         warmup=warmup,
@@ -529,91 +513,6 @@ def dashboard(
 
 
 @app.command()
-def predict(
-    workload: Annotated[str, typer.Argument(help="A classification workload from dlbench list.")],
-    dataset_size: Annotated[int, typer.Option(help="Images per epoch.")],
-    epochs: Annotated[int, typer.Option(help="Epochs to train.")] = 1,
-    device: Annotated[
-        str | None,
-        typer.Option(help="Stored device name to predict for [default: this machine's]."),
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
-    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
-    gpus: Annotated[int, typer.Option(help="GPUs (data parallel).")] = 1,
-    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
-    db: DbOption = None,
-) -> None:
-    """Predict step, epoch and total training time (and cost) from the stored runs."""
-    from dlbench import render_analysis
-    from dlbench.config import build_spec
-    from dlbench.engines import get_engine
-    from dlbench.engines.pytorch import describe_model
-    from dlbench.predict.calculator import answer
-    from dlbench.store import Store
-
-    if dataset_size < 1 or epochs < 1:
-        raise DlbenchError("--dataset-size and --epochs must be at least 1")
-    spec = build_spec(
-        workload=workload,
-        batch_size=batch_size,
-        image_size=image_size,
-        precision=precision,
-        gpus=gpus,
-    )
-    name = device or get_engine(spec.framework).resolve_device("auto").device_name
-    result = answer(
-        Store(db), spec, describe_model(spec), name, dataset_size, epochs, price_per_hour
-    )
-    out.print(render_analysis.prediction(result, workload))
-
-
-@app.command()
-def calibrate(
-    families: Annotated[
-        str, typer.Option(help="Comma-separated: vgg, resnet, inception, mlp.")
-    ] = "vgg,resnet,inception,mlp",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
-    repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
-    db: DbOption = None,
-) -> None:
-    """Benchmark a space-filling design of model shapes here, for dlbench predict."""
-    from dlbench.api import preflight_device
-    from dlbench.config import build_spec
-    from dlbench.predict.calibrate import FAMILIES, sweep_name
-    from dlbench.predict.calibrate import calibrate as run_design
-    from dlbench.store import Store
-
-    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
-    unknown = [f for f in chosen if f not in FAMILIES]
-    if unknown or not chosen:
-        raise DlbenchError(f"--families {families!r}: unknown {unknown}", f"of {FAMILIES}")
-    if budget <= 0 or repeats < 1:
-        raise DlbenchError("--budget must be positive and --repeats at least 1")
-    info = preflight_device(build_spec(workload="param-mlp", device=device))
-    store = Store(db)
-    store.check_writable()
-    out.print(
-        f"calibrating {', '.join(chosen)} on {info.device_name} for {budget:g} min "
-        f"(sweep {sweep_name(info.device_name)}; rerun to continue)"
-    )
-    made = run_design(
-        store,
-        chosen,
-        info.device,
-        info.device_name,
-        budget * 60,
-        repeats,
-        on_run=lambda spec, status: err.print(
-            f"  param-{spec.workload.removeprefix('param-')} depth {spec.depth} width "
-            f"{spec.width} {spec.image_size}px batch {spec.batch_size}: {status}"
-        ),
-    )
-    out.print(f"{made} run(s) stored in {store.describe()}")
-
-
-@app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     db: DbOption = None,
@@ -827,6 +726,9 @@ def _write_json(value: Any, target: str) -> None:
         raise DlbenchError(f"cannot write --json {target}: {exc.strerror or exc}") from exc
 
 
+from dlbench import cli_calculator  # noqa: E402, F401 - registers predict, calibrate, insights
+
+
 def main() -> None:
     """Console entry point: every user error is one red line and exit code 2."""
     usage_error = _usage_error_type()
@@ -848,7 +750,7 @@ def main() -> None:
 
 
 def _fail(message: str, exc: BaseException) -> int:
-    if _state["debug"]:
+    if state["debug"]:
         err.print_exception()
     err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return 2

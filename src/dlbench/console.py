@@ -143,3 +143,11 @@ STATUS_STYLE = {
 
 def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def hms(seconds: float | None) -> str | None:
+    """H:MM:SS (hours unbounded), or None."""
+    if seconds is None:
+        return None
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -69,3 +69,55 @@ def shade_phases(fig: go.Figure, spans: list[tuple[str, float, float]], **where:
             annotation_position="top left",
             **where,
         )
+
+
+def insights_figure(found: list[Any]) -> go.Figure:
+    """Rank correlation of each descriptor with step time, per family: the partial one
+    (batch size held fixed) where it exists, Spearman's for batch size itself."""
+    families = sorted({c.family for c in found})
+    descriptors = list(dict.fromkeys(c.descriptor for c in found))
+    z = [[None] * len(descriptors) for _ in families]
+    text = [[""] * len(descriptors) for _ in families]
+    for c in found:
+        value = c.partial if c.partial is not None else c.spearman
+        i, j = families.index(c.family), descriptors.index(c.descriptor)
+        z[i][j] = value
+        text[i][j] = f"{value:+.2f}" + ("" if c.partial is not None else " (ρ)")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=descriptors,
+            y=families,
+            text=text,
+            texttemplate="%{text}",
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            reversescale=True,
+            colorbar={"title": "partial ρ"},
+        )
+    )
+    fig.update_layout(
+        title="Rank correlation with step time, batch size held fixed",
+        height=140 + 40 * len(families),
+        margin={"l": 120, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def step_time_figure(table: Any) -> go.Figure:
+    """Step time against FLOPs per step, log-log, one colour per family."""
+    fig = go.Figure()
+    for family, part in table.groupby("family"):
+        fig.add_scatter(
+            x=part["flops"] / 1e9,
+            y=part["step_s"] * 1e3,
+            mode="markers",
+            name=str(family),
+            text=[f"batch {int(b)}" for b in part["batch_size"]],
+            hovertemplate="%{x:.2f} GFLOP, %{y:.1f} ms, %{text}",
+        )
+    fig.update_xaxes(type="log", title="GFLOP per training step")
+    fig.update_yaxes(type="log", title="step time (ms)")
+    fig.update_layout(title="Step time against work", height=380)
+    return fig

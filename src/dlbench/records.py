@@ -142,6 +142,7 @@ class RunResult:
     map50: float | None = None  # detection: mean average precision at IoU 0.5
     final_train_loss: float | None = None
     warmup_time_s: float | None = None  # warm-up steps, torch.compile's compilation included
+    setup_time_s: float | None = None  # process start to model ready: imports, data, model
     model: ModelStats | None = None
     achieved_tflops: float | None = None  # flops_per_step / mean step time
     peak_tflops: float | None = None  # the device's dense peak at the run's precision

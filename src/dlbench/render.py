@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from dlbench.console import fmt, fmt_bytes, status_text, table
+from dlbench.console import fmt, fmt_bytes, hms, status_text, table
 from dlbench.records import StepRecord
 from dlbench.workloads import WorkloadSpec
 
@@ -34,11 +34,6 @@ def _accuracy(summary: dict[str, Any]) -> str | None:
     # Synthetic labels are random (chance accuracy); synthetic Waldo scenes are learnable.
     random_labels = summary.get("data") == "synthetic" and not label
     return f"[dim]{text} (synthetic)[/]" if random_labels else text
-
-
-def fmt_hms(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def _execution(summary: dict[str, Any]) -> str:
@@ -95,7 +90,7 @@ def feasibility_line(summary: dict[str, Any]) -> str | None:
         )
     return (
         f"this model fits at batch {batch}; {epochs} epoch(s) of {size:,} images would take "
-        f"{fmt_hms(plan['projected_train_s'])} at the measured speed "
+        f"{hms(plan['projected_train_s'])} at the measured speed "
         f"({plan['steps_per_epoch']:,} steps of {summary.get('mean_step_time_s', 0) * 1e3:,.1f} ms)"
     )
 
@@ -113,6 +108,7 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
             "workload",
             f"{summary['workload']} ({summary.get('dataset')}, {summary.get('data')} data)",
         ),
+        ("framework", summary.get("framework") or "pytorch"),
         ("device", f"{summary.get('device')} — {summary.get('device_name')}"),
         ("batch size", summary.get("batch_size")),
         ("precision, layout, optimiser", _execution(summary)),

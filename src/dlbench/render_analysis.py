@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.analysis import stats
-from dlbench.console import fmt, table
+from dlbench.console import fmt, hms, table
 
 
 def comparison(result: Any) -> Group:
@@ -137,8 +137,8 @@ def cost_table(costs: list[Any]) -> Table:
             (
                 c.run_id,
                 f"{c.dataset_size:,} x {c.epochs}",
-                _hms(c.epoch_s),
-                _hms(c.total_s),
+                hms(c.epoch_s),
+                hms(c.total_s),
                 fmt(c.usd_per_epoch, 2),
                 fmt(c.usd_total, 2),
                 fmt(c.kwh_total, 3),
@@ -150,49 +150,3 @@ def cost_table(costs: list[Any]) -> Table:
             for c in costs
         ],
     )
-
-
-def _hms(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
-
-
-def prediction(answer: Any, workload: str) -> Group:
-    (step, low, high), plans = answer.step_s, answer.plan
-    rows = [
-        ("step time (s)", f"{step:.4f}", f"{low:.4f} - {high:.4f}"),
-        ("epoch", _hms(plans[0].epoch_s), f"{_hms(plans[1].epoch_s)} - {_hms(plans[2].epoch_s)}"),
-        ("total", _hms(plans[0].total_s), f"{_hms(plans[1].total_s)} - {_hms(plans[2].total_s)}"),
-    ]
-    if plans[0].usd is not None:
-        rows.append(
-            ("cost (USD)", f"{plans[0].usd:,.2f}", f"{plans[1].usd:,.2f} - {plans[2].usd:,.2f}")
-        )
-    d = answer.descriptors
-    head = table(
-        f"{workload} on {answer.device}: batch {d['batch_size']}, {d['precision']}, "
-        f"{d['flops_per_step'] / 1e9:,.1f} GFLOP per step",
-        ("", "Predicted", "90% interval"),
-        rows,
-    )
-    nearest = table(
-        "nearest stored runs",
-        ("Run", "Family", "Batch", "GFLOP/step", "Step (s)"),
-        [
-            (
-                r["run_id"],
-                r["family"],
-                int(r["batch_size"]),
-                f"{r['flops'] / 1e9:,.1f}",
-                f"{r['step_s']:.4f}",
-            )
-            for r in answer.nearest
-        ],
-    )
-    note = (
-        f"{answer.model}, chosen by 5-fold cross-validation on {answer.runs_used} stored "
-        f"runs of this device (MAPE {answer.cv_mape:.1f}%)"
-    )
-    return Group(head, note, nearest)

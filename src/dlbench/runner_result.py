@@ -37,6 +37,7 @@ class Measured:
     phase: str = "setup"
     timer: StepTimer | None = None
     warmup_time_s: float | None = None
+    setup_time_s: float | None = None
     train_time_s: float | None = None
     val_time_s: float | None = None
     accuracy: float | None = None
@@ -123,6 +124,7 @@ def build_result(
         map50=measured.map50,
         final_train_loss=loss,
         warmup_time_s=measured.warmup_time_s,
+        setup_time_s=measured.setup_time_s,
         inference=measured.inference,
         peak_memory_bytes=peak,
         peak_memory_source=source,

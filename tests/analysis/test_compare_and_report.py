@@ -194,3 +194,14 @@ def test_report_compare_scaling_and_cost_from_real_runs(db_path, tmp_path):
     assert all(run_id in page for run_id in ids)
     bad = run_dlbench(db_path, "report", "--out", str(out))
     assert bad.returncode == 2 and "give run ids, --sweep NAME or --all" in bad.stderr
+
+
+def test_the_report_shows_insights_for_many_model_shapes(store):
+    from synthetic_runs import stored_runs, summaries
+
+    stored_runs(store, summaries(n=20))
+    page = build(store, store.list_runs(), "calibration")
+    assert "Insights: what goes with step time" in page and "X: 20 runs" in page
+    assert "Rank correlation with step time, batch size held fixed" in page
+    few = build(store, store.list_runs()[:3], "three runs")
+    assert "Insights" not in few

@@ -129,3 +129,24 @@ def test_the_dashboard_cannot_change_the_database(filled):
     with pytest.raises(Exception, match="readonly|read-only|read only"):
         store.create_run("x", "train", {})
     assert len(Store(str(filled)).list_runs()) == 3
+
+
+def test_the_calculator_answers_like_dlbench_predict(db_path):
+    from synthetic_runs import stored_runs, summaries
+
+    store = Store(str(db_path))
+    stored_runs(store, summaries(n=30), device="EPYC")
+    store.close()
+    app = _app(db_path)
+    app.sidebar.radio[0].set_value("Calculator").run()
+    assert not app.exception
+    app.radio(key="how").set_value("Family").run()
+    app.button[0].click().run(timeout=120)  # the form's Predict button
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    labels = [m.label for m in app.metric]
+    assert labels == ["Step time", "Epoch", "Total", "Cost (USD)"]
+    assert "90%:" in app.metric[2].delta
+    assert "predictor:" in app.success[0].value and "learned from 30 runs" in (
+        app.success[0].value
+    )
+    assert len(app.get("plotly_chart")) == 2  # the insights figures

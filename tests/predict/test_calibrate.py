@@ -10,6 +10,8 @@ from dlbench.predict.calibrate import (
     FAMILIES,
     INPUT_SIZES,
     RANGES,
+    TIMED,
+    WARMUP,
     calibrate,
     design,
     specs,
@@ -69,7 +71,7 @@ def test_calibration_specs_are_valid_runs():
     (config,) = design(("resnet",))[:1]
     runs = specs(config, "cpu", "calibrate-x", 3)
     assert [r.repeat for r in runs] == [0, 1, 2] and runs[0].workload == "param-resnet"
-    assert runs[0].depth == config["depth"] and runs[0].steps == 15
+    assert runs[0].depth == config["depth"] and runs[0].steps == WARMUP + TIMED == 23
 
 
 def test_depth_and_width_belong_to_the_parametric_workloads():

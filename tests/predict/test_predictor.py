@@ -10,58 +10,19 @@ from dlbench.predict.decompose import plan
 from dlbench.predict.evaluate import SPLITS, evaluate, family_folds, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel, interval
-from dlbench.records import RunResult, SpeedStats
-
-PEAK = 100.0  # TFLOP/s
-EFFICIENCY = {"vgg": 0.55, "resnet": 0.40, "mlp": 0.15}
-OVERHEAD_S = 0.002
-
-
-def _summaries(n=160, noise=0.02, seed=0):
-    """Runs following step = overhead + FLOPs / (peak x efficiency(family)), with noise."""
-    rng = np.random.default_rng(seed)
-    runs = []
-    for i in range(n):
-        family = list(EFFICIENCY)[i % 3]
-        depth = int(rng.integers(2, 60))
-        width = int(rng.choice([16, 32, 64, 128]))
-        batch = int(rng.choice([16, 32, 64, 128, 256]))
-        size = int(rng.choice([32, 64, 128, 224]))
-        flops = 3.0 * batch * depth * width * width * size * size * 9 / 50
-        step = (OVERHEAD_S + flops / (PEAK * 1e12 * EFFICIENCY[family])) * rng.lognormal(0, noise)
-        runs.append(
-            {
-                "run_id": f"r{i}",
-                "status": "ok",
-                "mean_step_time_s": step,
-                "descriptors": {
-                    "family": family,
-                    "depth": depth,
-                    "width": width,
-                    "params": depth * width * width * 9,
-                    "flops_per_step": flops,
-                    "activation_bytes": 4 * batch * depth * width * size * size,
-                    "batch_size": batch,
-                    "input_size": size,
-                    "precision": "fp32",
-                    "device_name": "X",
-                    "device_peak_tflops": PEAK,
-                },
-            }
-        )
-    return runs
+from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries
 
 
 def test_the_roofline_recovers_the_known_efficiencies():
-    table = frame(_summaries(noise=0.0))
+    table = frame(summaries(noise=0.0))
     model = RooflineModel().fit(table)
     for family, efficiency in EFFICIENCY.items():
         assert model.efficiency(family, "fp32") == pytest.approx(efficiency, rel=1e-6)
-        assert model.groups[(family, "fp32")][0] == pytest.approx(OVERHEAD_S, rel=1e-6)
+        assert model.groups[(family, "fp32")].overhead_s == pytest.approx(OVERHEAD_S, rel=1e-6)
 
 
 def test_cross_validated_errors_rank_the_models_and_stay_near_the_noise():
-    table = frame(_summaries(noise=0.03))
+    table = frame(summaries(noise=0.03))
     roof = evaluate(RooflineModel, table, "random 5-fold")
     boosted = evaluate(BoostedModel, table, "random 5-fold")
     forest = evaluate(ForestBaseline, table, "random 5-fold")
@@ -72,7 +33,7 @@ def test_cross_validated_errors_rank_the_models_and_stay_near_the_noise():
 
 
 def test_leave_one_family_out_never_trains_on_the_family_it_tests():
-    table = frame(_summaries(n=30))
+    table = frame(summaries(n=30))
     folds = list(family_folds(table))
     assert len(folds) == 3
     for train, test in folds:
@@ -82,7 +43,7 @@ def test_leave_one_family_out_never_trains_on_the_family_it_tests():
 
 
 def test_extrapolation_splits_train_below_and_test_above():
-    table = frame(_summaries(n=60))
+    table = frame(summaries(n=60))
     ((train, test),) = SPLITS["batch <= 128 -> larger"](table)
     assert table.iloc[train]["batch_size"].max() <= 128 < table.iloc[test]["batch_size"].min()
 
@@ -99,6 +60,8 @@ def test_repeat_noise_is_the_floor():
         {
             "family": ["a"] * 4,
             "flops": [1.0] * 4,
+            "params": [5.0] * 4,
+            "input_size": [32] * 4,
             "batch_size": [8] * 4,
             "device": ["x"] * 4,
             "precision": ["fp32"] * 4,
@@ -128,36 +91,21 @@ def test_the_decomposition_is_exact_arithmetic():
 
 
 def test_runs_without_descriptors_or_not_ok_are_left_out():
-    runs = _summaries(n=3)
+    runs = summaries(n=3)
     runs[0]["status"] = "oom"
     runs[1]["descriptors"] = None
     assert list(frame(runs)["run_id"]) == ["r2"]
 
 
-def _stored(store, summaries):
-    for s in summaries:
-        store.create_run(s["run_id"], "train", {"gpus": 1}, workload="resnet18")
-        store.set_hardware(
-            s["run_id"], {"hostname": "h"}, device="cuda:0", device_name="X", num_gpus=1
-        )
-        step = s["mean_step_time_s"]
-        speed = SpeedStats(10, step, step, step, 1.0, 1.0, 1.0, 1.0, None, 0.0, 0.0, 0.0)
-        store.finish_run(
-            RunResult(run_id=s["run_id"], status="ok", speed=speed, descriptors=s["descriptors"])
-        )
-
-
 def test_predict_answers_from_stored_runs_with_an_interval_and_exact_multipliers(store):
-    from dlbench.config import build_spec
     from dlbench.predict.calculator import answer
 
-    runs = _summaries(n=60, noise=0.02)
-    _stored(store, runs)
+    runs = summaries(n=60, noise=0.02)
+    stored_runs(store, runs)
     query = dict(runs[0]["descriptors"])  # a vgg-family configuration
     query.pop("device_name"), query.pop("device_peak_tflops")
     truth = OVERHEAD_S + query["flops_per_step"] / (PEAK * 1e12 * EFFICIENCY["vgg"])
-    spec = build_spec(workload="resnet18")
-    result = answer(store, spec, query, "X", dataset_size=10_000, epochs=3, price_per_hour=2.0)
+    result = answer(store, query, "X", dataset_size=10_000, epochs=3, price_per_hour=2.0)
     step, low, high = result.step_s
     assert step == pytest.approx(truth, rel=0.05) and low < step < high
     assert result.runs_used == 60 and result.cv_mape < 5
@@ -169,10 +117,22 @@ def test_predict_answers_from_stored_runs_with_an_interval_and_exact_multipliers
 
 
 def test_predict_refuses_a_device_without_enough_runs(store):
-    from dlbench.config import build_spec
     from dlbench.errors import DlbenchError
     from dlbench.predict.calculator import answer
 
-    _stored(store, _summaries(n=4))
-    with pytest.raises(DlbenchError, match="4 stored runs on a device matching 'X'"):
-        answer(store, build_spec(workload="resnet18"), {}, "X", 100, 1)
+    stored_runs(store, summaries(n=4))
+    with pytest.raises(DlbenchError, match="4 stored runs on X; predicting needs at least 6"):
+        answer(store, {}, "X", 100, 1)
+
+
+def test_random_folds_keep_the_repeats_of_a_configuration_together():
+    from dlbench.predict.evaluate import CONFIGURATION, random_folds
+
+    runs = summaries(n=30)
+    table = frame(runs + [{**r, "run_id": r["run_id"] + "-again"} for r in runs])  # repeats
+    key = table[list(CONFIGURATION)].astype(str).agg("|".join, axis=1)
+    tested = []
+    for train, test in random_folds(table):
+        assert not set(key.iloc[train]) & set(key.iloc[test])
+        tested.extend(test)
+    assert sorted(tested) == list(range(len(table)))  # every run tested once

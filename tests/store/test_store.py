@@ -199,3 +199,11 @@ def test_export_has_one_row_per_run_with_the_named_columns(store, tmp_path, fmt)
     assert list(frame.columns) == list(COLUMNS)
     assert sorted(frame["status"]) == ["ok", "oom"]
     assert frame.set_index("run_id").loc["e1", "mean_speed"] == 20.0
+
+
+def test_notes_are_kept_replaced_and_read_back(store):
+    assert store.get_note("predictor:x") is None
+    store.put_note("predictor:x", {"model": "roofline", "errors": [1.5, float("nan")]})
+    store.put_note("predictor:x", {"model": "boosted", "errors": [2.0]})
+    assert store.get_note("predictor:x") == {"model": "boosted", "errors": [2.0]}
+    assert store.schema_version() == 3  # notes live in the meta table beside the version

@@ -23,6 +23,16 @@ def _sweep(tmp_path, body):
     return path
 
 
+def _start_sweep(path, db_path):
+    return subprocess.Popen(
+        ["dlbench", "sweep", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(db_path),
+    )
+
+
 def _kill_the_long_run_when_it_trains(db_path, sweep_process):
     """SIGKILL the run process of the 'steps: 100000' run once it is training."""
     deadline = time.monotonic() + 240
@@ -59,13 +69,7 @@ def test_a_killed_run_and_an_oom_are_stored_and_the_sweep_goes_on(tmp_path, db_p
           - {{batch_size: 32, steps: 13}}
     """,
     )
-    sweep = subprocess.Popen(
-        ["dlbench", "sweep", str(path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(db_path),
-    )
+    sweep = _start_sweep(path, db_path)
     assert _kill_the_long_run_when_it_trains(db_path, sweep)
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1, err  # not every run is ok
@@ -86,6 +90,31 @@ def test_a_killed_run_and_an_oom_are_stored_and_the_sweep_goes_on(tmp_path, db_p
     assert resumed.stdout.count("--retry-failed reruns it") == 2
     retried = run_dlbench(db_path, "sweep", str(path), "--retry-failed", "--dry-run")
     assert retried.stdout.count("│ run ") == 2
+
+
+def test_ctrl_c_stops_the_sweep_after_storing_the_run_it_interrupted(tmp_path, db_path):
+    path = _sweep(
+        tmp_path,
+        f"""
+        name: stopped
+        base: {{workload: mlp-mnist, {FAST}}}
+        matrix: {{batch_size: [32, 16, 8], steps: [100000]}}
+    """,
+    )
+    sweep = _start_sweep(path, db_path)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        store = Store(str(db_path)) if db_path.exists() else None
+        rows = store.list_runs(sweep="stopped") if store else []
+        if rows and rows[0]["phase_reached"] == "train":
+            break
+        time.sleep(0.3)
+    sweep.send_signal(signal.SIGINT)  # as Ctrl-C: the sweep's process, not the run's
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == 130, err
+    runs = Store(str(db_path)).list_runs(sweep="stopped")
+    assert [r["status"] for r in runs] == ["interrupted"]  # no further run started
+    assert runs[0]["batch_size"] == 32
 
 
 def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path, db_path):

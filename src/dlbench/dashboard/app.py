@@ -41,6 +41,11 @@ def _runs(url: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _calculator_table(url: str) -> pd.DataFrame:
+    return data.calculator_frame(_store(url))
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _run(url: str, run_id: str) -> dict[str, Any]:
     return _store(url).get_run(run_id)
 
@@ -315,13 +320,9 @@ def _hardware_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
 
 
 def _calculator_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
-    st.header("Calculator")
-    st.info(
-        "Predicting training time and cost from the store arrives with the calculator "
-        "(dlbench predict). Meanwhile: `dlbench cost RUN --dataset-size N --epochs E` "
-        "prices a measured run, and `dlbench run ... --dataset-size N --epochs E` "
-        "projects one."
-    )
+    from dlbench.dashboard import calculator
+
+    calculator.page(url, _calculator_table(url))
 
 
 main()

@@ -16,6 +16,7 @@ RUN_COLUMNS = (
     "run_id",
     "created_at",
     "workload",
+    "framework",
     "device",
     "device_name",
     "num_gpus",
@@ -46,7 +47,8 @@ def runs_frame(store: Store) -> pd.DataFrame:
 
 def label(row: dict[str, Any]) -> str:
     return (
-        f"{row['run_id']} · {row['workload']} · {row.get('device_name') or row['device']} · "
+        f"{row['run_id']} · {row['workload']} · {row.get('framework') or 'pytorch'} · "
+        f"{row.get('device_name') or row['device']} · "
         f"{row['status']}"
     )
 
@@ -117,3 +119,11 @@ def hardware_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "first run": row["run_id"],
         }
     return pd.DataFrame(machines).astype(str)
+
+
+def calculator_frame(store: Store) -> pd.DataFrame:
+    """The calculator's table: every ok run with model descriptors (``predict.features``)."""
+    from dlbench.predict.features import frame
+    from dlbench.store.summary import run_summary
+
+    return frame([run_summary(r) for r in store.list_runs(status="ok")])

@@ -6,7 +6,6 @@ import contextlib
 import pickle
 import resource
 import sys
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ from torch import nn
 from dlbench.config import RunSpec
 from dlbench.datasets import Dataset
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats, torch_dist
+from dlbench.engines.torch_describe import ActivationBytes, layer_counts, model_width
 from dlbench.engines.torch_input import Batch, LoaderInput, SyntheticInput, default_workers
 from dlbench.engines.torch_tasks import ClassifyTask, DetectTask
 from dlbench.errors import DataError, EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
-from dlbench.workloads import OptimizerSpec, WorkloadSpec, get_workload
+from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
 __all__ = ["TorchEngine", "default_workers", "load_checkpoint", "make_optimizer"]
 
@@ -160,12 +160,8 @@ class TorchEngine:
     def _measure_model(self) -> ModelStats:
         params = sum(p.numel() for p in self.model.parameters())
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        layers = Counter(
-            type(m).__name__
-            for m in self.model.modules()
-            if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
-        )
-        activations = _ActivationBytes(self.model)
+        layers = layer_counts(self.model)
+        activations = ActivationBytes(self.model)
         try:
             flops, note = self._count_flops()
         finally:
@@ -175,11 +171,11 @@ class TorchEngine:
             trainable_params=trainable,
             flops_per_step=flops,
             flops_note=note,
-            layers=dict(sorted(layers.items())),
+            layers=layers,
             input_shape=self.input_shape,
             num_classes=self.num_classes,
             activation_bytes=activations.total or None,
-            width=_width(self.model),
+            width=model_width(self.model),
         )
 
     def _count_flops(self) -> tuple[int | None, str]:
@@ -316,77 +312,6 @@ class TorchEngine:
         if isinstance(exc, (MemoryError, *oom_types)):
             return True
         return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MESSAGES)
-
-
-class _ActivationBytes:
-    """Bytes of every leaf module's output in one forward pass: the activations a training
-    step keeps for its backward pass (fp32), a descriptor of memory traffic."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.total = 0
-        self._handles = [
-            m.register_forward_hook(self._add) for m in model.modules() if not list(m.children())
-        ]
-
-    def _add(self, _module: nn.Module, _inputs: Any, output: Any) -> None:
-        for tensor in output if isinstance(output, (tuple, list)) else (output,):
-            if isinstance(tensor, torch.Tensor):
-                self.total += tensor.numel() * tensor.element_size()
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
-def _width(model: nn.Module) -> int | None:
-    """The model's base width: output channels of its first convolution, else units of its
-    first linear layer."""
-    for kind, attribute in ((nn.Conv2d, "out_channels"), (nn.Linear, "out_features")):
-        first = next((m for m in model.modules() if isinstance(m, kind)), None)
-        if first is not None:
-            return int(getattr(first, attribute))
-    return None
-
-
-def describe_model(spec: RunSpec) -> dict[str, Any]:
-    """The descriptors of ``spec``'s model without running it: built on PyTorch's meta
-    device (shapes, no data), FLOPs of a training step and activation bytes counted there."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    workload = get_workload(spec.workload)
-    if workload.task != "classify":
-        raise EngineUnavailable(f"{workload.name}: only classification models can be described")
-    classes = spec.num_classes or workload.num_classes
-    batch = int(spec.batch_size or workload.default_batch_size)
-    with torch.device("meta"):
-        model: nn.Module = resolve(workload.builders["pytorch"])(
-            spec.input_shape, classes, **spec.architecture
-        )
-        images = torch.empty(batch, *spec.input_shape)
-        labels = torch.zeros(batch, dtype=torch.long)
-    activations = _ActivationBytes(model)
-    with FlopCounterMode(display=False) as counter:
-        out = model(images)
-        logits = out.logits if hasattr(out, "logits") else out
-        nn.functional.cross_entropy(logits, labels).backward()
-    activations.remove()
-    layers = Counter(
-        type(m).__name__
-        for m in model.modules()
-        if not list(m.children()) and any(True for _ in m.parameters(recurse=False))
-    )
-    return {
-        "family": workload.family,
-        "depth": spec.depth or workload.depth,
-        "width": _width(model),
-        "params": sum(p.numel() for p in model.parameters()),
-        "flops_per_step": int(counter.get_total_flops()),
-        "activation_bytes": activations.total,
-        "layers": dict(sorted(layers.items())),
-        "input_size": spec.input_shape[1],
-        "batch_size": batch,
-        "precision": spec.precision,
-    }
 
 
 def train_step_flops(

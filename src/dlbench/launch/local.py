@@ -34,6 +34,8 @@ class LaunchOutcome:
     run_id: str
     status: str
     returncode: int
+    interrupted: bool = False  # the user's Ctrl-C or SIGTERM stopped it: a caller looping
+    # over runs (sweep, calibrate) must stop too, not start the next one
 
 
 def run_local(
@@ -84,7 +86,8 @@ def run_local(
     status = _close_if_unfinished(
         store, run_id, ended.returncode, ended.timed_out, oom_before, crash_tail
     )
-    return LaunchOutcome(run_id, status, ended.returncode)
+    interrupted = ended.signals_forwarded > 0 and not ended.timed_out
+    return LaunchOutcome(run_id, status, ended.returncode, interrupted)
 
 
 def child_command(spec: RunSpec, payload: Path) -> list[str]:

@@ -1,43 +1,96 @@
 """``dlbench predict``: how long, and what cost, for a model on a device, from stored runs.
 
 The query's descriptors are counted on the real model (built on PyTorch's meta device); the
-step time comes from the best of the roofline and boosted models by cross-validation on the
-stored runs of that device, with a split-conformal 90% interval from the same held-out errors;
-epochs and dataset size multiply exactly (``decompose.plan``).
+step time comes from the device's predictor (``fitting.py``: the best of the roofline and
+boosted models by cross-validation, kept in the store), with a split-conformal 90% interval
+from its held-out errors; epochs and dataset size multiply exactly (``decompose.plan``).
+
+A device with too few runs of its own borrows a calibrated device's predictor, scaled by the
+measured ratio of step times on a reference workload both devices ran (``transfer``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dlbench.config import RunSpec
 from dlbench.errors import DlbenchError
 from dlbench.predict import decompose
-from dlbench.predict.evaluate import evaluate
 from dlbench.predict.features import frame
-from dlbench.predict.models import BoostedModel, RooflineModel, interval
+from dlbench.predict.fitting import MIN_RUNS, Predictor, fit_predictor
+from dlbench.predict.models import interval
 from dlbench.store import Store
 from dlbench.store.summary import run_summary
 
-MIN_RUNS = 6  # stored runs on the device before a prediction is attempted
-MIN_RUNS_BOOSTED = 20  # before the trees are tried
 COVERAGE = 0.9
+FORWARD_SHARE = 1 / 3  # a validation (forward-only) step's share of a training step's time
+REFERENCE_KEY = ("workload", "batch_size", "input_size", "precision", "depth", "width")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Step times on ``target`` = predictions for ``source`` x ``ratio``, the geometric mean
+    of the two devices' measured step-time ratios on the workloads both ran."""
+
+    source: str
+    target: str
+    ratio: float
+    references: tuple[str, ...]  # the shared workloads, as "workload batch B"
+    spread: float  # largest |log ratio - log mean ratio| over the references
+    peak_ratio: float | None  # source peak TFLOP/s / target's: the datasheet's speed-up
+    bandwidth_ratio: float | None
 
 
 @dataclass(frozen=True)
 class Answer:
     device: str
-    model: str
-    cv_mape: float
-    runs_used: int
+    predictor: Predictor
     step_s: tuple[float, float, float]  # prediction, low, high
     plan: tuple[decompose.Plan, decompose.Plan, decompose.Plan]
     descriptors: dict[str, Any]
     nearest: list[dict[str, Any]]
+    startup_s: float | None  # None: the nearest runs did not measure it (older dlbench)
+    price_source: str | None
+    transfer: Transfer | None = None
+
+    @property
+    def model(self) -> str:
+        return self.predictor.name
+
+    @property
+    def cv_mape(self) -> float:
+        return self.predictor.mape
+
+    @property
+    def runs_used(self) -> int:
+        return int(self.predictor.training["runs"])
+
+
+def stored_table(store: Store) -> pd.DataFrame:
+    runs = frame([run_summary(r) for r in store.list_runs(status="ok")])
+    if runs.empty:
+        raise DlbenchError(
+            "no stored runs with model descriptors to learn from",
+            "benchmark some first: dlbench calibrate, dlbench sweep or dlbench run",
+        )
+    return runs
+
+
+def match_device(runs: pd.DataFrame, device: str) -> str:
+    """The stored device name ``device`` names (a case-insensitive part of it)."""
+    names = sorted(runs["device"].dropna().unique())
+    exact = [n for n in names if n.lower() == device.lower()]
+    found = exact or [n for n in names if device.lower() in n.lower()]
+    if len(found) != 1:
+        what = "no stored device" if not found else f"{len(found)} stored devices"
+        raise DlbenchError(
+            f"{what} matching {device!r}", f"name one of: {', '.join(names) or 'none stored'}"
+        )
+    return str(found[0])
 
 
 def _query_row(descriptors: dict[str, Any], peak: float | None) -> pd.DataFrame:
@@ -50,60 +103,171 @@ def _query_row(descriptors: dict[str, Any], peak: float | None) -> pd.DataFrame:
     return frame([summary])
 
 
+def _medians(runs: pd.DataFrame) -> pd.Series:
+    keyed = runs.assign(**{k: runs[k].fillna(0) for k in REFERENCE_KEY if k != "workload"})
+    return keyed.groupby(list(REFERENCE_KEY))["step_s"].median()
+
+
+def transfer(runs: pd.DataFrame, target: str) -> Transfer:
+    """The calibrated device sharing the most reference workloads with ``target``."""
+    on_target = _medians(runs[runs["device"] == target])
+    counts = runs["device"].value_counts()
+    best: tuple[int, str, pd.Series] | None = None
+    for source in counts[counts >= MIN_RUNS].index:
+        if source == target:
+            continue
+        ratios = (on_target / _medians(runs[runs["device"] == source])).dropna()
+        if len(ratios) and (best is None or len(ratios) > best[0]):
+            best = (len(ratios), str(source), ratios)
+    if best is None:
+        calibrated = ", ".join(counts[counts >= MIN_RUNS].index) or "none"
+        raise DlbenchError(
+            f"{int(counts.get(target, 0))} stored runs on {target}; predicting needs at least "
+            f"{MIN_RUNS}, or a run of a workload also run on a calibrated device "
+            f"({calibrated})",
+            f"run dlbench calibrate on {target}, or one workload there that a calibrated "
+            "device ran (same batch, size and precision)",
+        )
+    _, source, ratios = best
+    logs = np.log(ratios.to_numpy(dtype=float))
+    ratio = float(np.exp(logs.mean()))
+
+    def device_median(column: str, device: str) -> float:
+        return float(runs.loc[runs["device"] == device, column].median())
+
+    def datasheet(column: str) -> float | None:
+        value = device_median(column, source) / device_median(column, target)
+        return value if math.isfinite(value) else None
+
+    return Transfer(
+        source=source,
+        target=target,
+        ratio=ratio,
+        references=tuple(f"{key[0]} batch {int(key[1])}" for key in ratios.index),
+        spread=float(np.abs(logs - logs.mean()).max()),
+        peak_ratio=datasheet("peak_tflops"),
+        bandwidth_ratio=datasheet("bandwidth_gb_s"),
+    )
+
+
 def answer(
     store: Store,
-    spec: RunSpec,
     descriptors: dict[str, Any],
     device: str,
     dataset_size: int,
     epochs: int,
     price_per_hour: float | None = None,
+    gpus: int = 1,
+    val_size: int = 0,
+    prices: list[dict[str, Any]] | None = None,
+    runs: pd.DataFrame | None = None,
 ) -> Answer:
-    runs = frame([run_summary(r) for r in store.list_runs(status="ok")])
-    if runs.empty:
-        raise DlbenchError(
-            "no stored runs with model descriptors to learn from",
-            "benchmark some first: dlbench sweep or dlbench run",
-        )
-    on_device = runs[runs["device"].fillna("").str.contains(device, case=False, regex=False)]
+    """Step, epoch and total time (and cost) of training the described model on ``device``.
+
+    ``price_per_hour`` wins; else the price table's entry for the device, if any."""
+    from dlbench.analysis.cost import find_price, load_prices
+
+    runs = stored_table(store) if runs is None else runs
+    name = match_device(runs, device)
+    on_device = runs[runs["device"] == name]
+    moved: Transfer | None = None
+    source = name
     if len(on_device) < MIN_RUNS:
-        known = ", ".join(sorted(runs["device"].dropna().unique()))
-        raise DlbenchError(
-            f"{len(on_device)} stored runs on a device matching {device!r}; predicting needs "
-            f"at least {MIN_RUNS}",
-            f"benchmark more models there (a sweep), or pick one of: {known}",
-        )
-    name = str(on_device["device"].mode().iloc[0])
-    same = on_device[on_device["precision"] == spec.precision]
+        moved = transfer(runs, name)
+        source = moved.source
+    training = runs[runs["device"] == source]
+    predictor = fit_predictor(store, training, source)
+    precision = descriptors.get("precision", "fp32")
+    same = training[training["precision"] == precision]
     peak = float(same["peak_tflops"].median()) if len(same) else float("nan")
     query = _query_row(descriptors, None if np.isnan(peak) else peak)
-    makers: list[Any] = [RooflineModel]
-    if len(on_device) >= MIN_RUNS_BOOSTED:
-        makers.append(BoostedModel)
-    scored = [(evaluate(make, on_device, "random 5-fold"), make) for make in makers]
-    errors, make = min(((e, m) for e, m in scored if e is not None), key=lambda p: p[0].mape)
-    model = make().fit(on_device)
-    step = float(model.predict(query)[0])
-    low, high = interval(np.array([step]), np.array(errors.log_errors), COVERAGE)
+    step = float(predictor.model.predict(query)[0])
+    log_errors = np.asarray(predictor.log_errors)
+    if moved is not None:
+        step *= moved.ratio
+        log_errors = np.abs(log_errors) + moved.spread  # the transfer's own uncertainty
+    low, high = interval(np.array([step]), log_errors, COVERAGE)
     steps = (step, float(low[0]), float(high[0]))
     batch = int(descriptors["batch_size"])
+    nearest = _nearest(on_device if len(on_device) else training, query, batch)
+    measured = [float(r["startup_s"]) for r in nearest if math.isfinite(r["startup_s"])]
+    startup = float(np.median(measured)) if measured else None
+    price_source: str | None = "--price-per-hour" if price_per_hour is not None else None
+    if price_per_hour is None:
+        found = find_price(name, prices if prices is not None else load_prices())
+        if found:
+            price_per_hour, price_source = found.usd_per_gpu_hour, found.source
     plans = tuple(
         decompose.plan(
-            s, dataset_size, batch, epochs, usd_per_gpu_hour=price_per_hour, gpus=spec.gpus
+            s,
+            dataset_size,
+            batch,
+            epochs,
+            validation_s_per_epoch=math.ceil(val_size / (batch * gpus)) * s * FORWARD_SHARE,
+            startup_s=startup or 0.0,
+            usd_per_gpu_hour=price_per_hour,
+            gpus=gpus,
         )
         for s in steps
     )
-    distance = np.abs(on_device["log_flops"] - query["log_flops"].iloc[0]) + np.abs(
-        np.log(on_device["batch_size"]) - np.log(batch)
-    )
-    nearest = on_device.assign(distance=distance).nsmallest(3, "distance")
     return Answer(
         device=name,
-        model=errors.model,
-        cv_mape=errors.mape,
-        runs_used=len(on_device),
+        predictor=predictor,
         step_s=steps,
         plan=plans,  # type: ignore[arg-type]
         descriptors=descriptors,
-        nearest=nearest[["run_id", "family", "batch_size", "flops", "step_s"]].to_dict("records"),
+        nearest=nearest,
+        startup_s=startup,
+        price_source=price_source,
+        transfer=moved,
     )
+
+
+def _nearest(runs: pd.DataFrame, query: pd.DataFrame, batch: int) -> list[dict[str, Any]]:
+    distance = np.abs(runs["log_flops"] - query["log_flops"].iloc[0]) + np.abs(
+        np.log(runs["batch_size"]) - math.log(batch)
+    )
+    nearest = runs.assign(distance=distance).nsmallest(3, "distance")
+    columns = ["run_id", "workload", "family", "batch_size", "flops", "step_s", "startup_s"]
+    return nearest[columns].to_dict("records")
+
+
+def compare_devices(
+    store: Store,
+    descriptors: dict[str, Any],
+    dataset_size: int,
+    epochs: int,
+    price_per_hour: float | None = None,
+    gpus: int = 1,
+    val_size: int = 0,
+    prices: list[dict[str, Any]] | None = None,
+) -> tuple[list[Answer], dict[str, str]]:
+    """One answer per stored device that can be predicted (its own runs or a transfer),
+    fastest first; and, for the others, why not. ``price_per_hour`` prices the devices the
+    price table does not know."""
+    from dlbench.analysis.cost import find_price, load_prices
+
+    runs = stored_table(store)
+    table = prices if prices is not None else load_prices()
+    answers, refused = [], {}
+    for device in sorted(runs["device"].dropna().unique()):
+        price = None if find_price(device, table) else price_per_hour
+        try:
+            found = answer(
+                store, descriptors, device, dataset_size, epochs, price, gpus, val_size,
+                table, runs,
+            )  # fmt: skip
+        except DlbenchError as exc:
+            refused[str(device)] = exc.message
+            continue
+        answers.append(found)
+    answers.sort(key=lambda a: a.plan[0].total_s)
+    return answers, refused
+
+
+def by_cost(answers: list[Answer]) -> list[Answer]:
+    """Cheapest first; devices without a price last."""
+    return sorted(answers, key=lambda a: (a.plan[0].usd is None, a.plan[0].usd or 0.0))
+
+
+__all__ = ["Answer", "Transfer", "answer", "by_cost", "compare_devices"]

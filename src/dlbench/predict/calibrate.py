@@ -32,7 +32,7 @@ RANGES: dict[str, dict[str, tuple[int, int]]] = {
 INPUT_SIZES = (16, 64)
 BATCH_SIZES = (8, 128)
 DESIGN_POINTS = 64  # per family; the budget decides how many run
-WARMUP, TIMED = 3, 12
+WARMUP, TIMED = 3, 20
 
 
 def _log_pick(u: float, low: int, high: int) -> int:
@@ -106,7 +106,10 @@ def calibrate(
     from dlbench.launch.local import run_local
 
     def default(spec: RunSpec) -> str:
-        return run_local(spec, new_run_id(), store, timeout_s=max(60.0, budget_s)).status
+        outcome = run_local(spec, new_run_id(), store, timeout_s=max(60.0, budget_s))
+        if outcome.interrupted:  # Ctrl-C stops the calibration, not just this run
+            raise KeyboardInterrupt
+        return outcome.status
 
     run = run or default
     sweep = sweep_name(device_name)

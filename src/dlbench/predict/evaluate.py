@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
 
 from dlbench.predict.models import StepModel
 
@@ -28,9 +27,21 @@ class Errors:
     log_errors: tuple[float, ...]  # log(actual / predicted) of every held-out run
 
 
+CONFIGURATION = ("family", "flops", "params", "batch_size", "input_size", "precision", "device")
+
+
 def random_folds(table: pd.DataFrame, k: int = 5, seed: int = 0) -> Iterator[Split]:
-    folds = KFold(n_splits=min(k, len(table)), shuffle=True, random_state=seed)
-    yield from folds.split(table)
+    """K folds of whole configurations: the repeats of one configuration are tested together,
+    never one of them trained on while another is tested (that would flatter the model by
+    letting it remember the answer)."""
+    key = table[list(CONFIGURATION)].astype(str).agg("|".join, axis=1).to_numpy()
+    configurations = np.unique(key)
+    order = np.random.default_rng(seed).permutation(configurations.size)
+    for chunk in np.array_split(configurations[order], min(k, configurations.size)):
+        test = np.flatnonzero(np.isin(key, chunk))
+        train = np.flatnonzero(~np.isin(key, chunk))
+        if train.size and test.size:
+            yield train, test
 
 
 def family_folds(table: pd.DataFrame) -> Iterator[Split]:
@@ -83,7 +94,7 @@ def evaluate(make: Callable[[], StepModel], table: pd.DataFrame, split: str) -> 
 
 def repeat_noise(
     table: pd.DataFrame,
-    key: tuple[str, ...] = ("family", "flops", "batch_size", "device", "precision"),
+    key: tuple[str, ...] = CONFIGURATION,
 ) -> float:
     """Mean absolute percentage deviation of repeats from their group's mean: the floor no
     predictor can beat (NaN without repeats)."""

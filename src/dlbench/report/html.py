@@ -79,7 +79,10 @@ def _figure(fig: go.Figure) -> str:
 
 def _label(s: dict[str, Any]) -> str:
     precision = s.get("precision") or "fp32"
-    return f"{s['workload']} · {s.get('device')} · {precision} · b{s.get('batch_size')}"
+    framework = s.get("framework") or "pytorch"
+    return (
+        f"{s['workload']} · {framework} · {s.get('device')} · {precision} · b{s.get('batch_size')}"
+    )
 
 
 def _status(status: str) -> str:
@@ -118,6 +121,7 @@ def _results(summaries: list[dict[str, Any]]) -> str:
         [
             _esc(s["run_id"]),
             _esc(s["workload"]),
+            _esc(s.get("framework") or "pytorch"),
             _esc(s.get("device_name") or s.get("device")),
             _esc(s.get("precision")),
             s.get("batch_size"),
@@ -135,6 +139,7 @@ def _results(summaries: list[dict[str, Any]]) -> str:
         [
             "Run",
             "Workload",
+            "Framework",
             "Device",
             "Precision",
             "Batch",
@@ -147,7 +152,7 @@ def _results(summaries: list[dict[str, Any]]) -> str:
             "Status",
         ],
         rows,
-        {4, 5, 6, 7, 8, 9, 10},
+        {5, 6, 7, 8, 9, 10, 11},
     )
 
 
@@ -360,6 +365,22 @@ def _costs(
     )
 
 
+def _insights(summaries: list[dict[str, Any]]) -> str:
+    """Per device with enough runs: rank correlations with step time, and the runs' spread."""
+    from dlbench.analysis.insights import correlations
+    from dlbench.figures import insights_figure, step_time_figure
+    from dlbench.predict.features import frame
+
+    table = frame(summaries)
+    parts = []
+    for device, mine in table.groupby("device") if not table.empty else []:
+        found = correlations(mine)
+        if found:
+            parts.append(f"<h3>{_esc(device)}: {len(mine)} runs</h3>")
+            parts += [_figure(insights_figure(found)), _figure(step_time_figure(mine))]
+    return "".join(parts)
+
+
 def build(
     store: Store,
     rows: list[dict[str, Any]],
@@ -383,6 +404,9 @@ def build(
         ),
         ("Telemetry over each run (phases shaded)", _telemetry(store, summaries)),
     ]
+    found = _insights(summaries)
+    if found:  # with a calibration's or a sweep's many model shapes
+        sections.insert(-1, ("Insights: what goes with step time", found))
     made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     body = "".join(
         f"<section><h2>{_esc(name)}</h2>{content}</section>" for name, content in sections

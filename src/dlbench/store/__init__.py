@@ -7,6 +7,7 @@ whatever happens to a later run.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Iterator
@@ -16,7 +17,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import RunNotFound, StoreError
@@ -254,6 +265,22 @@ class Store:
             conn.execute(
                 update(runs).where(runs.c.run_id == run_id).values(status=status, error=error)
             )
+
+    def put_note(self, key: str, value: dict[str, Any]) -> None:
+        """Keep a JSON document under ``key`` (at most 64 characters) in the meta table,
+        replacing any before: what dlbench derives from runs and keeps beside them (the
+        calculator's chosen predictor)."""
+        document = json.dumps(_json_safe(value))
+        with self._write("keep a note") as conn:
+            conn.execute(delete(schema.meta).where(schema.meta.c.key == key))
+            conn.execute(schema.meta.insert().values(key=key, value=document))
+
+    def get_note(self, key: str) -> dict[str, Any] | None:
+        with self._read("read a note") as conn:
+            document = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == key)
+            ).scalar_one_or_none()
+        return json.loads(document) if document else None
 
     # -- reading ----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any]:

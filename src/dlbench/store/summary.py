@@ -28,6 +28,7 @@ RESULT_FIELDS = (
     "map50",
     "final_train_loss",
     "warmup_time_s",
+    "setup_time_s",
     "peak_memory_bytes",
     "peak_memory_source",
     "phase_reached",

@@ -96,11 +96,15 @@ def execute_one(
             device=run.spec.device,
         )
         store.end_unfinished(run_id, "oom", "batch_size max: not even batch 1 fits")
+        interrupted = False
     else:
-        run_local(spec, run_id, store, timeout_s=timeout_s, run_key=run.key)
+        outcome = run_local(spec, run_id, store, timeout_s=timeout_s, run_key=run.key)
+        interrupted = outcome.interrupted
     summary = run_summary(store.get_run(run_id))
     if results_dir is not None:
         write_result_file(results_dir, summary, run, gpu_type)
+    if interrupted:  # the user stopped the sweep: no further run starts (--resume goes on)
+        raise KeyboardInterrupt
     return summary
 
 
