@@ -10,7 +10,7 @@ from rich.table import Table
 
 from dlbench.console import fmt, fmt_bytes, hms, status_text, table
 from dlbench.records import StepRecord
-from dlbench.workloads import WorkloadSpec
+from dlbench.workloads import WorkloadSpec, frameworks_of
 
 
 def _speed(summary: dict[str, Any]) -> str | None:
@@ -335,7 +335,7 @@ def workload_dict(w: WorkloadSpec) -> dict[str, Any]:
         "optimizer": w.optimizer.name,
         "lr": w.optimizer.lr,
         "datasets": list(w.datasets),
-        "frameworks": sorted(w.builders),
+        "frameworks": frameworks_of(w),
         "task": w.task,
         "image_size": {"default": w.input_shape[1], "min": w.min_image_size}
         if w.resizable

@@ -11,12 +11,15 @@ from dlbench.store import Store
 APP = str(resources.files("dlbench.dashboard") / "app.py")
 
 
-def _add_run(store, run_id, device="cpu", status="ok", telemetry=True, speed=100.0):
+def _add_run(
+    store, run_id, device="cpu", status="ok", telemetry=True, speed=100.0, framework="pytorch"
+):
     store.create_run(
         run_id,
         "train",
         {"workload": "lenet-mnist", "gpus": 1},
         workload="lenet-mnist",
+        framework=framework,
         device=device,
         batch_size=64,
         precision="fp32",
@@ -113,6 +116,21 @@ def test_compare_page_shows_the_verdict_and_failed_runs(filled):
     assert "device=cuda:0 is" in app.success[0].value and "faster than device=cpu" in (
         app.success[0].value
     )
+
+
+def test_compare_page_groups_frameworks_side_by_side(db_path):
+    store = Store(str(db_path))
+    _add_run(store, "20260101-000001-aaaaaa", speed=100.0)
+    _add_run(store, "20260101-000002-bbbbbb", speed=160.0, framework="tensorflow")
+    store.close()
+    app = _app(db_path)
+    app.sidebar.radio[0].set_value("Compare").run()
+    app.sidebar.multiselect[0].set_value(
+        ["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]
+    ).run()
+    assert not app.exception
+    verdict = app.success[0].value
+    assert "framework=tensorflow is" in verdict and "than framework=pytorch" in verdict
 
 
 @pytest.mark.parametrize("page", ["Scaling", "Hardware", "Calculator"])

@@ -152,3 +152,19 @@ def test_scaling_efficiency_compares_each_gpu_count_with_the_one_gpu_run(tmp_pat
     assert rows[(1, 32)] == 1.0 and rows[(2, 32)] == pytest.approx(0.9)
     assert rows[(4, 32)] == pytest.approx(0.75) and rows[(2, 64)] == pytest.approx(1.0)
     assert (4, 64) not in rows
+
+
+def test_framework_in_the_matrix(tmp_path):
+    sweep = load(
+        _write(
+            tmp_path,
+            """
+        name: frameworks
+        base: {workload: lenet-mnist, steps: 20, device: cpu}
+        matrix:
+          framework: [pytorch, tensorflow, jax]
+    """,
+        )
+    )
+    assert [r.spec.framework for r in sweep.runs] == ["pytorch", "tensorflow", "jax"]
+    assert len({r.key for r in sweep.runs}) == 3

@@ -153,6 +153,8 @@ def compare(
         )
     if baseline is None and by == "device" and "cpu" in grouped:
         baseline = "cpu"  # the original question: does the accelerator beat the CPU?
+    if baseline is None and by == "framework" and "pytorch" in grouped:
+        baseline = "pytorch"  # dlbench's reference engine
     order = [baseline] if baseline else []
     order += [v for v in grouped if v not in order]
     groups = [_group(store, value, grouped[value]) for value in order]

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 ENGINES: dict[str, str] = {
     "pytorch": "dlbench.engines.pytorch:TorchEngine",
+    "tensorflow": "dlbench.engines.keras_engine:TensorFlowEngine",
+    "jax": "dlbench.engines.keras_engine:JaxEngine",
 }
 
 

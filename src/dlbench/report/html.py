@@ -246,7 +246,7 @@ def _phase_spans(
 
 def _comparison(store: Store, summaries: list[dict[str, Any]]) -> str:
     ok = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
-    for by in ("device", "precision", "workload", "batch_size"):
+    for by in ("device", "framework", "precision", "workload", "batch_size"):
         values = {str(s.get(by)) for s in ok}
         if len(values) < 2:
             continue
@@ -256,7 +256,7 @@ def _comparison(store: Store, summaries: list[dict[str, Any]]) -> str:
             return f"<p class='note'>{_esc(exc.one_line())}</p>"
         return _comparison_html(result)
     return (
-        "<p class='note'>Every run shares device, precision, workload and batch size: "
+        "<p class='note'>Every run shares device, framework, precision, workload and batch size: "
         "nothing to compare. Add runs on another device to see CPU vs GPU.</p>"
     )
 

@@ -46,6 +46,9 @@ _TORCH_MNIST = "dlbench.workloads.mnist_models"
 _TORCH_CIFAR = "dlbench.workloads.cifar_models"
 _TORCH_ZOO = "dlbench.workloads.zoo_models"
 _TORCH_DETECT = "dlbench.workloads.detection_models"
+_KERAS = "dlbench.workloads.keras_models"
+# Workloads Keras has (--framework tensorflow / jax): the same architecture, layer for layer.
+_KERAS_ZOO = {"vgg16": "vgg16", "vgg19": "vgg19", "resnet50": "resnet50", "model-a": "model_a"}
 # ImageNet recipes (torchvision references), scaled linearly from batch 256 to the default.
 _SGD_IMAGENET = OptimizerSpec("sgd", lr=0.025, momentum=0.9, weight_decay=1e-4)
 _SGD_VGG = OptimizerSpec("sgd", lr=0.0025, momentum=0.9, weight_decay=5e-4)
@@ -74,7 +77,10 @@ def _zoo(
         optimizer=optimizer,
         data_format="images",
         datasets=_IMAGES,
-        builders={"pytorch": f"{_TORCH_ZOO}:{builder or name.replace('-', '_')}"},
+        builders={
+            "pytorch": f"{_TORCH_ZOO}:{builder or name.replace('-', '_')}",
+            **({"keras": f"{_KERAS}:{_KERAS_ZOO[name]}"} if name in _KERAS_ZOO else {}),
+        },
         resizable=True,
         min_image_size=min_size,
         depth=depth,
@@ -198,7 +204,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             optimizer=OptimizerSpec("sgd", lr=0.01, momentum=0.9, weight_decay=5e-4),
             data_format="mnist-idx",
             datasets=_MNIST,
-            builders={"pytorch": f"{_TORCH_MNIST}:lenet"},
+            builders={"pytorch": f"{_TORCH_MNIST}:lenet", "keras": f"{_KERAS}:lenet"},
             depth=4,  # weight layers
         ),
         WorkloadSpec(
@@ -211,7 +217,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             optimizer=OptimizerSpec("adam", lr=1e-4),
             data_format="mnist-idx",
             datasets=_MNIST,
-            builders={"pytorch": f"{_TORCH_MNIST}:deep_mnist"},
+            builders={"pytorch": f"{_TORCH_MNIST}:deep_mnist", "keras": f"{_KERAS}:deep_mnist"},
             depth=4,  # weight layers
         ),
         WorkloadSpec(
@@ -224,7 +230,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             optimizer=OptimizerSpec("sgd", lr=0.05, momentum=0.9),
             data_format="cifar10-python",
             datasets=("cifar10",),
-            builders={"pytorch": f"{_TORCH_CIFAR}:cifar10_cnn"},
+            builders={"pytorch": f"{_TORCH_CIFAR}:cifar10_cnn", "keras": f"{_KERAS}:cifar10_cnn"},
             depth=5,  # weight layers
         ),
         WorkloadSpec(
@@ -237,13 +243,19 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             optimizer=OptimizerSpec("rmsprop", lr=1e-3),
             data_format="mnist-idx",
             datasets=_MNIST,
-            builders={"pytorch": f"{_TORCH_MNIST}:mlp"},
+            builders={"pytorch": f"{_TORCH_MNIST}:mlp", "keras": f"{_KERAS}:mlp"},
             depth=3,  # weight layers
         ),
         *_ZOO,
         *_PARAMETRIC,
     )
 }
+
+
+def frameworks_of(workload: WorkloadSpec) -> list[str]:
+    """The --framework values a workload runs under (its Keras model serves two)."""
+    names = [b for b in workload.builders if b != "keras"]
+    return names + (["tensorflow", "jax"] if "keras" in workload.builders else [])
 
 
 def get_workload(name: str) -> WorkloadSpec:
