@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dlbench.errors import ConfigError
-from dlbench.workloads import WorkloadSpec, check_dataset, get_workload
+from dlbench.workloads import WorkloadSpec, check_dataset, frameworks_of, get_workload
 
 DEFAULT_WARMUP = 10
 DEFAULT_TIMED_STEPS = 100
@@ -74,6 +74,17 @@ class RunSpec(BaseModel):
         workload = get_workload(self.workload)
         if self.framework not in FRAMEWORKS:
             raise ValueError(f"framework: {self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
+        if self.framework not in frameworks_of(workload):
+            raise ValueError(
+                f"framework: workload {workload.name} has no {self.framework} model (it runs on "
+                f"{', '.join(frameworks_of(workload))})"
+            )
+        if self.framework != "pytorch" and (self.gpus > 1 or self.compile or self.channels_last):
+            raise ValueError(
+                f"framework: --gpus N (DDP), --compile and --channels-last are PyTorch's; "
+                f"--framework {self.framework} runs one process, compiled by XLA where the "
+                "backend does, channels-last already"
+            )
         if not DEVICE_PATTERN.match(self.device):
             raise ValueError(f"device: {self.device!r} is not auto, cpu, mps, cuda or cuda:N")
         if self.steps is not None and self.epochs is not None and self.dataset_size is None:

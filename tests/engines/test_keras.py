@@ -13,7 +13,7 @@ import pytest
 
 from dlbench.config import build_spec
 from dlbench.engines.torch_describe import describe_model
-from dlbench.errors import EngineUnavailable
+from dlbench.errors import ConfigError, EngineUnavailable
 from dlbench.store import Store
 from dlbench.workloads import WORKLOADS
 
@@ -148,14 +148,18 @@ def test_a_missing_framework_says_what_to_install(monkeypatch):
     )
 
 
-def test_keras_refuses_what_only_pytorch_does():
-    if not HAVE["jax"]:
-        pytest.skip("jax and keras are not installed")
-    from dlbench.engines import get_engine
+def test_keras_refuses_what_only_pytorch_does(db_path):
+    with pytest.raises(ConfigError, match="workload xception has no jax model"):
+        build_spec(workload="xception", framework="jax")
+    for option in ({"gpus": 2}, {"compile": True}, {"channels_last": True}):
+        with pytest.raises(ConfigError, match="are PyTorch's"):
+            build_spec(workload="lenet-mnist", framework="tensorflow", **option)
+    done = run_dlbench(db_path, "run", "vgg16", "--framework", "jax", "--gpus", "2")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert not Store(str(db_path)).list_runs()  # refused before anything started
+    if HAVE["jax"]:
+        from dlbench.engines import get_engine
 
-    engine = get_engine("jax")
-    cpu = engine.resolve_device("cpu")
-    with pytest.raises(EngineUnavailable, match="tf32"):
-        engine.check_precision(cpu, "tf32")
-    with pytest.raises(EngineUnavailable, match="no Keras model"):
-        engine.setup(build_spec(workload="xception", framework="jax"), WORKLOADS["xception"], None)
+        engine = get_engine("jax")
+        with pytest.raises(EngineUnavailable, match="tf32"):
+            engine.check_precision(engine.resolve_device("cpu"), "tf32")

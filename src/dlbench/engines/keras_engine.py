@@ -165,22 +165,8 @@ class KerasEngine:
 
     # -- setup ------------------------------------------------------------------------------
     def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None:
-        if spec.gpus > 1:
-            raise EngineUnavailable(
-                f"--gpus {spec.gpus}: data-parallel runs are PyTorch's (DDP) in dlbench",
-                "use --framework pytorch, or --gpus 1",
-            )
-        if spec.compile or spec.channels_last:
-            raise EngineUnavailable(
-                "--compile and --channels-last are PyTorch options (Keras compiles with XLA "
-                "where the backend does, and is channels-last already)",
-            )
-        if "keras" not in workload.builders:
-            raise EngineUnavailable(
-                f"workload {workload.name} has no Keras model",
-                "Keras has: lenet-mnist, deepmnist, cifar10-cnn, mlp-mnist, vgg16, vgg19, "
-                "resnet50, model-a",
-            )
+        # --gpus, --compile, --channels-last and workloads without a Keras model are refused
+        # with the run's options (config.RunSpec), before anything starts.
         if data is not None and not isinstance(data, ArrayData):
             raise EngineUnavailable(
                 f"--framework {self.backend} reads array datasets (MNIST, CIFAR-10, "
@@ -190,12 +176,12 @@ class KerasEngine:
         self.info = self.resolve_device(spec.device)
         self.check_precision(self.info, spec.precision)
         _configure(self.backend, self.info.kind)
-        with quiet_stderr():
+        with quiet_stderr():  # importing keras (and seeding it) may start TensorFlow
             import keras
 
+            keras.utils.set_random_seed(spec.seed)
+            keras.mixed_precision.set_global_policy(POLICIES[spec.precision])
         self.keras = keras
-        keras.utils.set_random_seed(spec.seed)
-        keras.mixed_precision.set_global_policy(POLICIES[spec.precision])
         if spec.threads and self.backend == "tensorflow":
             import tensorflow as tf
 
