@@ -147,18 +147,17 @@ def calibrate(
         f"calibrating {', '.join(chosen)} on {info.device_name} for {budget:g} min "
         f"(sweep {sweep_name(info.device_name)}; rerun to continue)"
     )
-    made = run_design(
-        store,
-        chosen,
-        info.device,
-        info.device_name,
-        budget * 60,
-        repeats,
-        on_run=lambda spec, status: err.print(
-            f"  {spec.workload} depth {spec.depth} width {spec.width} {spec.image_size}px "
-            f"batch {spec.batch_size}: {status}"
-        ),
-    )
+    with render_calculator.CalibrationProgress(budget * 60, err) as bar:
+        made = run_design(
+            store,
+            chosen,
+            info.device,
+            info.device_name,
+            budget * 60,
+            repeats,
+            on_run=bar.end,
+            on_start=bar.start,
+        )
     out.print(f"{made} run(s) stored in {store.describe()}")
     try:
         runs = stored_table(store)

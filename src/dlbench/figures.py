@@ -82,7 +82,7 @@ def insights_figure(found: list[Any]) -> go.Figure:
         value = c.partial if c.partial is not None else c.spearman
         i, j = families.index(c.family), descriptors.index(c.descriptor)
         z[i][j] = value
-        text[i][j] = f"{value:+.2f}" + ("" if c.partial is not None else " (ρ)")
+        text[i][j] = f"{value:+.2f}" + ("" if c.partial is not None else "*")
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -98,7 +98,8 @@ def insights_figure(found: list[Any]) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Rank correlation with step time, batch size held fixed",
+        title="Rank correlation with step time, batch size held fixed (* batch size itself: "
+        "Spearman's)",
         height=140 + 40 * len(families),
         margin={"l": 120, "r": 20, "t": 50, "b": 40},
     )

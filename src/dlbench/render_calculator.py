@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dlbench.console import fmt, hms, table
 
@@ -211,3 +213,49 @@ def insights(found: list[Any]) -> Group:
             )
         )
     return Group(*tables)
+
+
+class CalibrationProgress:
+    """One bar over the calibration's time budget: the configuration being run, runs stored,
+    time spent and left (the budget is the ETA: no run starts after it)."""
+
+    def __init__(self, budget_s: float, console: Console) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[runs]} run(s)"),
+            TimeElapsedColumn(),
+            TextColumn("of {task.fields[budget]}, at most"),
+            console=console,
+            disable=not console.is_terminal,
+        )
+        self.task = self.bar.add_task("calibrate", total=budget_s, runs=0, budget=hms(budget_s))
+        self.console = console
+        self.runs = 0
+        self._began = 0.0
+        self._run_began = 0.0
+
+    def __enter__(self) -> CalibrationProgress:
+        self._began = time.monotonic()
+        self.bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bar.stop()
+
+    @staticmethod
+    def label(spec: Any) -> str:
+        return (
+            f"{spec.workload} depth {spec.depth} width {spec.width} {spec.image_size}px "
+            f"batch {spec.batch_size} #{spec.repeat}"
+        )
+
+    def start(self, spec: Any) -> None:
+        self._run_began = time.monotonic()
+        self.bar.update(self.task, description=self.label(spec))
+
+    def end(self, spec: Any, status: str) -> None:
+        now = time.monotonic()
+        self.runs += 1
+        self.bar.update(self.task, completed=now - self._began, runs=self.runs)
+        self.console.print(f"{self.label(spec)}: {status} ({now - self._run_began:,.0f} s)")

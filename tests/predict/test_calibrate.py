@@ -81,3 +81,22 @@ def test_depth_and_width_belong_to_the_parametric_workloads():
         "depth": 34,
         "width": 16,
     }
+
+
+def test_cli_calibrate_runs_stores_and_refuses_bad_families(db_path):
+    from dlbench.store import Store
+
+    from conftest import run_dlbench
+
+    done = run_dlbench(
+        db_path, "calibrate", "--families", "mlp", "--device", "cpu", "--budget", "0.1",
+        "--repeats", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "calibrating mlp on" in done.stdout and "run(s) stored" in done.stdout
+    assert "param-mlp depth" in done.stderr and ": ok (" in done.stderr
+    runs = Store(str(db_path)).list_runs()
+    assert runs and all(r["sweep"].startswith("calibrate-") for r in runs)
+    assert all(r["status"] == "ok" for r in runs)
+    bad = run_dlbench(db_path, "calibrate", "--families", "transformer")
+    assert bad.returncode == 2 and "unknown ['transformer']" in bad.stderr

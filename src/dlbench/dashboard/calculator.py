@@ -141,7 +141,8 @@ def _answer(answer: dict[str, Any]) -> None:
     ]
     for column, (name, part, show) in zip(columns, shown, strict=True):
         value, band = _interval(part, show)
-        column.metric(name, value, band, delta_color="off")
+        column.metric(name, value)
+        column.caption(band)
     startup = answer["startup_s"]
     notes = [
         f"{answer['steps_per_epoch']:,} steps per epoch on {answer['device']}; "
@@ -160,7 +161,16 @@ def _answer(answer: dict[str, Any]) -> None:
     )
     st.success("\n\n".join(notes))
     st.subheader("Nearest stored runs")
-    st.dataframe(pd.DataFrame(answer["nearest"]), width="stretch", hide_index=True)
+    nearest = pd.DataFrame(
+        {
+            "run": [r["run_id"] for r in answer["nearest"]],
+            "workload": [r["workload"] for r in answer["nearest"]],
+            "batch": [int(r["batch_size"]) for r in answer["nearest"]],
+            "GFLOP/step": [round(r["flops"] / 1e9, 2) for r in answer["nearest"]],
+            "step (ms)": [round(r["step_s"] * 1e3, 2) for r in answer["nearest"]],
+        }
+    )
+    st.dataframe(nearest, width="stretch", hide_index=True)
 
 
 def _ranking(answer: dict[str, Any]) -> None:

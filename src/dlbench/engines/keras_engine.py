@@ -205,11 +205,14 @@ class KerasEngine:
         name = str(self.spec.optimizer or optimizer.name)
         lr = float(self.spec.lr or optimizer.lr)
         momentum = optimizer.momentum or (0.9 if name == "sgd" else 0.0)
+        # Keras applies weight decay decoupled (w -= lr x decay x w), PyTorch's SGD/Adam add
+        # it to the gradient: the same for plain SGD, close with momentum.
+        decay = optimizer.weight_decay or None
         made = {
-            "sgd": lambda: keras.optimizers.SGD(lr, momentum=momentum),
-            "adam": lambda: keras.optimizers.Adam(lr),
-            "adamw": lambda: keras.optimizers.AdamW(lr),
-            "rmsprop": lambda: keras.optimizers.RMSprop(lr),
+            "sgd": lambda: keras.optimizers.SGD(lr, momentum=momentum, weight_decay=decay),
+            "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay),
+            "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=decay or 0.01),  # as torch
+            "rmsprop": lambda: keras.optimizers.RMSprop(lr, weight_decay=decay),
         }[name]()
         model.compile(
             optimizer=made,

@@ -100,6 +100,7 @@ def calibrate(
     run: Callable[[RunSpec], str] | None = None,
     on_run: Callable[[RunSpec, str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_start: Callable[[RunSpec], None] | None = None,
 ) -> int:
     """Run the design until ``budget_s`` is spent; the number of runs made."""
     from dlbench.api import new_run_id
@@ -121,6 +122,8 @@ def calibrate(
                 continue
             if clock() - started >= budget_s:
                 return made
+            if on_start:
+                on_start(spec)
             status = run(spec)
             made += 1
             if on_run:
