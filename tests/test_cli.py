@@ -259,6 +259,9 @@ def test_sysinfo_and_list(db_path):
     by_name = {w["name"]: w for w in listed}
     assert by_name["lenet-mnist"]["image_size"] is None
     assert by_name["fasterrcnn"]["image_size"]["min"] == 64
+    assert by_name["lenet-mnist"]["frameworks"] == ["pytorch", "tensorflow", "jax"]
+    assert by_name["xception"]["frameworks"] == ["pytorch"]
+    assert "pytorch, tensorflow, jax" in dlbench(db_path, "list").stdout
 
 
 @pytest.mark.slow

@@ -346,7 +346,7 @@ def workload_dict(w: WorkloadSpec) -> dict[str, Any]:
 def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
     return table(
         "Workloads",
-        ("Workload", "Model", "Input", "Batch", "Optimizer", "Datasets"),
+        ("Workload", "Model", "Input", "Batch", "Optimizer", "Datasets", "Frameworks"),
         [
             (
                 w.name,
@@ -356,6 +356,7 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
                 w.default_batch_size,
                 f"{w.optimizer.name} lr {w.optimizer.lr:g}",
                 ", ".join(w.datasets),
+                ", ".join(frameworks_of(w)),
             )
             for w in workloads
         ],
