@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import math
 import os
 import resource
 import subprocess
@@ -31,15 +30,14 @@ from typing import Any, cast
 import numpy as np
 
 from dlbench.config import RunSpec
-from dlbench.datasets import SYNTHETIC_SIZES, ArrayData, Dataset
+from dlbench.datasets import ArrayData, Dataset
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
+from dlbench.engines.keras_input import Batch, KerasInput
 from dlbench.errors import EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
 from dlbench.workloads import WorkloadSpec
 
-SYNTHETIC_POOL = 4
-SYNTHETIC_TEST_POOL = 2
 POLICIES = {"fp32": "float32", "amp-fp16": "mixed_float16", "amp-bf16": "mixed_bfloat16"}
 PACKAGES = {"tensorflow": ("keras", "tensorflow"), "jax": ("keras", "jax")}
 
@@ -181,7 +179,6 @@ class KerasEngine:
 
             keras.utils.set_random_seed(spec.seed)
             keras.mixed_precision.set_global_policy(POLICIES[spec.precision])
-        self.keras = keras
         if spec.threads and self.backend == "tensorflow":
             import tensorflow as tf
 
@@ -191,9 +188,10 @@ class KerasEngine:
         self.num_classes = spec.num_classes or (data.num_classes if data else 0)
         self.num_classes = self.num_classes or workload.num_classes
         self.batch = int(spec.batch_size or workload.default_batch_size)
-        self._data = data
-        self._rng = np.random.default_rng(spec.seed)
-        self._prepare_input(data)
+        self._input = KerasInput(
+            workload, self.input_shape, self.num_classes, self.batch, data, spec.seed
+        )
+        self.steps_per_epoch = self._input.steps_per_epoch
         self.model = self._build()
         self._stats = self._measure_model()
 
@@ -220,42 +218,6 @@ class KerasEngine:
         )
         return model
 
-    def _prepare_input(self, data: Dataset | None) -> None:
-        """Normalised channels-last float32 arrays; synthetic batches made once and cycled."""
-        c, h, w = self.input_shape
-        if data is None:
-            train_size, test_size = SYNTHETIC_SIZES[self.workload.data_format]
-            self.steps_per_epoch = max(1, train_size // self.batch)
-            self.test_steps = math.ceil(test_size / self.batch)
-            self.mean, self.std = (0.5,) * c, (0.29,) * c
-            self._pool = [self._random_batch() for _ in range(SYNTHETIC_POOL)]
-            self._test_pool = [self._random_batch() for _ in range(SYNTHETIC_TEST_POOL)]
-            return
-        assert isinstance(data, ArrayData)
-        self.mean, self.std = data.channel_stats()
-        self._train = (self._normalise(data.train_x), data.train_y.astype(np.int64))
-        self._test = (self._normalise(data.test_x), data.test_y.astype(np.int64))
-        self.steps_per_epoch = max(1, len(data.train_y) // self.batch)
-        self.test_steps = math.ceil(len(data.test_y) / self.batch)
-
-    def _normalise(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, C, H, W) to normalised float32 (N, H, W, C), resized to the input."""
-        c, h, w = self.input_shape
-        x = images.astype(np.float32) / 255.0
-        if x.shape[2:] != (h, w):  # nearest neighbour, as exact as the data allows
-            rows = (np.arange(h) * x.shape[2] // h).astype(int)
-            cols = (np.arange(w) * x.shape[3] // w).astype(int)
-            x = x[:, :, rows][:, :, :, cols]
-        mean = np.asarray(self.mean, np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(self.std, np.float32).reshape(1, -1, 1, 1)
-        return np.ascontiguousarray(((x - mean) / std).transpose(0, 2, 3, 1))
-
-    def _random_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        c, h, w = self.input_shape
-        images = self._rng.integers(0, 256, (self.batch, c, h, w), dtype=np.uint8)
-        labels = self._rng.integers(0, self.num_classes, self.batch)
-        return self._normalise(images), labels.astype(np.int64)
-
     def _measure_model(self) -> ModelStats:
         leaves = list(_leaf_layers(self.model))
         layers = Counter(type(layer).__name__ for layer in leaves if layer.weights)
@@ -276,7 +238,7 @@ class KerasEngine:
     def _count_flops(self) -> tuple[int | None, str]:
         from dlbench.engines import keras_flops
 
-        images, labels = self._sample(self.batch)
+        images, labels = self._input.sample(self.batch)
         try:
             if self.backend == "jax":
                 return keras_flops.jax_train_step(self.model, images, labels), (
@@ -293,14 +255,6 @@ class KerasEngine:
         except Exception as exc:  # noqa: BLE001 - counting is best effort; the run goes on
             return None, f"the {self.backend} FLOP count failed: {type(exc).__name__}: {exc}"[:200]
 
-    def _sample(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._data is None:
-            x, y = self._pool[0]
-        else:
-            x, y = self._train
-        reps = math.ceil(size / len(y))
-        return np.concatenate([x] * reps)[:size], np.concatenate([y] * reps)[:size]
-
     def model_stats(self) -> ModelStats:
         assert self._stats is not None, "setup() first"
         return self._stats
@@ -315,16 +269,8 @@ class KerasEngine:
         return None  # every call below returns host values: the device is idle after it
 
     # -- training ---------------------------------------------------------------------------
-    def train_epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self._data is None:
-            for i in range(self.steps_per_epoch):
-                yield self._pool[i % SYNTHETIC_POOL]
-            return
-        x, y = self._train
-        order = self._rng.permutation(len(y))
-        for i in range(self.steps_per_epoch):
-            take = order[i * self.batch : (i + 1) * self.batch]
-            yield x[take], y[take]
+    def train_epoch(self) -> Iterator[Batch]:
+        return self._input.train_batches()
 
     def train_step(self, batch: object) -> None:
         images, labels = cast(tuple[np.ndarray, np.ndarray], batch)
@@ -335,24 +281,14 @@ class KerasEngine:
 
     # -- evaluation and inference -------------------------------------------------------------
     def test_batch_count(self, max_batches: int | None) -> int:
-        return min(self.test_steps, max_batches) if max_batches else self.test_steps
-
-    def _test_batches(self, max_batches: int | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        count = self.test_batch_count(max_batches)
-        if self._data is None:
-            for i in range(count):
-                yield self._test_pool[i % SYNTHETIC_TEST_POOL]
-            return
-        x, y = self._test
-        for i in range(count):
-            yield x[i * self.batch : (i + 1) * self.batch], y[i * self.batch : (i + 1) * self.batch]
+        return self._input.test_batch_count(max_batches)
 
     def validate(
         self, max_batches: int | None, on_batch: Callable[[], None] | None = None
     ) -> EvalResult:
         seen = correct = 0
         loss_sum = 0.0
-        for images, labels in self._test_batches(max_batches):
+        for images, labels in self._input.test_batches(max_batches):
             logits = np.asarray(self.model.predict_on_batch(images), dtype=np.float64)
             shifted = logits - logits.max(axis=1, keepdims=True)
             log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -375,13 +311,13 @@ class KerasEngine:
 
     def predict_all(self, model: object, max_batches: int | None) -> int:
         seen = 0
-        for images, _ in self._test_batches(max_batches):
+        for images, _ in self._input.test_batches(max_batches):
             model.predict_on_batch(images)  # type: ignore[attr-defined]
             seen += len(images)
         return seen
 
     def predict_call(self, model: object, batch_size: int) -> tuple[Callable[[], object], int]:
-        images, _ = self._sample(batch_size)
+        images, _ = self._input.sample(batch_size)
 
         def predict() -> object:
             return model.predict_on_batch(images)  # type: ignore[attr-defined]
