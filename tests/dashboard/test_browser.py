@@ -110,3 +110,49 @@ def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert f"dlbench dashboard on http://localhost:{port}" in output
+
+
+def test_the_calculator_answers_in_the_browser(db_path, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from dlbench.store import Store
+    from synthetic_runs import stored_runs, summaries
+
+    store = Store(str(db_path))
+    stored_runs(store, summaries(n=30), device="EPYC")
+    store.close()
+    port = _free_port()
+    server = subprocess.Popen(
+        ["dlbench", "dashboard", "--port", str(port)],
+        env=cli_env(db_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                headless=True,
+                args=["--no-sandbox", "--disable-background-networking"],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page.goto(url)
+            page.get_by_text("Selected runs").wait_for(timeout=60_000)
+            page.locator("[data-testid='stSidebar']").get_by_text("Calculator").click()
+            page.get_by_text("Family", exact=True).first.click()
+            page.get_by_role("button", name="Predict").wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)
+            page.get_by_role("button", name="Predict").click()
+            page.get_by_text("Nearest stored runs").wait_for(timeout=120_000)
+            text = page.locator("[data-testid='stMain']").inner_text()
+            shot = tmp_path / "dashboard-calculator.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+        assert "Step time" in text and "90%:" in text and "learned from 30 runs" in text
+        assert shot.stat().st_size > 10_000
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
