@@ -72,6 +72,13 @@ def predict(
         )
     if price_per_hour is not None and price_per_hour < 0:
         raise ConfigError("--price-per-hour cannot be negative")
+    sizes = {"--batch": batch_size, "--input": input_size, "--num-classes": num_classes}
+    bad = [f"{flag} {value}" for flag, value in sizes.items() if value is not None and value < 1]
+    if bad or channels < 1:
+        raise ConfigError(
+            f"{', '.join(bad) or f'--channels {channels}'}: sizes must be at least 1",
+            "leave an option out for the model's default",
+        )
     question = Question(
         workload=workload,
         family=family,

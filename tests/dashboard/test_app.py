@@ -168,3 +168,5 @@ def test_the_calculator_answers_like_dlbench_predict(db_path):
         app.success[0].value
     )
     assert len(app.get("plotly_chart")) == 2  # the insights figures
+    app.selectbox(key="insights_device").set_value("EPYC").run()  # another rerun
+    assert [m.label for m in app.metric] == labels  # the answer stays

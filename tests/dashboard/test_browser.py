@@ -1,5 +1,6 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,36 @@ def _wait_for(url: str, seconds: float = 60) -> None:
     raise AssertionError(f"the dashboard did not answer at {url}")
 
 
+@contextlib.contextmanager
+def _dashboard(db_path):
+    """``dlbench dashboard`` on a free port, as a user starts it; its URL, then its output."""
+    port = _free_port()
+    server = subprocess.Popen(
+        ["dlbench", "dashboard", "--port", str(port)],
+        env=cli_env(db_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(url)
+        yield url, output
+    finally:
+        server.terminate()
+        output.append(server.communicate(timeout=30)[0])
+
+
+def _launch(playwright, height: int):
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=["--no-sandbox", "--disable-background-networking"],
+    )
+    return browser, browser.new_page(viewport={"width": 1500, "height": height})
+
+
 def _pick(page, run_id: str) -> None:
     box = page.locator("[data-testid='stSidebar'] [data-testid='stMultiSelect'] input").first
     box.click()
@@ -70,24 +101,9 @@ def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
         )
         assert done.returncode == 0, done.stderr
     run_ids = [r["run_id"] for r in json.loads(run_dlbench(db_path, "runs", "--json").stdout)]
-    port = _free_port()
-    server = subprocess.Popen(
-        ["dlbench", "dashboard", "--port", str(port)],
-        env=cli_env(db_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url)
+    with _dashboard(db_path) as (url, output):
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-background-networking"],
-            )
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            browser, page = _launch(playwright, 1000)
             page.goto(url)
             page.get_by_text("Selected runs").wait_for(timeout=60_000)
             for run_id in run_ids:
@@ -106,10 +122,7 @@ def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
             Path(keep).mkdir(parents=True, exist_ok=True)
             shutil.copy(shot, Path(keep) / shot.name)
         assert shot.stat().st_size > 10_000
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0]
-    assert f"dlbench dashboard on http://localhost:{port}" in output
+    assert f"dlbench dashboard on http://localhost:{url.rsplit(':', 1)[1]}" in output[0]
 
 
 def test_the_calculator_answers_in_the_browser(db_path, tmp_path):
@@ -121,38 +134,21 @@ def test_the_calculator_answers_in_the_browser(db_path, tmp_path):
     store = Store(str(db_path))
     stored_runs(store, summaries(n=30), device="EPYC")
     store.close()
-    port = _free_port()
-    server = subprocess.Popen(
-        ["dlbench", "dashboard", "--port", str(port)],
-        env=cli_env(db_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(url)
+    with _dashboard(db_path) as (url, _):
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-background-networking"],
-            )
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            browser, page = _launch(playwright, 1800)
             page.goto(url)
             page.get_by_text("Selected runs").wait_for(timeout=60_000)
             page.locator("[data-testid='stSidebar']").get_by_text("Calculator").click()
             page.get_by_text("Family", exact=True).first.click()
-            page.get_by_role("button", name="Predict").wait_for(timeout=60_000)
-            page.wait_for_timeout(1000)
+            page.get_by_text("Depth (weight layers)").wait_for(timeout=60_000)
             page.get_by_role("button", name="Predict").click()
-            page.get_by_text("Nearest stored runs").wait_for(timeout=120_000)
-            text = page.locator("[data-testid='stMain']").inner_text()
+            # Each waits until shown (Streamlit may still be redrawing the page): never is a
+            # timeout, and the test fails.
+            for shown in ("Nearest stored runs", "Step time", "learned from 30 runs"):
+                page.get_by_text(shown).first.wait_for(timeout=120_000)
+            page.get_by_text("90%:").first.wait_for(timeout=30_000)
             shot = tmp_path / "dashboard-calculator.png"
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
-        assert "Step time" in text and "90%:" in text and "learned from 30 runs" in text
-        assert shot.stat().st_size > 10_000
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    assert shot.stat().st_size > 10_000

@@ -187,6 +187,10 @@ def test_cli_predict_on_a_model_file_and_compare_devices(tmp_path, db_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no file" in bad.stderr
     none = run_dlbench(db_path, "predict", *common)
     assert none.returncode == 2 and "exactly one" in none.stderr
+    zero = run_dlbench(
+        db_path, "predict", "--model-file", f"{path}:build", "--dataset-size", "9", "--batch", "0"
+    )
+    assert zero.returncode == 2 and "--batch 0: sizes must be at least 1" in zero.stderr
 
 
 def test_a_model_that_needs_the_cpu_is_built_there(tmp_path):

@@ -115,13 +115,16 @@ def page(url: str, table: pd.DataFrame) -> None:
         asked = st.form_submit_button("Predict")
     if asked:
         with st.spinner("counting the model's FLOPs and fitting the predictor"):
-            answer, error = ask(url, form)
-        if error:
-            st.error(error)
-        elif answer is not None and "by_time" in answer:
-            _ranking(answer)
-        elif answer is not None:
-            _answer(answer)
+            # Kept for the page's later reruns (the insights' selector, a sidebar pick), which
+            # would otherwise wipe the answer: it stays until the form is sent again.
+            st.session_state["calculator_answer"] = ask(url, form)
+    answer, error = st.session_state.get("calculator_answer", (None, None))
+    if error:
+        st.error(error)
+    elif answer is not None and "by_time" in answer:
+        _ranking(answer)
+    elif answer is not None:
+        _answer(answer)
     _insights(table)
 
 

@@ -109,7 +109,8 @@ def gpu_names(backend: str) -> list[str]:
     )
     if done.returncode != 0:
         raise EngineUnavailable(
-            f"{backend} failed to start: {done.stderr.strip().splitlines()[-1:]}",
+            f"{backend} failed to start: "
+            + (done.stderr.strip().splitlines() or ["no message"])[-1],
             "check the installation, or use --device cpu",
         )
     lines = done.stdout.strip().splitlines()
