@@ -7,6 +7,8 @@ alternate with blocks without it; the figure is the median of the per-pair throu
 Goals: >= 0.99 at a 1 s interval, >= 0.98 at 0.1 s.
 
     .venv/bin/python benchmarks/telemetry_overhead.py [--pairs 8] [--block-s 4]
+    .venv/bin/python benchmarks/telemetry_overhead.py --device cuda --workload resnet18 \
+        --intervals 0.1   # on a GPU: the NVML source sampled every 0.1 s too
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ from harness_loop_overhead import plain_block
 WORKLOAD = "lenet-mnist"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--block-s", type=float, default=4.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workload", default=WORKLOAD)
+    parser.add_argument("--intervals", default="1,0.1", help="comma-separated seconds")
     parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    spec = build_spec(workload=WORKLOAD, device="cpu")
+    args = parser.parse_args(argv)
+    spec = build_spec(workload=args.workload, device=args.device, precision="fp32")
     engine = get_engine("pytorch")
-    engine.setup(spec, get_workload(WORKLOAD), None)
+    engine.setup(spec, get_workload(args.workload), None)
     speed = plain_block(spec, engine, 30)
     steps = max(10, int(args.block_s * speed / spec.batch_size))
     rows = []
@@ -47,7 +52,7 @@ def main() -> None:
         store = Store(str(Path(tmp) / "bench.sqlite"))
         store.create_run("bench", "train", spec.model_dump(mode="json"))
         sink = functools.partial(store.add_samples, "bench")
-        for interval in (1.0, 0.1):
+        for interval in (float(x) for x in args.intervals.split(",")):
             ratios, ticks_cpu, samples_per_tick = [], [], []
             for pair in range(args.pairs):
                 sampler = Sampler(build_sources(pid=os.getpid()), interval, sink)
@@ -64,6 +69,7 @@ def main() -> None:
                 ratios.append(on / off)
                 ticks_cpu.append(report.cpu_time_per_tick_s)
                 samples_per_tick.append(report.samples / report.ticks)
+                sources = report.sources
                 print(
                     f"interval {interval}: on/off {on / off:.4f}, {report.ticks} ticks, "
                     f"{report.cpu_time_per_tick_s * 1e3:.2f} ms CPU per tick",
@@ -75,10 +81,13 @@ def main() -> None:
                 f"{min(ratios):.4f}–{max(ratios):.4f} | {cpu_ms:.2f} | "
                 f"{statistics.median(samples_per_tick):.0f} | {cpu_ms / interval / 10:.3f}% |"
             )
+    device = engine.resolve_device(args.device)
+    sampled = ", ".join(f"{name} {state.split(' (')[0]}" for name, state in sources.items())
     table = "\n".join(
         [
-            f"`{WORKLOAD}` on `cpu`; {machine()}; {args.pairs} pairs of ~{args.block_s:g} s "
-            f"training blocks ({steps} steps), order alternating.",
+            f"`{args.workload}` on `{args.device}` ({device.device_name}); {machine()}; "
+            f"{args.pairs} pairs of ~{args.block_s:g} s training blocks ({steps} steps), order "
+            f"alternating. Sources: {sampled}.",
             "",
             "| interval | throughput on/off (median) | range | sampler CPU per tick (ms) | "
             "samples per tick | sampler CPU share of one core |",
@@ -86,12 +95,14 @@ def main() -> None:
             *rows,
             "",
             f"Command: `.venv/bin/python benchmarks/telemetry_overhead.py --pairs {args.pairs} "
-            f"--block-s {args.block_s:g}`",
+            f"--block-s {args.block_s:g} --device {args.device} --workload {args.workload} "
+            f"--intervals {args.intervals}`",
         ]
     )
     print(table)
     if not args.no_write:
-        write_section("telemetry-overhead-cpu", table)
+        write_section(f"telemetry-overhead-{device.kind}", table)
+    return table
 
 
 if __name__ == "__main__":

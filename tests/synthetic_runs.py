@@ -44,11 +44,13 @@ def summaries(n=160, noise=0.02, seed=0):
     return runs
 
 
-def stored_runs(store, summaries, device="X", workload="resnet18", step_factor=1.0):
+def stored_runs(
+    store, summaries, device="X", workload="resnet18", step_factor=1.0, quality=None, prefix=""
+):
     """Store ``summaries`` as ok runs on ``device`` (run ids prefixed unless on X), step times
-    multiplied by ``step_factor``."""
+    multiplied by ``step_factor``, with ``quality`` (a Quality record) if given."""
     for s in summaries:
-        run_id = s["run_id"] if device == "X" else f"{device}-{s['run_id']}"
+        run_id = prefix + (s["run_id"] if device == "X" else f"{device}-{s['run_id']}")
         descriptors = {**s["descriptors"], "device_name": device}
         store.create_run(run_id, "train", {"gpus": 1}, workload=workload)
         store.set_hardware(
@@ -57,7 +59,9 @@ def stored_runs(store, summaries, device="X", workload="resnet18", step_factor=1
         step = s["mean_step_time_s"] * step_factor
         speed = SpeedStats(10, step, step, step, 1.0, 1.0, 1.0, 1.0, None, 0.0, 0.0, 0.0)
         store.finish_run(
-            RunResult(run_id=run_id, status="ok", speed=speed, descriptors=descriptors)
+            RunResult(
+                run_id=run_id, status="ok", speed=speed, descriptors=descriptors, quality=quality
+            )
         )
 
 

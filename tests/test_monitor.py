@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from dlbench.store import Store
 
@@ -15,7 +16,7 @@ from conftest import cli_env
 BUSY_CHILD = (
     "import subprocess, sys, time; "
     "c = subprocess.Popen([sys.executable, '-c', "
-    "'import time\\nend = time.time() + 1.5\\nwhile time.time() < end: pass']); "
+    "'import time\\nwhile time.process_time() < 1.5: pass']); "
     "c.wait(); sys.exit(7)"
 )
 
@@ -54,6 +55,12 @@ def test_the_command_exit_code_passes_through_and_the_run_is_stored(db_path):
     assert command["proc.cpu_percent"]["max"] > 50
     assert run["config"]["command"][:2] == [sys.executable, "-c"]
     assert "Telemetry every 0.1 s" in done.stderr
+    # The child's 1.5 s of CPU is the command's own work, though it ended before the command.
+    quality = result["quality"]
+    assert quality["own_cpu_cores"] * quality["window_s"] == pytest.approx(1.5, abs=0.25)
+    assert run["quality_verdict"] == quality["verdict"] and f"quality: {quality['verdict']}" in (
+        done.stderr
+    )
 
 
 def test_a_successful_command_is_ok_and_keeps_its_own_options(db_path):

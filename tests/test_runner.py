@@ -253,3 +253,69 @@ def test_feasibility_under_ddp_counts_every_process_batch():
     plan = _feasibility(spec, "ok", speed)
     assert plan.steps_per_epoch == 40  # ceil(10,000 / (64 x 4))
     assert plan.projected_train_s == pytest.approx(2 * 40 * 0.5)
+
+
+def test_every_run_accounts_for_other_work_in_its_timed_phase(store):
+    _, result = _run(store, workload="mlp-mnist", steps=200, warmup=5, val_batches=1)
+    quality = result.quality
+    assert quality is not None and quality.verdict in ("clean", "noisy", "contended")
+    assert quality.window_s == pytest.approx(result.train_time_s, rel=0.2, abs=0.05)
+    # This process trained: its own CPU is most of a core at least, however busy the machine.
+    assert quality.own_cpu_cores > 0.3 and quality.foreign_cpu_cores >= 0
+    assert quality.reasons and "usable cores" in " ".join(quality.reasons)
+    row = store.get_run("r")
+    assert row["quality_verdict"] == quality.verdict
+    assert row["foreign_cpu_cores"] == pytest.approx(quality.foreign_cpu_cores)
+    low, high = result.speed.speed_ci95
+    assert 0 < low <= result.speed.mean_speed <= high
+
+
+def test_until_stable_adds_timed_steps_until_the_interval_is_narrow(store):
+    _, result = _run(store, workload="mlp-mnist", steps=12, warmup=2, until_stable=20.0,
+                     max_time=30.0, val_batches=1)  # fmt: skip
+    found = result.stability
+    assert found.target_percent == 20.0 and found.max_time_s == 30.0
+    assert found.stable and found.reached_percent <= 20.0
+    assert result.speed.timed_steps >= 10
+    steps = store.get_steps("r")
+    assert len(steps) == result.speed.timed_steps
+
+
+def test_until_stable_gives_up_at_max_time_and_says_how_far_it_got(store):
+    _, result = _run(store, workload="mlp-mnist", steps=12, warmup=2, until_stable=0.001,
+                     max_time=1.5, val_batches=1)  # fmt: skip
+    found = result.stability
+    assert not found.stable and found.reached_percent > 0.001
+    assert result.train_time_s == pytest.approx(1.5, abs=1.0)
+    assert result.speed.timed_steps > 10
+
+
+def test_until_stable_is_refused_with_epochs_and_max_time_needs_it():
+    from dlbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--until-stable: .* cannot be combined with --epochs"):
+        build_spec(workload="mlp-mnist", epochs=2, until_stable=2)
+    with pytest.raises(ConfigError, match="--max-time: caps --until-stable"):
+        build_spec(workload="mlp-mnist", max_time=10)
+    assert build_spec(workload="mlp-mnist", until_stable=2).max_time == 300.0
+    # Unset, the new options leave the sweep keys of earlier runs as they were.
+    import hashlib
+    import json
+
+    spec = build_spec(workload="mlp-mnist")
+    before = spec.model_dump(mode="json", exclude={"tags", "until_stable", "max_time"})
+    digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert spec.run_key == digest
+    assert build_spec(workload="mlp-mnist", until_stable=2).run_key != digest
+
+
+def test_accounting_that_breaks_never_loses_the_run(store, monkeypatch):
+    from dlbench.telemetry.interference import InterferenceMeter
+
+    def broken(self):
+        raise OSError("/proc vanished")
+
+    monkeypatch.setattr(InterferenceMeter, "stop", broken)
+    _, result = _run(store, workload="mlp-mnist", steps=12, warmup=2, val_batches=1)
+    assert result.status == "ok" and result.quality is None
+    assert store.get_run("r")["status"] == "ok"

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime, timezone
+from collections.abc import Callable
 
 from dlbench import datasets, staging
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, get_engine
-from dlbench.launch.local import LaunchOutcome, run_local
+from dlbench.launch.local import LaunchOutcome, new_run_id
+from dlbench.launch.quiet import QuietPolicy, QuietReport
+from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.store import Store
 from dlbench.workloads import get_workload
-
-
-def new_run_id() -> str:
-    """Sortable and unique: UTC time to the second plus 6 random hex digits."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 def preflight_device(spec: RunSpec) -> DeviceInfo:
@@ -40,9 +36,59 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     return device
 
 
+REPEAT_TAG = "repeat_group"  # the first run's id, on every run of one --repeat
+
+
 def run_benchmark(
-    spec: RunSpec, store: Store, *, show_progress: bool = False, timeout_s: float | None = None
+    spec: RunSpec,
+    store: Store,
+    *,
+    show_progress: bool = False,
+    timeout_s: float | None = None,
+    quiet: QuietPolicy | None = None,
+    report: QuietReport | None = None,
 ) -> LaunchOutcome:
     """Preflight, then run ``spec`` in its own process; the result is in ``store``."""
     preflight(spec, store)
-    return run_local(spec, new_run_id(), store, show_progress=show_progress, timeout_s=timeout_s)
+    return run_one(
+        spec, store, timeout_s=timeout_s, quiet=quiet, report=report, show_progress=show_progress
+    )
+
+
+def repeat_runs(spec: RunSpec, count: int, tags: dict[str, str] | None = None) -> list[SeriesRun]:
+    """``count`` runs of ``spec``, each its own process, tagged as one group of repeats."""
+    first = new_run_id()
+    group = {**spec.tags, **(tags or {}), REPEAT_TAG: first}
+    return [
+        SeriesRun(
+            spec.model_copy(update={"repeat": index, "tags": group}),
+            run_id=first if index == 0 else new_run_id(),
+        )
+        for index in range(count)
+    ]
+
+
+def run_repeats(
+    spec: RunSpec,
+    store: Store,
+    count: int,
+    *,
+    show_progress: bool = False,
+    timeout_s: float | None = None,
+    quiet: QuietPolicy | None = None,
+    report: QuietReport | None = None,
+    tags: dict[str, str] | None = None,
+    on_start: Callable[[SeriesRun], None] | None = None,
+) -> list[LaunchOutcome]:
+    """Preflight once, then ``count`` repeats of ``spec``, each in a fresh process: repeats
+    are where most of the variation between measurements is."""
+    preflight(spec, store)
+    return run_series(
+        repeat_runs(spec, count, tags),
+        store,
+        timeout_s=timeout_s,
+        quiet=quiet,
+        report=report,
+        show_progress=show_progress,
+        on_start=on_start,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,8 +10,19 @@ import typer
 from rich.markup import escape
 
 from dlbench import __version__
-from dlbench.cli_common import DbOption, JsonFlag, app, err, out, state
-from dlbench.errors import DlbenchError
+from dlbench.cli_common import (
+    DbOption,
+    JsonFlag,
+    RequireQuietOption,
+    WaitQuietOption,
+    app,
+    err,
+    out,
+    quiet_policy,
+    state,
+    write_json,
+)
+from dlbench.errors import ConfigError, DlbenchError
 
 
 @app.callback()
@@ -106,6 +116,18 @@ def run(
     stage_to: Annotated[
         str | None, typer.Option(help="... into this one, and train from it.")
     ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run it N times, each a fresh process: between-run variation.")
+    ] = 1,
+    until_stable: Annotated[
+        float | None,
+        typer.Option(help="Add timed steps until the step time's 95% CI is within P% of it."),
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option(help="With --until-stable: seconds of timed steps at most.")
+    ] = None,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
@@ -113,11 +135,8 @@ def run(
     db: DbOption = None,
 ) -> None:
     """Run one training benchmark and store its result."""
-    from dlbench.api import run_benchmark
     from dlbench.config import build_spec, parse_tags
-    from dlbench.launch.local import EXIT_CODES
     from dlbench.store import Store
-    from dlbench.store.summary import run_summary
 
     spec = build_spec(
         workload=workload,
@@ -151,20 +170,98 @@ def run(
         stage_to=stage_to,
         depth=depth,
         width=width,
+        until_stable=until_stable,
+        max_time=max_time,
     )
     if timeout is not None and timeout <= 0:
         raise DlbenchError("--timeout must be a positive number of seconds")
+    if repeat < 1:
+        raise ConfigError("--repeat must be at least 1")
+    quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
     store = Store(db)
-    outcome = run_benchmark(spec, store, show_progress=err.is_terminal, timeout_s=timeout)
-    summary = run_summary(store.get_run(outcome.run_id))
-    from dlbench import render
+    if repeat == 1:
+        _run_once(spec, store, timeout, quiet, human, json_out)
+    _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
 
+
+def _run_once(
+    spec: Any, store: Any, timeout: float | None, quiet: Any, human: Any, json_out: str | None
+) -> None:
+    from dlbench import render
+    from dlbench.api import run_benchmark
+    from dlbench.console import QuietConsole
+    from dlbench.launch.local import EXIT_CODES
+    from dlbench.store.summary import run_summary
+
+    outcome = run_benchmark(
+        spec,
+        store,
+        show_progress=err.is_terminal,
+        timeout_s=timeout,
+        quiet=quiet,
+        report=QuietConsole(err),
+    )
+    summary = run_summary(store.get_run(outcome.run_id))
     human.print(render.run_panel(summary))
+    human.print(render.quality_lines(summary), highlight=False)
     human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
     if json_out:
-        _write_json(summary, json_out)
+        write_json(summary, json_out)
     raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
+
+
+def _run_repeats(
+    spec: Any,
+    store: Any,
+    repeat: int,
+    timeout: float | None,
+    quiet: Any,
+    human: Any,
+    json_out: str | None,
+) -> None:
+    import dataclasses
+
+    from dlbench import render
+    from dlbench.api import run_repeats
+    from dlbench.console import QuietConsole
+    from dlbench.launch.local import EXIT_CODES
+    from dlbench.measure.stats import between_runs
+    from dlbench.store.summary import run_summary
+
+    def started(run: Any) -> None:
+        human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {run.run_id}")
+
+    outcomes = run_repeats(
+        spec,
+        store,
+        repeat,
+        show_progress=err.is_terminal,
+        timeout_s=timeout,
+        quiet=quiet,
+        report=QuietConsole(err),
+        on_start=started,
+    )
+    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
+    spread = between_runs([s["mean_speed"] for s in summaries if s["status"] == "ok"])
+    human.print(render.runs_table(summaries))
+    human.print(render.between_runs_lines(spread, summaries), highlight=False)
+    human.print(f"stored in {store.describe()} (tag repeat_group={outcomes[0].run_id})")
+    human.print(
+        "keep them as a reference for dlbench check: dlbench baseline set NAME "
+        + " ".join(o.run_id for o in outcomes if o.status == "ok"),
+        highlight=False,
+    )
+    if json_out:
+        write_json(
+            {
+                "runs": summaries,
+                "between_runs": dataclasses.asdict(spread) if spread else None,
+            },
+            json_out,
+        )
+    failed = [o for o in outcomes if o.status != "ok"]
+    raise typer.Exit(EXIT_CODES.get(failed[0].status, 1) if failed else 0)
 
 
 @app.command()
@@ -220,7 +317,7 @@ def maxbatch(
     if json_flag:
         import dataclasses
 
-        _write_json(dataclasses.asdict(found), "-")
+        write_json(dataclasses.asdict(found), "-")
     else:
         out.print(render.maxbatch_panel(found))
     raise typer.Exit(0 if found.max_batch_size else 3)
@@ -252,7 +349,7 @@ def infer(
     report = infer_folder(workload, checkpoint, images, device, precision)
     human.print(render.inference_table(report))
     if json_out:
-        _write_json(dataclasses.asdict(report), json_out)
+        write_json(dataclasses.asdict(report), json_out)
 
 
 @app.command()
@@ -275,6 +372,8 @@ def sweep(
     archive: Annotated[
         bool, typer.Option("--archive", help="Move older result files into archived/ first.")
     ] = False,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
     db: DbOption = None,
 ) -> None:
     """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""
@@ -292,6 +391,13 @@ def sweep(
         raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
     if executor not in ("local", "slurm"):
         raise DlbenchError(f"--executor {executor!r} is not local or slurm")
+    quiet = quiet_policy(wait_quiet, require_quiet)
+    if executor == "slurm" and quiet.blocking:
+        raise ConfigError(
+            "--wait-quiet and --require-quiet are for the local executor",
+            "on Slurm, ask for exclusive nodes (slurm: {extra: {exclusive: ''}}); each run "
+            "still warns and stores its quality verdict",
+        )
     spec = load(Path(target))
     store = Store(db)
     planned = run_sweep.plan(spec, store, resume, retry_failed)
@@ -315,8 +421,12 @@ def sweep(
         slurm.wait(spec, submissions)
         slurm.collect(spec, store)
     else:
+        from dlbench.console import QuietConsole
+
         with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
-            run_sweep.run_locally(spec, store, planned, bar.start, bar.end)
+            run_sweep.run_locally(
+                spec, store, planned, bar.start, bar.end, quiet, QuietConsole(err)
+            )
     rows = run_sweep.sweep_table_rows(spec, store)
     out.print(render_sweep.sweep_table(spec.name, rows))
     failed = [r for r in rows if r["status"] != "ok"]
@@ -519,18 +629,27 @@ def quickstart(
 ) -> None:
     """Run every standard workload and a real-data accuracy run, then compare them."""
     from dlbench import render
-    from dlbench.api import run_benchmark
+    from dlbench.api import preflight
+    from dlbench.console import QuietConsole
+    from dlbench.launch.series import run_series
     from dlbench.quickstart import plan
     from dlbench.store import Store
     from dlbench.store.summary import run_summary
 
     store = Store(db)
     specs = plan(device)
-    summaries = []
-    for number, spec in enumerate(specs, start=1):
-        out.print(f"[bold]({number}/{len(specs)})[/] {spec.workload} on {spec.data} data")
-        outcome = run_benchmark(spec, store, show_progress=err.is_terminal)
-        summaries.append(run_summary(store.get_run(outcome.run_id)))
+    for spec in specs:
+        preflight(spec, store)
+    numbers: dict[str, int] = {}
+
+    def started(run: Any) -> None:
+        numbers[run.run_id] = number = len(numbers) + 1
+        out.print(f"[bold]({number}/{len(specs)})[/] {run.spec.workload} on {run.spec.data} data")
+
+    outcomes = run_series(
+        specs, store, show_progress=err.is_terminal, report=QuietConsole(err), on_start=started
+    )
+    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
     out.print(render.comparison_table(summaries, "dlbench quickstart"))
     out.print(render.quickstart_footer(summaries, store.describe()))
     if any(s["status"] != "ok" for s in summaries):
@@ -561,6 +680,7 @@ def monitor(
     run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
     summary = run_summary(store.get_run(run_id))
     err.print(render.telemetry_table(summary.get("telemetry")))
+    err.print(render.quality_lines(summary), highlight=False)
     err.print(f"{summary['status']}: stored as [bold]{run_id}[/] in {store.describe()}")
     raise typer.Exit(code)
 
@@ -579,7 +699,7 @@ def sysinfo(
 
     info = probe.collect(data_dir)
     if json_flag:
-        _write_json(info, "-")
+        write_json(info, "-")
     else:
         out.print(render.sysinfo_table(info))
 
@@ -591,7 +711,7 @@ def list_workloads(json_flag: JsonFlag = False) -> None:
     from dlbench.workloads import WORKLOADS
 
     if json_flag:
-        _write_json([render.workload_dict(w) for w in WORKLOADS.values()], "-")
+        write_json([render.workload_dict(w) for w in WORKLOADS.values()], "-")
     else:
         out.print(render.workloads_table(WORKLOADS.values()))
 
@@ -601,6 +721,9 @@ def runs(
     workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
     device: Annotated[str | None, typer.Option(help="Only this device (e.g. cpu, cuda:0).")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    quality: Annotated[
+        str | None, typer.Option(help="Only this quality verdict: clean, noisy or contended.")
+    ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
     json_flag: JsonFlag = False,
@@ -614,16 +737,23 @@ def runs(
 
     if limit <= 0:
         raise DlbenchError("--limit must be at least 1")
+    if quality is not None and quality not in ("clean", "noisy", "contended"):
+        raise ConfigError(f"--quality {quality!r} is not clean, noisy or contended")
     store = Store(db)
     rows = store.list_runs(
-        limit=limit, workload=workload, device=device, status=status, tags=parse_tags(tag)
+        limit=limit,
+        workload=workload,
+        device=device,
+        status=status,
+        quality_verdict=quality,
+        tags=parse_tags(tag),
     )
     if json_flag:
-        _write_json([run_summary(r) for r in rows], "-")
+        write_json([run_summary(r) for r in rows], "-")
     elif not rows:
         out.print(f"no runs in {store.describe()} match; start with [bold]dlbench quickstart[/]")
     else:
-        out.print(render.runs_table(rows))
+        out.print(render.runs_table([run_summary(r) for r in rows]))
 
 
 @app.command()
@@ -650,9 +780,10 @@ def show(
             summary["steps"] = [s.__dict__ for s in step_rows]
         if not telemetry:
             summary.pop("telemetry", None)
-        _write_json(summary, "-")
+        write_json(summary, "-")
         return
     out.print(render.run_panel(summary, detail=True))
+    out.print(render.quality_lines(summary), highlight=False)
     from dlbench import render_analysis
     from dlbench.analysis.bottleneck import verdicts
 
@@ -715,18 +846,8 @@ def export(
         err.print(f"wrote {what} to {path}")
 
 
-def _write_json(value: Any, target: str) -> None:
-    text = json.dumps(value, indent=2, default=str)
-    if target == "-":
-        sys.stdout.write(text + "\n")
-        return
-    try:
-        Path(target).write_text(text + "\n")
-    except OSError as exc:
-        raise DlbenchError(f"cannot write --json {target}: {exc.strerror or exc}") from exc
-
-
-from dlbench import cli_calculator  # noqa: E402, F401 - registers predict, calibrate, insights
+# Registering the other command modules' commands on the app:
+from dlbench import cli_baseline, cli_calculator  # noqa: E402, F401
 
 
 def main() -> None:

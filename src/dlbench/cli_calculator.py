@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from dlbench.cli_common import DbOption, JsonFlag, app, err, out
+from dlbench.cli_common import (
+    DbOption,
+    JsonFlag,
+    RequireQuietOption,
+    WaitQuietOption,
+    app,
+    err,
+    out,
+    quiet_policy,
+)
 from dlbench.errors import ConfigError, DlbenchError
 
 
@@ -129,12 +138,15 @@ def calibrate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
     repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
     db: DbOption = None,
 ) -> None:
     """Benchmark a space-filling design of model shapes here, for dlbench predict."""
     from dlbench import render_calculator
     from dlbench.api import preflight_device
     from dlbench.config import build_spec
+    from dlbench.console import QuietConsole
     from dlbench.predict.calculator import stored_table
     from dlbench.predict.calibrate import FAMILIES, sweep_name
     from dlbench.predict.calibrate import calibrate as run_design
@@ -147,6 +159,7 @@ def calibrate(
         raise ConfigError(f"--families {families!r}: unknown {unknown}", f"of {FAMILIES}")
     if budget <= 0 or repeats < 1:
         raise ConfigError("--budget must be positive and --repeats at least 1")
+    quiet = quiet_policy(wait_quiet, require_quiet)
     info = preflight_device(build_spec(workload="param-mlp", device=device))
     store = Store(db)
     store.check_writable()
@@ -164,6 +177,8 @@ def calibrate(
             repeats,
             on_run=bar.end,
             on_start=bar.start,
+            quiet=quiet,
+            report=QuietConsole(err),
         )
     out.print(f"{made} run(s) stored in {store.describe()}")
     try:
@@ -171,8 +186,18 @@ def calibrate(
     except DlbenchError:  # nothing stored ok yet: no predictor to show
         return
     mine = runs[runs["device"] == info.device_name]
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(info.device_name, 0))
+    if left_out:
+        out.print(
+            f"[yellow]{left_out} contended run(s) on {info.device_name} left out of the fit[/] "
+            "(dlbench runs --quality contended lists them; rerun on a quiet machine)"
+        )
     if len(mine) >= MIN_RUNS:
-        out.print(render_calculator.predictor(fit_predictor(store, mine, info.device_name)))
+        out.print(
+            render_calculator.predictor(
+                fit_predictor(store, mine, info.device_name, left_out_contended=left_out)
+            )
+        )
 
 
 @app.command()

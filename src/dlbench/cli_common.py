@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,3 +28,43 @@ DbOption = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+WaitQuietOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait-quiet",
+        help="Before each run, wait up to SECONDS for the machine to be quiet (a countdown).",
+    ),
+]
+RequireQuietOption = Annotated[
+    bool,
+    typer.Option("--require-quiet", help="Refuse to start a run on a busy machine (exit 2)."),
+]
+
+
+def quiet_policy(wait_s: float | None, require: bool) -> Any:
+    """The pre-run check's policy from --wait-quiet / --require-quiet."""
+    from dlbench.errors import ConfigError
+    from dlbench.launch.quiet import QuietPolicy
+
+    if wait_s is not None and wait_s < 0:
+        raise ConfigError("--wait-quiet must be 0 or more seconds")
+    return QuietPolicy(wait_s=wait_s, require=require)
+
+
+def write_json(value: Any, target: str) -> None:
+    """``value`` as indented JSON to the file ``target``, or stdout for '-'."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from dlbench.errors import DlbenchError
+
+    text = json.dumps(value, indent=2, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        Path(target).write_text(text + "\n")
+    except OSError as exc:
+        raise DlbenchError(f"cannot write --json {target}: {exc.strerror or exc}") from exc

@@ -24,6 +24,8 @@ FRAMEWORKS = ("pytorch", "tensorflow", "jax")  # the last two through Keras 3
 PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
+DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
+LATER_FIELDS = ("until_stable", "max_time")  # options added after sweeps were first stored
 Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
 
 
@@ -59,6 +61,9 @@ class RunSpec(BaseModel):
     # questions a run answers
     dataset_size: int | None = Field(default=None, gt=0)  # project --epochs of this many images
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
+    # keep timing steps until the mean step time's 95% interval is within this % of it
+    until_stable: float | None = Field(default=None, gt=0, le=50)
+    max_time: float | None = Field(default=None, gt=0)  # seconds of timed steps, until_stable
     checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
     depth: int | None = Field(default=None, gt=0)  # parametric workloads: weight layers
     width: int | None = Field(default=None, gt=0)  # parametric workloads: base channels/units
@@ -116,6 +121,15 @@ class RunSpec(BaseModel):
                     "target_accuracy: trains whole epochs until the target; cap it with "
                     "--epochs, not --steps or --dataset-size"
                 )
+        if self.until_stable is not None and (
+            self.timed_epochs is not None or self.target_accuracy is not None
+        ):
+            raise ValueError(
+                "until_stable: adds timed steps until the interval is narrow enough; it cannot "
+                "be combined with --epochs or --target-accuracy (give --steps as the minimum)"
+            )
+        if self.max_time is not None and self.until_stable is None:
+            raise ValueError("max_time: caps --until-stable; give --until-stable P too")
         if self.steps is not None and self.steps <= self.warmup:
             raise ValueError(
                 f"steps: {self.steps} steps leave none to time after {self.warmup} warm-up "
@@ -147,6 +161,8 @@ class RunSpec(BaseModel):
                 "image_size": self.image_size or workload.input_shape[1],
                 "optimizer": self.optimizer or workload.optimizer.name,
                 "lr": self.lr or workload.optimizer.lr,
+                "max_time": self.max_time
+                or (DEFAULT_STABLE_MAX_TIME_S if self.until_stable is not None else None),
             }
         )
 
@@ -154,6 +170,9 @@ class RunSpec(BaseModel):
     def run_key(self) -> str:
         """Stable identity of this run in a sweep: the resolved spec, tags aside, hashed."""
         fields = self.model_dump(mode="json", exclude={"tags"})
+        for name in LATER_FIELDS:  # unset, they leave the keys of earlier sweeps unchanged
+            if fields.get(name) is None:
+                fields.pop(name, None)
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         return digest[:16]
 

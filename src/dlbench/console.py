@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console, JustifyMethod
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -151,3 +152,29 @@ def hms(seconds: float | None) -> str | None:
         return None
     whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class QuietConsole:
+    """The pre-run quiet check's words on a console: warnings, and a countdown while waiting."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._status: Any = None
+
+    def warn(self, message: str) -> None:
+        self._console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+    def waiting(self, seconds_left: float, why: str) -> None:
+        text = f"waiting for a quiet machine, {seconds_left:.0f} s left: {escape(why)}"
+        if self._status is None:
+            self._status = self._console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def done_waiting(self, message: str) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        if message:
+            self._console.print(message, highlight=False)

@@ -18,8 +18,19 @@ PHASE_COLOURS = {
 }
 
 
+def speed_error_bars(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Plotly error bars from each run's 95% interval of its speed: asymmetric, and never
+    below zero (the interval never is). A run without one gets none."""
+    above, below = [], []
+    for s in summaries:
+        interval, mean = s.get("speed_ci95"), s.get("mean_speed") or 0.0
+        above.append(max(0.0, interval[1] - mean) if interval else 0.0)
+        below.append(max(0.0, mean - interval[0]) if interval else 0.0)
+    return {"type": "data", "symmetric": False, "array": above, "arrayminus": below}
+
+
 def scaling_figure(series: Series) -> go.Figure:
-    """Speed (± stderr over repeats) along the axis; efficiency too over GPU counts."""
+    """Speed (95% interval) along the axis; efficiency too over GPU counts."""
     x = [str(p.value) for p in series.points]
     fig = go.Figure()
     fig.add_scatter(
@@ -27,7 +38,9 @@ def scaling_figure(series: Series) -> go.Figure:
         y=[p.mean_speed for p in series.points],
         mode="lines+markers",
         name="images/s",
-        error_y={"type": "data", "array": [p.speed_stderr or 0 for p in series.points]},
+        error_y=speed_error_bars(
+            [{"mean_speed": p.mean_speed, "speed_ci95": p.speed_ci95} for p in series.points]
+        ),
     )
     if series.axis == "gpus":
         fig.add_scatter(

@@ -19,10 +19,12 @@ from dlbench import sysinfo
 from dlbench.api import new_run_id
 from dlbench.errors import ConfigError
 from dlbench.launch.local import supervise
+from dlbench.measure.quality import judge
 from dlbench.records import RunResult
-from dlbench.runner import telemetry_summary
+from dlbench.runner import phase_metrics, telemetry_summary
 from dlbench.store import Store
 from dlbench.telemetry import build_sources
+from dlbench.telemetry.interference import InterferenceMeter
 from dlbench.telemetry.sampler import Sampler
 
 PHASE = "command"
@@ -59,8 +61,12 @@ def monitor(
         num_gpus=len(hardware.get("gpus") or []),
     )
     samplers: list[Sampler] = []
+    # The accounting follows this process, the command's parent: a command that ends is reaped
+    # here, so its CPU time lands in this tree's counters instead of vanishing with it.
+    meter = InterferenceMeter(os.getpid(), gpus=None)
 
     def start_sampling(pid: int) -> None:
+        meter.start()
         sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
         sampler = Sampler(sources, interval_s, functools.partial(store.add_samples, run_id))
         sampler.set_phase(PHASE)
@@ -69,9 +75,11 @@ def monitor(
     started = time.monotonic()
     ended = supervise(command, on_start=start_sampling, reap_group=False, stdin=None)
     wall = time.monotonic() - started
+    interference = meter.stop()
     for sampler in samplers:
         sampler.stop()
     status, error = _status(ended.returncode, ended.signals_forwarded)
+    telemetry = telemetry_summary(store, run_id, samplers[0], 0) if samplers else None
     result = RunResult(
         run_id=run_id,
         status=status,  # type: ignore[arg-type]
@@ -79,7 +87,8 @@ def monitor(
         phase_reached="done",
         wall_time_s=wall,
         exit_code=ended.returncode,
-        telemetry=telemetry_summary(store, run_id, samplers[0], 0) if samplers else None,
+        telemetry=telemetry,
+        quality=judge(interference, phase_metrics(telemetry, PHASE)),
     )
     store.finish_run(result)
     return run_id, _shell_code(ended.returncode)

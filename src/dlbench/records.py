@@ -43,6 +43,8 @@ class SpeedStats:
     speed_jitter: float  # 1.4826 x median(|s_i - median(s)|), a robust std of the speed
     mean_data_wait_s: float
     data_wait_fraction: float  # sum(data wait) / sum(step time)
+    # 95% interval of mean_speed, 0 <= low <= mean_speed <= high; None with fewer than 2 steps
+    speed_ci95: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,59 @@ class StagingStats:
 
 
 @dataclass(frozen=True)
+class GpuProcess:
+    """A compute process on a GPU that is not the run's own."""
+
+    gpu: int  # NVML index
+    pid: int
+    name: str | None  # None where the pid is not visible from here (another container)
+    memory_bytes: int | None
+
+
+@dataclass(frozen=True)
+class Interference:
+    """What other work took of the machine during a window (a run's timed phase)."""
+
+    window_s: float
+    usable_cores: float  # CPUs the run may use (affinity, cgroup quota)
+    busy_cores: float  # busy time of those CPUs, in cores (steal not included)
+    own_cpu_cores: float  # the run's process tree, children that ended included
+    foreign_cpu_cores: float  # busy_cores - own_cpu_cores, at least 0
+    resolution_cores: float  # the counters' 10 ms ticks make the CPU figures this uncertain
+    steal_percent: float | None  # of the usable CPUs' time; None where not reported
+    load_per_core: float | None  # 1-minute load average at the end / usable cores
+    gpus: tuple[int, ...] = ()  # the run's GPUs (NVML indices); () on the CPU
+    other_gpu_processes: tuple[GpuProcess, ...] | None = None  # None: not known (see note)
+    gpu_note: str | None = None  # why other GPU processes are not known
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How clean a run's measurement was, and why (see measure/quality.py)."""
+
+    verdict: Literal["clean", "noisy", "contended"]
+    reasons: tuple[str, ...]  # one sentence each, with the numbers
+    foreign_cpu_cores: float | None
+    steal_percent: float | None
+    other_gpu_processes: tuple[GpuProcess, ...] | None
+    usable_cores: float | None = None
+    own_cpu_cores: float | None = None
+    load_per_core: float | None = None
+    window_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Stability:
+    """``--until-stable P``: timed steps were added until the 95% interval of the mean step
+    time was within P% of it, or the time ran out."""
+
+    target_percent: float
+    reached_percent: float | None  # the interval's half-width / mean step time, in percent
+    stable: bool
+    max_time_s: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """What one benchmark run measured. Stored whole; ``steps`` goes to its own table."""
 
@@ -161,6 +216,8 @@ class RunResult:
     wall_time_s: float | None = None  # the whole run or monitored command, start to end
     exit_code: int | None = None  # of a monitored command
     telemetry: dict[str, Any] | None = None  # per-phase summary, see telemetry/summary.py
+    quality: Quality | None = None  # interference during the timed phase
+    stability: Stability | None = None
     steps: tuple[StepRecord, ...] = field(default=(), repr=False)
 
     def to_dict(self, with_steps: bool = False) -> dict[str, Any]:

@@ -9,15 +9,58 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.console import fmt, fmt_bytes, hms, status_text, table
+from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.records import StepRecord
 from dlbench.workloads import WorkloadSpec, frameworks_of
 
+QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
-def _speed(summary: dict[str, Any]) -> str | None:
-    mean, stderr = summary.get("mean_speed"), summary.get("speed_stderr")
+
+def speed_text(summary: dict[str, Any]) -> str | None:
+    """Mean speed and its 95% interval; marked where too few steps make it unreliable."""
+    mean, interval = summary.get("mean_speed"), summary.get("speed_ci95")
     if mean is None:
         return None
-    return f"{mean:,.1f} ± {stderr:,.1f}" if stderr is not None else f"{mean:,.1f}"
+    if not interval:
+        return f"{mean:,.1f}"
+    text = f"{mean:,.1f} ({interval[0]:,.1f}–{interval[1]:,.1f})"
+    steps = summary.get("timed_steps") or 0
+    if steps < MIN_RELIABLE_STEPS:
+        text += f" [yellow]unreliable: {steps} steps[/]"
+    return text
+
+
+def quality_word(summary: dict[str, Any]) -> str | None:
+    verdict = summary.get("quality_verdict")
+    if verdict is None:
+        return None
+    return f"[{QUALITY_STYLE.get(verdict, 'white')}]{verdict}[/]"
+
+
+def quality_lines(summary: dict[str, Any]) -> str:
+    """The run's quality verdict and its reasons, one per line."""
+    quality = summary.get("quality")
+    if not quality:
+        if summary.get("kind") == "monitor" or summary.get("timed_steps"):
+            return "quality: not measured (a run stored by an older dlbench)"
+        return "quality: not measured (the run ended before its timed phase)"
+    lines = [f"quality: {quality_word(summary)}"]
+    lines += [f"  - {reason}" for reason in quality.get("reasons") or []]
+    return "\n".join(lines)
+
+
+def _stability(summary: dict[str, Any]) -> str | None:
+    found = summary.get("stability")
+    if not found:
+        return None
+    reached = found.get("reached_percent")
+    shown = "n/a" if reached is None else f"{reached:.2f}%"
+    if found.get("stable"):
+        return f"95% interval ±{shown} of the mean step time (asked ±{found['target_percent']:g}%)"
+    return (
+        f"[yellow]not reached in {found['max_time_s']:g} s: ±{shown} of the mean step time "
+        f"(asked ±{found['target_percent']:g}%)[/]"
+    )
 
 
 def _ms(seconds: float | None) -> str | None:
@@ -95,7 +138,13 @@ def feasibility_line(summary: dict[str, Any]) -> str | None:
     )
 
 
-_OPTIONAL_ROWS = ("parameters / FLOPs per step", "achieved TFLOP/s (MFU)", "time to accuracy")
+_OPTIONAL_ROWS = (
+    "parameters / FLOPs per step",
+    "achieved TFLOP/s (MFU)",
+    "time to accuracy",
+    "until stable",
+    "measurement quality",
+)
 
 
 def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
@@ -114,7 +163,9 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
         ("precision, layout, optimiser", _execution(summary)),
         ("parameters / FLOPs per step", _flops(summary)),
         ("timed steps", summary.get("timed_steps")),
-        ("mean speed (img/s ± stderr)", _speed(summary)),
+        ("until stable", _stability(summary)),
+        ("mean speed (img/s, 95% CI)", speed_text(summary)),
+        ("measurement quality", quality_word(summary)),
         (
             "median / p5 / p95 speed (img/s)",
             _triple(summary, "median_speed", "p5_speed", "p95_speed"),
@@ -191,7 +242,8 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
             "Device",
             "Batch",
             "Precision",
-            "Speed (img/s ± stderr)",
+            "Speed (img/s, 95% CI)",
+            "Quality",
             "Jitter",
             "Step (ms)",
             "TFLOP/s (MFU)",
@@ -206,7 +258,8 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
                 s.get("device"),
                 s.get("batch_size"),
                 s.get("precision"),
-                _speed(s),
+                speed_text(s),
+                quality_word(s),
                 fmt(s.get("speed_jitter")),
                 _ms(s.get("mean_step_time_s")),
                 _tflops_short(s),
@@ -237,7 +290,7 @@ def quickstart_footer(summaries: list[dict[str, Any]], where: str) -> str:
     return "\n".join(lines)
 
 
-def runs_table(rows: list[dict[str, Any]]) -> Table:
+def runs_table(summaries: list[dict[str, Any]]) -> Table:
     return table(
         None,
         (
@@ -246,22 +299,24 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
             "Workload",
             "Device",
             "Batch",
-            "Speed (img/s ± stderr)",
+            "Speed (img/s, 95% CI)",
+            "Quality",
             "Accuracy",
             "Status",
         ),
         [
             (
-                r["run_id"],
-                str(r["created_at"])[:19].replace("T", " "),
-                r.get("workload"),
-                r.get("device"),
-                r.get("batch_size"),
-                _speed(r),
-                _accuracy(r),
-                status_text(r["status"]),
+                s["run_id"],
+                str(s["created_at"])[:19].replace("T", " "),
+                s.get("workload"),
+                s.get("device"),
+                s.get("batch_size"),
+                speed_text(s),
+                quality_word(s),
+                _accuracy(s),
+                status_text(s["status"]),
             )
-            for r in rows
+            for s in summaries
         ],
     )
 
@@ -467,3 +522,35 @@ def inference_table(report: Any) -> Group:
         f"decode p50 {report.decode_p50_ms:,.2f} ms; {report.images_per_s:,.1f} images/s"
     )
     return Group(shown, summary)
+
+
+def between_runs_lines(spread: Any, summaries: list[dict[str, Any]]) -> str:
+    """Repeats of one configuration: the between-run mean, its spread and interval."""
+    if spread is None:
+        return "[red]no repeat ended ok: nothing to summarise[/]"
+    lines = [
+        f"between runs ({spread.runs} ok of {len(summaries)}): mean {spread.mean_speed:,.1f} img/s"
+    ]
+    if spread.ci95 is not None:
+        lines[0] += (
+            f", 95% CI {spread.ci95[0]:,.1f}–{spread.ci95[1]:,.1f}, coefficient of variation "
+            f"{spread.cv:.1%}, range {spread.low:,.1f}–{spread.high:,.1f}"
+        )
+    widths = [
+        (s["speed_ci95"][1] - s["speed_ci95"][0]) / 2 / s["mean_speed"]
+        for s in summaries
+        if s.get("speed_ci95") and s.get("mean_speed")
+    ]
+    if widths and spread.cv is not None:
+        lines.append(
+            f"within a run the 95% CI is ±{sum(widths) / len(widths):.1%} of the speed on "
+            f"average; between runs the speed varies by {spread.cv:.1%} (one standard deviation)"
+        )
+    not_clean = [s for s in summaries if s.get("quality_verdict") in ("noisy", "contended")]
+    if not_clean:
+        lines.append(
+            "[yellow]"
+            + ", ".join(f"{s['run_id']} {s['quality_verdict']}" for s in not_clean)
+            + ": see dlbench show RUN for why[/]"
+        )
+    return "\n".join(lines)

@@ -5,16 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from dlbench.analysis import stats
 from dlbench.console import fmt, hms, table
 
 
+def _verdict_counts(runs: list[dict[str, Any]]) -> str:
+    """'2 clean, 1 contended' for a group's runs."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        verdict = run.get("quality_verdict") or "not measured"
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+
+
 def comparison(result: Any) -> Group:
     groups = table(
         f"runs by {result.by}",
-        (result.by, "Runs", "Steps", "Speed (img/s)", "Step (ms)"),
+        (result.by, "Runs", "Steps", "Speed (img/s)", "Step (ms)", "Quality"),
         [
             (
                 g.value + (" (baseline)" if i == 0 else ""),
@@ -22,6 +32,7 @@ def comparison(result: Any) -> Group:
                 g.step_times.size,
                 fmt(g.images_per_step / g.step_times.mean()) if g.step_times.size else None,
                 fmt(g.step_times.mean() * 1e3, 2) if g.step_times.size else None,
+                _verdict_counts(g.runs),
             )
             for i, g in enumerate(result.groups)
         ],
@@ -70,8 +81,11 @@ def comparison(result: Any) -> Group:
                     ],
                 )
             )
+        if c.quality_warning:
+            colour = "red" if c.quality_warning.startswith("Warning") else "yellow"
+            parts.append(f"[{colour}]{escape(c.quality_warning)}[/]")
         parts += [
-            f"[bold]{c.verdict}[/]",
+            f"[bold]{escape(c.verdict)}[/]",
             f"Hypothesis {c.hypothesis_a}",
             f"Hypothesis {c.hypothesis_b}",
             "",
@@ -88,7 +102,7 @@ def scaling_tables(series: list[Any]) -> Group | str:
     parts = []
     for s in series:
         efficiency = s.axis == "gpus"
-        columns = (s.axis, "Runs", "Speed (img/s)", "± stderr", "Relative")
+        columns = (s.axis, "Runs", "Speed (img/s)", "95% CI", "Relative")
         parts.append(
             table(
                 f"{s.label}",
@@ -98,7 +112,7 @@ def scaling_tables(series: list[Any]) -> Group | str:
                         str(p.value),
                         p.runs,
                         fmt(p.mean_speed),
-                        fmt(p.speed_stderr),
+                        f"{p.speed_ci95[0]:,.1f}–{p.speed_ci95[1]:,.1f}" if p.speed_ci95 else None,
                         f"{p.relative:.2f}x",
                     )
                     + (
@@ -150,3 +164,52 @@ def cost_table(costs: list[Any]) -> Table:
             for c in costs
         ],
     )
+
+
+VERDICT_STYLE = {
+    "pass": "green",
+    "improvement": "green",
+    "regression": "red",
+    "inconclusive": "yellow",
+}
+
+
+def check_lines(result: Any) -> str:
+    """A check's verdict, its figures and why, and any warning."""
+    colour = VERDICT_STYLE.get(result.verdict, "white")
+    lines = [f"[bold {colour}]{result.verdict}[/] against baseline {escape(result.baseline)}"]
+    lines += [f"  - {escape(reason)}" for reason in result.reasons]
+    if result.method:
+        lines.append(f"  - interval: {escape(result.method)}")
+    speeds = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.speeds)
+    reference = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.reference_speeds)
+    lines.append(f"  - img/s now: {speeds}; baseline: {reference}")
+    lines += [f"[yellow]warning: {escape(w)}[/]" for w in result.warnings]
+    lines.append(f"runs stored: {', '.join(result.runs)} (tag check={escape(result.baseline)})")
+    return "\n".join(lines)
+
+
+def baselines_table(found: list[dict[str, Any]]) -> Table:
+    rows = []
+    for b in found:
+        speeds = [r.get("mean_speed") for r in b.get("runs") or [] if r.get("mean_speed")]
+        spec = b.get("spec") or {}
+        rows.append(
+            (
+                b["name"],
+                b.get("workload"),
+                f"{spec.get('device')} — {b.get('device_name')}",
+                spec.get("batch_size"),
+                spec.get("precision"),
+                len(b.get("runs") or []),
+                fmt(sum(speeds) / len(speeds)) if speeds else None,
+                b.get("hostname"),
+                str(b.get("created_at"))[:19].replace("T", " "),
+            )
+        )
+    return table(
+        "baselines",
+        ("Name", "Workload", "Device", "Batch", "Precision", "Runs", "Speed (img/s)", "Host",
+         "Created (UTC)"),
+        rows,
+    )  # fmt: skip

@@ -88,8 +88,11 @@ def predictor(found: Any) -> str:
         if (e := found.errors.get(split))
     )
     kept = "kept in the store" if not found.reused else "reused from the store"
+    left = t.get("left_out_contended") or 0
+    skipped = f", {left} contended run(s) left out" if left else ""
     return (
-        f"predictor for {found.device}: {found.name} ({kept}), learned from {t['runs']} runs "
+        f"predictor for {found.device}: {found.name} ({kept}), learned from {t['runs']} runs"
+        f"{skipped} "
         f"({families}; batch {t['batch_size'][0]:g}-{t['batch_size'][1]:g}, "
         f"{t['gflop_per_step'][0]:.3g}-{t['gflop_per_step'][1]:.3g} GFLOP/step). "
         f"Cross-validated errors: {errors}"

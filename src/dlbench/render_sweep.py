@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dlbench.console import status_text, table
+from dlbench.render import quality_word, speed_text
 
 
 def sweep_plan(sweep: Any, planned: list[Any], executor: str) -> Group:
@@ -87,7 +88,8 @@ def sweep_table(name: str, rows: list[dict[str, Any]]) -> Table:
             "Device",
             "GPUs",
             "Batch",
-            "Speed (img/s ± stderr)",
+            "Speed (img/s, 95% CI)",
+            "Quality",
             "Scaling eff.",
             "Staged from",
             "Status",
@@ -99,7 +101,8 @@ def sweep_table(name: str, rows: list[dict[str, Any]]) -> Table:
                 r.get("device"),
                 r.get("gpus"),
                 r.get("batch_size"),
-                _speed(r),
+                speed_text(r),
+                quality_word(r),
                 f"{r['scaling_efficiency']:.0%}" if r.get("scaling_efficiency") else None,
                 r.get("staged_from") or "—",
                 status_text(r["status"]),
@@ -108,13 +111,6 @@ def sweep_table(name: str, rows: list[dict[str, Any]]) -> Table:
             for r in rows
         ],
     )
-
-
-def _speed(row: dict[str, Any]) -> str | None:
-    speed, stderr = row.get("mean_speed"), row.get("speed_stderr")
-    if speed is None:
-        return None
-    return f"{speed:,.1f}" + (f" ± {stderr:,.1f}" if stderr else "")
 
 
 def jobs_table(name: str, report: list[tuple[Any, str, str | None]]) -> Table:

@@ -14,15 +14,19 @@ import time
 from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 import psutil
 
 from dlbench import datasets, staging, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
 from dlbench.errors import DlbenchError
+from dlbench.measure.quality import judge
+from dlbench.measure.stats import MIN_RELIABLE_STEPS, relative_half_width
 from dlbench.measure.timer import StepTimer
 from dlbench.records import (
     RunResult,
+    Stability,
     TimeToAccuracy,
 )
 from dlbench.runner_infer import infer_phase
@@ -106,6 +110,7 @@ def execute(
         status, error = ("oom" if oom else "failed"), describe(exc, measured.phase)
     finally:
         progress.close()
+        measured.stop_meter()
         measured.sampler.stop()
         if measured.staging:
             staging.remove(measured.staging)
@@ -114,13 +119,21 @@ def execute(
     result = build_result(spec, run_id, status, error, measured, engine)
     if store is None:
         return result
+    telemetry = telemetry_summary(store, run_id, measured.sampler, result.images_trained)
     result = dataclasses.replace(
         result,
         wall_time_s=time.monotonic() - started,
-        telemetry=telemetry_summary(store, run_id, measured.sampler, result.images_trained),
+        telemetry=telemetry,
+        quality=judge(measured.interference, phase_metrics(telemetry, "train")),
     )
     store.finish_run(result)
     return result
+
+
+def phase_metrics(telemetry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
+    """One phase's per-metric summary from a run's telemetry summary ({} without it)."""
+    phases = (telemetry or {}).get("phases") or {}
+    return (phases.get(phase) or {}).get("metrics") or {}
 
 
 def _register(
@@ -145,11 +158,14 @@ def _start_sampler(
 ) -> Sampler | NullSampler:
     if not spec.telemetry:
         return NullSampler()
-    # Under torchrun the process tree to watch is the launcher's: every rank is its child.
-    pid = os.getppid() if spec.gpus > 1 else os.getpid()
-    sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
+    sources = build_sources(pid=_pid_to_follow(spec), data_disk=hardware["storage"].get("device"))
     sink = functools.partial(store.add_samples, run_id)
     return Sampler(sources, spec.interval, sink).start()
+
+
+def _pid_to_follow(spec: RunSpec) -> int:
+    """The run's process tree: under torchrun the launcher's, whose children are the ranks."""
+    return os.getppid() if spec.gpus > 1 else os.getpid()
 
 
 def telemetry_summary(
@@ -225,10 +241,40 @@ def _train(spec: RunSpec, engine: Engine, measured: Measured, progress: Progress
     else:
         total = int(spec.steps or 0) - spec.warmup
     timer = measured.timer = StepTimer(engine.sync)
-    progress.phase("train", total)
+    progress.phase("train", None if spec.until_stable else total)
+    measured.start_meter(spec, _pid_to_follow(spec))
     timer.start_phase()
     _timed_steps(engine, timer, stream, total, progress)
+    if spec.until_stable is not None:
+        measured.stability = _until_stable(spec, engine, timer, stream, progress)
     measured.train_time_s = timer.end_phase()
+    measured.stop_meter()
+
+
+def _until_stable(
+    spec: RunSpec,
+    engine: Engine,
+    timer: StepTimer,
+    stream: Iterator[tuple[int, object]],
+    progress: Progress,
+) -> Stability:
+    """More timed steps, in chunks that grow with the steps done, until the mean step time's
+    95% interval is within --until-stable percent of it or --max-time seconds have passed."""
+    assert spec.until_stable is not None and spec.max_time is not None
+    target = spec.until_stable / 100
+    deadline = time.monotonic() - timer.elapsed_s() + spec.max_time
+    while True:
+        times = np.asarray(timer.step_times_s())
+        reached = relative_half_width(times)
+        if times.size >= MIN_RELIABLE_STEPS and reached <= target:
+            return Stability(spec.until_stable, reached * 100, True, spec.max_time)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            shown = reached * 100 if np.isfinite(reached) else None
+            return Stability(spec.until_stable, shown, False, spec.max_time)
+        fits = int(left / times.mean()) if times.size and times.mean() > 0 else 1
+        chunk = max(1, min(max(MIN_RELIABLE_STEPS, times.size // 4), fits))
+        _timed_steps(engine, timer, stream, chunk, progress)
 
 
 def _timed_steps(
@@ -259,6 +305,7 @@ def _train_to_accuracy(
     progress.phase("train to accuracy", spec.epochs * engine.steps_per_epoch)
     scores: list[float] = []
     eval_s = 0.0
+    measured.start_meter(spec, _pid_to_follow(spec))
     timer.start_phase()
     for _ in range(spec.epochs):
         _timed_steps(engine, timer, stream, engine.steps_per_epoch, progress)
@@ -270,6 +317,7 @@ def _train_to_accuracy(
         if scores[-1] >= spec.target_accuracy:
             break
     wall_s = timer.end_phase()
+    measured.stop_meter()
     measured.train_time_s = wall_s - eval_s
     measured.tta = TimeToAccuracy(
         target=spec.target_accuracy,

@@ -4,6 +4,7 @@ DDP), FLOPs and MFU against the device's peak, feasibility, and one-line error d
 from __future__ import annotations
 
 import dataclasses
+import logging
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,14 +19,20 @@ from dlbench.measure.timer import StepTimer
 from dlbench.records import (
     Feasibility,
     InferenceStats,
+    Interference,
     ModelStats,
     RunResult,
     SpeedStats,
+    Stability,
     StagingStats,
     TimeToAccuracy,
 )
 from dlbench.store import Store
+from dlbench.telemetry.interference import InterferenceMeter
+from dlbench.telemetry.nvml import nvml_indices
 from dlbench.telemetry.sampler import NullSampler, Sampler
+
+log = logging.getLogger("dlbench.runner")
 
 
 @dataclass
@@ -52,6 +59,33 @@ class Measured:
     ranks: tuple[dict[str, Any], ...] = ()
     stream: Iterator[tuple[int, object]] | None = field(default=None, repr=False)
     sampler: Sampler | NullSampler = field(default_factory=NullSampler, repr=False)
+    meter: InterferenceMeter | None = field(default=None, repr=False)
+    interference: Interference | None = None
+    stability: Stability | None = None
+
+    def start_meter(self, spec: RunSpec, pid: int) -> None:
+        """Account other work from here (the timed phase's start); rank 0 only. Accounting
+        that cannot start leaves the run without a quality verdict, never without a result."""
+        if self.store is None:
+            return
+        gpus: tuple[int, ...] = ()
+        if self.device is not None and self.device.kind == "cuda":
+            first = int(self.device.device.partition(":")[2] or 0)
+            gpus = nvml_indices(list(range(first, first + spec.gpus)))
+        try:
+            self.meter = InterferenceMeter(pid, gpus).start()
+        except Exception as exc:  # noqa: BLE001 - the run matters more than its quality
+            log.warning("interference accounting did not start: %s", exc)
+
+    def stop_meter(self) -> None:
+        """Close the accounting (the timed phase's end, or wherever a failure stopped it)."""
+        if self.meter is None or self.interference is not None:
+            return
+        meter, self.meter = self.meter, None
+        try:
+            self.interference = meter.stop()
+        except Exception as exc:  # noqa: BLE001 - never lose the run to its accounting
+            log.warning("interference accounting failed: %s", exc)
 
     def enter(self, phase: str) -> None:
         """Mark the phase begun, in the store and the telemetry too: a run killed hard still
@@ -138,6 +172,7 @@ def build_result(
         staging=measured.staging,
         ranks=measured.ranks,
         descriptors=_descriptors(spec, measured, device_peak),
+        stability=measured.stability,
         steps=steps,
     )
 

@@ -7,17 +7,21 @@ import re
 import numpy as np
 import pytest
 
+from dlbench.analysis import bottleneck
 from dlbench.analysis.compare import compare
 from dlbench.analysis.cost import find_price, load_prices, run_cost
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
+from dlbench.figures import speed_error_bars
+from dlbench.records import Quality, RunResult, SpeedStats, StepRecord, TelemetrySample
 from dlbench.report.html import build
 from dlbench.store.summary import run_summary
 
 from conftest import run_dlbench
 
 
-def _run(store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, name=None):
+def _run(
+    store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, name=None, quality=None
+):
     rng = np.random.default_rng(seed)
     times = np.abs(rng.normal(step_s, step_s * 0.03, 200))
     store.create_run(
@@ -66,6 +70,7 @@ def _run(store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, n
             steps=steps,
             telemetry=telemetry,
             images_trained=200 * batch,
+            quality=quality,
         )
     )
 
@@ -205,3 +210,50 @@ def test_the_report_shows_insights_for_many_model_shapes(store):
     assert "Rank correlation with step time, batch size held fixed" in page
     few = build(store, store.list_runs()[:3], "three runs")
     assert "Insights" not in few
+
+
+CONTENDED = Quality(
+    "contended",
+    ("other work took 1.10 of the 2 usable cores (55%) over 30.0 s (contended above 25%)",),
+    1.1,
+    0.2,
+    None,
+)
+
+
+def test_a_contended_side_is_warned_about_beside_every_claim(store):
+    _run(store, "cpu-1", "cpu", 0.41, util=98, quality=CONTENDED)
+    _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
+    (c,) = compare(store, ["cpu-1", "gpu-1"], by="device").contrasts
+    assert c.quality_warning.startswith("Warning: measured under contention: device=cpu has 1 of")
+    assert "(other work took up to 1.10 cores)" in c.quality_warning
+    # A sentence pasted on its own still carries the caveat, "large" effects included.
+    assert "(large)" in c.hypothesis_a
+    for sentence in (c.verdict, c.hypothesis_a, c.hypothesis_b):
+        assert sentence.endswith("the difference measures the contention as much as the hardware")
+    page = build(store, store.list_runs(), "CPU vs GPU")
+    assert "<p class='bad'>Warning: measured under contention" in page
+    assert (
+        "title='other work took 1.10 of the 2 usable cores" in page and ">contended</span>" in page
+    )
+    verdicts = bottleneck.verdicts(run_summary(store.get_run("cpu-1")))
+    assert verdicts[0].name == "contended" and "1.10 of the 2 usable cores" in verdicts[0].evidence
+
+
+def test_clean_runs_carry_no_warning(store):
+    _run(store, "cpu-1", "cpu", 0.41, util=98)
+    _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
+    (c,) = compare(store, ["cpu-1", "gpu-1"], by="device").contrasts
+    assert c.quality_warning is None and "contention" not in c.verdict
+
+
+def test_error_bars_come_from_the_interval_and_never_go_below_zero():
+    bars = speed_error_bars(
+        [
+            {"mean_speed": 127.5, "speed_ci95": [40.0, 400.0]},
+            {"mean_speed": 100.0, "speed_ci95": None},
+        ]
+    )
+    assert bars["symmetric"] is False
+    assert bars["array"] == [272.5, 0.0] and bars["arrayminus"] == [87.5, 0.0]
+    assert all(127.5 - down >= 0 for down in bars["arrayminus"])

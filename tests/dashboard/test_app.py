@@ -12,7 +12,14 @@ APP = str(resources.files("dlbench.dashboard") / "app.py")
 
 
 def _add_run(
-    store, run_id, device="cpu", status="ok", telemetry=True, speed=100.0, framework="pytorch"
+    store,
+    run_id,
+    device="cpu",
+    status="ok",
+    telemetry=True,
+    speed=100.0,
+    framework="pytorch",
+    quality=None,
 ):
     store.create_run(
         run_id,
@@ -42,8 +49,11 @@ def _add_run(
         )
     if status == "ok":
         steps = tuple(StepRecord(i, 0, 64 / speed * (1 + 0.01 * (i % 3)), 0.0) for i in range(30))
-        stats = SpeedStats(30, 0.64, 0.64, 0.65, speed, speed, speed, speed, 1.0, 0.5, 0.0, 0.0)
-        store.finish_run(RunResult(run_id=run_id, status="ok", speed=stats, steps=steps))
+        stats = SpeedStats(30, 0.64, 0.64, 0.65, speed, speed, speed, speed, 1.0, 0.5, 0.0, 0.0,
+                           (0.9 * speed, 1.1 * speed))  # fmt: skip
+        store.finish_run(
+            RunResult(run_id=run_id, status="ok", speed=stats, steps=steps, quality=quality)
+        )
     else:
         store.finish_run(RunResult(run_id=run_id, status=status, error="CUDA out of memory"))
 
@@ -170,3 +180,27 @@ def test_the_calculator_answers_like_dlbench_predict(db_path):
     assert len(app.get("plotly_chart")) == 2  # the insights figures
     app.selectbox(key="insights_device").set_value("EPYC").run()  # another rerun
     assert [m.label for m in app.metric] == labels  # the answer stays
+
+
+def test_compare_page_says_which_runs_were_measured_on_a_busy_machine(db_path):
+    from dlbench.records import Quality
+
+    store = Store(str(db_path))
+    busy = Quality("contended", ("other work took 1.50 of the 2 usable cores",), 1.5, 0.1, None)
+    _add_run(store, "20260101-000001-aaaaaa", speed=100.0, quality=busy)
+    _add_run(store, "20260101-000002-bbbbbb", device="cuda:0", speed=900.0,
+             quality=Quality("clean", ("other work took 0.01 of 2",), 0.01, 0.1, None))  # fmt: skip
+    store.close()
+    app = _app(db_path)
+    assert list(app.dataframe[0].value["quality_verdict"]) == ["clean", "contended"]
+    app.sidebar.radio[0].set_value("Compare").run()
+    app.sidebar.multiselect[0].set_value(["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]).run()
+    assert not app.exception
+    errors = [e.value for e in app.error]
+    assert any(e.startswith("Warning: measured under contention: device=cpu") for e in errors)
+    assert any("20260101-000001-aaaaaa: contended — other work took 1.50" in e for e in errors)
+    import json
+
+    bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["error_y"]
+    assert bars["arrayminus"] == pytest.approx([10, 90])
+    assert bars["array"] == pytest.approx([10, 90])

@@ -50,3 +50,52 @@ def test_mean_speed_is_batch_over_mean_time_and_bounded_by_the_extremes(times, b
 
 def test_percentiles_in_milliseconds():
     assert percentiles_ms([0.001, 0.002, 0.003], 50, 100) == pytest.approx((2.0, 3.0))
+
+
+def test_the_speed_interval_is_a_t_interval_of_the_mean_step_time_by_hand():
+    # Steps 0.1, 0.2, 0.1, 0.4 s: mean 0.2, sample std 0.14142, t(0.975, 3) = 3.18245.
+    stats = speed_stats([0.1, 0.2, 0.1, 0.4], [0, 0, 0, 0], batch_size=10)
+    half = 3.182446 * math.sqrt(0.06 / 3) / 2  # t x sqrt(sum of squared deviations / 3) / sqrt(4)
+    low, high = stats.speed_ci95
+    assert low == pytest.approx(10 / (0.2 + half), rel=1e-5)
+    # 0.2 - half < 0: the mean step time is bounded below by the fastest step instead.
+    assert 0.2 - half < 0.1 and high == pytest.approx(10 / 0.1)
+
+
+def test_a_long_run_has_a_narrow_symmetric_interval():
+    rng = np.random.default_rng(0)
+    times = rng.normal(0.05, 0.001, 2000)
+    low, high = speed_stats(times, np.zeros_like(times), 64).speed_ci95
+    mean = 64 / times.mean()
+    assert low < mean < high and (high - low) / mean < 0.002
+    assert (mean - low) == pytest.approx(high - mean, rel=0.01)
+
+
+@given(
+    st.lists(st.floats(1e-4, 1.0), min_size=1, max_size=2),
+    st.floats(10.0, 1e4),
+    st.integers(1, 512),
+)
+def test_the_interval_never_goes_below_zero_even_with_a_huge_outlier(steps, outlier, batch):
+    # Two or three steps, one of them thousands of times slower: the case that printed
+    # "127.5 ± 297.2" img/s and drew an error bar to -200.
+    stats = speed_stats([*steps, outlier], [0.0] * (len(steps) + 1), batch)
+    low, high = stats.speed_ci95
+    assert 0 < low <= stats.mean_speed <= high
+    assert math.isfinite(high)
+
+
+def test_one_step_has_no_interval():
+    assert speed_stats([0.1], [0.0], 10).speed_ci95 is None
+
+
+def test_between_runs_by_hand():
+    from dlbench.measure.stats import between_runs
+
+    spread = between_runs([100.0, 110.0, 90.0])
+    assert spread.runs == 3 and spread.mean_speed == pytest.approx(100)
+    assert spread.std == pytest.approx(10) and spread.cv == pytest.approx(0.1)
+    half = 4.302653 * 10 / math.sqrt(3)
+    assert spread.ci95 == pytest.approx((100 - half, 100 + half), rel=1e-5)
+    assert between_runs([5.0, 500.0]).ci95[0] == 0.0  # never below zero
+    assert between_runs([50.0]).ci95 is None and between_runs([]) is None

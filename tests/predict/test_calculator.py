@@ -219,3 +219,24 @@ def test_cli_insights_per_family_and_its_refusal(db_path):
     assert {c["family"] for c in as_json} == {"vgg", "resnet", "mlp", "all families"}
     none = run_dlbench(db_path, "insights", "--family", "inception")
     assert none.returncode == 2 and "0 stored run(s) with descriptors match" in none.stderr
+
+
+def test_contended_runs_are_left_out_of_the_fit_and_counted(store):
+    from dlbench.predict.calculator import stored_table
+    from dlbench.records import Quality
+    from dlbench.render_calculator import predictor
+
+    runs = summaries(60)
+    stored_runs(store, runs)
+    busy = Quality("contended", ("other work took 1.9 of the 2 usable cores",), 1.9, 0.0, None)
+    # The same shapes measured ten times slower beside other work: they must not be learned.
+    stored_runs(store, runs[:7], step_factor=10.0, quality=busy, prefix="busy-")
+    table = stored_table(store)
+    assert len(table) == 60 and not table["run_id"].str.startswith("busy-").any()
+    assert table.attrs["left_out_contended"] == {"X": 7}
+    found = answer(store, _query(runs), "X", dataset_size=1000, epochs=1)
+    assert found.predictor.training["left_out_contended"] == 7
+    assert found.predictor.training["runs"] == 60
+    assert "7 contended run(s) left out" in predictor(found.predictor)
+    expected = runs[0]["mean_step_time_s"]
+    assert found.step_s[0] == pytest.approx(expected, rel=0.3)  # not pulled towards 10x

@@ -122,10 +122,10 @@ def test_an_older_schema_is_migrated_in_place(db_path, monkeypatch):
     _create(store, "old")
     store.close()
     applied = []
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 4)
-    monkeypatch.setitem(schema.MIGRATIONS, 3, lambda conn: applied.append(3))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 5)
+    monkeypatch.setitem(schema.MIGRATIONS, 4, lambda conn: applied.append(4))
     upgraded = Store(str(db_path))
-    assert applied == [3] and upgraded.schema_version() == 4
+    assert applied == [4] and upgraded.schema_version() == 5
     assert upgraded.get_run("old")["run_id"] == "old"
 
 
@@ -140,13 +140,57 @@ def test_a_version_1_database_gains_the_telemetry_table(db_path):
         conn.execute("ALTER TABLE runs DROP COLUMN run_key")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = Store(str(db_path))
-    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 3
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 4
     assert upgraded.get_run("from-v1")["mean_speed"] == 20.0
     assert upgraded.get_run("from-v1")["run_key"] is None  # v2 -> v3 added the sweep key
     _create(upgraded, "from-v3", run_key="abc")
     assert [r["run_id"] for r in upgraded.list_runs(run_key="abc")] == ["from-v3"]
     upgraded.add_samples("from-v1", [TelemetrySample(0.0, 1.0, "train", "cpu.util_percent", 5)])
     assert upgraded.get_samples("from-v1")[0].value == 5
+
+
+def test_a_version_3_database_gains_quality_baselines_and_the_right_io_names(db_path):
+    store = Store(str(db_path))
+    _create(store, "from-v3")
+    telemetry = {
+        "phases": {"train": {"metrics": {"proc.read_bytes_per_s": {"mean": 5.0}}}},
+        "run": {"metrics": {"proc.write_bytes_per_s": {"mean": 7.0}}},
+    }
+    _finish(store, "from-v3", telemetry=telemetry)
+    store.add_samples(
+        "from-v3", [TelemetrySample(0.0, 1.0, "train", "proc.read_bytes_per_s", 5.0)]
+    )
+    store.close()
+    with sqlite3.connect(db_path) as conn:  # what a dlbench of schema 3 left behind
+        conn.execute("DROP TABLE baselines")
+        conn.execute("ALTER TABLE runs DROP COLUMN quality_verdict")
+        conn.execute("ALTER TABLE runs DROP COLUMN foreign_cpu_cores")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    upgraded = Store(str(db_path))
+    assert upgraded.schema_version() == 4
+    row = upgraded.get_run("from-v3")
+    assert row["quality_verdict"] is None and row["foreign_cpu_cores"] is None
+    assert [s.metric for s in upgraded.get_samples("from-v3")] == ["proc.read_chars_per_s"]
+    renamed = row["result"]["telemetry"]
+    assert renamed["phases"]["train"]["metrics"] == {"proc.read_chars_per_s": {"mean": 5.0}}
+    assert renamed["run"]["metrics"] == {"proc.write_chars_per_s": {"mean": 7.0}}
+    from dlbench.store import baselines
+
+    assert baselines.every(upgraded) == []
+
+
+def test_quality_is_stored_in_columns_to_filter_by(store):
+    from dlbench.records import Quality
+
+    _create(store, "q1")
+    _finish(store, "q1", quality=Quality("contended", ("busy",), 1.25, 3.0, None))
+    _create(store, "q2")
+    _finish(store, "q2")
+    assert [r["run_id"] for r in store.list_runs(quality_verdict="contended")] == ["q1"]
+    summary = run_summary(store.get_run("q1"))
+    assert summary["quality_verdict"] == "contended" and summary["foreign_cpu_cores"] == 1.25
+    assert summary["quality"]["reasons"] == ["busy"]
+    assert run_summary(store.get_run("q2"))["quality_verdict"] is None
 
 
 def test_telemetry_round_trip_and_one_metric_reads_by_primary_key(store, db_path):
@@ -199,6 +243,9 @@ def test_export_has_one_row_per_run_with_the_named_columns(store, tmp_path, fmt)
     assert list(frame.columns) == list(COLUMNS)
     assert sorted(frame["status"]) == ["ok", "oom"]
     assert frame.set_index("run_id").loc["e1", "mean_speed"] == 20.0
+    assert {"quality_verdict", "foreign_cpu_cores", "speed_ci95_low", "speed_stderr"} <= set(
+        frame.columns
+    )
 
 
 def test_notes_are_kept_replaced_and_read_back(store):
@@ -206,4 +253,4 @@ def test_notes_are_kept_replaced_and_read_back(store):
     store.put_note("predictor:x", {"model": "roofline", "errors": [1.5, float("nan")]})
     store.put_note("predictor:x", {"model": "boosted", "errors": [2.0]})
     assert store.get_note("predictor:x") == {"model": "boosted", "errors": [2.0]}
-    assert store.schema_version() == 3  # notes live in the meta table beside the version
+    assert store.schema_version() == 4  # notes live in the meta table beside the version

@@ -32,6 +32,7 @@ class FakeNvml:
         self.energy_mj = [1_000_000.0] * gpus
         self.throttle = 0x4 | 0x20  # software power cap + software thermal slowdown
         self.shutdown = False
+        self.processes: dict[int, list[tuple[int, int | None]]] = {}  # gpu -> (pid, memory)
 
     def _call(self, name, handle):
         self.calls[name] += 1
@@ -84,3 +85,10 @@ class FakeNvml:
     def nvmlDeviceGetPcieThroughput(self, h, counter):
         self._call("pcie", h)
         return 2048  # KB/s
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        self._call("processes", h)
+        return [
+            SimpleNamespace(pid=pid, usedGpuMemory=memory)
+            for pid, memory in self.processes.get(h, [])
+        ]

@@ -126,3 +126,31 @@ def test_null_sampler_does_nothing():
     sampler = NullSampler().start()
     sampler.set_phase("train")
     assert sampler.stop().ticks == 0
+
+
+class Fixed(Counting):
+    def __init__(self, name, values):
+        super().__init__()
+        self.name, self.values = name, values
+
+    def read(self, now):
+        return dict(self.values)
+
+
+def test_other_works_cores_are_derived_tick_by_tick():
+    stored, sink = _collect()
+    sources = [
+        Fixed("cpu", {"cpu.busy_cores": 1.9, "cpu.util_percent": 95.0}),
+        Fixed("process", {"proc.cpu_percent": 80.0}),
+    ]
+    sampler = Sampler(sources, 0.05, sink).start()
+    time.sleep(0.2)
+    sampler.stop()
+    foreign = [s for batch in stored for s in batch if s.metric == "cpu.foreign_cores"]
+    assert foreign and all(s.value == pytest.approx(1.1) for s in foreign)
+    # Same tick, same time stamp as the readings it comes from.
+    busy = {s.t_s for batch in stored for s in batch if s.metric == "cpu.busy_cores"}
+    assert {s.t_s for s in foreign} == busy
+    stored, sink = _collect()
+    Sampler([sources[0]], 0.05, sink).start().stop()
+    assert not any(s.metric == "cpu.foreign_cores" for batch in stored for s in batch)

@@ -35,8 +35,8 @@ UNDERUSED_MFU = 0.10  # ... or under 10% of its peak FLOP/s
 
 @dataclass(frozen=True)
 class Verdict:
-    name: str  # input-bound, io-bound, cpu-bound, thermal-throttling, power-throttling,
-    # memory-pressure, accelerator-underused
+    name: str  # contended, input-bound, io-bound, cpu-bound, thermal-throttling,
+    # power-throttling, memory-pressure, accelerator-underused
     evidence: str
 
 
@@ -65,6 +65,11 @@ def verdicts(
     """Every bottleneck the run shows, strongest evidence first in each."""
     metrics = _train(summary)
     found: list[Verdict] = []
+    quality = summary.get("quality") or {}
+    if quality.get("verdict") == "contended":
+        # Everything below is read from a machine other work was using: say that first.
+        reasons = quality.get("reasons") or ["other work competed with the run"]
+        found.append(Verdict("contended", reasons[0]))
     wait = summary.get("data_wait_fraction") or 0.0
     gpu_util = _gpu_util(metrics)
     # On the CPU there is no accelerator to leave idle; on a GPU, the verdicts below need it idle.

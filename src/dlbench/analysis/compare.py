@@ -84,6 +84,7 @@ class Contrast:
     verdict: str
     hypothesis_a: str
     hypothesis_b: str
+    quality_warning: str | None = None  # a side measured on a contended or noisy machine
 
 
 @dataclass
@@ -179,9 +180,50 @@ def _contrast(group: Group, base: Group, by: str) -> Contrast:
     verdict = _verdict(label, baseline, speedup, welch, metrics)
     hyp_a = _hypothesis_a(label, baseline, metrics)
     hyp_b = _hypothesis_b(label, baseline, speedup, welch)
+    warning = quality_warning([(label, group.runs), (baseline, base.runs)])
+    if warning:
+        # The caveat travels with every sentence that may be pasted on its own.
+        verdict, hyp_a, hyp_b = (f"{text}. {warning}" for text in (verdict, hyp_a, hyp_b))
     return Contrast(
-        group.value, base.value, speedup, method, welch, mwu, metrics, verdict, hyp_a, hyp_b
+        group.value,
+        base.value,
+        speedup,
+        method,
+        welch,
+        mwu,
+        metrics,
+        verdict,
+        hyp_a,
+        hyp_b,
+        warning,
     )
+
+
+def quality_warning(sides: list[tuple[str, list[dict[str, Any]]]]) -> str | None:
+    """One sentence when a side's runs were measured contended or noisy (None: all clean or
+    not measured)."""
+    found, worst = [], None
+    for label, runs in sides:
+        for level in ("contended", "noisy"):
+            hit = [r for r in runs if r.get("quality_verdict") == level]
+            if not hit:
+                continue
+            foreign = max((r.get("foreign_cpu_cores") or 0.0) for r in hit)
+            found.append(
+                f"{label} has {len(hit)} of {len(runs)} run(s) {level} (other work took up to "
+                f"{foreign:.2f} cores)"
+            )
+            worst = "contended" if level == "contended" or worst == "contended" else "noisy"
+            break
+    if not found:
+        return None
+    if worst == "contended":
+        return (
+            "Warning: measured under contention: "
+            + "; ".join(found)
+            + ": the difference measures the contention as much as the hardware"
+        )
+    return "Note: " + "; ".join(found) + ": the figures may be a few percent off"
 
 
 def _metric_tests(group: Group, base: Group) -> list[MetricTest]:

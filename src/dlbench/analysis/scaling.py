@@ -1,7 +1,8 @@
 """``dlbench scaling``: speed over GPU counts (with efficiency), staging tiers and batch sizes.
 
 Runs that differ only in the axis (and their repeat) form a series; a series needs two or more
-values of the axis. Speed is the mean over repeats, with its standard error across them.
+values of the axis. Speed is the mean over repeats, with its standard error across them and a
+95% interval: Student's t across the repeats, or a single run's own interval.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dlbench.measure.stats import between_runs
 from dlbench.store.summary import run_summary
 
 AXES = {"gpus": "GPUs", "staged_from": "staged from", "batch_size": "batch size"}
@@ -26,6 +28,7 @@ class Point:
     speed_stderr: float | None  # across repeats
     relative: float  # speed / the series' first point
     efficiency: float | None  # gpus: speed(N) / (N x speed(first N) / first N)
+    speed_ci95: tuple[float, float] | None = None  # never below 0
 
 
 @dataclass(frozen=True)
@@ -51,15 +54,13 @@ def scaling(rows: list[dict[str, Any]]) -> list[Series]:
     summaries = [run_summary(r) for r in rows if r["status"] == "ok" and r.get("mean_speed")]
     out: list[Series] = []
     for axis in AXES:
-        groups: dict[str, dict[Any, list[float]]] = {}
+        groups: dict[str, dict[Any, list[dict[str, Any]]]] = {}
         labels: dict[str, str] = {}
         for summary in summaries:
             config = _config(summary)
             rest = {k: v for k, v in config.items() if k != axis and k not in IGNORED}
             key = json.dumps(rest, sort_keys=True, default=str)
-            groups.setdefault(key, {}).setdefault(config.get(axis), []).append(
-                summary["mean_speed"]
-            )
+            groups.setdefault(key, {}).setdefault(config.get(axis), []).append(summary)
             labels[key] = _label(config, axis)
         for key, by_value in groups.items():
             if len(by_value) < 2:
@@ -71,15 +72,30 @@ def scaling(rows: list[dict[str, Any]]) -> list[Series]:
     return out
 
 
-def _points(axis: str, ordered: list[Any], by_value: dict[Any, list[float]]) -> tuple[Point, ...]:
-    first = float(np.mean(by_value[ordered[0]]))
+def _points(
+    axis: str, ordered: list[Any], by_value: dict[Any, list[dict[str, Any]]]
+) -> tuple[Point, ...]:
+    first = float(np.mean([s["mean_speed"] for s in by_value[ordered[0]]]))
     points = []
     for value in ordered:
-        speeds = np.array(by_value[value])
+        runs = by_value[value]
+        speeds = np.array([s["mean_speed"] for s in runs])
         mean = float(speeds.mean())
         stderr = float(speeds.std(ddof=1) / np.sqrt(speeds.size)) if speeds.size > 1 else None
+        spread = between_runs(list(speeds))
+        interval = spread.ci95 if spread and spread.ci95 else runs[0].get("speed_ci95")
         efficiency = None
         if axis == "gpus" and isinstance(value, int) and isinstance(ordered[0], int):
             efficiency = mean / (value / ordered[0] * first)
-        points.append(Point(value, int(speeds.size), mean, stderr, mean / first, efficiency))
+        points.append(
+            Point(
+                value,
+                int(speeds.size),
+                mean,
+                stderr,
+                mean / first,
+                efficiency,
+                tuple(interval) if interval else None,
+            )
+        )
     return tuple(points)

@@ -16,7 +16,7 @@ import streamlit as st
 
 from dlbench.dashboard import data
 from dlbench.errors import DlbenchError
-from dlbench.figures import shade_phases
+from dlbench.figures import shade_phases, speed_error_bars
 from dlbench.store import Store, default_url
 
 PAGES = ("Runs", "Telemetry", "Compare", "Scaling", "Hardware", "Calculator")
@@ -134,7 +134,8 @@ def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
             "batch_size",
             "status",
             "mean_speed",
-            "speed_stderr",
+            "quality_verdict",
+            "foreign_cpu_cores",
             "accuracy",
             "tags",
             "sweep",
@@ -246,13 +247,16 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
                     for s in ok
                 ],
                 y=[s["mean_speed"] for s in ok],
-                error_y={"type": "data", "array": [s.get("speed_stderr") or 0 for s in ok]},
+                error_y=speed_error_bars(ok),
             )
         )
         fig.update_layout(
-            title="Throughput (images/s ± standard error)", template="plotly_white", height=380
+            title="Throughput (images/s, error bars: 95% confidence interval)",
+            template="plotly_white",
+            height=380,
         )
         st.plotly_chart(fig, width="stretch")
+        _quality_notes(summaries)
     if len(ok) >= 2:
         # The first field on which the selected runs differ (the CPU-vs-GPU case: device).
         differing = [f for f in FIELDS if len({field_of(s, f) for s in ok}) > 1]
@@ -261,6 +265,10 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         try:
             result = compare(_store(url), [s["run_id"] for s in ok], by)
             for c in result.contrasts:
+                if c.quality_warning and c.quality_warning.startswith("Warning"):
+                    st.error(c.quality_warning)
+                elif c.quality_warning:
+                    st.warning(c.quality_warning)
                 st.success(c.verdict)
                 st.markdown(f"- Hypothesis {c.hypothesis_a}\n- Hypothesis {c.hypothesis_b}")
         except DlbenchError as exc:
@@ -289,6 +297,23 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _quality_notes(summaries: list[dict[str, Any]]) -> None:
+    """Each selected run's measurement quality, with its reasons when not clean."""
+    st.subheader("Measurement quality")
+    for s in summaries:
+        quality = s.get("quality") or {}
+        verdict = quality.get("verdict")
+        reasons = "; ".join(quality.get("reasons") or [])
+        if verdict == "contended":
+            st.error(f"{s['run_id']}: contended — {reasons}")
+        elif verdict == "noisy":
+            st.warning(f"{s['run_id']}: noisy — {reasons}")
+        elif verdict == "clean":
+            st.markdown(f"**{s['run_id']}**: clean — {reasons}")
+        else:
+            st.caption(f"{s['run_id']}: quality not measured (an older run, or no timed phase)")
 
 
 def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:

@@ -26,6 +26,8 @@ RUN_COLUMNS = (
     "sweep",
     "mean_speed",
     "speed_stderr",
+    "quality_verdict",
+    "foreign_cpu_cores",
     "accuracy",
     "staged_from",
     "hostname",

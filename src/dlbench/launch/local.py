@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 
@@ -27,6 +29,11 @@ CHILD_MODULE = "dlbench.launch.child"
 EXIT_CODES = {"ok": 0, "failed": 1, "oom": 3, "timeout": 4, "interrupted": 130}
 CRASH_TAIL_CHARS = 1500
 CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the second plus 6 random hex digits."""
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True)
@@ -47,9 +54,11 @@ def run_local(
     timeout_s: float | None = None,
     kind: str = "train",
     run_key: str | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> LaunchOutcome:
     """Run ``spec`` in a child process; the run is in ``store`` from start to end.
-    ``run_key`` identifies it in its sweep (default: the hash of its spec)."""
+    ``run_key`` identifies it in its sweep (default: the hash of its spec); ``on_start`` gets
+    the child's pid as soon as it exists."""
     store.create_run(
         run_id,
         kind,
@@ -81,7 +90,7 @@ def run_local(
             )
         )
         oom_before = oom_kills()
-        ended = supervise(child_command(spec, payload), timeout_s)
+        ended = supervise(child_command(spec, payload), timeout_s, on_start=on_start)
         crash_tail = _tail(crash_file)
     status = _close_if_unfinished(
         store, run_id, ended.returncode, ended.timed_out, oom_before, crash_tail

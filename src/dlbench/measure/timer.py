@@ -53,6 +53,10 @@ class StepTimer:
     def completed_steps(self) -> int:
         return len(self._ends)
 
+    def step_times_s(self) -> list[float]:
+        """The completed steps' times so far, in seconds."""
+        return [(end - start) * NS for start, end in zip(self._starts, self._ends, strict=False)]
+
     def steps(self) -> tuple[StepRecord, ...]:
         """Every completed step; a step cut short by an interrupt is left out."""
         return tuple(

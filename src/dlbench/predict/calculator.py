@@ -176,7 +176,8 @@ def answer(
         moved = transfer(runs, name)
         source = moved.source
     training = runs[runs["device"] == source]
-    predictor = fit_predictor(store, training, source)
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
+    predictor = fit_predictor(store, training, source, left_out)
     precision = descriptors.get("precision", "fp32")
     same = training[training["precision"] == precision]
     peak = float(same["peak_tflops"].median()) if len(same) else float("nan")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scipy.stats import qmc
@@ -101,31 +101,48 @@ def calibrate(
     on_run: Callable[[RunSpec, str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_start: Callable[[RunSpec], None] | None = None,
+    quiet: Any = None,
+    report: Any = None,
 ) -> int:
-    """Run the design until ``budget_s`` is spent; the number of runs made."""
-    from dlbench.api import new_run_id
-    from dlbench.launch.local import run_local
-
-    def default(spec: RunSpec) -> str:
-        outcome = run_local(spec, new_run_id(), store, timeout_s=max(60.0, budget_s))
-        if outcome.interrupted:  # Ctrl-C stops the calibration, not just this run
-            raise KeyboardInterrupt
-        return outcome.status
-
-    run = run or default
+    """Run the design until ``budget_s`` is spent; the number of runs made. A configuration
+    stored ok is not run again, unless it was measured contended (it is left out of the fit,
+    so it is measured again). ``run`` replaces launching (the tests' stand-in)."""
     sweep = sweep_name(device_name)
-    done = {r["run_key"] for r in store.list_runs(sweep=sweep) if r["status"] == "ok"}
-    started, made = clock(), 0
-    for config in design(families):
-        for spec in specs(config, device, sweep, repeats):
-            if spec.run_key in done:
-                continue
-            if clock() - started >= budget_s:
-                return made
+    done = {
+        r["run_key"]
+        for r in store.list_runs(sweep=sweep)
+        if r["status"] == "ok" and r.get("quality_verdict") != "contended"
+    }
+    started = clock()
+
+    def pending() -> Iterator[RunSpec]:
+        for config in design(families):
+            for spec in specs(config, device, sweep, repeats):
+                if spec.run_key in done:
+                    continue
+                if clock() - started >= budget_s:
+                    return
+                yield spec
+
+    if run is not None:
+        made = 0
+        for spec in pending():
             if on_start:
                 on_start(spec)
             status = run(spec)
             made += 1
             if on_run:
                 on_run(spec, status)
-    return made
+        return made
+    from dlbench.launch.series import run_series
+
+    outcomes = run_series(
+        pending(),
+        store,
+        timeout_s=max(60.0, budget_s),
+        quiet=quiet,
+        report=report,
+        on_start=(lambda r: on_start(r.spec)) if on_start else None,
+        on_end=(lambda r, o: on_run(r.spec, o.status)) if on_run else None,
+    )
+    return len(outcomes)

@@ -23,13 +23,21 @@ FEATURES = (
 
 
 def frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
-    """Runs that ended ok with descriptors and a step time, as a table with the features."""
+    """Runs that ended ok with descriptors and a step time, as a table with the features.
+
+    Runs measured on a contended machine are left out: their step times are the contention's,
+    not the model's. ``table.attrs["left_out_contended"]`` counts them per device."""
     rows = []
+    left_out: dict[str, int] = {}
     for s in summaries:
         d = s.get("descriptors") or {}
         # The median step: robust to a shared machine's hiccups, which belong to no model.
         step = s.get("median_step_time_s") or s.get("mean_step_time_s")
         if s.get("status") != "ok" or not step or not d.get("flops_per_step"):
+            continue
+        if s.get("quality_verdict") == "contended":
+            device = str(d.get("device_name"))
+            left_out[device] = left_out.get(device, 0) + 1
             continue
         peak = d.get("device_peak_tflops")
         rows.append(
@@ -55,6 +63,7 @@ def frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
             }
         )
     table = pd.DataFrame(rows)
+    table.attrs["left_out_contended"] = left_out
     if table.empty:
         return table
     table["log_flops"] = np.log(table["flops"])

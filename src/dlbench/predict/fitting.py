@@ -108,11 +108,13 @@ def _coefficients(model: StepModel) -> dict[str, Any]:
     }
 
 
-def fit_predictor(store: Store, table: pd.DataFrame, device: str) -> Predictor:
+def fit_predictor(
+    store: Store, table: pd.DataFrame, device: str, left_out_contended: int = 0
+) -> Predictor:
     """The device's predictor on ``table`` (its runs): the kept choice when the runs are the
     same, else a fresh cross-validated choice, kept for next time where the store is
-    writable."""
-    training = describe_training(table)
+    writable. ``left_out_contended`` counts the device's contended runs not learned from."""
+    training = {**describe_training(table), "left_out_contended": left_out_contended}
     note = store.get_note(note_key(device))
     if (
         note

@@ -16,7 +16,8 @@ from dlbench import __version__
 from dlbench.analysis import bottleneck, cost, scaling, stats
 from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
-from dlbench.figures import scaling_figure, shade_phases
+from dlbench.figures import scaling_figure, shade_phases, speed_error_bars
+from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.store import Store
 from dlbench.store.summary import run_summary
 
@@ -42,6 +43,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:6px 9px;
 border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
 th{background:#f0f4f8;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#1e7a34;font-weight:600}.bad{color:#b42318;font-weight:600}
+.warn{color:#b54708;font-weight:600}
 .verdict{font-size:15px;font-weight:600;margin:10px 0 4px}.note{color:#616e7c;font-size:13px}
 ul{margin:6px 0 0 18px;padding:0}li{margin:3px 0}
 """
@@ -126,11 +128,12 @@ def _results(summaries: list[dict[str, Any]]) -> str:
             _esc(s.get("precision")),
             s.get("batch_size"),
             _num(s.get("mean_speed")),
-            _num(s.get("speed_stderr")),
+            _interval(s),
             _num((s.get("mean_step_time_s") or 0) * 1e3, 2),
             _num(s.get("achieved_tflops"), 3),
             "—" if s.get("mfu") is None else f"{s['mfu']:.1%}",
             _num(s.get("accuracy") if s.get("accuracy") is not None else s.get("map50"), 4),
+            _quality(s),
             _status(s["status"]),
         ]
         for s in summaries
@@ -144,15 +147,42 @@ def _results(summaries: list[dict[str, Any]]) -> str:
             "Precision",
             "Batch",
             "Images/s",
-            "± stderr",
+            "95% CI",
             "Step (ms)",
             "TFLOP/s",
             "MFU",
             "Accuracy",
+            "Quality",
             "Status",
         ],
         rows,
         {5, 6, 7, 8, 9, 10, 11},
+    )
+
+
+def _interval(s: dict[str, Any]) -> str:
+    interval = s.get("speed_ci95")
+    if not interval:
+        return "—"
+    text = f"{interval[0]:,.1f}–{interval[1]:,.1f}"
+    steps = s.get("timed_steps") or 0
+    if steps < MIN_RELIABLE_STEPS:
+        text += f" (unreliable: {steps} steps)"
+    return _esc(text)
+
+
+QUALITY_CLASS = {"clean": "ok", "noisy": "warn", "contended": "bad"}
+
+
+def _quality(s: dict[str, Any]) -> str:
+    """The verdict, its reasons in the cell's tooltip."""
+    verdict = s.get("quality_verdict")
+    if verdict is None:
+        return "<span class='note'>not measured</span>"
+    reasons = " · ".join((s.get("quality") or {}).get("reasons") or [])
+    return (
+        f"<span class='{QUALITY_CLASS.get(verdict, '')}' title='{_esc(reasons)}'>"
+        f"{_esc(verdict)}</span>"
     )
 
 
@@ -166,11 +196,11 @@ def _throughput(summaries: list[dict[str, Any]]) -> str:
         fig.add_bar(
             x=[_label(s) + f" ({s['run_id'][-6:]})" for s in runs],
             y=[s["mean_speed"] for s in runs],
-            error_y={"type": "data", "array": [s.get("speed_stderr") or 0 for s in runs]},
+            error_y=speed_error_bars(runs),
             name=device,
         )
     fig.update_layout(
-        title="Training throughput (images/s, error bars: standard error)",
+        title="Training throughput (images/s, error bars: 95% confidence interval)",
         yaxis_title="images/s",
         height=420,
         barmode="group",
@@ -267,6 +297,9 @@ def _comparison_html(result: Comparison) -> str:
         f"{_esc(result.groups[0].value)}.</p>"
     ]
     for c in result.contrasts:
+        if c.quality_warning:
+            kind = "bad" if c.quality_warning.startswith("Warning") else "warn"
+            parts.append(f"<p class='{kind}'>{_esc(c.quality_warning)}</p>")
         parts.append(
             f"<p class='verdict'>{_esc(c.verdict)}</p><ul><li>Hypothesis "
             f"{_esc(c.hypothesis_a)}</li><li>Hypothesis {_esc(c.hypothesis_b)}</li>"

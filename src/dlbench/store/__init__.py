@@ -221,6 +221,8 @@ class Store:
             "val_time_s": result.val_time_s,
             "accuracy": result.accuracy,
             "peak_memory_bytes": result.peak_memory_bytes,
+            "quality_verdict": result.quality.verdict if result.quality else None,
+            "foreign_cpu_cores": result.quality.foreign_cpu_cores if result.quality else None,
             "total_time_s": result.total_time_s if result.total_time_s else result.wall_time_s,
             "result": _json_safe(result.to_dict()),
         }

@@ -33,6 +33,8 @@ COLUMNS = (
     "mean_speed",
     "mean_step_time_s",
     "speed_stderr",
+    "speed_ci95_low",
+    "speed_ci95_high",
     "speed_jitter",
     "median_speed",
     "p5_speed",
@@ -48,6 +50,9 @@ COLUMNS = (
     "latency_p95_ms",
     "achieved_tflops",
     "mfu",
+    "quality_verdict",
+    "foreign_cpu_cores",
+    "steal_percent",
     "sweep",
     "status",
     "error",
@@ -60,6 +65,7 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     for run in runs:
         summary = run_summary(run)
         inference = summary.get("inference") or {}
+        interval = summary.get("speed_ci95") or (None, None)
         rows.append(
             {
                 **{k: summary.get(k) for k in COLUMNS if k in summary},
@@ -69,6 +75,9 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "gpu_type": run.get("device_name") if (run.get("num_gpus") or 0) > 0 else None,
                 "latency_p50_ms": inference.get("latency_p50_ms"),
                 "latency_p95_ms": inference.get("latency_p95_ms"),
+                "speed_ci95_low": interval[0],
+                "speed_ci95_high": interval[1],
+                "steal_percent": (summary.get("quality") or {}).get("steal_percent"),
                 "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),
             }
         )

@@ -7,7 +7,9 @@ dlbench is refused rather than misread.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,10 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    inspect,
     text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -71,6 +74,8 @@ runs = Table(
     Column("accuracy", Float),
     Column("timed_steps", Integer),
     Column("peak_memory_bytes", BigInteger),
+    Column("quality_verdict", String(16)),  # clean | noisy | contended; null: not measured
+    Column("foreign_cpu_cores", Float),
     Column("tags", JSON, nullable=False),
     Column("config", JSON, nullable=False),
     Column("hardware", JSON),
@@ -103,6 +108,21 @@ telemetry = Table(
     sqlite_with_rowid=False,
 )
 
+# Named references for ``dlbench check``: a configuration and what it measured, kept whole so
+# that a check still works if the runs themselves are gone (another machine's database).
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created_at", String(32), nullable=False),
+    Column("workload", String(64)),
+    Column("device_name", String(128)),
+    Column("hostname", String(128)),
+    Column("spec", JSON, nullable=False),  # the resolved run configuration, repeat/tags aside
+    Column("runs", JSON, nullable=False),  # [{run_id, mean_speed, timed_steps, ...}]
+    Column("hardware", JSON),
+)
+
 Index("ix_runs_created_at", runs.c.created_at)
 
 Migration = Callable[[Connection], None]
@@ -117,5 +137,53 @@ def _add_run_key(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_runs_run_key ON runs (run_key)"))
 
 
+# Per-process I/O was named as bytes; it is psutil's read_chars/write_chars (every byte passed
+# to read and write calls, pipes and page cache included).
+RENAMED_METRICS = {
+    "proc.read_bytes_per_s": "proc.read_chars_per_s",
+    "proc.write_bytes_per_s": "proc.write_chars_per_s",
+}
+
+
+def _add_quality_and_baselines(conn: Connection) -> None:
+    present = {column["name"] for column in inspect(conn).get_columns("runs")}
+    if "quality_verdict" not in present:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN quality_verdict VARCHAR(16)"))
+    if "foreign_cpu_cores" not in present:
+        conn.execute(text("ALTER TABLE runs ADD COLUMN foreign_cpu_cores FLOAT"))
+    baselines.create(conn, checkfirst=True)
+    for old, new in RENAMED_METRICS.items():
+        conn.execute(
+            text("UPDATE telemetry SET metric = :new WHERE metric = :old"), {"new": new, "old": old}
+        )
+    # The same names inside each run's stored telemetry summary.
+    rows = conn.execute(text("SELECT run_id, result FROM runs WHERE result IS NOT NULL")).all()
+    for run_id, result in rows:
+        document = json.loads(result) if isinstance(result, str) else result
+        renamed = _rename_metrics(document)
+        if renamed is not None:
+            conn.execute(runs.update().where(runs.c.run_id == run_id).values(result=renamed))
+
+
+def _rename_metrics(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``result`` with the renamed metrics in its telemetry summary (None: nothing to do)."""
+    telemetry = (result or {}).get("telemetry") or {}
+    blocks = [p for p in (telemetry.get("phases") or {}).values() if isinstance(p, dict)]
+    if isinstance(telemetry.get("run"), dict):
+        blocks.append(telemetry["run"])
+    changed = False
+    for block in blocks:
+        metrics = block.get("metrics") or {}
+        for old, new in RENAMED_METRICS.items():
+            if old in metrics:
+                metrics[new] = metrics.pop(old)
+                changed = True
+    return result if changed else None
+
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1.
-MIGRATIONS: dict[int, Migration] = {1: _add_telemetry, 2: _add_run_key}
+MIGRATIONS: dict[int, Migration] = {
+    1: _add_telemetry,
+    2: _add_run_key,
+    3: _add_quality_and_baselines,
+}

@@ -13,6 +13,7 @@ SPEED_FIELDS = (
     "p5_speed",
     "p95_speed",
     "speed_stderr",
+    "speed_ci95",
     "speed_jitter",
     "mean_data_wait_s",
     "data_wait_fraction",
@@ -80,6 +81,11 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["inference"] = result.get("inference")
     summary["wall_time_s"] = result.get("wall_time_s")
     summary["exit_code"] = result.get("exit_code")
+    quality = result.get("quality") or {}
+    summary["quality_verdict"] = run.get("quality_verdict") or quality.get("verdict")
+    summary["foreign_cpu_cores"] = quality.get("foreign_cpu_cores")
+    summary["quality"] = result.get("quality")
+    summary["stability"] = result.get("stability")
     summary["telemetry"] = result.get("telemetry")
     summary["hardware"] = run.get("hardware")
     summary["config"] = run.get("config")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -14,7 +14,8 @@ from typing import Any
 
 from dlbench.api import new_run_id, preflight, preflight_device
 from dlbench.config import RunSpec
-from dlbench.launch.local import run_local
+from dlbench.launch.quiet import QuietPolicy, QuietReport
+from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.records import FINAL_STATUSES
 from dlbench.store import Store
 from dlbench.store.summary import run_summary
@@ -78,33 +79,54 @@ def resolve_batch(run: SweepRun, device_kind: str, timeout_s: float | None) -> R
     return run.spec.model_copy(update={"batch_size": found.max_batch_size})
 
 
-def execute_one(
-    run: SweepRun, store: Store, timeout_s: float | None, results_dir: Path | None, gpu_type: str
-) -> dict[str, Any]:
-    """One run of a sweep, in its own process, stored; its summary (and JSON file)."""
+def _prepare(run: SweepRun, store: Store, timeout_s: float | None) -> tuple[SeriesRun | None, str]:
+    """The run to launch (``batch_size: max`` resolved first), and its id. When not even
+    batch 1 fits, the run is stored ``oom`` here and there is nothing to launch."""
     device = preflight_device(run.spec)
     spec = resolve_batch(run, device.kind, timeout_s)
     run_id = new_run_id()
-    if spec is None:
-        store.create_run(
-            run_id,
-            "train",
-            run.spec.model_dump(mode="json"),
-            workload=run.spec.workload,
-            sweep=run.spec.sweep,
-            run_key=run.key,
-            device=run.spec.device,
-        )
-        store.end_unfinished(run_id, "oom", "batch_size max: not even batch 1 fits")
-        interrupted = False
-    else:
-        outcome = run_local(spec, run_id, store, timeout_s=timeout_s, run_key=run.key)
-        interrupted = outcome.interrupted
+    if spec is not None:
+        return SeriesRun(spec, run_key=run.key, run_id=run_id), run_id
+    store.create_run(
+        run_id,
+        "train",
+        run.spec.model_dump(mode="json"),
+        workload=run.spec.workload,
+        sweep=run.spec.sweep,
+        run_key=run.key,
+        device=run.spec.device,
+    )
+    store.end_unfinished(run_id, "oom", "batch_size max: not even batch 1 fits")
+    return None, run_id
+
+
+def _finish(
+    run: SweepRun, store: Store, run_id: str, results_dir: Path | None, gpu_type: str
+) -> dict[str, Any]:
     summary = run_summary(store.get_run(run_id))
     if results_dir is not None:
         write_result_file(results_dir, summary, run, gpu_type)
-    if interrupted:  # the user stopped the sweep: no further run starts (--resume goes on)
-        raise KeyboardInterrupt
+    return summary
+
+
+def execute_one(
+    run: SweepRun,
+    store: Store,
+    timeout_s: float | None,
+    results_dir: Path | None,
+    gpu_type: str,
+    quiet: QuietPolicy | None = None,
+    report: QuietReport | None = None,
+) -> dict[str, Any]:
+    """One run of a sweep (a Slurm job's), in its own process, stored; its summary (and JSON
+    file)."""
+    prepared, run_id = _prepare(run, store, timeout_s)
+    outcome = None
+    if prepared is not None:
+        outcome = run_one(prepared, store, timeout_s=timeout_s, quiet=quiet, report=report)
+    summary = _finish(run, store, run_id, results_dir, gpu_type)
+    if outcome is not None and outcome.interrupted:
+        raise KeyboardInterrupt  # the job was stopped: say so to its caller
     return summary
 
 
@@ -153,25 +175,42 @@ def run_locally(
     planned: list[Planned],
     on_start: Callable[[SweepRun], None] | None = None,
     on_end: Callable[[SweepRun, dict[str, Any]], None] | None = None,
+    quiet: QuietPolicy | None = None,
+    report: QuietReport | None = None,
 ) -> list[dict[str, Any]]:
-    """The local executor: each run in its own process, one after another; a run that
-    crashes, is killed or runs out of memory is stored as such and the sweep goes on."""
-    summaries = []
-    for item in planned:
-        if item.skip_reason:
-            continue
-        if on_start:
-            on_start(item.run)
-        summary = execute_one(
-            item.run,
-            store,
-            sweep.file.timeout,
-            sweep.results_dir,
-            gpu_type_of(sweep, item.run.spec),
-        )
+    """The local executor: each run in its own process, one after another (the series loop);
+    a run that crashes, is killed or runs out of memory is stored as such and the sweep goes
+    on; Ctrl-C stops the sweep after the run in progress is stored."""
+    summaries: list[dict[str, Any]] = []
+    launched: dict[str, SweepRun] = {}
+
+    def done(run: SweepRun, run_id: str) -> None:
+        summary = _finish(run, store, run_id, sweep.results_dir, gpu_type_of(sweep, run.spec))
         summaries.append(summary)
         if on_end:
-            on_end(item.run, summary)
+            on_end(run, summary)
+
+    def runs() -> Iterator[SeriesRun]:
+        for item in planned:
+            if item.skip_reason:
+                continue
+            if on_start:
+                on_start(item.run)
+            prepared, run_id = _prepare(item.run, store, sweep.file.timeout)
+            if prepared is None:
+                done(item.run, run_id)
+                continue
+            launched[prepared.run_id] = item.run
+            yield prepared
+
+    run_series(
+        runs(),
+        store,
+        timeout_s=sweep.file.timeout,
+        quiet=quiet,
+        report=report,
+        on_end=lambda series_run, outcome: done(launched[series_run.run_id], outcome.run_id),
+    )
     return summaries
 
 

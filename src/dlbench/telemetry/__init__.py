@@ -22,9 +22,15 @@ DEFAULT_INTERVAL_S = 1.0
 
 
 def build_sources(pid: int | None = None, data_disk: str | None = None) -> list[Source]:
-    """The standard sources; ``pid`` is the process tree to follow (default: this one)."""
+    """The standard sources; ``pid`` is the process tree to follow (default: this one). The
+    GPU source learns the tree's pids from the process source, read just before it."""
+    tree = resolve(SOURCES["process"])(pid=pid)
     arguments: dict[str, dict[str, object]] = {
-        "process": {"pid": pid},
+        "cpu": {"pid": pid},
         "disk": {"data_disk": data_disk},
+        "gpu": {"own_pids": tree.pids},
     }
-    return [resolve(path)(**arguments.get(name, {})) for name, path in SOURCES.items()]
+    return [
+        tree if name == "process" else resolve(path)(**arguments.get(name, {}))
+        for name, path in SOURCES.items()
+    ]

@@ -19,6 +19,17 @@ from dlbench.records import TelemetrySample
 from dlbench.telemetry.base import Source, SourceUnavailable
 
 log = logging.getLogger("dlbench.telemetry")
+
+
+def derived(tick: dict[str, float]) -> dict[str, float]:
+    """Metrics computed from others of the same tick: ``cpu.foreign_cores``, the busy cores
+    of the run's CPUs that its own process tree did not use (other work, tick by tick)."""
+    busy, own = tick.get("cpu.busy_cores"), tick.get("proc.cpu_percent")
+    if busy is None or own is None:
+        return {}
+    return {"cpu.foreign_cores": max(0.0, busy - own / 100.0)}
+
+
 Sink = Callable[[list[TelemetrySample]], None]
 
 
@@ -91,16 +102,17 @@ class Sampler:
         cpu_start = time.thread_time()
         now = time.monotonic()
         t_s, wall, phase = now - self._t0, self._wall0 + (now - self._t0), self._phase
+        tick: dict[str, float] = {}
         for source in list(self._sources):
             try:
-                values = source.read(now)
+                tick.update(source.read(now))
             except Exception as exc:  # noqa: BLE001 - one broken source must not stop the rest
                 self._disable(source, exc)
-                continue
-            self._buffer.extend(
-                TelemetrySample(t_s, wall, phase, metric, float(value))
-                for metric, value in values.items()
-            )
+        tick.update(derived(tick))
+        self._buffer.extend(
+            TelemetrySample(t_s, wall, phase, metric, float(value))
+            for metric, value in tick.items()
+        )
         self.report.ticks += 1
         self._cpu_s += time.thread_time() - cpu_start
 

@@ -1,0 +1,291 @@
+"""Every GPU path of dlbench, measured on a GPU machine, into docs/benchmarks.md.
+
+Five steps, each with its own time budget, each writing its own section as soon as it is done
+(so a step that runs out of time keeps the others' figures):
+
+1. ``pytest -m gpu``: the tests that need a CUDA GPU;
+2. resnet50 training throughput in fp32, tf32, amp-bf16, amp-bf16 channels-last and compiled,
+   with achieved TFLOP/s, MFU and each run's quality verdict;
+3. the telemetry sampler at 0.1 s with the NVML source: throughput on/off and its CPU per tick;
+4. CPU vs GPU ``compare`` on the Faster R-CNN scene detector, with its p-values;
+5. interference: a run beside a second process computing on the same GPU must be called
+   contended, naming that process, and a run without it must not.
+
+    scripts/device-check                       # the whole check, at most 8 minutes
+    .venv/bin/python benchmarks/device_check.py --rehearse   # every step on the CPU, tiny,
+                                                             # nothing written (no GPU needed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from _report import dlbench_run, machine, write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+GPU_TEST_FILES = [
+    "tests/test_gpu.py",
+    "tests/engines/test_pytorch.py",
+    "tests/telemetry/test_sources.py",
+]
+HOG = """
+import os, sys, time, torch
+x = torch.randn(4096, 4096, device="cuda")
+open(sys.argv[1], "w").write(str(os.getpid()))
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    x = (x @ x).tanh()
+    torch.cuda.synchronize()
+"""
+
+
+class Check:
+    def __init__(self, rehearse: bool, db: Path) -> None:
+        self.rehearse, self.db = rehearse, db
+        self.device = "cpu" if rehearse else "cuda"
+        self.gpu_name = "(rehearsal on the CPU)"
+
+    def write(self, name: str, text: str) -> None:
+        print(f"\n## {name}\n{text}\n", flush=True)
+        if not self.rehearse:
+            write_section(name, text)
+
+    def run(self, workload: str, warmup: int, steps: int, *options: str) -> dict:
+        summary = dlbench_run(workload, warmup, steps, self.db, "--device", self.device, *options)
+        self.gpu_name = summary.get("device_name") or self.gpu_name
+        return summary
+
+    def header(self) -> str:
+        return f"Device: {self.gpu_name}; host: {machine()}."
+
+    # -- 1 --------------------------------------------------------------------------------
+    def gpu_tests(self) -> None:
+        marker = "not gpu" if self.rehearse else "gpu"
+        # Only the files with GPU tests: collecting all would import the dashboard's packages.
+        selection = ["tests/measure"] if self.rehearse else GPU_TEST_FILES
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-m",
+                marker,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                *selection,
+            ],  # fmt: skip
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
+        last = (done.stdout.strip().splitlines() or ["no output"])[-1]
+        failures = [line for line in done.stdout.splitlines() if line.startswith("FAILED")]
+        text = f"{self.header()}\n\n`pytest -m gpu`: {last} (exit code {done.returncode})."
+        if failures:
+            text += "\n\n" + "\n".join(f"- {line}" for line in failures[:10])
+        self.write("device-check-gpu-tests", text)
+
+    # -- 2 --------------------------------------------------------------------------------
+    def throughput(self) -> None:
+        variants = {
+            "fp32": ["--precision", "fp32"],
+            "tf32": ["--precision", "tf32"],
+            "amp-bf16": ["--precision", "amp-bf16"],
+            "amp-bf16 channels-last": ["--precision", "amp-bf16", "--channels-last"],
+            "amp-bf16 channels-last compiled": [
+                "--precision",
+                "amp-bf16",
+                "--channels-last",
+                "--compile",
+            ],  # fmt: skip
+        }
+        if self.rehearse:
+            variants = {"fp32": variants["fp32"], "amp-bf16": variants["amp-bf16"]}
+        batch, steps = ("8", 3) if self.rehearse else ("256", 50)
+        rows = []
+        base = None
+        for name, options in variants.items():
+            warmup = 15 if "--compile" in options else 5
+            s = self.run("resnet50", warmup, steps, "--batch-size", batch, "--no-telemetry",
+                         *options, *(["--image-size", "64"] if self.rehearse else []))  # fmt: skip
+            base = base or s["mean_speed"]
+            low, high = s["speed_ci95"] or (None, None)
+            mfu = f"{s['mfu']:.1%}" if s.get("mfu") is not None else "n/a"
+            rows.append(
+                f"| {name} | {s['mean_speed']:,.1f} | {low:,.1f}–{high:,.1f} | "
+                f"{s['mean_speed'] / base:.2f} | {s['achieved_tflops']:.1f} | {mfu} | "
+                f"{s.get('peak_tflops') or 'n/a'} | {s.get('quality_verdict')} | "
+                f"{(s.get('warmup_time_s') or 0):.1f} |"
+            )
+            print(rows[-1], flush=True)
+        text = "\n".join(
+            [
+                f"{self.header()} resnet50, batch {batch}, {steps} timed steps each, one fresh "
+                "process per variant, synthetic data.",
+                "",
+                "| variant | img/s | 95% CI | vs fp32 | achieved TFLOP/s | MFU | peak TFLOP/s | "
+                "quality | warm-up (s) |",
+                "|---|---|---|---|---|---|---|---|---|",
+                *rows,
+                "",
+                "Command: `scripts/device-check`",
+            ]
+        )
+        self.write("device-check-resnet50", text)
+
+    # -- 3 --------------------------------------------------------------------------------
+    def telemetry(self) -> None:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import telemetry_overhead
+
+        workload = "mlp-mnist" if self.rehearse else "resnet18"
+        table = telemetry_overhead.main(
+            [
+                "--device",
+                self.device,
+                "--workload",
+                workload,
+                "--intervals",
+                "1,0.1",
+                "--pairs",
+                "2" if self.rehearse else "4",
+                "--block-s",
+                "1" if self.rehearse else "3",
+                "--no-write",
+            ]  # fmt: skip
+        )
+        self.write("device-check-telemetry", table)
+
+    # -- 4 --------------------------------------------------------------------------------
+    def compare(self) -> None:
+        from dlbench.analysis.compare import compare
+        from dlbench.analysis.stats import format_p
+        from dlbench.store import Store
+
+        size = ["--image-size", "128" if self.rehearse else "256", "--batch-size", "2"]
+        cpu = dlbench_run("fasterrcnn", 1, 3 if self.rehearse else 6, self.db, "--device", "cpu",
+                          "--no-telemetry", "--val-batches", "1", *size)  # fmt: skip
+        # Rehearsing on the CPU, the "GPU" side differs by precision instead.
+        other = ["--precision", "amp-bf16"] if self.rehearse else []
+        gpu = self.run("fasterrcnn", 3, 4 if self.rehearse else 40, "--no-telemetry",
+                       "--val-batches", "1", *size, *other)  # fmt: skip
+        store = Store(str(self.db))
+        by = "precision" if self.rehearse else "device"
+        c = compare(store, [cpu["run_id"], gpu["run_id"]], by=by).contrasts[0]
+        text = "\n".join(
+            [
+                f"{self.header()} fasterrcnn (Waldo scenes), {' '.join(size)}; CPU "
+                f"{cpu['timed_steps']} timed steps, GPU {gpu['timed_steps']}.",
+                "",
+                "| side | img/s | 95% CI | quality |",
+                "|---|---|---|---|",
+                *(
+                    f"| {s['device_name']} | {s['mean_speed']:,.2f} | "
+                    f"{s['speed_ci95'][0]:,.2f}–{s['speed_ci95'][1]:,.2f} | "
+                    f"{s['quality_verdict']} |"
+                    for s in (cpu, gpu)
+                ),
+                "",
+                f"Speed-up {c.speedup.estimate:.2f}x (95% CI {c.speedup.low:.2f}–"
+                f"{c.speedup.high:.2f}, {c.method}); Welch {format_p(c.welch_p)}, "
+                f"Mann-Whitney {format_p(c.mann_whitney_p)}.",
+                "",
+                f"Verdict: {c.verdict}",
+                "",
+                "Command: `scripts/device-check`",
+            ]
+        )
+        self.write("device-check-compare", text)
+
+    # -- 5 --------------------------------------------------------------------------------
+    def interference(self) -> None:
+        quiet = self.run("resnet18", 5, 60, "--batch-size", "64", "--val-batches", "1")
+        hog_pid, hog = self._start_hog(120)
+        try:
+            busy = self.run("resnet18", 5, 60, "--batch-size", "64", "--val-batches", "1")
+        finally:
+            if hog is not None:
+                hog.kill()
+                hog.wait()
+        reasons = (busy.get("quality") or {}).get("reasons") or []
+        named = any(f"pid {hog_pid}" in r for r in reasons) if hog_pid else None
+        text = "\n".join(
+            [
+                f"{self.header()} resnet18, batch 64, 60 timed steps; the second run beside "
+                "another process running 4096x4096 matrix products on the same GPU.",
+                "",
+                "| run | img/s | quality | reasons |",
+                "|---|---|---|---|",
+                *(
+                    f"| {label} | {s['mean_speed']:,.1f} | {s['quality_verdict']} | "
+                    f"{'; '.join((s.get('quality') or {}).get('reasons') or [])} |"
+                    for label, s in (("alone", quiet), ("beside a GPU hog", busy))
+                ),
+                "",
+                f"Second process named in the reasons: {named}; slowdown "
+                f"{quiet['mean_speed'] / busy['mean_speed']:.2f}x.",
+                "",
+                "Command: `scripts/device-check`",
+            ]
+        )
+        self.write("device-check-interference", text)
+
+    def _start_hog(self, seconds: float) -> tuple[int | None, subprocess.Popen | None]:
+        if self.rehearse:
+            return None, None
+        pid_file = self.db.parent / "hog.pid"
+        # A new session: not a descendant of the runs that follow, as another user's job is not.
+        hog = subprocess.Popen(
+            [sys.executable, "-c", HOG, str(pid_file), str(seconds)], start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # its CUDA context and first products are under way
+        return hog.pid, hog
+
+
+STEPS: dict[str, Callable[[Check], None]] = {
+    "gpu-tests": Check.gpu_tests,
+    "throughput": Check.throughput,
+    "telemetry": Check.telemetry,
+    "compare": Check.compare,
+    "interference": Check.interference,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rehearse", action="store_true", help="on the CPU, tiny, no writing")
+    parser.add_argument("--only", help=f"comma-separated steps of: {', '.join(STEPS)}")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(STEPS)
+    failed = []
+    with tempfile.TemporaryDirectory() as tmp:
+        check = Check(args.rehearse, Path(tmp) / "device-check.sqlite")
+        for name in chosen:
+            started = time.monotonic()
+            print(f"== {name}", flush=True)
+            try:
+                STEPS[name](check)
+            except Exception as exc:  # noqa: BLE001 - one broken step must not lose the others
+                failed.append(name)
+                print(f"!! {name} failed: {type(exc).__name__}: {exc}", flush=True)
+            print(f"== {name}: {time.monotonic() - started:.0f} s", flush=True)
+    print(json.dumps({"failed": failed}))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""How often dlbench calls a run clean, noisy or contended: quiet, and beside other work.
+
+lenet-mnist on the CPU, each a fresh ``dlbench run``, N times in each condition, conditions
+interleaved (quiet, 1 busy loop, 2 busy loops, quiet, ...) with a pause between runs; then once
+beside a disk writer. The busy loops and the writer are started by this script, so they are
+not the run's processes. Goal: every run beside as many busy loops as the run's cores is
+contended, and no quiet run is.
+
+    .venv/bin/python benchmarks/quality_detection.py [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from _report import dlbench_run, machine, write_section
+
+BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
+WRITER = """
+import os, sys, time
+data = os.urandom(8 << 20)
+end = time.time() + 3600
+while time.time() < end:
+    with open(sys.argv[1], "wb") as f:
+        for _ in range(16):
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+"""
+SETTLE_S = 3.0
+
+
+def _background(kind: str, count: int, folder: Path) -> list[subprocess.Popen]:
+    if kind == "busy":
+        return [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(count)]
+    return [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(folder / f"blob{i}")])
+        for i in range(count)
+    ]
+
+
+def one(condition: str, db: Path, folder: Path, steps: int) -> dict:
+    kind, count = {"quiet": ("busy", 0), "1 busy loop": ("busy", 1), "2 busy loops": ("busy", 2),
+                   "a disk writer": ("disk", 1)}[condition]  # fmt: skip
+    others = _background(kind, count, folder)
+    try:
+        time.sleep(0.5 if others else 0)
+        return dlbench_run("lenet-mnist", 10, steps, db, "--device", "cpu")
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+        time.sleep(SETTLE_S)  # let the machine go quiet again before the next run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    conditions = ["quiet", "1 busy loop", "2 busy loops"]
+    found: dict[str, list[dict]] = {c: [] for c in [*conditions, "a disk writer"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        db, folder = Path(tmp) / "quality.sqlite", Path(tmp)
+        for r in range(args.runs):
+            order = conditions if r % 2 == 0 else conditions[::-1]
+            for condition in order:
+                summary = one(condition, db, folder, args.steps)
+                found[condition].append(summary)
+                print(
+                    f"{condition}: {summary['quality_verdict']}, foreign "
+                    f"{summary['foreign_cpu_cores']:.2f}, {summary['mean_speed']:,.0f} img/s",
+                    flush=True,
+                )
+        found["a disk writer"].append(one("a disk writer", db, folder, args.steps))
+    rows = []
+    for condition, summaries in found.items():
+        verdicts = Counter(s["quality_verdict"] for s in summaries)
+        foreign = statistics.median(s["foreign_cpu_cores"] for s in summaries)
+        steal = statistics.median((s["quality"] or {}).get("steal_percent") or 0 for s in summaries)
+        speed = statistics.median(s["mean_speed"] for s in summaries)
+        rows.append(
+            f"| {condition} | {len(summaries)} | {verdicts['clean']} | {verdicts['noisy']} | "
+            f"{verdicts['contended']} | {foreign:.2f} | {steal:.1f} | {speed:,.0f} |"
+        )
+    writer = found["a disk writer"][0]
+    table = "\n".join(
+        [
+            f"`lenet-mnist` on the CPU, {args.steps} timed steps; {machine()}; "
+            f"{os.cpu_count()} CPUs; conditions interleaved, {SETTLE_S:g} s between runs.",
+            "",
+            "| beside | runs | clean | noisy | contended | other work, cores (median) | "
+            "steal % (median) | img/s (median) |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "The disk writer's run: " + "; ".join((writer["quality"] or {}).get("reasons") or []),
+            "",
+            f"Command: `.venv/bin/python benchmarks/quality_detection.py --runs {args.runs}`",
+        ]
+    )
+    print(table)
+    if not args.no_write:
+        write_section("quality-detection", table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The interference accounting on the real machine, and with a fake NVML for the GPU side."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from dlbench.telemetry.interference import NAMESPACE_NOTE, InterferenceMeter, survey
+
+from .fake_pynvml import FakeNvml
+
+BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
+SLEEP = "import time; time.sleep({s})"
+
+
+def _python(code):
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_a_busy_process_outside_the_runs_tree_is_foreign():
+    run = _python(SLEEP.format(s=4))  # the "run": idle
+    other = _python(BUSY.format(s=4))  # someone else's work, not in the run's tree
+    try:
+        time.sleep(0.3)
+        meter = InterferenceMeter(run.pid).start()
+        time.sleep(1.5)
+        found = meter.stop()
+    finally:
+        for proc in (run, other):
+            proc.kill()
+            proc.wait()
+    assert found.window_s == pytest.approx(1.5, abs=0.3)
+    assert found.own_cpu_cores < 0.15
+    # One core of busy loop, less what the hypervisor took from it.
+    assert found.foreign_cpu_cores > 0.6 * (1 - (found.steal_percent or 0) / 100)
+    assert found.resolution_cores < 0.1
+    assert found.usable_cores == len(os.sched_getaffinity(0))
+    assert found.other_gpu_processes is None and found.gpus == ()
+
+
+def test_the_runs_own_children_are_its_own_work_even_short_lived_ones():
+    code = (
+        "import subprocess, sys\n"
+        f"subprocess.run([sys.executable, '-c', {BUSY.format(s=0.6)!r}])\n"
+        f"subprocess.run([sys.executable, '-c', {BUSY.format(s=0.6)!r}])\n" + SLEEP.format(s=1)
+    )
+    run = _python(code)
+    try:
+        meter = InterferenceMeter(run.pid).start()
+        time.sleep(1.8)
+        found = meter.stop()
+    finally:
+        run.wait()
+    # 1.2 s of CPU in two children that ended and were reaped inside the window.
+    assert found.own_cpu_cores * found.window_s > 0.9
+
+
+def _meter_with_gpus(processes, gpus=(0,), own=None):
+    fake = FakeNvml(gpus=2)
+    fake.processes = processes
+    run = _python(SLEEP.format(s=2))
+    own_pid = run.pid if own is None else own
+    fake.processes = {g: [(own_pid if p == "own" else p, m) for p, m in found]
+                      for g, found in processes.items()}  # fmt: skip
+    try:
+        meter = InterferenceMeter(run.pid, gpus=gpus, nvml=fake).start()
+        found = meter.stop()
+    finally:
+        run.kill()
+        run.wait()
+    return found
+
+
+def test_other_compute_processes_on_the_runs_gpu_are_named_with_their_memory():
+    found = _meter_with_gpus({0: [("own", 2**30), (os.getpid(), 5 * 2**30)], 1: [(1, 2**30)]})
+    assert found.gpu_note is None and found.gpus == (0,)
+    (other,) = found.other_gpu_processes  # GPU 1's process is not on the run's GPU
+    assert other.pid == os.getpid() and other.memory_bytes == 5 * 2**30
+    assert other.name == psutil.Process().name()
+
+
+def test_none_of_the_runs_processes_listed_means_other_pids_cannot_be_told_apart():
+    found = _meter_with_gpus({0: [(999_999, 2**30)]})
+    assert found.other_gpu_processes is None and found.gpu_note == NAMESPACE_NOTE
+
+
+def test_a_monitored_commands_gpus_are_those_it_computes_on():
+    found = _meter_with_gpus({0: [(4242, 1)], 1: [("own", 1), (4343, 1)]}, gpus=None)
+    assert found.gpus == (1,) and [p.pid for p in found.other_gpu_processes] == [4343]
+    quiet = _meter_with_gpus({0: [(4242, 1)]}, gpus=None)  # a command on the CPU only
+    assert quiet.gpus == () and quiet.other_gpu_processes is None and quiet.gpu_note is None
+
+
+def _detached_busy(seconds, pid_file):
+    """A busy loop that is not this process's descendant (re-parented to init)."""
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+    code += BUSY.format(s=seconds)
+    subprocess.run(["sh", "-c", f'{sys.executable} -c "{code}" >/dev/null 2>&1 &'], check=True)
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return int(pid_file.read_text())
+
+
+def test_survey_names_the_busiest_other_process(tmp_path):
+    pid = _detached_busy(5, tmp_path / "pid")
+    try:
+        time.sleep(0.3)
+        found = survey(1.0)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert found.foreign_cpu_cores > 0.5
+    busiest = {p.pid: p for p in found.busiest}
+    assert pid in busiest and busiest[pid].cpu_percent > 50
+    assert busiest[pid].name.startswith("python")
+
+
+def test_survey_counts_this_process_and_its_children_as_the_runs_own():
+    child = _python(BUSY.format(s=3))
+    try:
+        time.sleep(0.2)
+        found = survey(1.0)
+    finally:
+        child.wait()
+    assert child.pid not in {p.pid for p in found.busiest}
