@@ -123,7 +123,7 @@ class Check:
             mfu = f"{s['mfu']:.1%}" if s.get("mfu") is not None else "n/a"
             rows.append(
                 f"| {name} | {s['mean_speed']:,.1f} | {low:,.1f}–{high:,.1f} | "
-                f"{s['mean_speed'] / base:.2f} | {s['achieved_tflops']:.1f} | {mfu} | "
+                f"{s['mean_speed'] / base:.2f} | {s['achieved_tflops']:.3g} | {mfu} | "
                 f"{s.get('peak_tflops') or 'n/a'} | {s.get('quality_verdict')} | "
                 f"{(s.get('warmup_time_s') or 0):.1f} |"
             )
@@ -209,10 +209,14 @@ class Check:
 
     # -- 5 --------------------------------------------------------------------------------
     def interference(self) -> None:
-        quiet = self.run("resnet18", 5, 60, "--batch-size", "64", "--val-batches", "1")
+        shape = ["--batch-size", "64", "--val-batches", "1"]
+        steps = 60
+        if self.rehearse:
+            shape, steps = ["--batch-size", "8", "--image-size", "32", "--val-batches", "1"], 5
+        quiet = self.run("resnet18", 3, steps, *shape)
         hog_pid, hog = self._start_hog(120)
         try:
-            busy = self.run("resnet18", 5, 60, "--batch-size", "64", "--val-batches", "1")
+            busy = self.run("resnet18", 3, steps, *shape)
         finally:
             if hog is not None:
                 hog.kill()
@@ -221,8 +225,8 @@ class Check:
         named = any(f"pid {hog_pid}" in r for r in reasons) if hog_pid else None
         text = "\n".join(
             [
-                f"{self.header()} resnet18, batch 64, 60 timed steps; the second run beside "
-                "another process running 4096x4096 matrix products on the same GPU.",
+                f"{self.header()} resnet18, {' '.join(shape)}, {steps} timed steps; the second "
+                "run beside another process running 4096x4096 matrix products on the same GPU.",
                 "",
                 "| run | img/s | quality | reasons |",
                 "|---|---|---|---|",

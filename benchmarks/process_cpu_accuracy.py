@@ -52,7 +52,7 @@ while time.time() < end:
 long.wait()
 """,
     "a multi-threaded process": """
-import threading, time
+import os, threading, time
 def spin(seconds):
     end = time.time() + seconds
     while time.time() < end:

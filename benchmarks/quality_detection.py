@@ -21,6 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from dlbench.measure.quality import CONTENDED_FOREIGN_SHARE
+
 from _report import dlbench_run, machine, write_section
 
 BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
@@ -61,6 +63,14 @@ def one(condition: str, db: Path, folder: Path, steps: int) -> dict:
         time.sleep(SETTLE_S)  # let the machine go quiet again before the next run
 
 
+def cause(summary: dict) -> str:
+    """Why a contended run was called so: other work on this machine, or only the hypervisor
+    taking the CPUs for other machines (steal)."""
+    quality = summary["quality"] or {}
+    share = quality.get("foreign_cpu_cores", 0) / (quality.get("usable_cores") or 1)
+    return "other work" if share > CONTENDED_FOREIGN_SHARE else "steal only"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -85,12 +95,14 @@ def main() -> None:
     rows = []
     for condition, summaries in found.items():
         verdicts = Counter(s["quality_verdict"] for s in summaries)
+        causes = Counter(cause(s) for s in summaries if s["quality_verdict"] == "contended")
         foreign = statistics.median(s["foreign_cpu_cores"] for s in summaries)
         steal = statistics.median((s["quality"] or {}).get("steal_percent") or 0 for s in summaries)
         speed = statistics.median(s["mean_speed"] for s in summaries)
         rows.append(
             f"| {condition} | {len(summaries)} | {verdicts['clean']} | {verdicts['noisy']} | "
-            f"{verdicts['contended']} | {foreign:.2f} | {steal:.1f} | {speed:,.0f} |"
+            f"{verdicts['contended']} | {causes['other work']} | {causes['steal only']} | "
+            f"{foreign:.2f} | {steal:.1f} | {speed:,.0f} |"
         )
     writer = found["a disk writer"][0]
     table = "\n".join(
@@ -98,9 +110,10 @@ def main() -> None:
             f"`lenet-mnist` on the CPU, {args.steps} timed steps; {machine()}; "
             f"{os.cpu_count()} CPUs; conditions interleaved, {SETTLE_S:g} s between runs.",
             "",
-            "| beside | runs | clean | noisy | contended | other work, cores (median) | "
-            "steal % (median) | img/s (median) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| beside | runs | clean | noisy | contended | of which by other work here | "
+            "by hypervisor steal only | other work, cores (median) | steal % (median) | "
+            "img/s (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "The disk writer's run: " + "; ".join((writer["quality"] or {}).get("reasons") or []),

@@ -12,9 +12,12 @@ from dlbench import api
 from dlbench.cli import app
 from dlbench.config import build_spec
 from dlbench.launch.local import LaunchOutcome
+from dlbench.launch.quiet import describe
+from dlbench.measure.quality import CONTENDED_FOREIGN_SHARE, CONTENDED_STEAL_PERCENT
 from dlbench.measure.stats import speed_stats
 from dlbench.records import Quality, RunResult, StepRecord
 from dlbench.store import Store
+from dlbench.telemetry.interference import survey
 
 from conftest import run_dlbench
 
@@ -155,21 +158,30 @@ def test_check_refuses_bad_input_with_exit_2(db_path):
     assert bad.returncode == 2
 
 
-def test_a_real_check_reruns_the_baseline_configuration_here(db_path):
-    fast = ["--device", "cpu", "--steps", "40", "--warmup", "5", "--val-batches", "1"]
+def test_quiet_runs_are_not_contended_and_a_real_check_reruns_them_here(db_path):
+    found = survey(1.0)
+    if found.foreign_cpu_cores - found.resolution_cores > 0.1 * found.usable_cores:
+        pytest.skip(f"other work is running here now: {'; '.join(describe(found))}")
+    fast = ["--device", "cpu", "--steps", "60", "--warmup", "5", "--val-batches", "1"]
     first = run_dlbench(db_path, "run", "mlp-mnist", *fast, "--repeat", "2", "--json", "-")
     assert first.returncode == 0, first.stderr
     runs = json.loads(first.stdout)
     assert len(runs["runs"]) == 2 and runs["between_runs"]["runs"] == 2
-    ids = [r["run_id"] for r in runs["runs"]]
+    for quality in (r["quality"] for r in runs["runs"]):
+        # The hypervisor may still steal this VM's time; nothing else on it competed.
+        assert quality["foreign_cpu_cores"] < CONTENDED_FOREIGN_SHARE * quality["usable_cores"]
+        if quality["verdict"] == "contended":
+            assert quality["steal_percent"] >= CONTENDED_STEAL_PERCENT, quality["reasons"]
     if any(r["quality_verdict"] == "contended" for r in runs["runs"]):
-        pytest.skip("the machine was busy: a baseline needs quiet runs")
+        pytest.skip("the hypervisor stole too much for a baseline: it needs uncontended runs")
+    ids = [r["run_id"] for r in runs["runs"]]
     assert run_dlbench(db_path, "baseline", "set", "mlp", *ids).returncode == 0
-    checked = run_dlbench(db_path, "check", "mlp", "--repeat", "2", "--tolerance", "0.9",
+    checked = run_dlbench(db_path, "check", "mlp", "--repeat", "1", "--tolerance", "0.9",
                           "--json", "-")  # fmt: skip
     found = json.loads(checked.stdout)
     assert checked.returncode == {"inconclusive": 3}.get(found["verdict"], 0), checked.stderr
     assert found["verdict"] in ("pass", "improvement", "inconclusive")
-    assert len(found["runs"]) == 2 and found["reference_runs"] == ids
-    stored = Store(str(db_path)).list_runs(tags={"check": "mlp"})
-    assert len(stored) == 2 and all(r["config"]["steps"] == 40 for r in stored)
+    assert len(found["runs"]) == 1 and found["reference_runs"] == ids
+    assert "the single run given the other side's between-run variance" in found["method"]
+    (stored,) = Store(str(db_path)).list_runs(tags={"check": "mlp"})
+    assert stored["config"]["steps"] == 60

@@ -67,7 +67,7 @@ def test_another_process_on_the_same_gpu_is_named():
     finally:
         for proc in (run, other):
             proc.kill()
-            proc.wait()
+            proc.communicate()  # closes the pipe too (warnings are errors here)
     if found.gpu_note == NAMESPACE_NOTE:
         pytest.skip(NAMESPACE_NOTE)
     assert found.gpu_note is None, found.gpu_note

@@ -193,6 +193,9 @@ def test_compare_page_says_which_runs_were_measured_on_a_busy_machine(db_path):
     store.close()
     app = _app(db_path)
     assert list(app.dataframe[0].value["quality_verdict"]) == ["clean", "contended"]
+    app.multiselect(key="filter_quality").select("contended").run()
+    assert list(app.dataframe[0].value["run_id"]) == ["20260101-000001-aaaaaa"]
+    app.multiselect(key="filter_quality").unselect("contended").run()
     app.sidebar.radio[0].set_value("Compare").run()
     app.sidebar.multiselect[0].set_value(["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]).run()
     assert not app.exception

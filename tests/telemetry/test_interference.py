@@ -43,55 +43,64 @@ def test_a_busy_process_outside_the_runs_tree_is_foreign():
 
 
 def test_the_runs_own_children_are_its_own_work_even_short_lived_ones():
+    burn = "import time\nwhile time.process_time() < 0.6: pass"  # 0.6 s of CPU, however busy
     code = (
-        "import subprocess, sys\n"
-        f"subprocess.run([sys.executable, '-c', {BUSY.format(s=0.6)!r}])\n"
-        f"subprocess.run([sys.executable, '-c', {BUSY.format(s=0.6)!r}])\n" + SLEEP.format(s=1)
+        "import subprocess, sys, time\n"
+        "time.sleep(0.3)\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+        f"subprocess.run([sys.executable, '-c', {burn!r}])\n"
+        "print('done', flush=True)\n" + SLEEP.format(s=5)
     )
-    run = _python(code)
+    run = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         meter = InterferenceMeter(run.pid).start()
-        time.sleep(1.8)
-        found = meter.stop()
-    finally:
-        run.wait()
-    # 1.2 s of CPU in two children that ended and were reaped inside the window.
-    assert found.own_cpu_cores * found.window_s > 0.9
-
-
-def _meter_with_gpus(processes, gpus=(0,), own=None):
-    fake = FakeNvml(gpus=2)
-    fake.processes = processes
-    run = _python(SLEEP.format(s=2))
-    own_pid = run.pid if own is None else own
-    fake.processes = {g: [(own_pid if p == "own" else p, m) for p, m in found]
-                      for g, found in processes.items()}  # fmt: skip
-    try:
-        meter = InterferenceMeter(run.pid, gpus=gpus, nvml=fake).start()
+        assert run.stdout.readline().strip() == "done"
         found = meter.stop()
     finally:
         run.kill()
-        run.wait()
-    return found
+        run.communicate()
+    # 1.2 s of CPU in two children that started, ended and were reaped inside the window.
+    assert found.own_cpu_cores * found.window_s == pytest.approx(1.2, abs=0.15)
+
+
+def _meter_with_gpus(processes, gpus=(0,)):
+    """The meter over a run with a fake NVML listing ``processes`` per GPU: "own" is the run,
+    "other" a process beside it (not in its tree), "launcher" this test (the run's parent)."""
+    run, other = _python(SLEEP.format(s=3)), _python(SLEEP.format(s=3))
+    names = {"own": run.pid, "other": other.pid, "launcher": os.getpid()}
+    fake = FakeNvml(gpus=2)
+    fake.processes = {g: [(names.get(p, p), m) for p, m in found]
+                      for g, found in processes.items()}  # fmt: skip
+    try:
+        found = InterferenceMeter(run.pid, gpus=gpus, nvml=fake).start().stop()
+        other_name = psutil.Process(other.pid).name()
+    finally:
+        for proc in (run, other):
+            proc.kill()
+            proc.wait()
+    return found, (other.pid, other_name)
 
 
 def test_other_compute_processes_on_the_runs_gpu_are_named_with_their_memory():
-    found = _meter_with_gpus({0: [("own", 2**30), (os.getpid(), 5 * 2**30)], 1: [(1, 2**30)]})
+    found, (other_pid, other_name) = _meter_with_gpus(
+        {0: [("own", 2**30), ("other", 5 * 2**30), ("launcher", 2**20)], 1: [(1, 2**30)]}
+    )
     assert found.gpu_note is None and found.gpus == (0,)
-    (other,) = found.other_gpu_processes  # GPU 1's process is not on the run's GPU
-    assert other.pid == os.getpid() and other.memory_bytes == 5 * 2**30
-    assert other.name == psutil.Process().name()
+    # GPU 1's process is not on the run's GPU; dlbench's own launcher is not someone else.
+    (other,) = found.other_gpu_processes
+    assert other.pid == other_pid and other.memory_bytes == 5 * 2**30
+    assert other.name == other_name
 
 
 def test_none_of_the_runs_processes_listed_means_other_pids_cannot_be_told_apart():
-    found = _meter_with_gpus({0: [(999_999, 2**30)]})
+    found, _ = _meter_with_gpus({0: [(999_999, 2**30)]})
     assert found.other_gpu_processes is None and found.gpu_note == NAMESPACE_NOTE
 
 
 def test_a_monitored_commands_gpus_are_those_it_computes_on():
-    found = _meter_with_gpus({0: [(4242, 1)], 1: [("own", 1), (4343, 1)]}, gpus=None)
+    found, _ = _meter_with_gpus({0: [(4242, 1)], 1: [("own", 1), (4343, 1)]}, gpus=None)
     assert found.gpus == (1,) and [p.pid for p in found.other_gpu_processes] == [4343]
-    quiet = _meter_with_gpus({0: [(4242, 1)]}, gpus=None)  # a command on the CPU only
+    quiet, _ = _meter_with_gpus({0: [(4242, 1)]}, gpus=None)  # a command on the CPU only
     assert quiet.gpus == () and quiet.other_gpu_processes is None and quiet.gpu_note is None
 
 
@@ -116,7 +125,7 @@ def test_survey_names_the_busiest_other_process(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert found.foreign_cpu_cores > 0.5
     busiest = {p.pid: p for p in found.busiest}
-    assert pid in busiest and busiest[pid].cpu_percent > 50
+    assert pid in busiest and busiest[pid].cpu_percent > 20  # less if the machine is busy
     assert busiest[pid].name.startswith("python")
 
 

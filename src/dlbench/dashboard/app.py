@@ -97,7 +97,7 @@ def main() -> None:
 # -- pages -------------------------------------------------------------------------------------
 def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     st.header("Runs")
-    columns = st.columns(4)
+    columns = st.columns(5)
     filters = {
         "workload": columns[0].multiselect(
             "Workload", sorted(runs["workload"].dropna().unique()), key="filter_workload"
@@ -110,6 +110,12 @@ def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         ),
         "sweep": columns[3].multiselect(
             "Sweep", sorted(runs["sweep"].dropna().unique()), key="filter_sweep"
+        ),
+        "quality_verdict": columns[4].multiselect(
+            "Quality",
+            sorted(runs["quality_verdict"].dropna().unique()),
+            key="filter_quality",
+            help="How clean each run's measurement was: clean, noisy or contended.",
         ),
     }
     shown = runs

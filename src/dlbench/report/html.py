@@ -194,7 +194,7 @@ def _throughput(summaries: list[dict[str, Any]]) -> str:
     for device in sorted({str(s.get("device")) for s in ok}):
         runs = [s for s in ok if str(s.get("device")) == device]
         fig.add_bar(
-            x=[_label(s) + f" ({s['run_id'][-6:]})" for s in runs],
+            x=[_label(s) + f" ({s['run_id'][-6:]}){_flag(s)}" for s in runs],
             y=[s["mean_speed"] for s in runs],
             error_y=speed_error_bars(runs),
             name=device,
@@ -206,6 +206,12 @@ def _throughput(summaries: list[dict[str, Any]]) -> str:
         barmode="group",
     )
     return _figure(fig)
+
+
+def _flag(s: dict[str, Any]) -> str:
+    """A bar's label says when its run was not measured clean."""
+    verdict = s.get("quality_verdict")
+    return f" · {verdict.upper()}" if verdict in ("noisy", "contended") else ""
 
 
 def _downsample(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

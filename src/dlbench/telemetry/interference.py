@@ -55,6 +55,13 @@ def _name(pid: int) -> str | None:
         return None
 
 
+def _parent(pid: int) -> int:
+    try:
+        return psutil.Process(pid).ppid()
+    except psutil.Error:
+        return pid
+
+
 def gpu_processes(
     source: Any, gpus: Iterable[int], own: frozenset[int]
 ) -> tuple[dict[int, list[GpuProcess]], set[int], str | None]:
@@ -102,8 +109,11 @@ class InterferenceMeter:
         self._others: dict[tuple[int, int], GpuProcess] = {}
         self._used: set[int] = set()
         self._gpu_note: str | None = None
+        # The process that launched the run (dlbench's own) is not someone else's work either,
+        # should it hold a CUDA context from checking the device.
+        self._ours = frozenset({self.pid, _parent(self.pid)})
         now = time.monotonic()
-        self._check_gpus(self._tree.read(now).pids | {self.pid})
+        self._check_gpus(self._tree.read(now).pids | self._ours)
         self._start = _Ends(now, psutil.cpu_times(percpu=True))
         return self
 
@@ -124,7 +134,7 @@ class InterferenceMeter:
         now = time.monotonic()
         reading = self._tree.read(now)
         after = psutil.cpu_times(percpu=True)
-        self._check_gpus(reading.pids | {self.pid})
+        self._check_gpus(reading.pids | self._ours)
         if self._gpu_source is not None:
             self._gpu_source.close()
         seconds = now - self._start.at
