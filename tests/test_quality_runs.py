@@ -6,10 +6,14 @@ import os
 import subprocess
 import sys
 
+from typer.testing import CliRunner
+
+from dlbench.cli import app
+
 from conftest import run_dlbench
 
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
-LENET = ["lenet-mnist", "--device", "cpu", "--steps", "70", "--warmup", "10", "--val-batches", "1"]
+LENET = ["lenet-mnist", "--device", "cpu", "--steps", "40", "--warmup", "5", "--val-batches", "1"]
 
 
 def test_a_run_beside_busy_loops_is_contended_and_every_view_says_so(db_path, tmp_path):
@@ -30,13 +34,17 @@ def test_a_run_beside_busy_loops_is_contended_and_every_view_says_so(db_path, tm
     assert summary["foreign_cpu_cores"] > 0.25 * cores
     assert summary["quality"]["own_cpu_cores"] > 0.1
     run_id = summary["run_id"]
-    shown = run_dlbench(db_path, "show", run_id)
-    assert "quality: contended" in shown.stdout and "contended: other work took" in shown.stdout
-    listed = run_dlbench(db_path, "runs", "--quality", "contended")
-    assert run_id in listed.stdout and "contended" in listed.stdout
-    assert run_id not in run_dlbench(db_path, "runs", "--quality", "clean").stdout
-    exported = run_dlbench(db_path, "export", "--format", "csv", "--out", str(tmp_path / "r.csv"))
-    assert exported.returncode == 0, exported.stderr
+
+    def cli(*args):  # reading commands, in this process: no need for one of their own
+        return CliRunner().invoke(app, [*args, "--db", str(db_path)], env={"COLUMNS": "200"})
+
+    shown = cli("show", run_id)
+    assert "quality: contended" in shown.output and "contended: other work took" in shown.output
+    listed = cli("runs", "--quality", "contended")
+    assert run_id in listed.output and "contended" in listed.output
+    assert run_id not in cli("runs", "--quality", "clean").output
+    exported = cli("export", "--format", "csv", "--out", str(tmp_path / "r.csv"))
+    assert exported.exit_code == 0, exported.output
     with (tmp_path / "r.csv").open() as handle:
         (row,) = csv.DictReader(handle)
     assert row["quality_verdict"] == "contended" and float(row["foreign_cpu_cores"]) > 0.5

@@ -23,11 +23,16 @@ def speed_text(summary: dict[str, Any]) -> str | None:
         return None
     if not interval:
         return f"{mean:,.1f}"
-    text = f"{mean:,.1f} ({interval[0]:,.1f}–{interval[1]:,.1f})"
+    text = f"{mean:,.1f} ({_bound(interval[0])}–{_bound(interval[1])})"
     steps = summary.get("timed_steps") or 0
     if steps < MIN_RELIABLE_STEPS:
         text += f" [yellow]unreliable: {steps} steps[/]"
     return text
+
+
+def _bound(value: float) -> str:
+    """An interval's end, to the precision it has: whole images/s from 100 up."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
 def quality_word(summary: dict[str, Any]) -> str | None:
@@ -244,7 +249,6 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
             "Precision",
             "Speed (img/s, 95% CI)",
             "Quality",
-            "Jitter",
             "Step (ms)",
             "TFLOP/s (MFU)",
             "Train (s)",
@@ -260,7 +264,6 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
                 s.get("precision"),
                 speed_text(s),
                 quality_word(s),
-                fmt(s.get("speed_jitter")),
                 _ms(s.get("mean_step_time_s")),
                 _tflops_short(s),
                 fmt(s.get("train_time_s"), 2),
