@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -202,10 +203,16 @@ def _run_once(
         quiet=quiet,
         report=QuietConsole(err),
     )
-    summary = run_summary(store.get_run(outcome.run_id))
+    if outcome.unsaved_path:
+        from dlbench.store import unsaved
+
+        summary = unsaved.summary(Path(outcome.unsaved_path))
+    else:
+        summary = run_summary(store.get_run(outcome.run_id))
     human.print(render.run_panel(summary))
     human.print(render.quality_lines(summary), highlight=False)
-    human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
+    if not outcome.unsaved_path:
+        human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
     if json_out:
         write_json(summary, json_out)
     raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
@@ -452,12 +459,24 @@ def _sweep_follow(action: str, spec: Any, store: Any) -> None:
 
 @app.command(name="import")
 def import_runs(
-    other: Annotated[str, typer.Argument(help="Another results database (path or URL).")],
+    other: Annotated[
+        str,
+        typer.Argument(help="Another results database (path or URL), or a saved run's .json."),
+    ],
     db: DbOption = None,
 ) -> None:
-    """Merge another machine's runs into this database (runs already here are skipped)."""
-    from dlbench.store import Store
+    """Merge another machine's runs into this database (runs already here are skipped), or
+    put back a run saved to a .json file when its database could not take it."""
+    from dlbench.store import Store, unsaved
 
+    if unsaved.is_unsaved_file(other):
+        path = Path(other).expanduser()
+        target = Store(db)
+        completed = unsaved.import_file(target, path)
+        run_id = unsaved.load(path)["run"]["run_id"]
+        what = "imported" if completed else "already stored (nothing changed):"
+        out.print(f"{what} run {run_id} from {path} into {target.describe()}")
+        return
     source = Store(other, create=False)
     target = Store(db)
     added, skipped = target.import_from(source)
@@ -672,10 +691,12 @@ def monitor(
     """
     from dlbench import render
     from dlbench.config import parse_tags
+    from dlbench.monitor import check_options
     from dlbench.monitor import monitor as run_monitor
     from dlbench.store import Store
     from dlbench.store.summary import run_summary
 
+    check_options(command, interval)  # before the database is opened or created
     store = Store(db)
     run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
     summary = run_summary(store.get_run(run_id))
@@ -853,6 +874,7 @@ from dlbench import cli_baseline, cli_calculator  # noqa: E402, F401
 def main() -> None:
     """Console entry point: every user error is one red line and exit code 2."""
     usage_error = _usage_error_type()
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # a kill ends dlbench as Ctrl-C does
     try:
         code = app(standalone_mode=False)
     except DlbenchError as exc:
@@ -868,6 +890,10 @@ def main() -> None:
         err.print("interrupted")
         code = 130
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _terminate_as_interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(message: str, exc: BaseException) -> int:

@@ -25,7 +25,11 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time")  # options added after sweeps were first stored
+LATER_FIELDS = ("until_stable", "max_time")
+# Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
+MAX_STEPS = 10**9
+MAX_EPOCHS = 10**6
+MAX_BATCH = 2**20  # options added after sweeps were first stored
 Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
 
 
@@ -37,10 +41,10 @@ class RunSpec(BaseModel):
     workload: str
     framework: str = "pytorch"
     device: str = "auto"
-    batch_size: int | None = Field(default=None, gt=0)
-    warmup: int = Field(default=DEFAULT_WARMUP, ge=0)
-    steps: int | None = Field(default=None, gt=0)  # total, warm-up included
-    epochs: int | None = Field(default=None, gt=0)  # timed epochs, after the warm-up steps
+    batch_size: int | None = Field(default=None, gt=0, le=MAX_BATCH)
+    warmup: int = Field(default=DEFAULT_WARMUP, ge=0, le=MAX_STEPS)
+    steps: int | None = Field(default=None, gt=0, le=MAX_STEPS)  # total, warm-up included
+    epochs: int | None = Field(default=None, gt=0, le=MAX_EPOCHS)  # timed, after the warm-up
     data: str = "synthetic"
     dataset: str | None = None
     workers: int | None = Field(default=None, ge=0)
@@ -48,7 +52,9 @@ class RunSpec(BaseModel):
     threads: int | None = Field(default=None, gt=0)
     seed: int = 0
     telemetry: bool = True
-    interval: float = Field(default=1.0, ge=0.01, le=3600)  # telemetry sampling period, s
+    interval: float = Field(
+        default=1.0, ge=0.01, le=3600, allow_inf_nan=False
+    )  # telemetry sampling period, s
     tags: dict[str, str] = Field(default_factory=dict)
     # model and execution
     image_size: int | None = Field(default=None, gt=0)  # square input side, resizable models
@@ -57,13 +63,17 @@ class RunSpec(BaseModel):
     channels_last: bool = False
     compile: bool = False
     optimizer: str | None = None  # default: the workload's
-    lr: float | None = Field(default=None, gt=0)
+    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     # questions a run answers
-    dataset_size: int | None = Field(default=None, gt=0)  # project --epochs of this many images
+    dataset_size: int | None = Field(
+        default=None, gt=0, le=MAX_STEPS * MAX_BATCH
+    )  # project --epochs of this many images
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
     # keep timing steps until the mean step time's 95% interval is within this % of it
-    until_stable: float | None = Field(default=None, gt=0, le=50)
-    max_time: float | None = Field(default=None, gt=0)  # seconds of timed steps, until_stable
+    until_stable: float | None = Field(default=None, gt=0, le=50, allow_inf_nan=False)
+    max_time: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False
+    )  # seconds of timed steps, until_stable
     checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
     depth: int | None = Field(default=None, gt=0)  # parametric workloads: weight layers
     width: int | None = Field(default=None, gt=0)  # parametric workloads: base channels/units
@@ -165,6 +175,22 @@ class RunSpec(BaseModel):
                 or (DEFAULT_STABLE_MAX_TIME_S if self.until_stable is not None else None),
             }
         )
+
+    def columns(self) -> dict[str, Any]:
+        """The runs-table columns a run of this spec is filed under."""
+        return {
+            "workload": self.workload,
+            "framework": self.framework,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "precision": self.precision,
+            "data": self.data,
+            "dataset": self.dataset,
+            "sweep": self.sweep,
+            "run_key": self.run_key,
+            "staged_from": self.stage_from,
+            "num_gpus": self.gpus,
+        }
 
     @property
     def run_key(self) -> str:

@@ -139,6 +139,7 @@ STATUS_STYLE = {
     "interrupted": "yellow",
     "timeout": "yellow",
     "running": "cyan",
+    "lost": "red",
 }
 
 

@@ -38,3 +38,8 @@ class StoreError(DlbenchError):
 
 class RunNotFound(StoreError):
     """No stored run matches the id given."""
+
+
+class RunInterrupted(Exception):
+    """Raised in a run's process on SIGTERM (Slurm's time limit, a kill, its launcher's
+    death), as Ctrl-C raises KeyboardInterrupt."""

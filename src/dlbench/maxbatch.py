@@ -150,7 +150,7 @@ def run_probe(
         ended = supervise([sys.executable, "-m", PROBE_MODULE, str(payload)], timeout_s)
         if result.exists():
             return Probe(**json.loads(result.read_text()))
-    status, error = classify_exit(ended.returncode, ended.timed_out, before)
+    status, error = classify_exit(ended, before)
     return Probe(batch, status, error=error)
 
 

@@ -12,7 +12,10 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dlbench import sysinfo
@@ -23,6 +26,7 @@ from dlbench.measure.quality import judge
 from dlbench.records import RunResult
 from dlbench.runner import phase_metrics, telemetry_summary
 from dlbench.store import Store
+from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.interference import InterferenceMeter
 from dlbench.telemetry.sampler import Sampler
@@ -38,9 +42,7 @@ def monitor(
     tags: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     """Run and sample ``command``; return the run id and the command's exit code."""
-    _check_command(command)
-    if not 0.01 <= interval_s <= 3600:
-        raise ConfigError("--interval must be between 0.01 and 3600 seconds")
+    check_options(command, interval_s)
     store.check_writable()
     run_id = new_run_id()
     config: dict[str, Any] = {
@@ -53,19 +55,27 @@ def monitor(
     store.create_run(
         run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
     )
-    hardware = sysinfo.collect()
-    store.set_hardware(
-        run_id,
-        hardware,
-        device_name=hardware["cpu"]["model"],
-        num_gpus=len(hardware.get("gpus") or []),
-    )
+    heartbeat = Heartbeat(store, run_id).start()
+    try:
+        with _terminate_as_interrupt():
+            hardware = sysinfo.collect()
+            store.set_hardware(
+                run_id,
+                hardware,
+                device_name=hardware["cpu"]["model"],
+                num_gpus=len(hardware.get("gpus") or []),
+            )
+    except KeyboardInterrupt:
+        heartbeat.stop()
+        store.end_unfinished(run_id, "interrupted", "interrupted before the command started")
+        raise
     samplers: list[Sampler] = []
     # The accounting follows this process, the command's parent: a command that ends is reaped
     # here, so its CPU time lands in this tree's counters instead of vanishing with it.
     meter = InterferenceMeter(os.getpid(), gpus=None)
 
     def start_sampling(pid: int) -> None:
+        heartbeat.pids = [os.getpid(), pid]
         meter.start()
         sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
         sampler = Sampler(sources, interval_s, functools.partial(store.add_samples, run_id))
@@ -73,7 +83,10 @@ def monitor(
         samplers.append(sampler.start())
 
     started = time.monotonic()
-    ended = supervise(command, on_start=start_sampling, reap_group=False, stdin=None)
+    try:
+        ended = supervise(command, on_start=start_sampling, reap_group=False, stdin=None)
+    finally:
+        heartbeat.stop()
     wall = time.monotonic() - started
     interference = meter.stop()
     for sampler in samplers:
@@ -94,11 +107,34 @@ def monitor(
     return run_id, _shell_code(ended.returncode)
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM during the setup ends it like Ctrl-C, so that the run is closed, not left."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_options(command: list[str], interval_s: float) -> None:
+    _check_command(command)
+    if not 0.01 <= interval_s <= 3600:  # NaN is refused too
+        raise ConfigError("--interval must be between 0.01 and 3600 seconds")
+
+
 def _check_command(command: list[str]) -> None:
     if not command:
         raise ConfigError("no command to monitor", "e.g. dlbench monitor -- python train.py")
     program = command[0]
-    if shutil.which(program) is None and not (os.sep in program and os.access(program, os.X_OK)):
+    if os.sep in program and Path(program).is_dir():
+        raise ConfigError(f"{program} is a folder, not a program", "give the program to run")
+    runnable = os.sep in program and Path(program).is_file() and os.access(program, os.X_OK)
+    if shutil.which(program) is None and not runnable:
         raise ConfigError(f"command not found: {program}", "give a program on PATH or a path")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-RunStatus = Literal["running", "ok", "oom", "failed", "interrupted", "timeout"]
+RunStatus = Literal["running", "ok", "oom", "failed", "interrupted", "timeout", "lost"]
 FINAL_STATUSES: tuple[str, ...] = ("ok", "oom", "failed", "interrupted", "timeout")
 
 
@@ -206,10 +206,8 @@ class RunResult:
     time_to_accuracy: TimeToAccuracy | None = None
     feasibility: Feasibility | None = None
     staging: StagingStats | None = None
-    ranks: tuple[dict[str, Any], ...] = ()
-    descriptors: dict[str, Any] | None = (
-        None  # what the calculator learns from  # per-rank step statistics of a multi-process run
-    )
+    ranks: tuple[dict[str, Any], ...] = ()  # per-rank step statistics of a multi-process run
+    descriptors: dict[str, Any] | None = None  # what the calculator learns from
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None
     peak_memory_source: str | None = None
@@ -218,6 +216,7 @@ class RunResult:
     telemetry: dict[str, Any] | None = None  # per-phase summary, see telemetry/summary.py
     quality: Quality | None = None  # interference during the timed phase
     stability: Stability | None = None
+    unsaved_path: str | None = None  # the JSON file the result went to when the store failed
     steps: tuple[StepRecord, ...] = field(default=(), repr=False)
 
     def to_dict(self, with_steps: bool = False) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
@@ -20,7 +21,7 @@ import psutil
 from dlbench import datasets, staging, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, RunInterrupted, StoreError
 from dlbench.measure.quality import judge
 from dlbench.measure.stats import MIN_RELIABLE_STEPS, relative_half_width
 from dlbench.measure.timer import StepTimer
@@ -31,7 +32,8 @@ from dlbench.records import (
 )
 from dlbench.runner_infer import infer_phase
 from dlbench.runner_result import Measured, build_result, describe, gather_ranks
-from dlbench.store import Store
+from dlbench.store import Store, result_columns, unsaved, utc_now
+from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.sampler import NullSampler, Sampler
 from dlbench.telemetry.summary import summarise
@@ -41,10 +43,6 @@ T = TypeVar("T")
 LATENCY_WARMUP_CALLS = 3
 LATENCY_REPEATS = {"single": 100, "batch": 30}
 LATENCY_BUDGET_S = 2.0  # per latency series; a slow model is timed fewer times, never none
-
-
-class RunInterrupted(Exception):
-    """Raised in the run's process on SIGTERM (Slurm's time limit, a kill), like Ctrl-C."""
 
 
 class Progress(Protocol):
@@ -80,6 +78,7 @@ def execute(
     """
     progress = progress or NullProgress()
     measured = Measured(store, run_id)
+    heartbeat: Heartbeat | None = None
     status, error = "ok", None
     started = time.monotonic()
     try:
@@ -87,6 +86,7 @@ def execute(
         if store is None:
             measured.device = engine.resolve_device(spec.device)
         else:
+            heartbeat = Heartbeat(store, run_id, also=measured.store_new_steps).start()
             measured.device, measured.hardware = _register(spec, run_id, store, engine)
             measured.sampler = _start_sampler(spec, run_id, store, measured.hardware)
         spec = _stage(spec, measured)
@@ -110,6 +110,8 @@ def execute(
         status, error = ("oom" if oom else "failed"), describe(exc, measured.phase)
     finally:
         progress.close()
+        if heartbeat is not None:
+            heartbeat.stop()
         measured.stop_meter()
         measured.sampler.stop()
         if measured.staging:
@@ -126,8 +128,40 @@ def execute(
         telemetry=telemetry,
         quality=judge(measured.interference, phase_metrics(telemetry, "train")),
     )
-    store.finish_run(result)
+    try:
+        store.finish_run(result)
+    except StoreError as exc:
+        return _save_unstored(spec, store, result, measured, exc)
     return result
+
+
+def _save_unstored(
+    spec: RunSpec, store: Store, result: RunResult, measured: Measured, exc: StoreError
+) -> RunResult:
+    """The store cannot take the result (a full disk): keep it whole in a JSON file for
+    ``dlbench import``, and say so in one line."""
+    try:
+        stored_row = store.get_run(result.run_id)
+    except DlbenchError:
+        stored_row = {"run_id": result.run_id, "kind": "train", "created_at": utc_now()}
+        stored_row.update(spec.columns())
+        stored_row.update(config=spec.model_dump(mode="json"), tags=spec.tags)
+    row = {**stored_row, "hardware": measured.hardware or stored_row.get("hardware")}
+    if measured.device is not None:
+        row.update(device=measured.device.device, device_name=measured.device.device_name)
+    try:
+        path = unsaved.save(
+            store, row | result_columns(result), result.steps, measured.sampler.unsaved
+        )
+    except StoreError as nowhere:
+        print(f"dlbench: {exc.one_line()}; {nowhere.one_line()}", file=sys.stderr)
+        return result
+    print(
+        f"dlbench: run {result.run_id} was not stored ({exc.one_line()}); its result is saved "
+        f"in {path}: restore it with dlbench import {path}",
+        file=sys.stderr,
+    )
+    return dataclasses.replace(result, unsaved_path=str(path))
 
 
 def phase_metrics(telemetry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
@@ -176,7 +210,8 @@ def telemetry_summary(
     if isinstance(sampler, NullSampler):
         return {"enabled": False, "reason": "telemetry was off for this run (--no-telemetry)"}
     try:
-        summary = summarise(store.get_samples(run_id), {"train": images_trained})
+        stored = store.get_samples(run_id) + sampler.unsaved  # unsaved: the store refused them
+        summary = summarise(stored, {"train": images_trained})
     except DlbenchError as exc:
         summary = {"phases": {}, "run": None, "error": exc.one_line()}
     return {"enabled": True, **dataclasses.asdict(report), **summary}

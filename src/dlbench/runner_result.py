@@ -13,6 +13,7 @@ from typing import Any
 
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine
+from dlbench.errors import StoreError
 from dlbench.measure import peaks
 from dlbench.measure.stats import speed_stats
 from dlbench.measure.timer import StepTimer
@@ -62,6 +63,8 @@ class Measured:
     meter: InterferenceMeter | None = field(default=None, repr=False)
     interference: Interference | None = None
     stability: Stability | None = None
+    steps_stored: int = 0  # completed steps already in the store (a SIGKILL keeps them)
+    store_failed: bool = False
 
     def start_meter(self, spec: RunSpec, pid: int) -> None:
         """Account other work from here (the timed phase's start); rank 0 only. Accounting
@@ -93,7 +96,23 @@ class Measured:
         self.phase = phase
         self.sampler.set_phase(phase)
         if self.store is not None:
-            self.store.set_phase(self.run_id, phase)
+            try:
+                self.store.set_phase(self.run_id, phase)
+            except StoreError as exc:  # a full disk: the run goes on, its result is kept
+                if not self.store_failed:
+                    log.warning("run %s: phase not stored (%s)", self.run_id, exc.one_line())
+                self.store_failed = True
+
+    def store_new_steps(self) -> None:
+        """Store the steps completed since the last call (from the heartbeat thread: the
+        timer's lists only grow, and a step counts once its end is recorded)."""
+        timer = self.timer
+        if self.store is None or timer is None:
+            return
+        completed = timer.steps(start=self.steps_stored)
+        if completed:
+            self.store.add_steps(self.run_id, list(completed))
+            self.steps_stored = completed[-1].step + 1
 
 
 def gather_ranks(engine: Engine, measured: Measured, spec: RunSpec) -> tuple[dict[str, Any], ...]:

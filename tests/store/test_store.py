@@ -122,10 +122,11 @@ def test_an_older_schema_is_migrated_in_place(db_path, monkeypatch):
     _create(store, "old")
     store.close()
     applied = []
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 5)
-    monkeypatch.setitem(schema.MIGRATIONS, 4, lambda conn: applied.append(4))
+    current = schema.SCHEMA_VERSION
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, current, lambda conn: applied.append(current))
     upgraded = Store(str(db_path))
-    assert applied == [4] and upgraded.schema_version() == 5
+    assert applied == [current] and upgraded.schema_version() == current + 1
     assert upgraded.get_run("old")["run_id"] == "old"
 
 
@@ -140,7 +141,7 @@ def test_a_version_1_database_gains_the_telemetry_table(db_path):
         conn.execute("ALTER TABLE runs DROP COLUMN run_key")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = Store(str(db_path))
-    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 4
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 5
     assert upgraded.get_run("from-v1")["mean_speed"] == 20.0
     assert upgraded.get_run("from-v1")["run_key"] is None  # v2 -> v3 added the sweep key
     _create(upgraded, "from-v3", run_key="abc")
@@ -167,7 +168,7 @@ def test_a_version_3_database_gains_quality_baselines_and_the_right_io_names(db_
         conn.execute("ALTER TABLE runs DROP COLUMN foreign_cpu_cores")
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     upgraded = Store(str(db_path))
-    assert upgraded.schema_version() == 4
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION
     row = upgraded.get_run("from-v3")
     assert row["quality_verdict"] is None and row["foreign_cpu_cores"] is None
     assert [s.metric for s in upgraded.get_samples("from-v3")] == ["proc.read_chars_per_s"]
@@ -253,4 +254,4 @@ def test_notes_are_kept_replaced_and_read_back(store):
     store.put_note("predictor:x", {"model": "roofline", "errors": [1.5, float("nan")]})
     store.put_note("predictor:x", {"model": "boosted", "errors": [2.0]})
     assert store.get_note("predictor:x") == {"model": "boosted", "errors": [2.0]}
-    assert store.schema_version() == 4  # notes live in the meta table beside the version
+    assert store.schema_version() == schema.SCHEMA_VERSION  # notes live beside the version

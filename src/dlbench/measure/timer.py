@@ -57,8 +57,9 @@ class StepTimer:
         """The completed steps' times so far, in seconds."""
         return [(end - start) * NS for start, end in zip(self._starts, self._ends, strict=False)]
 
-    def steps(self) -> tuple[StepRecord, ...]:
-        """Every completed step; a step cut short by an interrupt is left out."""
+    def steps(self, start: int = 0) -> tuple[StepRecord, ...]:
+        """Every completed step from ``start``; a step cut short by an interrupt is left out.
+        Safe to call from another thread while steps are timed."""
         return tuple(
             StepRecord(
                 step=i,
@@ -66,7 +67,7 @@ class StepTimer:
                 step_time_s=(self._ends[i] - self._starts[i]) * NS,
                 data_wait_s=(self._ready[i] - self._starts[i]) * NS,
             )
-            for i in range(len(self._ends))
+            for i in range(start, len(self._ends))
         )
 
     def elapsed_s(self) -> float:

@@ -17,39 +17,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    delete,
-    event,
-    func,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, delete, func, inspect, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import RunNotFound, StoreError
 from dlbench.records import RunResult, StepRecord, TelemetrySample
-from dlbench.store import schema
+from dlbench.store import liveness, schema
+from dlbench.store.engine import open_engine, reason, to_url
 from dlbench.store.schema import runs, steps, telemetry
 
+__all__ = ["DEFAULT_DB", "Store", "default_url", "to_url", "utc_now"]
+
 DEFAULT_DB = Path("results") / "dlbench.sqlite"
-SQLITE_BUSY_TIMEOUT_S = 30
 
 
 def default_url() -> str:
     return os.environ.get("DLBENCH_DB") or str(DEFAULT_DB)
-
-
-def to_url(db: str) -> str:
-    """A path becomes a SQLite URL; anything with '://' is taken as a SQLAlchemy URL."""
-    if db.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + db.split("://", 1)[1]  # psycopg 3, not psycopg2
-    if "://" in db:
-        return db
-    return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
 def utc_now() -> str:
@@ -70,7 +53,7 @@ class Store:
                 raise StoreError(
                     f"no results database at {path}", "give the path of a .sqlite file"
                 )
-        self.engine = _open_engine(self.url, read_only)
+        self.engine = open_engine(self.url, read_only)
         try:
             if read_only:
                 self._check_readable()
@@ -78,9 +61,14 @@ class Store:
                 self._ensure_schema()
         except SQLAlchemyError as exc:
             raise StoreError(
-                f"cannot open the results database {self.describe()}: {_reason(exc)}",
+                f"cannot open the results database {self.describe()}: {reason(exc)}",
                 "check the path or URL given to --db / DLBENCH_DB",
             ) from exc
+        if not read_only:
+            try:
+                self.close_lost_runs()
+            except StoreError:
+                pass  # a full disk or a lock: readers still show them as lost
 
     def import_from(self, source: Store) -> tuple[int, int]:
         """Merge ``source``'s runs into this store: (added, already here)."""
@@ -103,7 +91,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot {what} in {self.describe()}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot {what} in {self.describe()}: {reason(exc)}") from exc
 
     @contextmanager
     def _read(self, what: str) -> Iterator[Connection]:
@@ -111,7 +99,7 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot {what} from {self.describe()}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot {what} from {self.describe()}: {reason(exc)}") from exc
 
     # -- schema -----------------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -120,11 +108,15 @@ class Store:
                 # Several processes opening a new database at once: one creates, the others
                 # wait for it (SQLite's BEGIN IMMEDIATE does the same there).
                 conn.execute(text("SELECT pg_advisory_xact_lock(73796)"))
-            schema.metadata.create_all(conn, tables=[schema.meta])
-            row = conn.execute(
-                select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-            ).first()
-            if row is None:
+            tables = set(inspect(conn).get_table_names())
+            version = self._stamped_version(conn, tables)
+            if version is None:
+                if tables:  # tables, but not ours: another program's database
+                    raise StoreError(
+                        f"{self.describe()} is not a dlbench database: it holds other "
+                        f"tables ({', '.join(sorted(tables))}); dlbench leaves it untouched",
+                        "give --db a new file or a database dlbench created",
+                    )
                 schema.metadata.create_all(conn)
                 conn.execute(
                     schema.meta.insert().values(
@@ -132,7 +124,6 @@ class Store:
                     )
                 )
                 return
-            version = int(row[0])
             if version > schema.SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.describe()} has schema version {version}, newer than this "
@@ -148,6 +139,20 @@ class Store:
                     .values(value=str(schema.SCHEMA_VERSION))
                 )
 
+    def _stamped_version(self, conn: Connection, tables: set[str]) -> int | None:
+        """The schema version dlbench stamped in this database; None when it never did."""
+        if "meta" not in tables:
+            return None
+        columns = {c["name"] for c in inspect(conn).get_columns("meta")}
+        if columns != {"key", "value"}:
+            return None
+        value = conn.execute(
+            select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+        ).scalar_one_or_none()
+        if value is None:
+            return None
+        return _version_number(value, self.describe())
+
     def _check_readable(self) -> None:
         version = self.schema_version()
         if version != schema.SCHEMA_VERSION:
@@ -161,10 +166,15 @@ class Store:
 
     def schema_version(self) -> int:
         with self._read("read the schema version") as conn:
-            row = conn.execute(
+            value = conn.execute(
                 select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-            ).one()
-        return int(row[0])
+            ).scalar_one_or_none()
+        if value is None:
+            raise StoreError(
+                f"{self.describe()} is not a dlbench database (no schema version)",
+                "give --db a database dlbench created",
+            )
+        return _version_number(value, self.describe())
 
     def check_writable(self) -> None:
         """Fail now, not after an hour of training, if results could not be written."""
@@ -176,13 +186,52 @@ class Store:
             )
 
     # -- writing runs -----------------------------------------------------------------------
-    def create_run(self, run_id: str, kind: str, config: dict[str, Any], **columns: Any) -> None:
-        """Record a run as ``running`` before it starts, so that it is never lost."""
+    def create_run(
+        self,
+        run_id: str,
+        kind: str,
+        config: dict[str, Any],
+        pids: list[int] | None = None,
+        **columns: Any,
+    ) -> None:
+        """Record a run as ``running`` before it starts, so that it is never lost. ``pids``:
+        the processes whose heartbeat keeps it running (default: this one)."""
+        now = utc_now()
+        row = {
+            "run_id": run_id,
+            "kind": kind,
+            "created_at": now,
+            "status": "running",
+            "phase_reached": "setup",
+            "tags": config.get("tags", {}),
+            "config": config,
+            "hostname": liveness.this_host(),
+            "heartbeat_at": now,
+            "heartbeat_s": liveness.HEARTBEAT_S,
+            "pids": liveness.process_ids(pids or [os.getpid()]),
+            **columns,
+        }
+        with self._write(f"record run {run_id}") as conn:
+            conn.execute(runs.insert().values(**row))
+
+    def record_unstarted(
+        self,
+        run_id: str,
+        kind: str,
+        config: dict[str, Any],
+        status: str,
+        error: str,
+        **columns: Any,
+    ) -> None:
+        """A run that ended before any process of its own started (nothing fits, its job
+        ended first): stored closed, in one transaction."""
         row = {
             "run_id": run_id,
             "kind": kind,
             "created_at": utc_now(),
-            "status": "running",
+            "finished_at": utc_now(),
+            "status": status,
+            "error": error,
             "phase_reached": "setup",
             "tags": config.get("tags", {}),
             "config": config,
@@ -190,6 +239,46 @@ class Store:
         }
         with self._write(f"record run {run_id}") as conn:
             conn.execute(runs.insert().values(**row))
+
+    def heartbeat(self, run_id: str, pids: list[int] | None = None) -> None:
+        """This run is alive (and, with ``pids``, these are its processes now)."""
+        values: dict[str, Any] = {"heartbeat_at": utc_now()}
+        if pids is not None:
+            values["pids"] = liveness.process_ids(pids)
+        with self._write(f"record that run {run_id} is alive") as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id, runs.c.status == "running")
+                .values(**values)
+            )
+
+    def add_steps(self, run_id: str, completed: list[StepRecord]) -> None:
+        """Store step times while the run goes on (its result replaces them at the end)."""
+        if not completed:
+            return
+        with self._write(f"store step times of run {run_id}") as conn:
+            conn.execute(
+                steps.delete().where(steps.c.run_id == run_id, steps.c.step >= completed[0].step)
+            )
+            conn.execute(steps.insert(), [{"run_id": run_id, **asdict(s)} for s in completed])
+
+    def close_lost_runs(self) -> list[str]:
+        """Close every ``running`` row whose processes died without a word as ``lost``."""
+        columns = [c for c in runs.c if c.name not in ("config", "hardware", "result")]
+        with self._read("read runs") as conn:
+            alive = [
+                dict(r)
+                for r in conn.execute(select(*columns).where(runs.c.status == "running")).mappings()
+            ]
+        lost = [row for row in alive if liveness.is_lost(row)]
+        for row in lost:
+            with self._write(f"close lost run {row['run_id']}") as conn:
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == row["run_id"], runs.c.status == "running")
+                    .values(status="lost", error=liveness.lost_error(row), finished_at=utc_now())
+                )
+        return [row["run_id"] for row in lost]
 
     def set_hardware(self, run_id: str, hardware: dict[str, Any], **columns: Any) -> None:
         with self._write(f"record the hardware of run {run_id}") as conn:
@@ -205,27 +294,7 @@ class Store:
 
     def finish_run(self, result: RunResult) -> None:
         """Store a run's result and its step times in one transaction."""
-        speed = result.speed
-        values = {
-            "status": result.status,
-            "error": result.error,
-            "phase_reached": result.phase_reached,
-            "finished_at": utc_now(),
-            "mean_speed": speed.mean_speed if speed else None,
-            "mean_step_time_s": speed.mean_step_time_s if speed else None,
-            "speed_stderr": speed.speed_stderr if speed else None,
-            "speed_jitter": speed.speed_jitter if speed else None,
-            "timed_steps": speed.timed_steps if speed else 0,
-            "throughput_e2e": result.throughput_e2e,
-            "train_time_s": result.train_time_s,
-            "val_time_s": result.val_time_s,
-            "accuracy": result.accuracy,
-            "peak_memory_bytes": result.peak_memory_bytes,
-            "quality_verdict": result.quality.verdict if result.quality else None,
-            "foreign_cpu_cores": result.quality.foreign_cpu_cores if result.quality else None,
-            "total_time_s": result.total_time_s if result.total_time_s else result.wall_time_s,
-            "result": _json_safe(result.to_dict()),
-        }
+        values = result_columns(result)
         with self._write(f"store the result of run {result.run_id}") as conn:
             conn.execute(update(runs).where(runs.c.run_id == result.run_id).values(**values))
             conn.execute(steps.delete().where(steps.c.run_id == result.run_id))
@@ -299,7 +368,7 @@ class Store:
             raise RunNotFound(f"no run {run_id!r} in {self.describe()}", "see dlbench runs")
         if len(rows) > 1 and rows[0]["run_id"] != run_id:
             raise RunNotFound(f"run id {run_id!r} is ambiguous", "give more of the id")
-        return dict(rows[0])
+        return liveness.as_seen(dict(rows[0]))
 
     def list_runs(self, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
         """Runs, newest first. ``filters`` match columns exactly; ``tags`` matches a subset."""
@@ -309,7 +378,9 @@ class Store:
             if value is not None:
                 query = query.where(runs.c[column] == value)
         with self._read("read runs") as conn:
-            rows = [dict(r) for r in conn.execute(query).mappings()]
+            rows = [liveness.as_seen(dict(r)) for r in conn.execute(query).mappings()]
+        if filters.get("status") == "running":
+            rows = [r for r in rows if r["status"] == "running"]
         if tags:
             rows = [r for r in rows if all(r["tags"].get(k) == v for k, v in tags.items())]
         return rows[:limit] if limit else rows
@@ -321,7 +392,7 @@ class Store:
         columns = [c for c in runs.c if c.name not in skip]
         query = select(*columns).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         with self._read("read runs") as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [liveness.as_seen(dict(r)) for r in conn.execute(query).mappings()]
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         with self._read("read step times") as conn:
@@ -362,54 +433,39 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
 
 
-def _open_engine(url: str, read_only: bool = False) -> Engine:
+def result_columns(result: RunResult) -> dict[str, Any]:
+    """The ``runs`` columns a finished run's result sets."""
+    speed = result.speed
+    return {
+        "status": result.status,
+        "error": result.error,
+        "phase_reached": result.phase_reached,
+        "finished_at": utc_now(),
+        "mean_speed": speed.mean_speed if speed else None,
+        "mean_step_time_s": speed.mean_step_time_s if speed else None,
+        "speed_stderr": speed.speed_stderr if speed else None,
+        "speed_jitter": speed.speed_jitter if speed else None,
+        "timed_steps": speed.timed_steps if speed else 0,
+        "throughput_e2e": result.throughput_e2e,
+        "train_time_s": result.train_time_s,
+        "val_time_s": result.val_time_s,
+        "accuracy": result.accuracy,
+        "peak_memory_bytes": result.peak_memory_bytes,
+        "quality_verdict": result.quality.verdict if result.quality else None,
+        "foreign_cpu_cores": result.quality.foreign_cpu_cores if result.quality else None,
+        "total_time_s": result.total_time_s if result.total_time_s else result.wall_time_s,
+        "result": _json_safe(result.to_dict()),
+    }
+
+
+def _version_number(value: str, where: str) -> int:
     try:
-        if url.startswith("sqlite:///") and read_only:
-            # SQLite itself refuses every write on a mode=ro connection.
-            path = url.removeprefix("sqlite:///")
-            engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", future=True)
-            _configure_sqlite(engine, read_only=True)
-            return engine
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {}
-        if read_only and url.startswith("postgresql"):
-            connect_args = {"options": "-c default_transaction_read_only=on"}
-        engine = create_engine(url, future=True, connect_args=connect_args)
-    except (OSError, SQLAlchemyError, ValueError, ImportError) as exc:
-        where = url.removeprefix("sqlite:///")
+        return int(value)
+    except (TypeError, ValueError):
         raise StoreError(
-            f"cannot open the results database {where}: {exc}",
-            "give a writable path or a valid SQLAlchemy URL to --db / DLBENCH_DB",
-        ) from exc
-    if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
-    return engine
-
-
-def _configure_sqlite(engine: Engine, read_only: bool = False) -> None:
-    """WAL with a busy timeout, and BEGIN IMMEDIATE so that concurrent writers queue
-    instead of failing with 'database is locked' (see ENVIRONMENT.md). A reader takes no
-    write lock: plain BEGIN."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN
-        cursor = dbapi_conn.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
-        if not read_only:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig or exc).splitlines()[0]
+            f"{where} has a damaged schema version ({str(value)[:40]!r} is not a number)",
+            "restore the database from a backup, or import its runs into a new one",
+        ) from None
 
 
 def _json_safe(value: Any) -> Any:

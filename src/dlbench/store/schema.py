@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -76,6 +76,11 @@ runs = Table(
     Column("peak_memory_bytes", BigInteger),
     Column("quality_verdict", String(16)),  # clean | noisy | contended; null: not measured
     Column("foreign_cpu_cores", Float),
+    # Liveness of a run in progress: its processes beat every few seconds; a row whose beat
+    # stopped is closed as ``lost`` by the next reader (store/liveness.py).
+    Column("heartbeat_at", String(32)),  # ISO 8601, UTC
+    Column("heartbeat_s", Float),
+    Column("pids", JSON),  # [[pid, create_time], ...] on ``hostname``
     Column("tags", JSON, nullable=False),
     Column("config", JSON, nullable=False),
     Column("hardware", JSON),
@@ -181,9 +186,17 @@ def _rename_metrics(result: dict[str, Any] | None) -> dict[str, Any] | None:
     return result if changed else None
 
 
+def _add_heartbeat(conn: Connection) -> None:
+    present = {column["name"] for column in inspect(conn).get_columns("runs")}
+    for name, kind in (("heartbeat_at", "VARCHAR(32)"), ("heartbeat_s", "FLOAT"), ("pids", "JSON")):
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
+
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_telemetry,
     2: _add_run_key,
     3: _add_quality_and_baselines,
+    4: _add_heartbeat,
 }

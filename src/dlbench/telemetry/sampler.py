@@ -30,6 +30,7 @@ def derived(tick: dict[str, float]) -> dict[str, float]:
     return {"cpu.foreign_cores": max(0.0, busy - own / 100.0)}
 
 
+MAX_UNSAVED_SAMPLES = 500_000  # ~100 MB of samples kept while the store refuses them
 Sink = Callable[[list[TelemetrySample]], None]
 
 
@@ -58,6 +59,7 @@ class Sampler:
         self._sink, self._flush_s, self._flush_samples = sink, flush_s, flush_samples
         self._phase = "setup"
         self._buffer: list[TelemetrySample] = []
+        self.unsaved: list[TelemetrySample] = []  # refused by the sink, newest kept
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dlbench-sampler", daemon=True)
         self.report = SamplerReport(interval_s)
@@ -130,10 +132,17 @@ class Sampler:
         if not batch:
             return
         self.report.samples += len(batch)
+        # After a failure (a full disk), what the store refused is retried with each batch
+        # and kept in memory for the run's saved result meanwhile, up to a bound.
+        pending = self.unsaved + batch
         try:
-            self._sink(batch)
+            self._sink(pending)
         except Exception as exc:  # noqa: BLE001 - losing a batch must not kill the run
-            log.warning("telemetry batch of %d samples not stored: %s", len(batch), exc)
+            if not self.unsaved:
+                log.warning("telemetry not stored, kept in memory meanwhile: %s", exc)
+            self.unsaved = pending[-MAX_UNSAVED_SAMPLES:]
+        else:
+            self.unsaved = []
 
     def stop(self) -> SamplerReport:
         """Take a last sample, stop the thread, flush everything, close the sources."""
@@ -157,6 +166,7 @@ class NullSampler:
 
     def __init__(self) -> None:
         self.report = SamplerReport(0.0)
+        self.unsaved: list[TelemetrySample] = []
 
     def set_phase(self, phase: str) -> None:
         pass

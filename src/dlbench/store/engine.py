@@ -1,0 +1,73 @@
+"""Connecting to the results database: URLs, SQLite's settings for concurrent writers, and
+error messages without driver noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from dlbench.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def to_url(db: str) -> str:
+    """A path becomes a SQLite URL; anything with '://' is taken as a SQLAlchemy URL."""
+    if db.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + db.split("://", 1)[1]  # psycopg 3, not psycopg2
+    if "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def open_engine(url: str, read_only: bool = False) -> Engine:
+    try:
+        if url.startswith("sqlite:///") and read_only:
+            # SQLite itself refuses every write on a mode=ro connection.
+            path = url.removeprefix("sqlite:///")
+            engine = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true", future=True)
+            configure_sqlite(engine, read_only=True)
+            return engine
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {}
+        if read_only and url.startswith("postgresql"):
+            connect_args = {"options": "-c default_transaction_read_only=on"}
+        engine = create_engine(url, future=True, connect_args=connect_args)
+    except (OSError, SQLAlchemyError, ValueError, ImportError) as exc:
+        where = url.removeprefix("sqlite:///")
+        raise StoreError(
+            f"cannot open the results database {where}: {exc}",
+            "give a writable path or a valid SQLAlchemy URL to --db / DLBENCH_DB",
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        configure_sqlite(engine)
+    return engine
+
+
+def configure_sqlite(engine: Engine, read_only: bool = False) -> None:
+    """WAL with a busy timeout, and BEGIN IMMEDIATE so that concurrent writers queue
+    instead of failing with 'database is locked' (see ENVIRONMENT.md). A reader takes no
+    write lock: plain BEGIN."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def reason(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

@@ -1,0 +1,135 @@
+"""A run's result that its database could not take (a full disk, a lost server), kept in a JSON
+file until ``dlbench import FILE.json`` puts it back.
+
+The file holds what the store would have: the run's row (its ``--json`` summary is derived from
+it), its step times and the telemetry that was still in memory. It goes beside the database
+when that folder can take it, else under ``$XDG_STATE_HOME/dlbench/unsaved/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+
+from dlbench.errors import StoreError
+from dlbench.records import StepRecord, TelemetrySample
+from dlbench.store.schema import runs, steps, telemetry
+
+if TYPE_CHECKING:
+    from dlbench.store import Store
+
+FORMAT = "dlbench-unsaved-run"
+FORMAT_VERSION = 1
+OPEN_STATUSES = ("running", "lost")  # a stored row the file may complete
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dlbench" / "unsaved"
+
+
+def save(
+    store: Store,
+    row: dict[str, Any],
+    completed: list[StepRecord] | tuple[StepRecord, ...],
+    samples: list[TelemetrySample],
+) -> Path:
+    """Write the run to a JSON file; its path. Raises StoreError when no place can take it."""
+    from dlbench.store import _json_safe
+
+    document = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "database": store.describe(),
+        "run": _json_safe(row),
+        "steps": [asdict(s) for s in completed],
+        "telemetry": [asdict(s) for s in samples],
+    }
+    text = json.dumps(document)
+    name = f"dlbench-unsaved-{row['run_id']}.json"
+    places = [state_dir()]
+    if store.url.startswith("sqlite:///"):
+        places.insert(0, Path(store.url.removeprefix("sqlite:///")).parent)
+    reasons = []
+    for folder in places:
+        path = folder / name
+        partial = path.with_suffix(".part")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial.write_text(text)
+            partial.replace(path)  # never a half-written file under the final name
+            return path
+        except OSError as exc:
+            reasons.append(f"{folder}: {exc.strerror or exc}")
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError:
+                pass
+    raise StoreError(f"run {row['run_id']} could not be saved anywhere ({'; '.join(reasons)})")
+
+
+def is_unsaved_file(path: str) -> bool:
+    """What ``dlbench import`` takes for a saved run rather than a database."""
+    return path.endswith(".json") and "://" not in path
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise StoreError(
+            f"{path} is not a run dlbench saved when its database could not take it",
+            "dlbench import takes such a .json file or another results database",
+        )
+    if document.get("version") != FORMAT_VERSION or not isinstance(document.get("run"), dict):
+        raise StoreError(f"{path}: unsaved-run format version {document.get('version')!r} unknown")
+    return document
+
+
+def summary(path: Path) -> dict[str, Any]:
+    from dlbench.store.summary import run_summary
+
+    return run_summary(load(path)["run"])
+
+
+def import_file(store: Store, path: Path) -> bool:
+    """Put the saved run into ``store``: True if added or completed, False if already there."""
+    document = load(path)
+    row = dict(document["run"])
+    run_id = row["run_id"]
+    step_rows = [{"run_id": run_id, **s} for s in document["steps"]]
+    sample_rows = [{"run_id": run_id, **s} for s in document["telemetry"]]
+    with store._write(f"import run {run_id}") as conn:
+        found = conn.execute(select(runs.c.status).where(runs.c.run_id == run_id)).first()
+        if found is not None and found[0] not in OPEN_STATUSES:
+            return False
+        if found is None:
+            conn.execute(runs.insert().values(**_known_columns(row)))
+        else:
+            kept = {k: v for k, v in _known_columns(row).items() if v is not None}
+            kept.pop("run_id")
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(**kept))
+        conn.execute(steps.delete().where(steps.c.run_id == run_id))
+        if step_rows:
+            conn.execute(steps.insert(), step_rows)
+        present = {
+            (m, t)
+            for m, t in conn.execute(
+                select(telemetry.c.metric, telemetry.c.t_s).where(telemetry.c.run_id == run_id)
+            )
+        }
+        fresh = [r for r in sample_rows if (r["metric"], r["t_s"]) not in present]
+        if fresh:
+            conn.execute(telemetry.insert(), fresh)
+    return True
+
+
+def _known_columns(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k in runs.c}
