@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from dlbench import datasets, staging
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, get_engine
+from dlbench.errors import ConfigError
 from dlbench.launch.local import LaunchOutcome, new_run_id
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
@@ -32,8 +35,31 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     data = spec.data
     if data not in (datasets.SYNTHETIC, datasets.DIGITS):
         data = staging.expand(data)
-    datasets.probe(data, workload.data_format, spec.dataset)
+    datasets.check(
+        data,
+        workload.data_format,
+        spec.dataset,
+        spec.input_shape,
+        spec.num_classes,
+        workload.num_classes,
+    )
+    check_output_folders(spec)
     return device
+
+
+def check_output_folders(spec: RunSpec) -> None:
+    """A --checkpoint that could not be written fails now, not after the training."""
+    if spec.checkpoint is not None:
+        writable_folder(Path(spec.checkpoint).expanduser().parent, "--checkpoint")
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """``folder`` exists and takes files, or one clear error."""
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{option}: {folder} {what}", "give a path in an existing folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write into {folder}", "give a writable folder")
 
 
 REPEAT_TAG = "repeat_group"  # the first run's id, on every run of one --repeat

@@ -174,12 +174,16 @@ def run(
         until_stable=until_stable,
         max_time=max_time,
     )
-    if timeout is not None and timeout <= 0:
-        raise DlbenchError("--timeout must be a positive number of seconds")
+    if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails both
+        raise DlbenchError("--timeout must be a positive, finite number of seconds")
     if repeat < 1:
         raise ConfigError("--repeat must be at least 1")
     quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
+    if json_out and json_out != "-":
+        from dlbench.api import writable_folder
+
+        writable_folder(Path(json_out).expanduser().parent, "--json")
     store = Store(db)
     if repeat == 1:
         _run_once(spec, store, timeout, quiet, human, json_out)
@@ -308,6 +312,8 @@ def maxbatch(
     )
     if (start is not None and start < 1) or limit < 1:
         raise DlbenchError("--start and --limit must be at least 1")
+    if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails both
+        raise DlbenchError("--timeout must be a positive, finite number of seconds")
     info = preflight_device(spec)
     cap = parse_bytes(memory_limit) if memory_limit else None
     human = err if json_flag else out
@@ -392,7 +398,7 @@ def sweep(
     if target in ("status", "collect"):
         if file is None:
             raise DlbenchError(f"dlbench sweep {target} needs the sweep file")
-        _sweep_follow(target, load(Path(file)), Store(db))
+        _sweep_follow(target, load(Path(file)), Store(db, create=False))
         return
     if file is not None:
         raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
@@ -502,7 +508,7 @@ def compare(
     from dlbench.analysis.compare import compare as compare_runs
     from dlbench.store import Store
 
-    out.print(render_analysis.comparison(compare_runs(Store(db), runs, by, baseline)))
+    out.print(render_analysis.comparison(compare_runs(Store(db, create=False), runs, by, baseline)))
 
 
 @app.command()
@@ -516,7 +522,7 @@ def scaling(
     from dlbench.analysis.scaling import scaling as scaling_series
     from dlbench.store import Store
 
-    rows = Store(db).list_runs(workload=workload, sweep=sweep_name, status="ok")
+    rows = Store(db, create=False).list_runs(workload=workload, sweep=sweep_name, status="ok")
     out.print(render_analysis.scaling_tables(scaling_series(rows)))
 
 
@@ -540,7 +546,7 @@ def cost(
 
     if epochs < 1 or (dataset_size is not None and dataset_size < 1):
         raise DlbenchError("--epochs and --dataset-size must be at least 1")
-    store, table = Store(db), load_prices(prices)
+    store, table = Store(db, create=False), load_prices(prices)
     costs = [
         run_cost(
             run_summary(store.get_run(r)),
@@ -575,7 +581,7 @@ def report(
     chosen = sum(bool(x) for x in (runs, sweep_name, all_runs))
     if chosen != 1:
         raise DlbenchError("give run ids, --sweep NAME or --all (one of them)")
-    store = Store(db)
+    store = Store(db, create=False)
     if runs:
         rows = [store.get_run(r) for r in runs]
     else:
@@ -592,6 +598,14 @@ def report(
 def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of model files (FILE.py with a build function) the Calculator may "
+            "describe; the page offers only the .py files directly in it. Without it, the "
+            "page imports no file."
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Explore runs, telemetry and comparisons in the browser (read-only)."""
@@ -603,6 +617,8 @@ def dashboard(
     store = Store(db, read_only=True)  # a missing or unreadable database fails here, clearly
     if not 0 < port < 65536:
         raise DlbenchError(f"--port {port} is not a port number")
+    if model_dir is not None and not model_dir.is_dir():
+        raise DlbenchError(f"--model-dir {model_dir} is not a folder")
     if host in ("0.0.0.0", "::", ""):
         err.print(
             f"[yellow]warning: --host {host} serves the dashboard to every network this "
@@ -628,6 +644,7 @@ def dashboard(
         "--",
         "--db",
         store.url,
+        *(["--model-dir", str(model_dir.resolve())] if model_dir else []),
     ]
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     out.print(
@@ -760,7 +777,7 @@ def runs(
         raise DlbenchError("--limit must be at least 1")
     if quality is not None and quality not in ("clean", "noisy", "contended"):
         raise ConfigError(f"--quality {quality!r} is not clean, noisy or contended")
-    store = Store(db)
+    store = Store(db, create=False)
     rows = store.list_runs(
         limit=limit,
         workload=workload,
@@ -792,7 +809,7 @@ def show(
     from dlbench.store import Store
     from dlbench.store.summary import run_summary
 
-    store = Store(db)
+    store = Store(db, create=False)
     run = store.get_run(run_id)
     summary = run_summary(run)
     step_rows = store.get_steps(run["run_id"]) if steps else []
@@ -850,7 +867,7 @@ def export(
     from dlbench.store import Store
     from dlbench.store.export import runs_frame, samples_frame, write
 
-    store = Store(db)
+    store = Store(db, create=False)
     if run_id:
         rows = [store.get_run(r) for r in run_id]
     else:
@@ -887,6 +904,8 @@ def main() -> None:
         else:
             code = _fail(f"{exc.format_message()} (see dlbench --help)", exc)
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: the same answer
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         err.print("interrupted")
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

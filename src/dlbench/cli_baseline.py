@@ -51,7 +51,7 @@ def baseline_list(json_flag: JsonFlag = False, db: DbOption = None) -> None:
     from dlbench import render_analysis
     from dlbench.store import Store, baselines
 
-    found = baselines.every(Store(db))
+    found = baselines.every(Store(db, create=False))
     if json_flag:
         write_json(found, "-")
     elif not found:
@@ -95,8 +95,8 @@ def check(
     from dlbench.console import QuietConsole
     from dlbench.store import Store
 
-    if timeout is not None and timeout <= 0:
-        raise DlbenchError("--timeout must be a positive number of seconds")
+    if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails both
+        raise DlbenchError("--timeout must be a positive, finite number of seconds")
     human = err if json_out == "-" else out
     result = run_check(
         Store(db),

@@ -101,7 +101,7 @@ def predict(
         precision=precision,
     )
     descriptors = describe(question)
-    store = Store(db, read_only=read_only)
+    store = Store(db, create=False, read_only=read_only)
     table = load_prices(prices)
     if compare_devices:
         answers, refused = calculator.compare_devices(

@@ -29,7 +29,7 @@ LATER_FIELDS = ("until_stable", "max_time")
 # Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
 MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
-MAX_BATCH = 2**20  # options added after sweeps were first stored
+MAX_DATASET = 10**15  # images  # options added after sweeps were first stored
 Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
 
 
@@ -41,7 +41,7 @@ class RunSpec(BaseModel):
     workload: str
     framework: str = "pytorch"
     device: str = "auto"
-    batch_size: int | None = Field(default=None, gt=0, le=MAX_BATCH)
+    batch_size: int | None = Field(default=None, gt=0)  # too large: an oom result, not an error
     warmup: int = Field(default=DEFAULT_WARMUP, ge=0, le=MAX_STEPS)
     steps: int | None = Field(default=None, gt=0, le=MAX_STEPS)  # total, warm-up included
     epochs: int | None = Field(default=None, gt=0, le=MAX_EPOCHS)  # timed, after the warm-up
@@ -65,9 +65,8 @@ class RunSpec(BaseModel):
     optimizer: str | None = None  # default: the workload's
     lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     # questions a run answers
-    dataset_size: int | None = Field(
-        default=None, gt=0, le=MAX_STEPS * MAX_BATCH
-    )  # project --epochs of this many images
+    # project --epochs of this many images
+    dataset_size: int | None = Field(default=None, gt=0, le=MAX_DATASET)
     target_accuracy: float | None = Field(default=None, gt=0, le=1)
     # keep timing steps until the mean step time's 95% interval is within this % of it
     until_stable: float | None = Field(default=None, gt=0, le=50, allow_inf_nan=False)

@@ -20,12 +20,12 @@ from typing import Any
 
 from dlbench import sysinfo
 from dlbench.api import new_run_id
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, StoreError
 from dlbench.launch.local import supervise
 from dlbench.measure.quality import judge
 from dlbench.records import RunResult
 from dlbench.runner import phase_metrics, telemetry_summary
-from dlbench.store import Store
+from dlbench.store import Store, unsaved
 from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.interference import InterferenceMeter
@@ -78,7 +78,12 @@ def monitor(
         heartbeat.pids = [os.getpid(), pid]
         meter.start()
         sources = build_sources(pid=pid, data_disk=hardware["storage"].get("device"))
-        sampler = Sampler(sources, interval_s, functools.partial(store.add_samples, run_id))
+        sampler = Sampler(
+            sources,
+            interval_s,
+            functools.partial(store.add_samples, run_id),
+            on_sink_error=store.warn_write_failure,
+        )
         sampler.set_phase(PHASE)
         samplers.append(sampler.start())
 
@@ -103,7 +108,11 @@ def monitor(
         telemetry=telemetry,
         quality=judge(interference, phase_metrics(telemetry, PHASE)),
     )
-    store.finish_run(result)
+    try:
+        store.finish_run(result)
+    except StoreError as exc:
+        samples = samplers[0].unsaved if samplers else []
+        unsaved.keep(store, result, samples, {"kind": "monitor", "config": config}, exc)
     return run_id, _shell_code(ended.returncode)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol, TypeVar
@@ -32,7 +31,7 @@ from dlbench.records import (
 )
 from dlbench.runner_infer import infer_phase
 from dlbench.runner_result import Measured, build_result, describe, gather_ranks
-from dlbench.store import Store, result_columns, unsaved, utc_now
+from dlbench.store import Store, unsaved, utc_now
 from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.sampler import NullSampler, Sampler
@@ -139,29 +138,19 @@ def _save_unstored(
     spec: RunSpec, store: Store, result: RunResult, measured: Measured, exc: StoreError
 ) -> RunResult:
     """The store cannot take the result (a full disk): keep it whole in a JSON file for
-    ``dlbench import``, and say so in one line."""
-    try:
-        stored_row = store.get_run(result.run_id)
-    except DlbenchError:
-        stored_row = {"run_id": result.run_id, "kind": "train", "created_at": utc_now()}
-        stored_row.update(spec.columns())
-        stored_row.update(config=spec.model_dump(mode="json"), tags=spec.tags)
-    row = {**stored_row, "hardware": measured.hardware or stored_row.get("hardware")}
+    ``dlbench import``."""
+    known: dict[str, Any] = {
+        "kind": "train",
+        "created_at": utc_now(),
+        "config": spec.model_dump(mode="json"),
+        "tags": spec.tags,
+        **spec.columns(),
+        "hardware": measured.hardware or None,
+    }
     if measured.device is not None:
-        row.update(device=measured.device.device, device_name=measured.device.device_name)
-    try:
-        path = unsaved.save(
-            store, row | result_columns(result), result.steps, measured.sampler.unsaved
-        )
-    except StoreError as nowhere:
-        print(f"dlbench: {exc.one_line()}; {nowhere.one_line()}", file=sys.stderr)
-        return result
-    print(
-        f"dlbench: run {result.run_id} was not stored ({exc.one_line()}); its result is saved "
-        f"in {path}: restore it with dlbench import {path}",
-        file=sys.stderr,
-    )
-    return dataclasses.replace(result, unsaved_path=str(path))
+        known.update(device=measured.device.device, device_name=measured.device.device_name)
+    path = unsaved.keep(store, result, measured.sampler.unsaved, known, exc)
+    return dataclasses.replace(result, unsaved_path=str(path) if path else None)
 
 
 def phase_metrics(telemetry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
@@ -194,7 +183,7 @@ def _start_sampler(
         return NullSampler()
     sources = build_sources(pid=_pid_to_follow(spec), data_disk=hardware["storage"].get("device"))
     sink = functools.partial(store.add_samples, run_id)
-    return Sampler(sources, spec.interval, sink).start()
+    return Sampler(sources, spec.interval, sink, on_sink_error=store.warn_write_failure).start()
 
 
 def _pid_to_follow(spec: RunSpec) -> int:

@@ -64,7 +64,6 @@ class Measured:
     interference: Interference | None = None
     stability: Stability | None = None
     steps_stored: int = 0  # completed steps already in the store (a SIGKILL keeps them)
-    store_failed: bool = False
 
     def start_meter(self, spec: RunSpec, pid: int) -> None:
         """Account other work from here (the timed phase's start); rank 0 only. Accounting
@@ -99,9 +98,7 @@ class Measured:
             try:
                 self.store.set_phase(self.run_id, phase)
             except StoreError as exc:  # a full disk: the run goes on, its result is kept
-                if not self.store_failed:
-                    log.warning("run %s: phase not stored (%s)", self.run_id, exc.one_line())
-                self.store_failed = True
+                self.store.warn_write_failure(exc)
 
     def store_new_steps(self) -> None:
         """Store the steps completed since the last call (from the heartbeat thread: the

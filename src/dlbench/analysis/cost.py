@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from dlbench import yaml_files
 from dlbench.datasets import SYNTHETIC_SIZES
 from dlbench.errors import ConfigError
 from dlbench.predict.decompose import plan
@@ -50,7 +51,7 @@ def load_prices(path: Path | None = None) -> list[dict[str, Any]]:
             if path
             else (resources.files("dlbench") / "data" / "prices.yaml").read_text()
         )
-        entries = yaml.safe_load(text) or []
+        entries = yaml_files.load(text)[0] or []
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read the price table {path}: {exc}") from exc
     if not isinstance(entries, list) or not all(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,11 +24,23 @@ PAGES = ("Runs", "Telemetry", "Compare", "Scaling", "Hardware", "Calculator")
 CACHE_TTL_S = 30  # new runs appear within this
 
 
-def _db_url() -> str:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--db", default=None)
+    parser.add_argument("--model-dir", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:])
-    return str(known.db or default_url())
+    return known
+
+
+def _db_url() -> str:
+    return str(_arguments().db or default_url())
+
+
+def _model_dir() -> Path | None:
+    """The operator's folder of model files for the Calculator (``dlbench dashboard
+    --model-dir``); without it, the page imports no file at all."""
+    given = _arguments().model_dir
+    return Path(given) if given else None
 
 
 @st.cache_resource
@@ -353,7 +366,7 @@ def _hardware_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
 def _calculator_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     from dlbench.dashboard import calculator
 
-    calculator.page(url, _calculator_table(url))
+    calculator.page(url, _calculator_table(url), _model_dir())
 
 
 main()

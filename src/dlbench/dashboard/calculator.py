@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,14 +27,37 @@ PREDICT_TIMEOUT_S = 300
 ALL_DEVICES = "(every device: rank by time and cost)"
 
 
-def predict_command(url: str, form: dict[str, Any]) -> list[str]:
+def model_files(model_dir: Path | None) -> list[str]:
+    """The .py files the operator put in ``--model-dir`` (none without it)."""
+    if model_dir is None or not model_dir.is_dir():
+        return []
+    return sorted(p.name for p in model_dir.iterdir() if p.suffix == ".py" and p.is_file())
+
+
+def confined_model_file(model_dir: Path | None, name: str, function: str) -> str:
+    """``FILE.py:FUNCTION`` for ``dlbench predict --model-file``, only for a file directly in
+    the operator's ``--model-dir``: a visitor's text never names a file elsewhere, since
+    describing a model imports (runs) its file."""
+    if model_dir is None:
+        raise ValueError("model files are off: start the dashboard with --model-dir FOLDER")
+    folder = model_dir.resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or path.suffix != ".py" or not path.is_file():
+        raise ValueError(f"{name!r} is not a .py file in the dashboard's model folder")
+    if not function.isidentifier():
+        raise ValueError(f"{function!r} is not a Python function name")
+    return f"{path}:{function}"
+
+
+def predict_command(url: str, form: dict[str, Any], model_dir: Path | None = None) -> list[str]:
     """``dlbench predict`` arguments for the form's values (empty ones left to defaults)."""
     command = [sys.executable, "-m", "dlbench", "predict", "--json", "--read-only", "--db", url]
     if form.get("how") == "Family":
         command += ["--family", form["family"], "--depth", str(form["depth"])]
         command += ["--width", str(form["width"])]
     elif form.get("how") == "Model file":
-        command += ["--model-file", form["model_file"]]
+        model = confined_model_file(model_dir, form["model_file"], form["function"])
+        command += ["--model-file", model]
     else:
         command.insert(4, form["workload"])
     options = {
@@ -56,11 +80,17 @@ def predict_command(url: str, form: dict[str, Any]) -> list[str]:
     return command
 
 
-def ask(url: str, form: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def ask(
+    url: str, form: dict[str, Any], model_dir: Path | None = None
+) -> tuple[dict[str, Any] | None, str | None]:
     """The JSON answer, or the command's one-line error."""
     try:
+        command = predict_command(url, form, model_dir)
+    except ValueError as exc:
+        return None, str(exc)
+    try:
         done = subprocess.run(
-            predict_command(url, form),
+            command,
             capture_output=True,
             text=True,
             timeout=PREDICT_TIMEOUT_S,
@@ -73,8 +103,9 @@ def ask(url: str, form: dict[str, Any]) -> tuple[dict[str, Any] | None, str | No
     return json.loads(done.stdout), None
 
 
-def page(url: str, table: pd.DataFrame) -> None:
-    """``table``: the calculator's table of stored runs (``predict.features.frame``)."""
+def page(url: str, table: pd.DataFrame, model_dir: Path | None = None) -> None:
+    """``table``: the calculator's table of stored runs (``predict.features.frame``);
+    ``model_dir``: the operator's folder of model files (``--model-dir``), or None."""
     st.header("Calculator")
     if table.empty:
         st.info(
@@ -83,7 +114,9 @@ def page(url: str, table: pd.DataFrame) -> None:
         )
         return
     devices = sorted(table["device"].dropna().unique())
-    how = st.radio("Model", ["Zoo workload", "Family", "Model file"], horizontal=True, key="how")
+    files = model_files(model_dir)
+    kinds = ["Zoo workload", "Family", *(["Model file"] if files else [])]
+    how = st.radio("Model", kinds, horizontal=True, key="how")
     with st.form("calculator"):
         form: dict[str, Any] = {"how": how}
         left, middle, right = st.columns(3)
@@ -92,7 +125,8 @@ def page(url: str, table: pd.DataFrame) -> None:
             form["depth"] = middle.number_input("Depth (weight layers)", 2, 200, 18)
             form["width"] = right.number_input("Width (base channels or units)", 8, 4096, 64)
         elif how == "Model file":
-            form["model_file"] = left.text_input("FILE.py:FUNCTION", "my_model.py:build")
+            form["model_file"] = left.selectbox(f"File in {model_dir}", files)
+            form["function"] = middle.text_input("Function that builds the model", "build")
         else:
             names = [w.name for w in WORKLOADS.values() if w.task == "classify"]
             form["workload"] = left.selectbox(
@@ -117,7 +151,7 @@ def page(url: str, table: pd.DataFrame) -> None:
         with st.spinner("counting the model's FLOPs and fitting the predictor"):
             # Kept for the page's later reruns (the insights' selector, a sidebar pick), which
             # would otherwise wipe the answer: it stays until the form is sent again.
-            st.session_state["calculator_answer"] = ask(url, form)
+            st.session_state["calculator_answer"] = ask(url, form, model_dir)
     answer, error = st.session_state.get("calculator_answer", (None, None))
     if error:
         st.error(error)

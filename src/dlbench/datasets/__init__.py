@@ -161,6 +161,50 @@ def probe(data: str, data_format: str, dataset: str) -> None:
     resolve(_format(data_format)[1])(path, dataset)
 
 
+def check(
+    data: str,
+    data_format: str,
+    dataset: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int | None,
+    workload_classes: int,
+) -> None:
+    """Read the whole dataset once, before its run is stored, and refuse what would fail or
+    mislead later: headers, counts and sizes (through the loader), empty splits, and labels
+    beyond ``num_classes`` (the workload's own count when not given, for formats whose labels
+    are numbers in the files)."""
+    if data == SYNTHETIC:
+        return
+    probe(data, data_format, dataset)  # presence and headers: the clearest message first
+    try:
+        loaded = load(data, data_format, dataset, input_shape)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader's failure is the data's fault here
+        raise DataError(
+            f"{data}: cannot be read as {dataset} ({type(exc).__name__}: {exc})",
+            "check that the files are complete and of the expected format",
+        ) from exc
+    for name, split in (("training", loaded.train), ("test", loaded.test)):
+        if len(split) == 0:
+            raise DataError(f"{data}: the {name} split of {dataset} holds no images")
+    if isinstance(loaded, ArrayData):
+        _check_labels(loaded, num_classes or workload_classes, given=num_classes is not None)
+
+
+def _check_labels(data: ArrayData, classes: int, given: bool) -> None:
+    low = int(min(data.train_y.min(), data.test_y.min()))
+    high = int(max(data.train_y.max(), data.test_y.max()))
+    if low < 0 or high >= classes:
+        where = f"--num-classes {classes}" if given else f"the workload's {classes} classes"
+        raise DataError(
+            f"{data.source}: labels run from {low} to {high}, beyond {where}",
+            "give --num-classes to match the labels, or check the label files"
+            if low >= 0
+            else "labels must be 0 or more",
+        )
+
+
 def load(data: str, data_format: str, dataset: str, input_shape: tuple[int, int, int]) -> Dataset:
     """Decode the real dataset that ``data`` names (not for ``synthetic``)."""
     if data == DIGITS:

@@ -6,6 +6,7 @@ import contextlib
 import pickle
 import resource
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -395,15 +396,29 @@ def make_optimizer(spec: OptimizerSpec, params: Any) -> torch.optim.Optimizer:
 def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A dlbench checkpoint, loaded with weights_only=True: a checkpoint cannot run code."""
     try:
-        state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        with warnings.catch_warnings():  # torch's notes on foreign pickles: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower():  # torch's refusal, with advice to disable it
+            raise DataError(
+                f"{path} is not a plain weights checkpoint: it holds Python objects, which "
+                "dlbench does not load (loading them could run any code)",
+                "give a checkpoint saved by dlbench run --checkpoint FILE",
+            ) from None
+        raise DataError(f"{path}: cannot read this checkpoint ({_first_line(exc)})") from exc
+    except (OSError, RuntimeError, EOFError) as exc:
+        first = _first_line(exc)
         raise DataError(f"{path}: cannot read this checkpoint ({first})") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise DataError(
             f"{path}: not a dlbench checkpoint", "save one with dlbench run --checkpoint FILE"
         )
     return state
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> nn.Module:

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,7 +79,10 @@ def run_local(
     try:
         return _launch(spec, run_id, store, show_progress, timeout_s, on_start)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the run's process started
-        store.end_unfinished(run_id, "interrupted", "interrupted before the run's process started")
+        with shielded():  # a second Ctrl-C must not leave the row running
+            store.end_unfinished(
+                run_id, "interrupted", "interrupted before the run's process started"
+            )
         raise
 
 
@@ -91,7 +95,7 @@ def _launch(
     on_start: Callable[[int], None] | None,
 ) -> LaunchOutcome:
     remove_stale_temp_folders()
-    heartbeat = Heartbeat(store, run_id)
+    heartbeat = Heartbeat(store, run_id, warn=False)  # the run's process says if it fails
 
     def started(pid: int) -> None:
         heartbeat.pids = [os.getpid(), pid]
@@ -129,6 +133,17 @@ def _launch(
         return LaunchOutcome(run_id, status, ended.returncode, interrupted, unsaved_path)
     status = _close_if_unfinished(store, run_id, ended, oom_before, crash_tail)
     return LaunchOutcome(run_id, status, ended.returncode, interrupted)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM ignored while a run's row is being closed."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def remove_stale_temp_folders() -> int:

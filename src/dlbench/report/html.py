@@ -3,7 +3,6 @@ stylesheet, so that the file needs nothing from the network."""
 
 from __future__ import annotations
 
-import html
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +17,7 @@ from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
 from dlbench.figures import scaling_figure, shade_phases, speed_error_bars
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
+from dlbench.report.page import Markup, esc, html, join, page, table
 from dlbench.store import Store
 from dlbench.store.summary import run_summary
 
@@ -49,33 +49,26 @@ ul{margin:6px 0 0 18px;padding:0}li{margin:3px 0}
 """
 
 
-def _esc(value: Any) -> str:
-    return html.escape("—" if value is None else str(value))
+_esc = esc
 
 
 def _num(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _table(columns: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
-    numeric = numeric or set()
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class='num'>{_esc(v)}</td>" if i in numeric else f"<td>{v}</td>"
-            for i, v in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(columns: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> Markup:
+    return table(columns, rows, numeric or set())
 
 
-def _figure(fig: go.Figure) -> str:
+def _figure(fig: go.Figure) -> Markup:
     fig.update_layout(template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig.to_html(
-        full_html=False, include_plotlyjs=False, config={"displaylogo": False, "responsive": True}
+    # Plotly's own HTML: the figure's texts go in as JSON with '<' escaped (<\/script> safe).
+    return Markup(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            config={"displaylogo": False, "responsive": True},
+        )
     )
 
 
@@ -87,12 +80,12 @@ def _label(s: dict[str, Any]) -> str:
     )
 
 
-def _status(status: str) -> str:
-    return f"<span class='{'ok' if status == 'ok' else 'bad'}'>{_esc(status)}</span>"
+def _status(status: str) -> Markup:
+    return html("<span class='{}'>{}</span>", "ok" if status == "ok" else "bad", status)
 
 
 # -- sections ------------------------------------------------------------------------------
-def _hardware(summaries: list[dict[str, Any]]) -> str:
+def _hardware(summaries: list[dict[str, Any]]) -> Markup:
     seen: dict[str, dict[str, Any]] = {}
     for s in summaries:
         hw = s.get("hardware") or {}
@@ -118,7 +111,7 @@ def _hardware(summaries: list[dict[str, Any]]) -> str:
     )
 
 
-def _results(summaries: list[dict[str, Any]]) -> str:
+def _results(summaries: list[dict[str, Any]]) -> Markup:
     rows = [
         [
             _esc(s["run_id"]),
@@ -160,10 +153,10 @@ def _results(summaries: list[dict[str, Any]]) -> str:
     )
 
 
-def _interval(s: dict[str, Any]) -> str:
+def _interval(s: dict[str, Any]) -> Markup:
     interval = s.get("speed_ci95")
     if not interval:
-        return "—"
+        return _esc(None)
     text = f"{interval[0]:,.1f}–{interval[1]:,.1f}"
     steps = s.get("timed_steps") or 0
     if steps < MIN_RELIABLE_STEPS:
@@ -174,22 +167,21 @@ def _interval(s: dict[str, Any]) -> str:
 QUALITY_CLASS = {"clean": "ok", "noisy": "warn", "contended": "bad"}
 
 
-def _quality(s: dict[str, Any]) -> str:
+def _quality(s: dict[str, Any]) -> Markup:
     """The verdict, its reasons in the cell's tooltip."""
     verdict = s.get("quality_verdict")
     if verdict is None:
-        return "<span class='note'>not measured</span>"
+        return html("<span class='note'>not measured</span>")
     reasons = " · ".join((s.get("quality") or {}).get("reasons") or [])
-    return (
-        f"<span class='{QUALITY_CLASS.get(verdict, '')}' title='{_esc(reasons)}'>"
-        f"{_esc(verdict)}</span>"
+    return html(
+        "<span class='{}' title='{}'>{}</span>", QUALITY_CLASS.get(verdict, ""), reasons, verdict
     )
 
 
-def _throughput(summaries: list[dict[str, Any]]) -> str:
+def _throughput(summaries: list[dict[str, Any]]) -> Markup:
     ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
     if not ok:
-        return "<p class='note'>No run ended ok with timed steps.</p>"
+        return html("<p class='note'>No run ended ok with timed steps.</p>")
     fig = go.Figure()
     for device in sorted({str(s.get("device")) for s in ok}):
         runs = [s for s in ok if str(s.get("device")) == device]
@@ -223,13 +215,13 @@ def _downsample(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return t[idx], v[idx]
 
 
-def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> str:
+def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> Markup:
     parts = []
     for s in summaries[:TELEMETRY_RUNS]:
         samples = store.get_samples(s["run_id"], list(HEADLINE_METRICS))
         if not samples:
             reason = (s.get("telemetry") or {}).get("reason", "no telemetry was stored")
-            parts.append(f"<p class='note'>{_esc(s['run_id'])}: {_esc(reason)}</p>")
+            parts.append(html("<p class='note'>{}: {}</p>", s["run_id"], reason))
             continue
         series: dict[str, list[tuple[float, float, str]]] = {}
         for x in samples:
@@ -264,7 +256,7 @@ def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> str:
             xaxis3_title="seconds since sampling began",
         )
         parts.append(_figure(fig))
-    return "".join(parts)
+    return join(parts)
 
 
 def _phase_spans(
@@ -280,7 +272,7 @@ def _phase_spans(
     return spans
 
 
-def _comparison(store: Store, summaries: list[dict[str, Any]]) -> str:
+def _comparison(store: Store, summaries: list[dict[str, Any]]) -> Markup:
     ok = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
     for by in ("device", "framework", "precision", "workload", "batch_size"):
         values = {str(s.get(by)) for s in ok}
@@ -289,28 +281,36 @@ def _comparison(store: Store, summaries: list[dict[str, Any]]) -> str:
         try:
             result = compare(store, [s["run_id"] for s in ok], by)
         except DlbenchError as exc:
-            return f"<p class='note'>{_esc(exc.one_line())}</p>"
+            return html("<p class='note'>{}</p>", exc.one_line())
         return _comparison_html(result)
-    return (
+    return html(
         "<p class='note'>Every run shares device, framework, precision, workload and batch size: "
         "nothing to compare. Add runs on another device to see CPU vs GPU.</p>"
     )
 
 
-def _comparison_html(result: Comparison) -> str:
+def _comparison_html(result: Comparison) -> Markup:
     parts = [
-        f"<p class='note'>Runs grouped by <b>{_esc(result.by)}</b>; baseline "
-        f"{_esc(result.groups[0].value)}.</p>"
+        html(
+            "<p class='note'>Runs grouped by <b>{}</b>; baseline {}.</p>",
+            result.by,
+            result.groups[0].value,
+        )
     ]
     for c in result.contrasts:
         if c.quality_warning:
             kind = "bad" if c.quality_warning.startswith("Warning") else "warn"
-            parts.append(f"<p class='{kind}'>{_esc(c.quality_warning)}</p>")
+            parts.append(html("<p class='{}'>{}</p>", kind, c.quality_warning))
         parts.append(
-            f"<p class='verdict'>{_esc(c.verdict)}</p><ul><li>Hypothesis "
-            f"{_esc(c.hypothesis_a)}</li><li>Hypothesis {_esc(c.hypothesis_b)}</li>"
-            f"<li>Mann-Whitney U on step speeds: {_esc(stats.format_p(c.mann_whitney_p))}"
-            f"; speed-up interval by {_esc(c.method)}</li></ul>"
+            html(
+                "<p class='verdict'>{}</p><ul><li>Hypothesis {}</li><li>Hypothesis {}</li>"
+                "<li>Mann-Whitney U on step speeds: {}; speed-up interval by {}</li></ul>",
+                c.verdict,
+                c.hypothesis_a,
+                c.hypothesis_b,
+                stats.format_p(c.mann_whitney_p),
+                c.method,
+            )
         )
         differing = [m for m in c.metrics if m.differs][:12]
         if differing:
@@ -338,13 +338,13 @@ def _comparison_html(result: Comparison) -> str:
                     {1, 2, 3},
                 )
             )
-    return "".join(parts)
+    return join(parts)
 
 
-def _scaling(rows: list[dict[str, Any]]) -> str:
+def _scaling(rows: list[dict[str, Any]]) -> Markup:
     series = scaling.scaling(rows)
     if not series:
-        return (
+        return html(
             "<p class='note'>No scaling series: runs that differ only in GPU count, staging "
             "tier or batch size make one (dlbench sweep).</p>"
         )
@@ -352,24 +352,24 @@ def _scaling(rows: list[dict[str, Any]]) -> str:
     for s in series:
         fig = scaling_figure(s)
         parts.append(_figure(fig))
-    return "".join(parts)
+    return join(parts)
 
 
-def _bottlenecks(store: Store, summaries: list[dict[str, Any]]) -> str:
+def _bottlenecks(store: Store, summaries: list[dict[str, Any]]) -> Markup:
     rows = []
     for s in summaries:
         if s["status"] != "ok":
             continue
         samples = store.get_samples(s["run_id"], ["cpu.freq_mhz", "cpu.temp_c"])
         found = bottleneck.verdicts(s, samples)
-        text = "<br>".join(f"<b>{_esc(v.name)}</b>: {_esc(v.evidence)}" for v in found)
+        text = join((html("<b>{}</b>: {}", v.name, v.evidence) for v in found), "<br>")
         rows.append([_esc(s["run_id"]), _esc(_label(s)), text or "none found"])
     return _table(["Run", "Configuration", "Verdicts and evidence"], rows)
 
 
 def _costs(
     summaries: list[dict[str, Any]], price_per_hour: float | None, price_per_kwh: float | None
-) -> str:
+) -> Markup:
     rows = []
     table = cost.load_prices()
     for s in summaries:
@@ -404,7 +404,7 @@ def _costs(
     )
 
 
-def _insights(summaries: list[dict[str, Any]]) -> str:
+def _insights(summaries: list[dict[str, Any]]) -> Markup:
     """Per device with enough runs: rank correlations with step time, and the runs' spread."""
     from dlbench.analysis.insights import correlations
     from dlbench.figures import insights_figure, step_time_figure
@@ -415,9 +415,9 @@ def _insights(summaries: list[dict[str, Any]]) -> str:
     for device, mine in table.groupby("device") if not table.empty else []:
         found = correlations(mine)
         if found:
-            parts.append(f"<h3>{_esc(device)}: {len(mine)} runs</h3>")
+            parts.append(html("<h3>{}: {} runs</h3>", device, len(mine)))
             parts += [_figure(insights_figure(found)), _figure(step_time_figure(mine))]
-    return "".join(parts)
+    return join(parts)
 
 
 def build(
@@ -447,13 +447,4 @@ def build(
     if found:  # with a calibration's or a sweep's many model shapes
         sections.insert(-1, ("Insights: what goes with step time", found))
     made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-    body = "".join(
-        f"<section><h2>{_esc(name)}</h2>{content}</section>" for name, content in sections
-    )
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_esc(title)}</title><style>{CSS}</style>"
-        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
-        f"<header><h1>{_esc(title)}</h1><p>{len(rows)} run(s) · dlbench {__version__} · "
-        f"{made}</p></header><main>{body}</main></body></html>"
-    )
+    return page(title, CSS, get_plotlyjs(), len(rows), __version__, made, sections)

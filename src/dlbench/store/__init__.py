@@ -8,8 +8,10 @@ whatever happens to a later run.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -26,6 +28,7 @@ from dlbench.store import liveness, schema
 from dlbench.store.engine import open_engine, reason, to_url
 from dlbench.store.schema import runs, steps, telemetry
 
+log = logging.getLogger("dlbench.store")
 __all__ = ["DEFAULT_DB", "Store", "default_url", "to_url", "utc_now"]
 
 DEFAULT_DB = Path("results") / "dlbench.sqlite"
@@ -47,12 +50,17 @@ class Store:
         neither created nor migrated, and no statement can change it."""
         self.url = to_url(db or default_url())
         self.read_only = read_only
+        self.write_failed = False
         if (not create or read_only) and self.url.startswith("sqlite:///"):
             path = Path(self.url.removeprefix("sqlite:///"))
             if not path.is_file():
                 raise StoreError(
-                    f"no results database at {path}", "give the path of a .sqlite file"
+                    f"no results database at {path}",
+                    "give --db (or DLBENCH_DB) the .sqlite file your runs went to",
                 )
+        if self.url.startswith("sqlite:///"):
+            # Before WAL mode is set on it: that alone rewrites another program's file header.
+            self._refuse_foreign(foreign_sqlite_tables(self.url.removeprefix("sqlite:///")))
         self.engine = open_engine(self.url, read_only)
         try:
             if read_only:
@@ -75,6 +83,17 @@ class Store:
         from dlbench.store.merge import import_runs
 
         return import_runs(self, source)
+
+    def warn_write_failure(self, exc: Exception) -> None:
+        """One warning per process for every write that fails during a run (a full disk):
+        the run goes on, keeping in memory what it could not store."""
+        if self.write_failed:
+            return
+        self.write_failed = True
+        what = exc.one_line() if isinstance(exc, StoreError) else str(exc)
+        log.warning(
+            "%s (the run goes on; what cannot be stored is kept and saved at its end)", what
+        )
 
     def describe(self) -> str:
         """The database for messages: a file path, or the URL without its password."""
@@ -111,12 +130,7 @@ class Store:
             tables = set(inspect(conn).get_table_names())
             version = self._stamped_version(conn, tables)
             if version is None:
-                if tables:  # tables, but not ours: another program's database
-                    raise StoreError(
-                        f"{self.describe()} is not a dlbench database: it holds other "
-                        f"tables ({', '.join(sorted(tables))}); dlbench leaves it untouched",
-                        "give --db a new file or a database dlbench created",
-                    )
+                self._refuse_foreign(tables)  # tables, but not ours: another program's
                 schema.metadata.create_all(conn)
                 conn.execute(
                     schema.meta.insert().values(
@@ -138,6 +152,14 @@ class Store:
                     .where(schema.meta.c.key == "schema_version")
                     .values(value=str(schema.SCHEMA_VERSION))
                 )
+
+    def _refuse_foreign(self, tables: set[str]) -> None:
+        if tables:
+            raise StoreError(
+                f"{self.describe()} is not a dlbench database: it holds other "
+                f"tables ({', '.join(sorted(tables))}); dlbench leaves it untouched",
+                "give --db a new file or a database dlbench created",
+            )
 
     def _stamped_version(self, conn: Connection, tables: set[str]) -> int | None:
         """The schema version dlbench stamped in this database; None when it never did."""
@@ -431,6 +453,32 @@ class Store:
     def count_runs(self) -> int:
         with self._read("count runs") as conn:
             return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
+
+
+def foreign_sqlite_tables(path: str) -> set[str]:
+    """The tables of an existing SQLite file that dlbench did not stamp (empty: a new, empty
+    or dlbench file), read without changing a byte of it."""
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return set()
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return set()  # opening it the usual way says what is wrong
+    try:
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not r[0].startswith("sqlite_")
+        }
+        if "meta" in tables:
+            stamped = conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+            if stamped:
+                return set()
+    except sqlite3.Error:
+        return set()
+    finally:
+        conn.close()
+    return tables
 
 
 def result_columns(result: RunResult) -> dict[str, Any]:

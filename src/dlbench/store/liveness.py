@@ -9,7 +9,6 @@ Read-only readers show it as lost without writing.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from dlbench.errors import StoreError
 if TYPE_CHECKING:
     from dlbench.store import Store
 
-log = logging.getLogger("dlbench.store")
 
 HEARTBEAT_S = 5.0
 STALE_MIN_S = 30.0
@@ -116,10 +114,11 @@ class Heartbeat:
         pids: list[int] | None = None,
         also: Callable[[], None] | None = None,
         every_s: float = HEARTBEAT_S,
+        warn: bool = True,
     ) -> None:
+        """``warn``: False where another process of the run says that the store fails."""
         self.store, self.run_id, self.pids, self.also = store, run_id, pids, also
-        self.every_s = every_s
-        self.failed = False
+        self.every_s, self.warn = every_s, warn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dlbench-heartbeat", daemon=True)
 
@@ -138,9 +137,8 @@ class Heartbeat:
             if self.also is not None:
                 self.also()
         except StoreError as exc:
-            if not self.failed:
-                log.warning("run %s: progress not stored (%s)", self.run_id, exc.one_line())
-            self.failed = True
+            if self.warn:
+                self.store.warn_write_failure(exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from dlbench.errors import StoreError
-from dlbench.records import StepRecord, TelemetrySample
+from dlbench.records import RunResult, StepRecord, TelemetrySample
 from dlbench.store.schema import runs, steps, telemetry
 
 if TYPE_CHECKING:
@@ -71,6 +72,36 @@ def save(
             except OSError:
                 pass
     raise StoreError(f"run {row['run_id']} could not be saved anywhere ({'; '.join(reasons)})")
+
+
+def keep(
+    store: Store,
+    result: RunResult,
+    samples: list[TelemetrySample],
+    known: dict[str, Any],
+    failure: StoreError,
+) -> Path | None:
+    """Save a result that ``store`` refused (``failure``) to a file, and say so in one line;
+    its path, or None when nowhere could take it either. ``known``: the run's columns as its
+    process knows them, for when the stored row cannot be read back."""
+    from dlbench.store import result_columns
+
+    try:
+        row = store.get_run(result.run_id)
+    except StoreError:
+        row = {"run_id": result.run_id, **known}
+    row.update({k: v for k, v in known.items() if v is not None and k != "created_at"})
+    try:
+        path = save(store, row | result_columns(result), result.steps, samples)
+    except StoreError as nowhere:
+        print(f"dlbench: {failure.one_line()}; {nowhere.one_line()}", file=sys.stderr)
+        return None
+    print(
+        f"dlbench: run {result.run_id} was not stored ({failure.one_line()}); its result is "
+        f"saved in {path}: restore it with dlbench import {path}",
+        file=sys.stderr,
+    )
+    return path
 
 
 def is_unsaved_file(path: str) -> bool:

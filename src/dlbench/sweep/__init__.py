@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from dlbench import yaml_files
 from dlbench.config import RunSpec, build_spec
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.registry import unknown_name
@@ -59,7 +60,7 @@ class SweepFile(BaseModel):
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
     repeat: int = Field(default=1, ge=1)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     results: str | None = None
     slurm: SlurmOptions | None = None
 
@@ -134,8 +135,8 @@ def load(path: Path) -> Sweep:
     except OSError as exc:
         raise ConfigError(f"cannot read sweep file {path}: {exc.strerror or exc}") from exc
     try:
-        content = yaml.safe_load(text)
-        lines = _lines(yaml.compose(text)) if content else {}
+        content, node = yaml_files.load(text)
+        lines = _lines(node) if content and node is not None else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

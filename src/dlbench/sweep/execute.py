@@ -12,8 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dlbench.api import new_run_id, preflight, preflight_device
+from dlbench.api import new_run_id, preflight, preflight_device, writable_folder
 from dlbench.config import RunSpec
+from dlbench.errors import ConfigError
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.records import FINAL_STATUSES
@@ -51,10 +52,13 @@ def plan(sweep: Sweep, store: Store, resume: bool, retry_failed: bool) -> list[P
 def check(sweep: Sweep, store: Store | None, planned: list[Planned], local: bool) -> None:
     """Every check that can fail fast, before any run starts: database, devices, precisions,
     data (locally; a Slurm job's node may see other paths, so there only the options)."""
+    if local:
+        _check_results_folder(sweep.results_dir)
     seen: set[tuple[Any, ...]] = set()
     for item in planned:
         spec = item.run.spec
-        key = (spec.device, spec.precision, spec.data, spec.dataset, spec.workload)
+        key: tuple[Any, ...] = (spec.device, spec.precision, spec.data, spec.dataset)
+        key += (spec.workload, spec.num_classes, spec.image_size, spec.checkpoint)
         if item.skip_reason or key in seen:
             continue
         seen.add(key)
@@ -62,6 +66,17 @@ def check(sweep: Sweep, store: Store | None, planned: list[Planned], local: bool
             preflight(spec, store)
         else:
             _ = spec.run_key  # options were validated when the sweep was expanded
+
+
+def _check_results_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"results: cannot make the folder {folder} ({exc.strerror or exc})",
+            "give the sweep file's results: a folder that can be written",
+        ) from None
+    writable_folder(folder, "results")
 
 
 def resolve_batch(run: SweepRun, device_kind: str, timeout_s: float | None) -> RunSpec | None:
@@ -87,16 +102,14 @@ def _prepare(run: SweepRun, store: Store, timeout_s: float | None) -> tuple[Seri
     run_id = new_run_id()
     if spec is not None:
         return SeriesRun(spec, run_key=run.key, run_id=run_id), run_id
-    store.create_run(
+    store.record_unstarted(
         run_id,
         "train",
         run.spec.model_dump(mode="json"),
-        workload=run.spec.workload,
-        sweep=run.spec.sweep,
-        run_key=run.key,
-        device=run.spec.device,
+        "oom",
+        "batch_size max: not even batch 1 fits",
+        **{**run.spec.columns(), "run_key": run.key},
     )
-    store.end_unfinished(run_id, "oom", "batch_size max: not even batch 1 fits")
     return None, run_id
 
 

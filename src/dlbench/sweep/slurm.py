@@ -182,21 +182,15 @@ def collect(sweep: Sweep, store: Store) -> list[tuple[Submitted, str, str | None
         if row is None and state not in ACTIVE_STATES and sub.key in by_key:
             run = by_key[sub.key]
             run_id = new_run_id()
-            store.create_run(
+            tail = _log_tail(Path(sub.folder), sub.job_id)
+            store.record_unstarted(
                 run_id,
                 "train",
                 run.spec.model_dump(mode="json"),
-                workload=run.spec.workload,
-                sweep=sweep.name,
-                run_key=sub.key,
-                device=run.spec.device,
-            )
-            tail = _log_tail(Path(sub.folder), sub.job_id)
-            store.end_unfinished(
-                run_id,
                 "failed",
                 f"Slurm job {sub.job_id} ended {state} before storing its "
                 f"run{': ' + tail if tail else ''}",
+                **{**run.spec.columns(), "sweep": sweep.name, "run_key": sub.key},
             )
             row = store.get_run(run_id)
         report.append((sub, state, row["status"] if row else None))

@@ -54,9 +54,11 @@ class Sampler:
         sink: Sink,
         flush_s: float = 5.0,
         flush_samples: int = 20_000,
+        on_sink_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.interval_s = interval_s
         self._sink, self._flush_s, self._flush_samples = sink, flush_s, flush_samples
+        self._on_sink_error = on_sink_error
         self._phase = "setup"
         self._buffer: list[TelemetrySample] = []
         self.unsaved: list[TelemetrySample] = []  # refused by the sink, newest kept
@@ -138,7 +140,9 @@ class Sampler:
         try:
             self._sink(pending)
         except Exception as exc:  # noqa: BLE001 - losing a batch must not kill the run
-            if not self.unsaved:
+            if self._on_sink_error is not None:
+                self._on_sink_error(exc)
+            elif not self.unsaved:
                 log.warning("telemetry not stored, kept in memory meanwhile: %s", exc)
             self.unsaved = pending[-MAX_UNSAVED_SAMPLES:]
         else:
