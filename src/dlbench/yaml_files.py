@@ -18,8 +18,8 @@ MAX_VALUES = 100_000  # far beyond any sweep or price table; a bomb expands to b
 class TooLarge(yaml.YAMLError):
     def __init__(self, values: int) -> None:
         super().__init__(
-            f"the document expands to more than {MAX_VALUES:,} values through its aliases "
-            f"(at least {values:,}); write the values out, or use fewer aliases"
+            f"the document expands to more than {MAX_VALUES:,} values through its aliases; "
+            "write the values out, or use fewer aliases"
         )
         self.problem = str(self)
 

@@ -137,6 +137,8 @@ def load(path: Path) -> Sweep:
     try:
         content, node = yaml_files.load(text)
         lines = _lines(node) if content and node is not None else {}
+    except yaml_files.TooLarge as exc:
+        raise ConfigError(f"{path}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
