@@ -179,3 +179,28 @@ def test_infer_says_a_pickle_with_code_is_not_a_weights_checkpoint(tmp_path, cap
     line = one_line_error(code, err)
     assert "is not a plain weights checkpoint" in line
     assert "weights_only" not in line
+
+
+def test_an_image_folder_with_a_file_that_is_not_an_image_is_refused(db_path, tmp_path, capsys):
+    from conftest import write_image_folder
+
+    folder = write_image_folder(tmp_path / "images")
+    broken = sorted(folder.rglob("*.png"))[0]
+    broken.write_bytes(b"not a png at all")
+    line = _refused(
+        capsys,
+        db_path,
+        "run",
+        "resnet18",
+        "--device",
+        "cpu",
+        "--steps",
+        "12",
+        "--image-size",
+        "32",
+        "--data",
+        str(folder),
+        "--dataset",
+        "imagefolder",
+    )
+    assert "cannot decode this image" in line

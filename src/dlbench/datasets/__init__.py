@@ -31,6 +31,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "coco": ("dlbench.datasets.coco:load_coco", "dlbench.datasets.coco:probe_coco"),
 }
 RESIZED_FORMATS = ("images", "coco")  # the engine resizes these to the run's --image-size
+CHECKED_SAMPLE = 32  # items per split decoded before a run
 
 # Sizes of the real train/test sets, so that a synthetic "epoch" means the same work.
 SYNTHETIC_SIZES: dict[str, tuple[int, int]] = {
@@ -188,8 +189,25 @@ def check(
     for name, split in (("training", loaded.train), ("test", loaded.test)):
         if len(split) == 0:
             raise DataError(f"{data}: the {name} split of {dataset} holds no images")
+        _decode_sample(split, data, dataset)
     if isinstance(loaded, ArrayData):
         _check_labels(loaded, num_classes or workload_classes, given=num_classes is not None)
+
+
+def _decode_sample(split: Split, data: str, dataset: str) -> None:
+    """Decode ``CHECKED_SAMPLE`` items spread over the split through its own reader: files
+    decoded only in training (an image folder's, COCO's) fail here instead."""
+    last = len(split) - 1
+    picks = sorted({round(k * last / max(1, CHECKED_SAMPLE - 1)) for k in range(CHECKED_SAMPLE)})
+    for index in picks:
+        try:
+            split.take([index])
+        except DataError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a reader's failure is the data's fault here
+            raise DataError(
+                f"{data}: item {index} of {dataset} cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def _check_labels(data: ArrayData, classes: int, given: bool) -> None:
