@@ -3,8 +3,9 @@
 Alternates blocks of dlbench's real training loop (``runner._train``: the (epoch, batch)
 stream, the StepTimer with a sync at each step boundary, the progress hook, and the heartbeat
 thread storing completed steps in SQLite every ``--flush-every`` seconds: 0.25 by default, 20
-times as often as a run, since a block lasts under a second) with a plain loop that calls the same engine's step on the same batches, many times, and quotes the median of
-the per-block-pair ratios. Same process, same model, same memory: what is left is the
+times as often as a run, since a block lasts under a second) with a plain loop that calls the
+same engine's step on the same batches, many times, and quotes the median of the per-block-pair
+ratios. Same process, same model, same memory: what is left is the
 harness. harness_overhead.py measures the same end to end across fresh processes.
 
     .venv/bin/python benchmarks/harness_loop_overhead.py [--pairs 20] [--device cpu]

@@ -125,6 +125,9 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
     assert summary["data"] == str(tmp_path / "mnist")
 
 
+READ_COMMANDS = ("show", "export", "predict")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -152,6 +155,8 @@ def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, args, message):
+    if args[0] in READ_COMMANDS:  # they never create a database: give them an empty one
+        Store(str(db_path)).close()
     done = dlbench(db_path, *args)
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
@@ -185,9 +190,19 @@ def _start_long_run(db_path):
     raise AssertionError("the run never reached its train phase")
 
 
+def _wait_for_stored_steps(db_path, run_id, timeout_s=120):
+    """Until the run's heartbeat has stored some completed steps (bounded polling)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if Store(str(db_path)).get_steps(run_id):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no completed step reached the store")
+
+
 def test_a_run_killed_hard_is_stored_as_failed_with_the_signal(db_path):
     parent, run_id = _start_long_run(db_path)
-    time.sleep(1.0)
+    _wait_for_stored_steps(db_path, run_id)
     (child,) = psutil.Process(parent.pid).children()
     child.send_signal(signal.SIGKILL)
     parent.communicate(timeout=60)
@@ -199,7 +214,7 @@ def test_a_run_killed_hard_is_stored_as_failed_with_the_signal(db_path):
 
 def test_ctrl_c_stores_the_run_as_interrupted_with_its_steps(db_path):
     parent, run_id = _start_long_run(db_path)
-    time.sleep(2.0)
+    _wait_for_stored_steps(db_path, run_id)
     parent.send_signal(signal.SIGINT)
     out, err = parent.communicate(timeout=60)
     run = Store(str(db_path)).get_run(run_id)

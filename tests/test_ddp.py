@@ -49,6 +49,7 @@ def test_two_gloo_processes_train_the_same_global_batches_as_one(db_path):
     assert two["num_gpus"] == 0 and two["config"]["gpus"] == 2  # CPU processes, not GPUs
     # global speed: 2 x 50 images per step
     assert two["mean_speed"] == pytest.approx(100 / two["mean_step_time_s"])
-    # validation covered the test set across both ranks
-    assert 0.0 <= two["accuracy"] <= 1.0 and two["status"] == "ok"
+    # the same global batches train the same model: validation, split across the two ranks
+    # and summed, scores it as one process does (float reduction order aside)
+    assert two["status"] == "ok" and two["accuracy"] == pytest.approx(one["accuracy"], abs=0.05)
     assert len(Store(str(db_path)).list_runs()) == 2  # rank 1 stored nothing of its own

@@ -4,4 +4,26 @@ How fast, how costly and how well does this hardware train deep networks, and wh
 time go? See README.md for the quick start and the definitions of every reported figure.
 """
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
+    from dlbench.api import Results, open_store, run
+    from dlbench.store.stored import StoredRun
+
+
+# The Python API, imported when first used so that `import dlbench` stays light.
+__all__ = ["Results", "StoredRun", "__version__", "open_store", "run"]
+
+
+def __getattr__(name: str) -> object:
+    if name in ("open_store", "run", "Results"):
+        from dlbench import api
+
+        return getattr(api, name)
+    if name == "StoredRun":
+        from dlbench.store.stored import StoredRun
+
+        return StoredRun
+    raise AttributeError(f"module 'dlbench' has no attribute {name!r}")

@@ -1,19 +1,33 @@
-"""The library calls behind the CLI: check a run fully before it starts, then launch it."""
+"""The library calls behind the CLI (check a run fully before it starts, then launch it), and
+the Python API for notebooks: ``dlbench.open_store()`` and ``dlbench.run()``.
+
+    import dlbench
+    store = dlbench.open_store("results/dlbench.sqlite")
+    runs = store.runs(workload="resnet50", status="ok")       # list[StoredRun]
+    steps = store.steps(runs[0].run_id)                       # pandas.DataFrame, one row a step
+    cpu = store.telemetry(runs[0].run_id, ["cpu.util_percent"])
+    run = dlbench.run("lenet-mnist", device="cpu", steps=60)  # as `dlbench run` does
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from dlbench import datasets, staging
-from dlbench.config import RunSpec
+from dlbench.config import RunSpec, build_spec
 from dlbench.engines import DeviceInfo, get_engine
 from dlbench.errors import ConfigError
 from dlbench.launch.local import LaunchOutcome, new_run_id
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.store import Store
+from dlbench.store.stored import StoredRun
 from dlbench.workloads import get_workload
 
 
@@ -60,6 +74,68 @@ def writable_folder(folder: Path, option: str) -> None:
         raise ConfigError(f"{option}: {folder} {what}", "give a path in an existing folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"{option}: cannot write into {folder}", "give a writable folder")
+
+
+class Results:
+    """A results database as a notebook reads it: typed runs, steps and telemetry as
+    DataFrames. ``store`` is the underlying Store for anything else."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"<dlbench results {self.store.describe()}: {self.store.count_runs()} run(s)>"
+
+    def runs(self, limit: int | None = None, **filters: Any) -> list[StoredRun]:
+        """Runs, newest first; ``filters`` match columns exactly (``workload="resnet50"``,
+        ``status="ok"``, ``sweep=...``, ``device=...``), ``tags={...}`` a subset of tags."""
+        return [StoredRun.from_row(row) for row in self.store.list_runs(limit, **filters)]
+
+    def run(self, run_id: str) -> StoredRun:
+        """One run by id or unique prefix."""
+        return StoredRun.from_row(self.store.get_run(run_id))
+
+    def steps(self, run_id: str) -> pd.DataFrame:
+        """One row per timed step: step, epoch, step_time_s, data_wait_s."""
+        rows = [dataclasses.asdict(s) for s in self.store.get_steps(self.run(run_id).run_id)]
+        return pd.DataFrame(rows, columns=["step", "epoch", "step_time_s", "data_wait_s"])
+
+    def telemetry(self, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame:
+        """One row per reading: t_s (seconds since sampling began), wall (Unix time), phase,
+        metric, value; all metrics or those named."""
+        samples = self.store.get_samples(self.run(run_id).run_id, metrics)
+        return pd.DataFrame(
+            [dataclasses.asdict(s) for s in samples],
+            columns=["t_s", "wall", "phase", "metric", "value"],
+        )
+
+
+def open_store(url_or_path: str | Path | None = None) -> Results:
+    """An existing results database (a path or SQLAlchemy URL; default ``DLBENCH_DB`` or
+    results/dlbench.sqlite). A missing one is a StoreError, never created."""
+    return Results(Store(None if url_or_path is None else str(url_or_path), create=False))
+
+
+def run(
+    workload: str,
+    *,
+    db: str | Path | None = None,
+    timeout_s: float | None = None,
+    **options: Any,
+) -> StoredRun:
+    """Run a benchmark exactly as ``dlbench run`` does (its own process, stored in ``db``)
+    and return it. ``options`` are RunSpec's fields: ``device="cpu"``, ``steps=60``,
+    ``batch_size=64``, ``precision="amp-bf16"``, ``tags={"note": "x"}``, ..."""
+    spec = build_spec(workload=workload, **options)
+    if timeout_s is not None and not 0 < timeout_s < float("inf"):
+        raise ConfigError("timeout_s must be a positive, finite number of seconds")
+    store = Store(None if db is None else str(db))
+    outcome = run_benchmark(spec, store, timeout_s=timeout_s)
+    if outcome.unsaved_path:
+        from dlbench.store import unsaved
+
+        return StoredRun.from_row(unsaved.load(Path(outcome.unsaved_path))["run"])
+    return StoredRun.from_row(store.get_run(outcome.run_id))
 
 
 REPEAT_TAG = "repeat_group"  # the first run's id, on every run of one --repeat

@@ -180,11 +180,11 @@ def run(
         raise ConfigError("--repeat must be at least 1")
     quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
+    store = Store(db)  # makes its own folder (results/), where --json files often go
     if json_out and json_out != "-":
         from dlbench.api import writable_folder
 
         writable_folder(Path(json_out).expanduser().parent, "--json")
-    store = Store(db)
     if repeat == 1:
         _run_once(spec, store, timeout, quiet, human, json_out)
     _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)

@@ -87,66 +87,74 @@ class RunSpec(BaseModel):
     def _check(self) -> RunSpec:
         workload = get_workload(self.workload)
         if self.framework not in FRAMEWORKS:
-            raise ValueError(f"framework: {self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
+            raise _invalid("framework", f"{self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
         if self.framework not in frameworks_of(workload):
-            raise ValueError(
-                f"framework: workload {workload.name} has no {self.framework} model (it runs on "
-                f"{', '.join(frameworks_of(workload))})"
+            raise _invalid(
+                "framework",
+                f"workload {workload.name} has no {self.framework} model (it runs on "
+                f"{', '.join(frameworks_of(workload))})",
             )
         if self.framework != "pytorch" and (self.gpus > 1 or self.compile or self.channels_last):
-            raise ValueError(
-                f"framework: --gpus N (DDP), --compile and --channels-last are PyTorch's; "
+            raise _invalid(
+                "framework",
+                f"--gpus N (DDP), --compile and --channels-last are PyTorch's; "
                 f"--framework {self.framework} runs one process, compiled by XLA where the "
-                "backend does, channels-last already"
+                "backend does, channels-last already",
             )
         if not DEVICE_PATTERN.match(self.device):
-            raise ValueError(f"device: {self.device!r} is not auto, cpu, mps, cuda or cuda:N")
+            raise _invalid("device", f"{self.device!r} is not auto, cpu, mps, cuda or cuda:N")
         if self.steps is not None and self.epochs is not None and self.dataset_size is None:
-            raise ValueError("steps: give --steps or --epochs, not both")
+            raise _invalid("steps", "give --steps or --epochs, not both")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer: {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+            raise _invalid("optimizer", f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.image_size is not None:
             _check_image_size(workload, self.image_size)
         if (self.depth is not None or self.width is not None) and not workload.parametric:
-            raise ValueError(
-                f"depth: {workload.name} has a fixed shape; --depth and --width are for the "
-                "param-* workloads (dlbench list)"
+            raise _invalid(
+                "depth",
+                f"{workload.name} has a fixed shape; --depth and --width are for the "
+                "param-* workloads (dlbench list)",
             )
         if (self.stage_from is None) != (self.stage_to is None):
-            raise ValueError("stage_from: staging needs both --stage-from and --stage-to")
+            raise _invalid("stage_from", "staging needs both --stage-from and --stage-to")
         if self.stage_from is not None and self.data in ("synthetic", "digits"):
-            raise ValueError(
-                f"stage_from: --data {self.data} has no files to stage; give --data a folder "
-                "inside --stage-from"
+            raise _invalid(
+                "stage_from",
+                f"--data {self.data} has no files to stage; give --data a folder "
+                "inside --stage-from",
             )
         if self.target_accuracy is not None:
             if self.data == "synthetic":
-                raise ValueError(
-                    "target_accuracy: synthetic labels are random, no accuracy can be reached; "
-                    "give --data digits or a real dataset"
+                raise _invalid(
+                    "target_accuracy",
+                    "synthetic labels are random, no accuracy can be reached; "
+                    "give --data digits or a real dataset",
                 )
             if self.steps is not None or self.dataset_size is not None:
-                raise ValueError(
-                    "target_accuracy: trains whole epochs until the target; cap it with "
-                    "--epochs, not --steps or --dataset-size"
+                raise _invalid(
+                    "target_accuracy",
+                    "trains whole epochs until the target; cap it with "
+                    "--epochs, not --steps or --dataset-size",
                 )
         if self.until_stable is not None and (
             self.timed_epochs is not None or self.target_accuracy is not None
         ):
-            raise ValueError(
-                "until_stable: adds timed steps until the interval is narrow enough; it cannot "
-                "be combined with --epochs or --target-accuracy (give --steps as the minimum)"
+            raise _invalid(
+                "until_stable",
+                "adds timed steps until the interval is narrow enough; it cannot "
+                "be combined with --epochs or --target-accuracy (give --steps as the minimum)",
             )
         if self.max_time is not None and self.until_stable is None:
-            raise ValueError("max_time: caps --until-stable; give --until-stable P too")
+            raise _invalid("max_time", "caps --until-stable; give --until-stable P too")
         if self.steps is not None and self.steps <= self.warmup:
-            raise ValueError(
-                f"steps: {self.steps} steps leave none to time after {self.warmup} warm-up "
-                f"steps (--steps counts the warm-up too: give more than --warmup)"
+            raise _invalid(
+                "steps",
+                f"{self.steps} steps leave none to time after {self.warmup} warm-up "
+                f"steps (--steps counts the warm-up too: give more than --warmup)",
             )
         for key in self.tags:
             if not TAG_KEY_PATTERN.match(key):
-                raise ValueError(f"tags: tag key {key!r} must be letters, digits, '_', '.', '-'")
+                raise _invalid("tags", f"tag key {key!r} must be letters, digits, '_', '.', '-'")
         check_dataset(workload, self.dataset)
         return self
 
@@ -223,15 +231,17 @@ class RunSpec(BaseModel):
 def _check_image_size(workload: WorkloadSpec, size: int) -> None:
     native = workload.input_shape[1]
     if not workload.resizable and size != native:
-        raise ValueError(
-            f"image_size: {workload.name} is defined for {native}x{native} inputs only; "
-            "the zoo models (dlbench list) take any --image-size"
+        raise _invalid(
+            "image_size",
+            f"{workload.name} is defined for {native}x{native} inputs only; "
+            "the zoo models (dlbench list) take any --image-size",
         )
     if size < workload.min_image_size:
-        raise ValueError(
-            f"image_size: {workload.name} needs inputs of at least "
+        raise _invalid(
+            "image_size",
+            f"{workload.name} needs inputs of at least "
             f"{workload.min_image_size}x{workload.min_image_size} (its feature maps vanish "
-            "below that)"
+            "below that)",
         )
 
 
@@ -261,17 +271,22 @@ def _option(field: str) -> str:
     return _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
+def _invalid(field: str, message: str) -> ConfigError:
+    """A value that fails a check across fields: the error names the field and its option.
+    Raised inside validators, a ConfigError passes through pydantic unwrapped."""
+    option = _option(field)
+    return ConfigError(f"{option}: {message}", field=field, option=option)
+
+
 def _config_error(exc: ValidationError) -> ConfigError:
+    """Pydantic's first error (a single field's type or bound) as one ConfigError."""
     first = exc.errors()[0]
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    location = [str(part) for part in first.get("loc", ())]
-    if location:
-        message = f"{_option(location[0])}: {message}"
-    elif ": " in message:
-        field, _, rest = message.partition(": ")
-        message = f"{_option(field)}: {rest}"
     # A nested ConfigError (unknown workload, bad dataset) keeps its own words and hint.
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):
         return cause
-    return ConfigError(message)
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    location = [str(part) for part in first.get("loc", ())]
+    if not location:
+        return ConfigError(message)
+    return _invalid(location[0], message)

@@ -21,7 +21,19 @@ class DlbenchError(Exception):
 
 
 class ConfigError(DlbenchError):
-    """An option, a workload name or a configuration value is not valid."""
+    """An option, a workload name or a configuration value is not valid. ``field`` is the
+    RunSpec field at fault and ``option`` its command-line option, where there is one."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        field: str | None = None,
+        option: str | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.field = field
+        self.option = option
 
 
 class DataError(DlbenchError):

@@ -160,7 +160,7 @@ def test_aliases_of_ordinary_size_still_work(tmp_path):
 
 def test_infer_says_a_pickle_with_code_is_not_a_weights_checkpoint(tmp_path, capsys):
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(pickle.dumps({"format": "x", "run": print}))  # a global: code to load
+    evil.write_bytes(pickle.dumps({"format": "x", "run": print}, protocol=2))  # code to load
     (tmp_path / "images").mkdir()
     from PIL import Image
 

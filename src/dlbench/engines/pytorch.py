@@ -400,13 +400,15 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
     except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower():  # torch's refusal, with advice to disable it
+        # torch's message carries advice to turn the safety off; only its finding is shown.
+        found = _unpickler_finding(exc)
+        if "Unsupported global" in found:
             raise DataError(
                 f"{path} is not a plain weights checkpoint: it holds Python objects, which "
                 "dlbench does not load (loading them could run any code)",
                 "give a checkpoint saved by dlbench run --checkpoint FILE",
             ) from None
-        raise DataError(f"{path}: cannot read this checkpoint ({_first_line(exc)})") from exc
+        raise DataError(f"{path}: cannot read this checkpoint ({found})") from None
     except (OSError, RuntimeError, EOFError) as exc:
         first = _first_line(exc)
         raise DataError(f"{path}: cannot read this checkpoint ({first})") from exc
@@ -415,6 +417,14 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
             f"{path}: not a dlbench checkpoint", "save one with dlbench run --checkpoint FILE"
         )
     return state
+
+
+def _unpickler_finding(exc: BaseException) -> str:
+    """What torch's weights-only unpickler found, without its advice around it."""
+    text = str(exc)
+    _, marker, after = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in after.splitlines() if line.strip()] if marker else []
+    return lines[0] if lines else _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

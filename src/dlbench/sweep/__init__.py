@@ -238,7 +238,4 @@ def expand(sweep_file: SweepFile, where: Any) -> tuple[SweepRun, ...]:
 
 def _culprit(exc: ConfigError, combination: dict[str, Any]) -> str | None:
     """The matrix key the error is about, to point at its line."""
-    for key in combination:
-        if f"--{key.replace('_', '-')}" in exc.message or key in exc.message:
-            return key
-    return None
+    return exc.field if exc.field in combination else None
