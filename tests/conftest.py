@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -245,3 +246,34 @@ def backend_store(backend_url: str) -> Iterator[Store]:
     opened = Store(backend_url)
     yield opened
     opened.close()
+
+
+def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """``dlbench ARGS`` through the console entry point, in this process: (exit code, stdout,
+    stderr). Faster than a fresh process for commands that fail before any run starts."""
+    import signal
+    import sys
+
+    from dlbench import cli
+
+    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
+    sys.argv = ["dlbench", *args]
+    cli.state["debug"] = False
+    code: Any = 0
+    try:
+        cli.main()
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.argv = argv
+        signal.signal(signal.SIGTERM, sigterm)
+    captured = capsys.readouterr()
+    return int(code or 0), captured.out, captured.err
+
+
+def one_line_error(code: int, err: str) -> str:
+    """The single error line of a refused command (asserting there is exactly one)."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]

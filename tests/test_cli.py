@@ -11,7 +11,7 @@ import pytest
 from dlbench.store import Store
 from dlbench.workloads import WORKLOADS
 
-from conftest import cli_env, write_mnist
+from conftest import call_main, cli_env, one_line_error, write_mnist
 
 REQUIRED = {
     "run_id",
@@ -154,14 +154,12 @@ READ_COMMANDS = ("show", "export", "predict")
         (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, args, message):
+def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, capsys, args, message):
     if args[0] in READ_COMMANDS:  # they never create a database: give them an empty one
         Store(str(db_path)).close()
-    done = dlbench(db_path, *args)
-    assert done.returncode == 2, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
-    assert "Traceback" not in done.stdout + done.stderr
+    code, out, err = call_main(capsys, *args)  # the console entry point, in this process
+    assert message in one_line_error(code, err)
+    assert "Traceback" not in out + err
     if db_path.exists():
         assert Store(str(db_path)).count_runs() == 0
 

@@ -21,7 +21,7 @@ from typing import Any
 from dlbench import sysinfo
 from dlbench.api import new_run_id
 from dlbench.errors import ConfigError, StoreError
-from dlbench.launch.local import supervise
+from dlbench.launch.local import shielded, supervise
 from dlbench.measure.quality import judge
 from dlbench.records import RunResult
 from dlbench.runner import phase_metrics, telemetry_summary
@@ -52,22 +52,32 @@ def monitor(
         "tags": tags or {},
         "cwd": os.getcwd(),
     }
-    store.create_run(
-        run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
-    )
+    with _terminate_as_interrupt():  # from here on, SIGTERM closes the row like Ctrl-C
+        store.create_run(
+            run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
+        )
+        try:
+            return _monitor(command, store, run_id, config, interval_s)
+        except KeyboardInterrupt:
+            with shielded():
+                store.end_unfinished(run_id, "interrupted", "interrupted before the command ended")
+            raise
+
+
+def _monitor(
+    command: list[str], store: Store, run_id: str, config: dict[str, Any], interval_s: float
+) -> tuple[str, int]:
     heartbeat = Heartbeat(store, run_id).start()
     try:
-        with _terminate_as_interrupt():
-            hardware = sysinfo.collect()
-            store.set_hardware(
-                run_id,
-                hardware,
-                device_name=hardware["cpu"]["model"],
-                num_gpus=len(hardware.get("gpus") or []),
-            )
+        hardware = sysinfo.collect()
+        store.set_hardware(
+            run_id,
+            hardware,
+            device_name=hardware["cpu"]["model"],
+            num_gpus=len(hardware.get("gpus") or []),
+        )
     except KeyboardInterrupt:
         heartbeat.stop()
-        store.end_unfinished(run_id, "interrupted", "interrupted before the command started")
         raise
     samplers: list[Sampler] = []
     # The accounting follows this process, the command's parent: a command that ends is reaped

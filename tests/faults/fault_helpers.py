@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import cli_env
+from conftest import call_main, cli_env, one_line_error  # noqa: F401 - shared with the faults
 
 LONG_RUN = ["run", "lenet-mnist", "--device", "cpu", "--steps", "1000000", "--warmup", "2"]
 
@@ -88,33 +88,3 @@ def kill(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
-    """``dlbench ARGS`` through the console entry point, in this process: (exit code, stdout,
-    stderr). Faster than a fresh process for commands that fail before any run starts."""
-    import signal
-    import sys
-
-    from dlbench import cli
-
-    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
-    sys.argv = ["dlbench", *args]
-    code: Any = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    finally:
-        sys.argv = argv
-        signal.signal(signal.SIGTERM, sigterm)
-    captured = capsys.readouterr()
-    return int(code or 0), captured.out, captured.err
-
-
-def one_line_error(code: int, err: str) -> str:
-    """The single error line of a refused command (asserting there is exactly one)."""
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
