@@ -18,7 +18,7 @@ from _report import machine, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = re.compile(r"^([\d.]+)s (call|setup|teardown)\s+(\S+)$")
-SUMMARY = re.compile(r"=+ (.*) in [\d.]+s")
+SUMMARY = re.compile(r"^(?:=+ )?(\d+ (?:passed|failed).*?) in [\d.]+s")
 
 
 def main() -> None:

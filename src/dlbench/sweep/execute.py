@@ -155,11 +155,24 @@ def write_result_file(folder: Path, summary: dict[str, Any], run: SweepRun, gpu_
     name = f"{date.today():%Y-%m-%d}-{_slug(gpu_type)}:{run.spec.gpus}:{staged}"
     if run.spec.repeat:
         name += f"-r{run.spec.repeat}"
-    path = folder / f"{name}.json"
-    if path.exists() and json.loads(path.read_text()).get("run_key") != run.key:
-        path = folder / f"{name}-{run.key[:8]}.json"
-    path.write_text(json.dumps({**summary, "run_key": run.key}, indent=2, default=str) + "\n")
-    return path
+    text = json.dumps({**summary, "run_key": run.key}, indent=2, default=str) + "\n"
+    plain, keyed = folder / f"{name}.json", folder / f"{name}-{run.key[:8]}.json"
+    try:  # created exclusively: two Slurm jobs finishing at once never share a file
+        with plain.open("x") as handle:
+            handle.write(text)
+        return plain
+    except FileExistsError:
+        pass
+    target = plain if _run_key_of(plain) == run.key else keyed  # this run again: replaced
+    target.write_text(text)
+    return target
+
+
+def _run_key_of(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("run_key")
+    except (OSError, ValueError, AttributeError):
+        return None  # being written by another job, or not a result file
 
 
 def archive(folder: Path) -> int:
