@@ -15,9 +15,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from dlbench import datasets, staging
 from dlbench.config import RunSpec, build_spec
@@ -29,6 +27,9 @@ from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.store import Store
 from dlbench.store.stored import StoredRun
 from dlbench.workloads import get_workload
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def preflight_device(spec: RunSpec) -> DeviceInfo:
@@ -97,12 +98,16 @@ class Results:
 
     def steps(self, run_id: str) -> pd.DataFrame:
         """One row per timed step: step, epoch, step_time_s, data_wait_s."""
+        import pandas as pd
+
         rows = [dataclasses.asdict(s) for s in self.store.get_steps(self.run(run_id).run_id)]
         return pd.DataFrame(rows, columns=["step", "epoch", "step_time_s", "data_wait_s"])
 
     def telemetry(self, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame:
         """One row per reading: t_s (seconds since sampling began), wall (Unix time), phase,
         metric, value; all metrics or those named."""
+        import pandas as pd
+
         samples = self.store.get_samples(self.run(run_id).run_id, metrics)
         return pd.DataFrame(
             [dataclasses.asdict(s) for s in samples],

@@ -326,11 +326,12 @@ class Store:
                 )
 
     def end_unfinished(self, run_id: str, status: str, error: str) -> bool:
-        """Close a run still marked ``running`` (its process died). True if one was closed."""
+        """Close a run still open (its process died): ``running``, or ``lost`` to a reader
+        that gave up on it before its launcher knew why. True if one was closed."""
         with self._write(f"close run {run_id}") as conn:
             done = conn.execute(
                 update(runs)
-                .where(runs.c.run_id == run_id, runs.c.status == "running")
+                .where(runs.c.run_id == run_id, runs.c.status.in_(("running", "lost")))
                 .values(status=status, error=error, finished_at=utc_now())
             )
         return bool(done.rowcount)

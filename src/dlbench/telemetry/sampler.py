@@ -31,6 +31,7 @@ def derived(tick: dict[str, float]) -> dict[str, float]:
 
 
 MAX_UNSAVED_SAMPLES = 500_000  # ~100 MB of samples kept while the store refuses them
+RETRY_AFTER_FAILURE_S = 30.0
 Sink = Callable[[list[TelemetrySample]], None]
 
 
@@ -62,6 +63,7 @@ class Sampler:
         self._phase = "setup"
         self._buffer: list[TelemetrySample] = []
         self.unsaved: list[TelemetrySample] = []  # refused by the sink, newest kept
+        self._retry_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dlbench-sampler", daemon=True)
         self.report = SamplerReport(interval_s)
@@ -129,14 +131,19 @@ class Sampler:
         except Exception:  # noqa: BLE001
             pass
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         batch, self._buffer = self._buffer, []
-        if not batch:
-            return
         self.report.samples += len(batch)
-        # After a failure (a full disk), what the store refused is retried with each batch
-        # and kept in memory for the run's saved result meanwhile, up to a bound.
+        # After a failure (a full disk) what the store refused is kept in memory, up to a
+        # bound, for the run's saved result; it is retried only every RETRY_AFTER_FAILURE_S
+        # and at the end, so that a refusing store does not cost the run CPU every flush.
+        if self.unsaved and not final and time.monotonic() < self._retry_at:
+            self.unsaved.extend(batch)
+            del self.unsaved[:-MAX_UNSAVED_SAMPLES]
+            return
         pending = self.unsaved + batch
+        if not pending:
+            return
         try:
             self._sink(pending)
         except Exception as exc:  # noqa: BLE001 - losing a batch must not kill the run
@@ -145,6 +152,7 @@ class Sampler:
             elif not self.unsaved:
                 log.warning("telemetry not stored, kept in memory meanwhile: %s", exc)
             self.unsaved = pending[-MAX_UNSAVED_SAMPLES:]
+            self._retry_at = time.monotonic() + RETRY_AFTER_FAILURE_S
         else:
             self.unsaved = []
 
@@ -154,7 +162,7 @@ class Sampler:
             self._stop.set()
             self._thread.join()
             self._tick()  # the state at the very end (e.g. the energy counter)
-        self._flush()
+        self._flush(final=True)
         for source in self._sources:
             try:
                 source.close()
