@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from _report import machine, write_section
 

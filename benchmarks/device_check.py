@@ -170,7 +170,7 @@ class Check:
     def compare(self) -> None:
         from dlbench.analysis.compare import compare
         from dlbench.analysis.stats import format_p
-        from dlbench.store import Store
+        from dlbench.store.database import Store
 
         size = ["--image-size", "128" if self.rehearse else "256", "--batch-size", "2"]
         cpu = dlbench_run("fasterrcnn", 1, 3 if self.rehearse else 6, self.db, "--device", "cpu",

@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from dlbench import runner
 from dlbench.config import build_spec
 from dlbench.engines import get_engine
 from dlbench.measure.timer import StepTimer
-from dlbench.runner_result import Measured
-from dlbench.store import Store
+from dlbench.runner import benchmark as runner
+from dlbench.runner.result import Measured
+from dlbench.store.database import Store
 from dlbench.store.liveness import HEARTBEAT_S, Heartbeat
 from dlbench.workloads import get_workload
 

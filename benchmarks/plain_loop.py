@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from dlbench.engines.pytorch import make_optimizer
+from dlbench.engines.pytorch.engine import make_optimizer
 from dlbench.registry import resolve
 from dlbench.workloads import get_workload
 

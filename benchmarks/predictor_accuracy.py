@@ -16,12 +16,12 @@ import argparse
 import math
 from pathlib import Path
 
-from dlbench.predict.calibrate import TIMED, WARMUP
 from dlbench.predict.evaluate import SPLITS, evaluate, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
+from dlbench.tools.calibrate import TIMED, WARMUP
 
 from _report import machine, write_section
 

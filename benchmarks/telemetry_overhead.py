@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dlbench.config import build_spec
 from dlbench.engines import get_engine
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.sampler import Sampler
 from dlbench.workloads import get_workload

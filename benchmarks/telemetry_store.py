@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from dlbench.records import TelemetrySample
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from _report import machine, write_section
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 BIN = Path(sys.executable).parent
 
@@ -254,14 +254,14 @@ def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
     import signal
     import sys
 
-    from dlbench import cli
+    from dlbench.cli import common, main
 
     argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
     sys.argv = ["dlbench", *args]
-    cli.state["debug"] = False
+    common.state["debug"] = False
     code: Any = 0
     try:
-        cli.main()
+        main()
     except SystemExit as exc:
         code = exc.code
     finally:
@@ -277,3 +277,21 @@ def one_line_error(code: int, err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
+
+
+def wait_for(check: Any, timeout_s: float = 120, every_s: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something true (bounded): tests wait on conditions,
+    never on fixed sleeps."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except sqlite3.OperationalError:
+            found = None  # the database is being created
+        if found:
+            return found
+        time.sleep(every_s)
+    raise AssertionError(f"not reached in {timeout_s} s: {check}")

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from dlbench.records import RunResult, SpeedStats
+from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
+from dlbench.telemetry.summary import summarise
 
 PEAK = 100.0  # TFLOP/s
 EFFICIENCY = {"vgg": 0.55, "resnet": 0.40, "mlp": 0.15}
@@ -65,3 +66,56 @@ def stored_runs(
         )
 
 
+def stored_device_run(
+    store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, name=None, quality=None
+):
+    """A finished 200-step run on DEVICE with CPU (and GPU) utilisation telemetry."""
+    rng = np.random.default_rng(seed)
+    times = np.abs(rng.normal(step_s, step_s * 0.03, 200))
+    store.create_run(
+        run_id,
+        "train",
+        {"workload": "resnet18", "gpus": 1},
+        workload="resnet18",
+        device=device,
+        batch_size=batch,
+        precision="fp32",
+    )
+    store.set_hardware(
+        run_id,
+        {"hostname": "node1", "cpu": {"model": "x"}, "gpus": []},
+        device=device,
+        device_name=name or device,
+        num_gpus=0 if device == "cpu" else 1,
+    )
+    mean = float(times.mean())
+    speed = SpeedStats(200, mean, mean, mean, batch / mean, batch / mean, 1, 1, 1.0, 1.0, 0.0, 0.0)
+    steps = tuple(StepRecord(i, 0, float(t), 0.0) for i, t in enumerate(times))
+    samples = [
+        TelemetrySample(
+            i * 0.5,
+            1e9 + i,
+            "train",
+            "cpu.util_percent",
+            float(np.clip(rng.normal(util, 2), 0, 100)),
+        )
+        for i in range(120)
+    ]
+    if gpu_util is not None:
+        samples += [
+            TelemetrySample(i * 0.5, 1e9 + i, "train", "gpu0.util_percent", gpu_util)
+            for i in range(120)
+        ]
+    store.add_samples(run_id, samples)
+    telemetry = {"enabled": True, **summarise(samples, {"train": 200 * batch})}
+    store.finish_run(
+        RunResult(
+            run_id=run_id,
+            status="ok",
+            speed=speed,
+            steps=steps,
+            telemetry=telemetry,
+            images_trained=200 * batch,
+            quality=quality,
+        )
+    )

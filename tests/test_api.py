@@ -11,7 +11,7 @@ import pytest
 import dlbench
 from dlbench.errors import ConfigError, StoreError
 from dlbench.records import Quality
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
 
 

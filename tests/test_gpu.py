@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dlbench.config import build_spec  # noqa: E402
-from dlbench.runner import execute  # noqa: E402
+from dlbench.runner.benchmark import execute  # noqa: E402
 from dlbench.telemetry.interference import NAMESPACE_NOTE, InterferenceMeter  # noqa: E402
 
 pytestmark = [

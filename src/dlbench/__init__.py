@@ -6,7 +6,7 @@ time go? See README.md for the quick start and the definitions of every reported
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from dlbench.version import __version__
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time __getattr__ imports them
     from dlbench.api import Results, open_store, run

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlbench import datasets, staging
+from dlbench import datasets
 from dlbench.config import RunSpec, build_spec
 from dlbench.engines import DeviceInfo, get_engine
 from dlbench.errors import ConfigError
 from dlbench.launch.local import LaunchOutcome, new_run_id
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
-from dlbench.store import Store
+from dlbench.runner import staging
+from dlbench.store.database import Store
 from dlbench.store.stored import StoredRun
 from dlbench.workloads import get_workload
 

@@ -86,6 +86,16 @@ class RunSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> RunSpec:
         workload = get_workload(self.workload)
+        self._check_framework(workload)
+        self._check_options(workload)
+        self._check_run_length()
+        for key in self.tags:
+            if not TAG_KEY_PATTERN.match(key):
+                raise _invalid("tags", f"tag key {key!r} must be letters, digits, '_', '.', '-'")
+        check_dataset(workload, self.dataset)
+        return self
+
+    def _check_framework(self, workload: WorkloadSpec) -> None:
         if self.framework not in FRAMEWORKS:
             raise _invalid("framework", f"{self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
         if self.framework not in frameworks_of(workload):
@@ -101,6 +111,8 @@ class RunSpec(BaseModel):
                 f"--framework {self.framework} runs one process, compiled by XLA where the "
                 "backend does, channels-last already",
             )
+
+    def _check_options(self, workload: WorkloadSpec) -> None:
         if not DEVICE_PATTERN.match(self.device):
             raise _invalid("device", f"{self.device!r} is not auto, cpu, mps, cuda or cuda:N")
         if self.steps is not None and self.epochs is not None and self.dataset_size is None:
@@ -123,6 +135,9 @@ class RunSpec(BaseModel):
                 f"--data {self.data} has no files to stage; give --data a folder "
                 "inside --stage-from",
             )
+
+    def _check_run_length(self) -> None:
+        """--target-accuracy, --until-stable and --max-time against --steps / --epochs."""
         if self.target_accuracy is not None:
             if self.data == "synthetic":
                 raise _invalid(
@@ -152,11 +167,6 @@ class RunSpec(BaseModel):
                 f"{self.steps} steps leave none to time after {self.warmup} warm-up "
                 f"steps (--steps counts the warm-up too: give more than --warmup)",
             )
-        for key in self.tags:
-            if not TAG_KEY_PATTERN.match(key):
-                raise _invalid("tags", f"tag key {key!r} must be letters, digits, '_', '.', '-'")
-        check_dataset(workload, self.dataset)
-        return self
 
     def resolved(self) -> RunSpec:
         """This spec with every default filled in, as it is stored with the run."""

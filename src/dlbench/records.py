@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 RunStatus = Literal["running", "ok", "oom", "failed", "interrupted", "timeout", "lost"]
 FINAL_STATUSES: tuple[str, ...] = ("ok", "oom", "failed", "interrupted", "timeout")
+# A run's process (and `dlbench run`) exits with the code of its status.
+EXIT_CODES = {"ok": 0, "failed": 1, "oom": 3, "timeout": 4, "interrupted": 130}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from dlbench import __version__
+from dlbench.version import __version__
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 APP = str(resources.files("dlbench.dashboard") / "app.py")
 

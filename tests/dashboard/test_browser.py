@@ -128,7 +128,7 @@ def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
 def test_the_calculator_answers_in_the_browser(db_path, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from dlbench.store import Store
+    from dlbench.store.database import Store
     from synthetic_runs import stored_runs, summaries
 
     store = Store(str(db_path))

@@ -10,7 +10,7 @@ from dlbench import datasets
 from dlbench.config import build_spec
 from dlbench.datasets.coco import load_coco, probe_coco, waldo_scenes
 from dlbench.datasets.images import load_folder, load_imagenet32, probe_images
-from dlbench.engines.pytorch import TorchEngine
+from dlbench.engines.pytorch.engine import TorchEngine
 from dlbench.errors import DataError
 from dlbench.workloads import get_workload
 

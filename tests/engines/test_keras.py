@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from dlbench.config import build_spec
-from dlbench.engines.torch_describe import describe_model
+from dlbench.engines.pytorch.describe import describe_model
 from dlbench.errors import ConfigError, EngineUnavailable
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.workloads import WORKLOADS
 
 from conftest import run_dlbench
@@ -132,7 +132,8 @@ def test_frameworks_compare_side_by_side(db_path, tmp_path):
 
 
 def test_a_missing_framework_says_what_to_install(monkeypatch):
-    from dlbench.engines import get_engine, keras_engine
+    from dlbench.engines import get_engine
+    from dlbench.engines.keras import engine as keras_engine
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

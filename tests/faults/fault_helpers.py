@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from conftest import call_main, cli_env, one_line_error  # noqa: F401 - shared with the faults
+from conftest import call_main, cli_env, one_line_error, wait_for  # noqa: F401 - shared
 
 LONG_RUN = ["run", "lenet-mnist", "--device", "cpu", "--steps", "1000000", "--warmup", "2"]
 
@@ -35,19 +34,6 @@ def row(db_path: Path) -> dict[str, Any] | None:
         conn.row_factory = sqlite3.Row
         found = conn.execute("SELECT * FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
     return dict(found) if found else None
-
-
-def wait_for(check: Any, timeout_s: float = 120, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except sqlite3.OperationalError:
-            found = None  # the database is being created
-        if found:
-            return found
-        time.sleep(every_s)
-    raise AssertionError(f"not reached in {timeout_s} s: {check}")
 
 
 def wait_for_stored_steps(db_path: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from fault_helpers import call_main, one_line_error
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import idx_bytes, write_cifar, write_mnist
 
@@ -148,7 +148,7 @@ def test_a_yaml_alias_bomb_is_refused(db_path, tmp_path, capsys):
 
 
 def test_aliases_of_ordinary_size_still_work(tmp_path):
-    from dlbench.sweep import load
+    from dlbench.sweep.file import load
 
     sweep = tmp_path / "ok.yaml"
     sweep.write_text(

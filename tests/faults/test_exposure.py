@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from dlbench.dashboard.calculator import confined_model_file, model_files, predict_command
 from dlbench.measure.stats import speed_stats
 from dlbench.records import RunResult, StepRecord
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 EVIL = "<script>alert(1)</script>"
 APP = str(Path(__file__).parents[2] / "src" / "dlbench" / "dashboard" / "app.py")

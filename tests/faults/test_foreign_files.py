@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from fault_helpers import call_main, one_line_error
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 READ_COMMANDS = [
     ["runs"],

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from fault_helpers import row, wait_for
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import cli_env, run_dlbench
 
@@ -107,7 +107,8 @@ def test_a_disk_that_fills_during_a_run_loses_nothing(small_disk, tmp_path):
 
 def test_an_unsaved_file_into_a_fresh_database_is_a_whole_run(tmp_path, capsys):
     from dlbench.records import RunResult, StepRecord, TelemetrySample
-    from dlbench.store import result_columns, unsaved
+    from dlbench.store import unsaved
+    from dlbench.store.columns import result_columns
 
     source = Store(str(tmp_path / "gone.sqlite"))
     result = RunResult(run_id="r1", status="ok", steps=(StepRecord(0, 0, 0.01, 0.001),))

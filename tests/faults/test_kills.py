@@ -23,7 +23,7 @@ from fault_helpers import (
 )
 
 from dlbench.launch.local import remove_stale_temp_folders
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import run_dlbench
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dlbench.launch.quiet import MachineBusy, QuietGate, QuietPolicy, describe
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.telemetry.interference import ProcessUse, Survey
 
 from conftest import run_dlbench

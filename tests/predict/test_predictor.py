@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlbench.predict.decompose import plan
+from dlbench.measure.training_plan import plan
 from dlbench.predict.evaluate import SPLITS, evaluate, family_folds, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel, interval

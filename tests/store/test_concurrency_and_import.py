@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import cli_env
 
@@ -23,7 +23,7 @@ def store(backend_store):
 WRITER = """
 import sys
 from dlbench.records import RunResult, StepRecord
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 
 store = Store(sys.argv[1])

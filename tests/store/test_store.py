@@ -6,7 +6,7 @@ import pytest
 
 from dlbench.errors import RunNotFound, StoreError
 from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
-from dlbench.store import Store, schema, to_url
+from dlbench.store.database import Store, schema, to_url
 from dlbench.store.export import COLUMNS, runs_frame, write
 from dlbench.store.summary import run_summary
 

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import cli_env, run_dlbench, write_mnist
 
@@ -43,7 +43,7 @@ def _kill_the_long_run_when_it_trains(db_path, sweep_process):
             store.close()
             if rows and rows[0]["phase_reached"] == "train":
                 for proc in psutil.Process(sweep_process.pid).children(recursive=True):
-                    if "dlbench.launch.child" in " ".join(proc.cmdline()):
+                    if "dlbench.runner.child" in " ".join(proc.cmdline()):
                         proc.send_signal(signal.SIGKILL)
                         return True
         time.sleep(0.3)

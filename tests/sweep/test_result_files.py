@@ -4,8 +4,8 @@ import json
 import threading
 
 from dlbench.config import build_spec
-from dlbench.sweep import SweepRun
 from dlbench.sweep.execute import write_result_file
+from dlbench.sweep.file import SweepRun
 
 
 def _run(batch):

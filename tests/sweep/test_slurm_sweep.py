@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 from conftest import run_dlbench
 

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.sweep import load
+from dlbench.sweep.file import load
 
 
 def _write(tmp_path, text, name="sweep.yaml"):

@@ -23,7 +23,7 @@ import numpy as np
 
 from dlbench.analysis import stats
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
 
 TRAIN = "train"

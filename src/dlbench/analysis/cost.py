@@ -15,7 +15,7 @@ import yaml
 from dlbench import yaml_files
 from dlbench.datasets import SYNTHETIC_SIZES
 from dlbench.errors import ConfigError
-from dlbench.predict.decompose import plan
+from dlbench.measure.training_plan import plan
 from dlbench.workloads import get_workload
 
 J_PER_KWH = 3.6e6

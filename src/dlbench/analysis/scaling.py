@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.measure.stats import between_runs
+from dlbench.measure.stats import between_runs, standard_error
 from dlbench.store.summary import run_summary
 
 AXES = {"gpus": "GPUs", "staged_from": "staged from", "batch_size": "batch size"}
@@ -81,7 +81,7 @@ def _points(
         runs = by_value[value]
         speeds = np.array([s["mean_speed"] for s in runs])
         mean = float(speeds.mean())
-        stderr = float(speeds.std(ddof=1) / np.sqrt(speeds.size)) if speeds.size > 1 else None
+        stderr = standard_error(speeds)
         spread = between_runs(list(speeds))
         interval = spread.ci95 if spread and spread.ci95 else runs[0].get("speed_ci95")
         efficiency = None

@@ -1,7 +1,8 @@
-"""The statistics behind ``dlbench compare`` (SciPy for the tests, numpy for the bootstrap)."""
+"""The statistics behind ``dlbench compare``: SciPy's tests and percentile bootstrap."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,15 +22,6 @@ class Interval:
     high: float
 
 
-def _bootstrap_means(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    means = np.empty(resamples)
-    for start in range(0, resamples, CHUNK):
-        size = min(CHUNK, resamples - start)
-        picks = rng.integers(0, values.size, (size, values.size))
-        means[start : start + size] = values[picks].mean(axis=1)
-    return means
-
-
 def speedup_over_steps(
     times_a: np.ndarray,
     batch_a: float,
@@ -40,28 +32,42 @@ def speedup_over_steps(
 ) -> Interval:
     """Speed of A over speed of B, speed = batch / mean step time, with a percentile bootstrap
     interval from resampling each run's step times."""
-    rng = np.random.default_rng(seed)
-    estimate = (batch_a / times_a.mean()) / (batch_b / times_b.mean())
-    ratios = (batch_a / _bootstrap_means(times_a, rng, resamples)) / (
-        batch_b / _bootstrap_means(times_b, rng, resamples)
-    )
-    return _interval(estimate, ratios)
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.asarray((batch_a / a.mean(axis=axis)) / (batch_b / b.mean(axis=axis)))
+
+    return _bootstrap(ratio, times_a, times_b, seed, resamples)
 
 
 def speedup_over_repeats(
     speeds_a: np.ndarray, speeds_b: np.ndarray, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> Interval:
     """Mean speed of A's repeats over B's, bootstrap over the repeats (runs) themselves."""
-    rng = np.random.default_rng(seed)
-    estimate = speeds_a.mean() / speeds_b.mean()
-    ratios = _bootstrap_means(speeds_a, rng, resamples) / _bootstrap_means(speeds_b, rng, resamples)
-    return _interval(estimate, ratios)
+
+    def ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.asarray(a.mean(axis=axis) / b.mean(axis=axis))
+
+    return _bootstrap(ratio, speeds_a, speeds_b, seed, resamples)
 
 
-def _interval(estimate: float, samples: np.ndarray) -> Interval:
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail])
-    return Interval(float(estimate), float(low), float(high))
+def _bootstrap(
+    statistic: Callable[..., np.ndarray], a: np.ndarray, b: np.ndarray, seed: int, resamples: int
+) -> Interval:
+    """The statistic of (a, b) with its percentile-bootstrap interval, each sample resampled
+    on its own (SciPy's bootstrap; CHUNK resamples at a time bound the memory)."""
+    found = stats.bootstrap(
+        (a, b),
+        statistic,
+        n_resamples=resamples,
+        batch=CHUNK,
+        vectorized=True,
+        paired=False,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = found.confidence_interval
+    return Interval(float(statistic(a, b)), float(interval.low), float(interval.high))
 
 
 def welch_p(a: np.ndarray, b: np.ndarray) -> float | None:

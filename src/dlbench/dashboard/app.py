@@ -17,8 +17,8 @@ import streamlit as st
 
 from dlbench.dashboard import data
 from dlbench.errors import DlbenchError
-from dlbench.figures import shade_phases, speed_error_bars
-from dlbench.store import Store, default_url
+from dlbench.report.figures import shade_phases, throughput_figure
+from dlbench.store.database import Store, default_url
 
 PAGES = ("Runs", "Telemetry", "Compare", "Scaling", "Hardware", "Calculator")
 CACHE_TTL_S = 30  # new runs appear within this
@@ -110,37 +110,7 @@ def main() -> None:
 # -- pages -------------------------------------------------------------------------------------
 def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     st.header("Runs")
-    columns = st.columns(5)
-    filters = {
-        "workload": columns[0].multiselect(
-            "Workload", sorted(runs["workload"].dropna().unique()), key="filter_workload"
-        ),
-        "device": columns[1].multiselect(
-            "Device", sorted(runs["device"].dropna().unique()), key="filter_device"
-        ),
-        "status": columns[2].multiselect(
-            "Status", sorted(runs["status"].dropna().unique()), key="filter_status"
-        ),
-        "sweep": columns[3].multiselect(
-            "Sweep", sorted(runs["sweep"].dropna().unique()), key="filter_sweep"
-        ),
-        "quality_verdict": columns[4].multiselect(
-            "Quality",
-            sorted(runs["quality_verdict"].dropna().unique()),
-            key="filter_quality",
-            help="How clean each run's measurement was: clean, noisy or contended.",
-        ),
-    }
-    shown = runs
-    for column, values in filters.items():
-        if values:
-            shown = shown[shown[column].isin(values)]
-    text = st.text_input("Tags or id contain")
-    if text:
-        shown = shown[
-            shown["tags"].str.contains(text, regex=False)
-            | shown["run_id"].str.contains(text, regex=False)
-        ]
+    shown = _filtered(runs)
     st.caption(f"{len(shown)} of {len(runs)} runs; tick rows to select them for the other pages")
     view = shown[
         [
@@ -173,6 +143,42 @@ def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     if ticked and set(ticked) != set(selected):
         st.session_state["selected_runs"] = list(dict.fromkeys([*selected, *ticked]))
         st.rerun()
+
+
+def _filtered(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that pass the Runs page's filters (none ticked: all)."""
+    columns = st.columns(5)
+    filters = {
+        "workload": columns[0].multiselect(
+            "Workload", sorted(runs["workload"].dropna().unique()), key="filter_workload"
+        ),
+        "device": columns[1].multiselect(
+            "Device", sorted(runs["device"].dropna().unique()), key="filter_device"
+        ),
+        "status": columns[2].multiselect(
+            "Status", sorted(runs["status"].dropna().unique()), key="filter_status"
+        ),
+        "sweep": columns[3].multiselect(
+            "Sweep", sorted(runs["sweep"].dropna().unique()), key="filter_sweep"
+        ),
+        "quality_verdict": columns[4].multiselect(
+            "Quality",
+            sorted(runs["quality_verdict"].dropna().unique()),
+            key="filter_quality",
+            help="How clean each run's measurement was: clean, noisy or contended.",
+        ),
+    }
+    shown = runs
+    for column, values in filters.items():
+        if values:
+            shown = shown[shown[column].isin(values)]
+    text = st.text_input("Tags or id contain")
+    if text:
+        shown = shown[
+            shown["tags"].str.contains(text, regex=False)
+            | shown["run_id"].str.contains(text, regex=False)
+        ]
+    return shown
 
 
 def _telemetry_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
@@ -246,7 +252,6 @@ def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> 
 
 def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     from dlbench.analysis import bottleneck, cost
-    from dlbench.analysis.compare import FIELDS, compare, field_of
     from dlbench.store.summary import run_summary
 
     st.header("Compare")
@@ -259,39 +264,14 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         if s["status"] != "ok":
             st.error(f"{s['run_id']}: {s['status']} — {s.get('error') or ''}")
     if ok:
-        fig = go.Figure(
-            go.Bar(
-                x=[
-                    f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}"
-                    for s in ok
-                ],
-                y=[s["mean_speed"] for s in ok],
-                error_y=speed_error_bars(ok),
-            )
-        )
-        fig.update_layout(
-            title="Throughput (images/s, error bars: 95% confidence interval)",
-            template="plotly_white",
-            height=380,
+        fig = throughput_figure(
+            ok,
+            lambda s: f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}",
         )
         st.plotly_chart(fig, width="stretch")
         _quality_notes(summaries)
     if len(ok) >= 2:
-        # The first field on which the selected runs differ (the CPU-vs-GPU case: device).
-        differing = [f for f in FIELDS if len({field_of(s, f) for s in ok}) > 1]
-        start = FIELDS.index(differing[0]) if differing else 0
-        by = str(st.selectbox("Group by", FIELDS, index=start))
-        try:
-            result = compare(_store(url), [s["run_id"] for s in ok], by)
-            for c in result.contrasts:
-                if c.quality_warning and c.quality_warning.startswith("Warning"):
-                    st.error(c.quality_warning)
-                elif c.quality_warning:
-                    st.warning(c.quality_warning)
-                st.success(c.verdict)
-                st.markdown(f"- Hypothesis {c.hypothesis_a}\n- Hypothesis {c.hypothesis_b}")
-        except DlbenchError as exc:
-            st.info(exc.one_line())
+        _contrasts(url, ok)
     st.subheader("Bottlenecks")
     for s in ok:
         found = bottleneck.verdicts(s)
@@ -318,6 +298,31 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
+def _bar_label(s: dict[str, Any]) -> str:
+    return f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}"
+
+
+def _contrasts(url: str, ok: list[dict[str, Any]]) -> None:
+    """The compare verdicts, grouped by the first field the runs differ on (or the chosen)."""
+    from dlbench.analysis.compare import FIELDS, compare, field_of
+
+    # The first field on which the selected runs differ (the CPU-vs-GPU case: device).
+    differing = [f for f in FIELDS if len({field_of(s, f) for s in ok}) > 1]
+    start = FIELDS.index(differing[0]) if differing else 0
+    by = str(st.selectbox("Group by", FIELDS, index=start))
+    try:
+        result = compare(_store(url), [s["run_id"] for s in ok], by)
+        for c in result.contrasts:
+            if c.quality_warning and c.quality_warning.startswith("Warning"):
+                st.error(c.quality_warning)
+            elif c.quality_warning:
+                st.warning(c.quality_warning)
+            st.success(c.verdict)
+            st.markdown(f"- Hypothesis {c.hypothesis_a}\n- Hypothesis {c.hypothesis_b}")
+    except DlbenchError as exc:
+        st.info(exc.one_line())
+
+
 def _quality_notes(summaries: list[dict[str, Any]]) -> None:
     """Each selected run's measurement quality, with its reasons when not clean."""
     st.subheader("Measurement quality")
@@ -337,7 +342,7 @@ def _quality_notes(summaries: list[dict[str, Any]]) -> None:
 
 def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     from dlbench.analysis.scaling import scaling
-    from dlbench.figures import scaling_figure
+    from dlbench.report.figures import scaling_figure
 
     st.header("Scaling")
     sweeps = sorted(runs["sweep"].dropna().unique())

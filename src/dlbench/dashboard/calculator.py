@@ -18,9 +18,9 @@ import pandas as pd
 import streamlit as st
 
 from dlbench.analysis.insights import correlations
-from dlbench.console import hms
-from dlbench.figures import insights_figure, step_time_figure
 from dlbench.predict.question import FAMILIES
+from dlbench.render.console import hms
+from dlbench.report.figures import insights_figure, step_time_figure
 from dlbench.workloads import WORKLOADS
 
 PREDICT_TIMEOUT_S = 300

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.records import TelemetrySample
-from dlbench.store import Store
+from dlbench.store.database import Store
 
 MAX_POINTS = 2000  # per trace; each bin keeps its maximum, so peaks stay visible
 RUN_COLUMNS = (

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from dlbench.workloads import WorkloadSpec
 
 ENGINES: dict[str, str] = {
-    "pytorch": "dlbench.engines.pytorch:TorchEngine",
-    "tensorflow": "dlbench.engines.keras_engine:TensorFlowEngine",
-    "jax": "dlbench.engines.keras_engine:JaxEngine",
+    "pytorch": "dlbench.engines.pytorch.engine:TorchEngine",
+    "tensorflow": "dlbench.engines.keras.engine:TensorFlowEngine",
+    "jax": "dlbench.engines.keras.engine:JaxEngine",
 }
 
 

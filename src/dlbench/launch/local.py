@@ -29,11 +29,11 @@ from types import FrameType
 
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
-from dlbench.store import Store
+from dlbench.records import EXIT_CODES
+from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
 
-CHILD_MODULE = "dlbench.launch.child"
-EXIT_CODES = {"ok": 0, "failed": 1, "oom": 3, "timeout": 4, "interrupted": 130}
+CHILD_MODULE = "dlbench.runner.child"
 CRASH_TAIL_CHARS = 1500
 CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
 TEMP_PREFIX = "dlbench-run-"

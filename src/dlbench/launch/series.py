@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from dlbench.config import RunSpec
 from dlbench.launch.local import LaunchOutcome, new_run_id, run_local
 from dlbench.launch.quiet import QuietGate, QuietPolicy, QuietReport, SilentReport
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.telemetry.nvml import nvml_indices
 
 

@@ -24,7 +24,6 @@ def speed_stats(
     waits = np.asarray(data_waits_s, dtype=np.float64)
     speeds = batch_size / times
     mean_step = float(times.mean())
-    stderr = float(speeds.std(ddof=1) / np.sqrt(speeds.size)) if speeds.size > 1 else None
     return SpeedStats(
         timed_steps=int(times.size),
         mean_step_time_s=mean_step,
@@ -34,7 +33,7 @@ def speed_stats(
         median_speed=float(np.median(speeds)),
         p5_speed=float(np.percentile(speeds, 5)),
         p95_speed=float(np.percentile(speeds, 95)),
-        speed_stderr=stderr,
+        speed_stderr=standard_error(speeds),
         speed_jitter=jitter(speeds),
         mean_data_wait_s=float(waits.mean()) if waits.size else 0.0,
         data_wait_fraction=float(waits.sum() / times.sum()) if waits.size else 0.0,
@@ -42,14 +41,23 @@ def speed_stats(
     )
 
 
-def half_width(values: np.ndarray) -> float:
-    """Half-width of the 95% Student-t interval of the mean of ``values`` (inf below 2)."""
+def standard_error(values: np.ndarray) -> float | None:
+    """The standard error of the mean of ``values`` (None below 2)."""
     if values.size < 2:
-        return float("inf")
+        return None
     from scipy import stats as scipy_stats  # imported on use: the CLI's tables need none of it
 
-    t = float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1))
-    return t * float(values.std(ddof=1)) / float(np.sqrt(values.size))
+    return float(scipy_stats.sem(values))
+
+
+def half_width(values: np.ndarray) -> float:
+    """Half-width of the 95% Student-t interval of the mean of ``values`` (inf below 2)."""
+    stderr = standard_error(values)
+    if stderr is None:
+        return float("inf")
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.t.ppf((1 + CONFIDENCE) / 2, values.size - 1)) * stderr
 
 
 def speed_interval(times: np.ndarray, batch_size: int) -> tuple[float, float] | None:
@@ -103,7 +111,9 @@ def between_runs(speeds: Sequence[float]) -> BetweenRuns | None:
 
 def jitter(values: np.ndarray) -> float:
     """1.4826 x median(|v - median(v)|): a standard deviation robust to outlier steps."""
-    return float(MAD_TO_STD * np.median(np.abs(values - np.median(values))))
+    from scipy import stats as scipy_stats
+
+    return float(scipy_stats.median_abs_deviation(values, scale=1 / MAD_TO_STD))
 
 
 def percentiles_ms(durations_s: Sequence[float], *qs: float) -> tuple[float, ...]:

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from dlbench.errors import DlbenchError
-from dlbench.predict import decompose
+from dlbench.measure import training_plan as decompose
 from dlbench.predict.features import frame
 from dlbench.predict.fitting import MIN_RUNS, Predictor, fit_predictor
 from dlbench.predict.models import interval
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
 
 COVERAGE = 0.9

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import mean_absolute_percentage_error
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 from dlbench.predict.models import StepModel
 
@@ -35,23 +37,18 @@ def random_folds(table: pd.DataFrame, k: int = 5, seed: int = 0) -> Iterator[Spl
     never one of them trained on while another is tested (that would flatter the model by
     letting it remember the answer)."""
     key = table[list(CONFIGURATION)].astype(str).agg("|".join, axis=1).to_numpy()
-    configurations = np.unique(key)
-    order = np.random.default_rng(seed).permutation(configurations.size)
-    for chunk in np.array_split(configurations[order], min(k, configurations.size)):
-        test = np.flatnonzero(np.isin(key, chunk))
-        train = np.flatnonzero(~np.isin(key, chunk))
-        if train.size and test.size:
-            yield train, test
+    folds = min(k, np.unique(key).size)
+    if folds < 2:
+        return
+    yield from GroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(table, groups=key)
 
 
 def family_folds(table: pd.DataFrame) -> Iterator[Split]:
     """Each family held out in turn: its runs are never in its own training fold."""
     families = table["family"].to_numpy()
-    for family in sorted(set(families)):
-        test = np.flatnonzero(families == family)
-        train = np.flatnonzero(families != family)
-        if train.size and test.size:
-            yield train, test
+    if np.unique(families).size < 2:
+        return
+    yield from LeaveOneGroupOut().split(table, groups=families)
 
 
 def threshold_folds(table: pd.DataFrame, column: str, limit: float) -> Iterator[Split]:
@@ -84,7 +81,7 @@ def evaluate(make: Callable[[], StepModel], table: pd.DataFrame, split: str) -> 
     return Errors(
         split,
         make().name,
-        float(ape.mean()),
+        float(mean_absolute_percentage_error(a, p) * 100),
         float(np.median(ape)),
         float(np.percentile(ape, 90)),
         int(a.size),

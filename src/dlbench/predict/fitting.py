@@ -19,7 +19,7 @@ import pandas as pd
 from dlbench.errors import StoreError
 from dlbench.predict.evaluate import SPLITS, Errors, evaluate
 from dlbench.predict.models import BoostedModel, RooflineModel, StepModel
-from dlbench.store import Store, utc_now
+from dlbench.store.database import Store, utc_now
 
 MIN_RUNS = 6  # stored runs on the device before it gets a predictor of its own
 MIN_RUNS_BOOSTED = 20  # before the trees are tried

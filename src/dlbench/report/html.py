@@ -11,15 +11,15 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from dlbench import __version__
 from dlbench.analysis import bottleneck, cost, scaling, stats
 from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
-from dlbench.figures import scaling_figure, shade_phases, speed_error_bars
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
+from dlbench.report.figures import scaling_figure, shade_phases, throughput_figure
 from dlbench.report.page import Markup, esc, html, join, page, table
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
+from dlbench.version import __version__
 
 MAX_POINTS = 1500  # per telemetry trace; peaks are kept (max of each bin)
 TELEMETRY_RUNS = 12  # runs whose time series are drawn
@@ -182,28 +182,8 @@ def _throughput(summaries: list[dict[str, Any]]) -> Markup:
     ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
     if not ok:
         return html("<p class='note'>No run ended ok with timed steps.</p>")
-    fig = go.Figure()
-    for device in sorted({str(s.get("device")) for s in ok}):
-        runs = [s for s in ok if str(s.get("device")) == device]
-        fig.add_bar(
-            x=[_label(s) + f" ({s['run_id'][-6:]}){_flag(s)}" for s in runs],
-            y=[s["mean_speed"] for s in runs],
-            error_y=speed_error_bars(runs),
-            name=device,
-        )
-    fig.update_layout(
-        title="Training throughput (images/s, error bars: 95% confidence interval)",
-        yaxis_title="images/s",
-        height=420,
-        barmode="group",
-    )
+    fig = throughput_figure(ok, lambda s: _label(s) + f" ({s['run_id'][-6:]})")
     return _figure(fig)
-
-
-def _flag(s: dict[str, Any]) -> str:
-    """A bar's label says when its run was not measured clean."""
-    verdict = s.get("quality_verdict")
-    return f" · {verdict.upper()}" if verdict in ("noisy", "contended") else ""
 
 
 def _downsample(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -407,8 +387,8 @@ def _costs(
 def _insights(summaries: list[dict[str, Any]]) -> Markup:
     """Per device with enough runs: rank correlations with step time, and the runs' spread."""
     from dlbench.analysis.insights import correlations
-    from dlbench.figures import insights_figure, step_time_figure
     from dlbench.predict.features import frame
+    from dlbench.report.figures import insights_figure, step_time_figure
 
     table = frame(summaries)
     parts = []

@@ -15,12 +15,12 @@ from dlbench.errors import ConfigError
 from dlbench.store.schema import baselines
 
 if TYPE_CHECKING:
-    from dlbench.store import Store
+    from dlbench.store.database import Store
 
 
 def put(store: Store, name: str, record: dict[str, Any], replace: bool = False) -> None:
     """Keep ``record`` (spec, runs, hardware, workload, device_name, hostname) as ``name``."""
-    from dlbench.store import _json_safe, utc_now
+    from dlbench.store.columns import json_safe, utc_now
 
     with store._write(f"keep baseline {name}") as conn:
         exists = conn.execute(select(baselines.c.name).where(baselines.c.name == name)).first()
@@ -32,7 +32,7 @@ def put(store: Store, name: str, record: dict[str, Any], replace: bool = False) 
         if exists:
             conn.execute(delete(baselines).where(baselines.c.name == name))
         conn.execute(
-            baselines.insert().values(name=name, created_at=utc_now(), **_json_safe(record))
+            baselines.insert().values(name=name, created_at=utc_now(), **json_safe(record))
         )
 
 

@@ -3,6 +3,7 @@ error messages without driver noise."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,29 @@ def configure_sqlite(engine: Engine, read_only: bool = False) -> None:
 def reason(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None)
     return str(orig or exc).splitlines()[0]
+
+
+def foreign_sqlite_tables(path: str) -> set[str]:
+    """The tables of an existing SQLite file that dlbench did not stamp (empty: a new, empty
+    or dlbench file), read without changing a byte of it."""
+    if not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return set()
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return set()  # opening it the usual way says what is wrong
+    try:
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not r[0].startswith("sqlite_")
+        }
+        if "meta" in tables:
+            stamped = conn.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+            if stamped:
+                return set()
+    except sqlite3.Error:
+        return set()
+    finally:
+        conn.close()
+    return tables

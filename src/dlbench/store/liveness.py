@@ -20,7 +20,7 @@ import psutil
 from dlbench.errors import StoreError
 
 if TYPE_CHECKING:
-    from dlbench.store import Store
+    from dlbench.store.database import Store
 
 
 HEARTBEAT_S = 5.0

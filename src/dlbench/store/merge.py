@@ -13,7 +13,7 @@ from sqlalchemy import select
 from dlbench.store.schema import runs, steps, telemetry
 
 if TYPE_CHECKING:
-    from dlbench.store import Store
+    from dlbench.store.database import Store
 
 TELEMETRY_CHUNK = 50_000  # rows per insert statement
 

@@ -24,8 +24,12 @@ from sqlalchemy import (
     Table,
     Text,
     inspect,
+    select,
     text,
+    update,
 )
+
+from dlbench.errors import StoreError
 
 SCHEMA_VERSION = 5
 
@@ -200,3 +204,65 @@ MIGRATIONS: dict[int, Migration] = {
     3: _add_quality_and_baselines,
     4: _add_heartbeat,
 }
+
+
+def create_or_migrate(conn: Connection, where: str) -> None:
+    """A new database gets the tables and the stamp; an older one is migrated in this
+    transaction; a newer one, or another program's tables, is refused untouched."""
+    if conn.dialect.name == "postgresql":
+        # Several processes opening a new database at once: one creates, the others wait for
+        # it (SQLite's BEGIN IMMEDIATE does the same there).
+        conn.execute(text("SELECT pg_advisory_xact_lock(73796)"))
+    tables = set(inspect(conn).get_table_names())
+    version = stamped_version(conn, tables, where)
+    if version is None:
+        refuse_foreign(tables, where)  # tables, but not ours: another program's
+        metadata.create_all(conn)
+        conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        return
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than this dlbench understands "
+            f"({SCHEMA_VERSION})",
+            "upgrade dlbench to read it",
+        )
+    for step in range(version, SCHEMA_VERSION):
+        MIGRATIONS[step](conn)
+    if version != SCHEMA_VERSION:
+        conn.execute(
+            update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+        )
+
+
+def refuse_foreign(tables: set[str], where: str) -> None:
+    if tables:
+        raise StoreError(
+            f"{where} is not a dlbench database: it holds other tables "
+            f"({', '.join(sorted(tables))}); dlbench leaves it untouched",
+            "give --db a new file or a database dlbench created",
+        )
+
+
+def stamped_version(conn: Connection, tables: set[str], where: str) -> int | None:
+    """The schema version dlbench stamped in this database; None when it never did."""
+    if "meta" not in tables:
+        return None
+    columns = {c["name"] for c in inspect(conn).get_columns("meta")}
+    if columns != {"key", "value"}:
+        return None
+    value = conn.execute(
+        select(meta.c.value).where(meta.c.key == "schema_version")
+    ).scalar_one_or_none()
+    if value is None:
+        return None
+    return version_number(value, where)
+
+
+def version_number(value: str, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StoreError(
+            f"{where} has a damaged schema version ({str(value)[:40]!r} is not a number)",
+            "restore the database from a backup, or import its runs into a new one",
+        ) from None

@@ -22,7 +22,7 @@ from dlbench.records import RunResult, StepRecord, TelemetrySample
 from dlbench.store.schema import runs, steps, telemetry
 
 if TYPE_CHECKING:
-    from dlbench.store import Store
+    from dlbench.store.database import Store
 
 FORMAT = "dlbench-unsaved-run"
 FORMAT_VERSION = 1
@@ -41,13 +41,13 @@ def save(
     samples: list[TelemetrySample],
 ) -> Path:
     """Write the run to a JSON file; its path. Raises StoreError when no place can take it."""
-    from dlbench.store import _json_safe
+    from dlbench.store.columns import json_safe
 
     document = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "database": store.describe(),
-        "run": _json_safe(row),
+        "run": json_safe(row),
         "steps": [asdict(s) for s in completed],
         "telemetry": [asdict(s) for s in samples],
     }
@@ -84,7 +84,7 @@ def keep(
     """Save a result that ``store`` refused (``failure``) to a file, and say so in one line;
     its path, or None when nowhere could take it either. ``known``: the run's columns as its
     process knows them, for when the stored row cannot be read back."""
-    from dlbench.store import result_columns
+    from dlbench.store.columns import result_columns
 
     try:
         row = store.get_run(result.run_id)

@@ -18,9 +18,9 @@ from dlbench.errors import ConfigError
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.records import FINAL_STATUSES
-from dlbench.store import Store
+from dlbench.store.database import Store
 from dlbench.store.summary import run_summary
-from dlbench.sweep import Sweep, SweepRun
+from dlbench.sweep.file import Sweep, SweepRun
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def resolve_batch(run: SweepRun, device_kind: str, timeout_s: float | None) -> R
     (None when not even batch 1 fits)."""
     if not run.max_batch:
         return run.spec
-    from dlbench.maxbatch import find_max_batch
+    from dlbench.tools.maxbatch import find_max_batch
     from dlbench.workloads import get_workload
 
     start = get_workload(run.spec.workload).default_batch_size

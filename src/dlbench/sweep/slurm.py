@@ -23,9 +23,9 @@ from typing import Any
 
 from dlbench.api import new_run_id
 from dlbench.errors import DlbenchError
-from dlbench.store import Store
-from dlbench.sweep import SlurmOptions, Sweep, SweepRun
+from dlbench.store.database import Store
 from dlbench.sweep.execute import Planned, execute_one, gpu_type_of
+from dlbench.sweep.file import SlurmOptions, Sweep, SweepRun
 
 ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED"}
 POLL_S = 2.0

@@ -35,6 +35,16 @@ RETRY_AFTER_FAILURE_S = 30.0
 Sink = Callable[[list[TelemetrySample]], None]
 
 
+def next_deadline(last: float, now: float, interval_s: float) -> tuple[float, int]:
+    """The tick after the one due at ``last``, on the fixed grid last + k x interval (so the
+    period never drifts), and how many deadlines already passed at ``now`` were skipped."""
+    deadline = last + interval_s
+    if deadline >= now:
+        return deadline, 0
+    skipped = int((now - deadline) // interval_s) + 1  # fell behind: keep the grid
+    return deadline + skipped * interval_s, skipped
+
+
 @dataclass
 class SamplerReport:
     """How sampling went: what was sampled, what was missing and why, and what it cost."""
@@ -97,11 +107,8 @@ class Sampler:
             if now - last_flush >= self._flush_s or len(self._buffer) >= self._flush_samples:
                 self._flush()
                 last_flush = now
-            next_tick += self.interval_s
-            if next_tick < now:  # fell behind: skip the passed deadlines, keep the grid
-                skipped = int((now - next_tick) // self.interval_s) + 1
-                self.report.missed_ticks += skipped
-                next_tick += skipped * self.interval_s
+            next_tick, skipped = next_deadline(next_tick, now, self.interval_s)
+            self.report.missed_ticks += skipped
             self._stop.wait(next_tick - time.monotonic())
 
     def _tick(self) -> None:

@@ -1,0 +1,183 @@
+"""Analyses of stored runs: compare, scaling, cost, the HTML report, the dashboard."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    app,
+    err,
+    out,
+)
+from dlbench.errors import ConfigError, DlbenchError
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes), two or more.")],
+    by: Annotated[
+        str, typer.Option(help="Group by device, workload, precision, gpus, tags.KEY ...")
+    ] = "device",
+    baseline: Annotated[
+        str | None, typer.Option(help="The group the others are set against [default: first].")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Speed-up with confidence intervals and tests, and how the machine was used differently."""
+    from dlbench.analysis.compare import compare as compare_runs
+    from dlbench.render import analysis as render_analysis
+    from dlbench.store.database import Store
+
+    out.print(render_analysis.comparison(compare_runs(Store(db, create=False), runs, by, baseline)))
+
+
+@app.command()
+def scaling(
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Only this sweep.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Speed and efficiency over GPU counts, staging tiers and batch sizes."""
+    from dlbench.analysis.scaling import scaling as scaling_series
+    from dlbench.render import analysis as render_analysis
+    from dlbench.store.database import Store
+
+    rows = Store(db, create=False).list_runs(workload=workload, sweep=sweep_name, status="ok")
+    out.print(render_analysis.scaling_tables(scaling_series(rows)))
+
+
+@app.command()
+def cost(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
+    dataset_size: Annotated[
+        int | None, typer.Option(help="Images per epoch [default: the workload's dataset].")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to price.")] = 1,
+    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh of energy.")] = None,
+    prices: Annotated[Path | None, typer.Option(help="Your own price table (YAML).")] = None,
+    db: DbOption = None,
+) -> None:
+    """What training would cost, in money and energy, at each run's measured speed."""
+    from dlbench.analysis.cost import load_prices, run_cost
+    from dlbench.render import analysis as render_analysis
+    from dlbench.store.database import Store
+    from dlbench.store.summary import run_summary
+
+    if epochs < 1 or (dataset_size is not None and dataset_size < 1):
+        raise ConfigError("--epochs and --dataset-size must be at least 1", option="--epochs")
+    store, table = Store(db, create=False), load_prices(prices)
+    costs = [
+        run_cost(
+            run_summary(store.get_run(r)),
+            dataset_size,
+            epochs,
+            price_per_hour,
+            price_per_kwh,
+            table,
+        )
+        for r in runs
+    ]
+    out.print(render_analysis.cost_table(costs))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (or prefixes).")] = None,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", help="Every run of a sweep.")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="Every stored run.")] = False,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str, typer.Option(help="The report's title.")] = "dlbench report",
+    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh.")] = None,
+    db: DbOption = None,
+) -> None:
+    """One self-contained HTML report (opens offline) of runs, a sweep, or everything."""
+    from dlbench.report.html import build
+    from dlbench.store.database import Store
+
+    chosen = sum(bool(x) for x in (runs, sweep_name, all_runs))
+    if chosen != 1:
+        raise DlbenchError("give run ids, --sweep NAME or --all (one of them)")
+    store = Store(db, create=False)
+    if runs:
+        rows = [store.get_run(r) for r in runs]
+    else:
+        rows = store.list_runs(sweep=sweep_name)
+    page = build(store, rows, title, price_per_hour, price_per_kwh)
+    try:
+        out_path.write_text(page)
+    except OSError as exc:
+        raise DlbenchError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
+    out.print(f"wrote {out_path} ({len(page) / 2**20:.1f} MiB, {len(rows)} runs)")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of model files (FILE.py with a build function) the Calculator may "
+            "describe; the page offers only the .py files directly in it. Without it, the "
+            "page imports no file."
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Explore runs, telemetry and comparisons in the browser (read-only)."""
+    import os
+    from importlib import resources
+
+    from dlbench.store.database import Store
+
+    store = Store(db, read_only=True)  # a missing or unreadable database fails here, clearly
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number", option="--port")
+    if model_dir is not None and not model_dir.is_dir():
+        raise ConfigError(f"--model-dir {model_dir} is not a folder", option="--model-dir")
+    if host in ("0.0.0.0", "::", ""):
+        err.print(
+            f"[yellow]warning: --host {host} serves the dashboard to every network this "
+            "machine is on; its results become readable by anyone who can reach it[/]"
+        )
+    script = str(resources.files("dlbench.dashboard") / "app.py")
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        script,
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--",
+        "--db",
+        store.url,
+        *(["--model-dir", str(model_dir.resolve())] if model_dir else []),
+    ]
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    out.print(
+        f"dlbench dashboard on http://{shown}:{port} (database {store.describe()}, "
+        "read-only); Ctrl-C stops it",
+        highlight=False,
+    )
+    sys.stdout.flush()
+    store.close()
+    # Streamlit takes this process over: Ctrl-C and SIGTERM reach the server itself.
+    os.execv(sys.executable, command)

@@ -1,0 +1,226 @@
+"""The calculator's commands: ``dlbench predict``, ``dlbench calibrate``, ``dlbench insights``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    JsonFlag,
+    RequireQuietOption,
+    WaitQuietOption,
+    app,
+    err,
+    out,
+    quiet_policy,
+)
+from dlbench.errors import ConfigError, DlbenchError
+
+
+@app.command()
+def predict(
+    dataset_size: Annotated[int, typer.Option(help="Images per epoch.", min=1)],
+    workload: Annotated[
+        str | None,
+        typer.Argument(
+            help="A classification workload from dlbench list (or use --family / --model-file)."
+        ),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to train.", min=1)] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(help="Stored device name (or part of it) [default: this machine's]."),
+    ] = None,
+    family: Annotated[
+        str | None, typer.Option(help="Describe the model: mlp, vgg, resnet or inception.")
+    ] = None,
+    depth: Annotated[int | None, typer.Option(help="Weight layers (with --family).")] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Base channels or units (with --family).")
+    ] = None,
+    model_file: Annotated[
+        str | None,
+        typer.Option(help="Your own model: FILE.py:FUNCTION returning a torch.nn.Module."),
+    ] = None,
+    input_size: Annotated[
+        int | None,
+        typer.Option("--input", "--image-size", help="Square input side in pixels.", min=1),
+    ] = None,
+    channels: Annotated[int, typer.Option(help="Input channels (with --model-file).", min=1)] = 3,
+    num_classes: Annotated[int | None, typer.Option(help="Output classes.", min=1)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch", "--batch-size", "-b", min=1)] = None,
+    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
+    gpus: Annotated[int, typer.Option(help="GPUs (data parallel).", min=1)] = 1,
+    val_size: Annotated[int, typer.Option(help="Images validated after each epoch.", min=0)] = 0,
+    price_per_hour: Annotated[
+        float | None, typer.Option(help="USD per GPU-hour [default: the price table's].", min=0)
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(help="Your own price table (YAML).")] = None,
+    compare_devices: Annotated[
+        bool, typer.Option("--compare-devices", help="Rank every stored device by time and cost.")
+    ] = False,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Never write to the database.")
+    ] = False,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """Predict step, epoch and total training time (and cost) from the stored runs."""
+    from dlbench.analysis.cost import load_prices
+    from dlbench.engines.pytorch.describe import describe_question as describe
+    from dlbench.predict import calculator
+    from dlbench.predict.question import Question
+    from dlbench.render import calculator as render_calculator
+    from dlbench.store.database import Store
+
+    question = Question(
+        workload=workload,
+        family=family,
+        depth=depth,
+        width=width,
+        input_size=input_size,
+        batch_size=batch_size,
+        model_file=model_file,
+        channels=channels,
+        num_classes=num_classes,
+        precision=precision,
+    )
+    descriptors = describe(question)
+    store = Store(db, create=False, read_only=read_only)
+    table = load_prices(prices)
+    if compare_devices:
+        answers, refused = calculator.compare_devices(
+            store, descriptors, dataset_size, epochs, price_per_hour, gpus, val_size, table
+        )
+        if not answers:
+            raise DlbenchError(
+                "no stored device can be predicted: "
+                + "; ".join(f"{d}: {why}" for d, why in refused.items()),
+                "run dlbench calibrate on a device first",
+            )
+        if json_flag:
+            out.print_json(data=render_calculator.comparison_json(answers, refused))
+        else:
+            out.print(render_calculator.comparison(answers, refused, question.label()))
+        return
+    from dlbench.engines import get_engine
+
+    name = device or get_engine("pytorch").resolve_device("auto").device_name
+    found = calculator.answer(
+        store, descriptors, name, dataset_size, epochs, price_per_hour, gpus, val_size, table
+    )
+    if json_flag:
+        out.print_json(data=render_calculator.answer_json(found))
+    else:
+        out.print(render_calculator.prediction(found, question.label()))
+
+
+@app.command()
+def calibrate(
+    families: Annotated[
+        str, typer.Option(help="Comma-separated: vgg, resnet, inception, mlp.")
+    ] = "vgg,resnet,inception,mlp",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Benchmark a space-filling design of model shapes here, for dlbench predict."""
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.predict.calculator import stored_table
+    from dlbench.predict.fitting import MIN_RUNS, fit_predictor
+    from dlbench.render import calculator as render_calculator
+    from dlbench.render.console import QuietConsole
+    from dlbench.store.database import Store
+    from dlbench.tools.calibrate import FAMILIES, sweep_name
+    from dlbench.tools.calibrate import calibrate as run_design
+
+    chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+    unknown = [f for f in chosen if f not in FAMILIES]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"--families {families!r}: unknown {unknown}", f"of {FAMILIES}", option="--families"
+        )
+    if budget <= 0 or repeats < 1:
+        raise ConfigError("--budget must be positive and --repeats at least 1", option="--budget")
+    quiet = quiet_policy(wait_quiet, require_quiet)
+    info = preflight_device(build_spec(workload="param-mlp", device=device))
+    store = Store(db)
+    store.check_writable()
+    out.print(
+        f"calibrating {', '.join(chosen)} on {info.device_name} for {budget:g} min "
+        f"(sweep {sweep_name(info.device_name)}; rerun to continue)"
+    )
+    with render_calculator.CalibrationProgress(budget * 60, err) as bar:
+        made = run_design(
+            store,
+            chosen,
+            info.device,
+            info.device_name,
+            budget * 60,
+            repeats,
+            on_run=bar.end,
+            on_start=bar.start,
+            quiet=quiet,
+            report=QuietConsole(err),
+        )
+    out.print(f"{made} run(s) stored in {store.describe()}")
+    try:
+        runs = stored_table(store)
+    except DlbenchError:  # nothing stored ok yet: no predictor to show
+        return
+    mine = runs[runs["device"] == info.device_name]
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(info.device_name, 0))
+    if left_out:
+        out.print(
+            f"[yellow]{left_out} contended run(s) on {info.device_name} left out of the fit[/] "
+            "(dlbench runs --quality contended lists them; rerun on a quiet machine)"
+        )
+    if len(mine) >= MIN_RUNS:
+        out.print(
+            render_calculator.predictor(
+                fit_predictor(store, mine, info.device_name, left_out_contended=left_out)
+            )
+        )
+
+
+@app.command()
+def insights(
+    family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only runs on this device.")] = None,
+    sweep: Annotated[str | None, typer.Option(help="Only runs of this sweep.")] = None,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """How each model descriptor goes with step time (Spearman, and partial for batch)."""
+    from dataclasses import asdict
+
+    from dlbench.analysis.insights import correlations
+    from dlbench.predict.calculator import match_device, stored_table
+    from dlbench.render import calculator as render_calculator
+    from dlbench.store.database import Store
+
+    table = stored_table(Store(db, read_only=True))
+    if device:
+        table = table[table["device"] == match_device(table, device)]
+    if sweep:
+        table = table[table["sweep"] == sweep]
+    if family:
+        table = table[table["family"] == family]
+    found = correlations(table)
+    if not found:
+        raise DlbenchError(
+            f"{len(table)} stored run(s) with descriptors match; correlations need at least 5 "
+            "of one family whose descriptors vary",
+            "run dlbench calibrate, or widen the filters",
+        )
+    if json_flag:
+        out.print_json(data=[asdict(c) for c in found])
+    else:
+        out.print(render_calculator.insights(found))

@@ -1,0 +1,76 @@
+"""What every ``dlbench`` command module shares: the Typer app, the consoles, common options."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from dlbench.errors import ConfigError, DlbenchError
+from dlbench.render.console import make_console
+
+app = typer.Typer(
+    name="dlbench",
+    help="Deep-learning hardware benchmarks: how fast, how costly, and where the time goes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = make_console()
+err = make_console(stderr=True)
+state = {"debug": False}
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Results database: a path or SQLAlchemy URL "
+        "[default: $DLBENCH_DB or results/dlbench.sqlite]",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+WaitQuietOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait-quiet",
+        help="Before each run, wait up to SECONDS for the machine to be quiet (a countdown).",
+    ),
+]
+RequireQuietOption = Annotated[
+    bool,
+    typer.Option("--require-quiet", help="Refuse to start a run on a busy machine (exit 2)."),
+]
+
+
+def quiet_policy(wait_s: float | None, require: bool) -> Any:
+    """The pre-run check's policy from --wait-quiet / --require-quiet."""
+    from dlbench.launch.quiet import QuietPolicy
+
+    if wait_s is not None and wait_s < 0:
+        raise ConfigError("--wait-quiet must be 0 or more seconds", option="--wait-quiet")
+    return QuietPolicy(wait_s=wait_s, require=require)
+
+
+def write_json(value: Any, target: str) -> None:
+    """``value`` as indented JSON to the file ``target``, or stdout for '-'."""
+    import json
+    import sys
+    from pathlib import Path
+
+    text = json.dumps(value, indent=2, default=str)
+    if target == "-":
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        Path(target).write_text(text + "\n")
+    except OSError as exc:
+        raise DlbenchError(f"cannot write --json {target}: {exc.strerror or exc}") from exc
+
+
+def check_timeout(timeout: float | None) -> None:
+    """--timeout, where given, is a positive and finite number of seconds."""
+    if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails both
+        raise ConfigError(
+            "--timeout must be a positive, finite number of seconds", option="--timeout"
+        )

@@ -1,0 +1,258 @@
+"""``dlbench run``: one benchmark, or the same one repeated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    RequireQuietOption,
+    WaitQuietOption,
+    app,
+    check_timeout,
+    err,
+    out,
+    quiet_policy,
+    write_json,
+)
+from dlbench.errors import ConfigError
+
+
+@app.command()
+def run(
+    workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    framework: Annotated[
+        str,
+        typer.Option(help="pytorch, or tensorflow / jax (through Keras 3: dlbench[tensorflow])."),
+    ] = "pytorch",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", "-b", help="Images per step [default: the workload's]."),
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps.")] = 10,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps, warm-up included [default: warm-up + 100].")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Timed epochs (after the warm-up steps), instead of --steps.")
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="synthetic, digits, or a folder in the workload's format.")
+    ] = "synthetic",
+    dataset: Annotated[
+        str | None, typer.Option(help="mnist or fashion-mnist, where the workload takes either.")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Input-pipeline worker processes.")] = None,
+    val_batches: Annotated[int | None, typer.Option(help="Cap on validation batches.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the framework.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop the run after SECONDS (stored as timeout).")
+    ] = None,
+    interval: Annotated[float, typer.Option(help="Telemetry sampling period, seconds.")] = 1.0,
+    no_telemetry: Annotated[
+        bool, typer.Option("--no-telemetry", help="Do not sample the system during the run.")
+    ] = False,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Square input side for zoo models [default: the model's].")
+    ] = None,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Output classes [default: the data's, or the workload's].")
+    ] = None,
+    precision: Annotated[
+        str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16 (autocast).")
+    ] = "fp32",
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Model and images in channels-last layout.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model (compiled in warm-up).")
+    ] = False,
+    optimizer: Annotated[
+        str | None, typer.Option(help="sgd, adam, adamw or rmsprop [default: the workload's].")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate [default: the workload's].")
+    ] = None,
+    dataset_size: Annotated[
+        int | None,
+        typer.Option(help="Project the time of --epochs (default 1) epochs of N images."),
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(help="Train whole epochs until validation accuracy (mAP@0.5) reaches A."),
+    ] = None,
+    checkpoint: Annotated[
+        str | None, typer.Option(help="Save the trained weights to FILE (for dlbench infer).")
+    ] = None,
+    gpus: Annotated[
+        int, typer.Option(help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.")
+    ] = 1,
+    depth: Annotated[int | None, typer.Option(help="param-* workloads: weight layers.")] = None,
+    width: Annotated[int | None, typer.Option(help="param-* workloads: base width.")] = None,
+    stage_from: Annotated[
+        str | None, typer.Option(help="Copy this data folder before the run (timed) ...")
+    ] = None,
+    stage_to: Annotated[
+        str | None, typer.Option(help="... into this one, and train from it.")
+    ] = None,
+    repeat: Annotated[
+        int, typer.Option(help="Run it N times, each a fresh process: between-run variation.")
+    ] = 1,
+    until_stable: Annotated[
+        float | None,
+        typer.Option(help="Add timed steps until the step time's 95% CI is within P% of it."),
+    ] = None,
+    max_time: Annotated[
+        float | None, typer.Option(help="With --until-stable: seconds of timed steps at most.")
+    ] = None,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Run one training benchmark and store its result."""
+    from dlbench.config import build_spec, parse_tags
+    from dlbench.store.database import Store
+
+    spec = build_spec(
+        workload=workload,
+        framework=framework,
+        device=device,
+        batch_size=batch_size,
+        warmup=warmup,
+        steps=steps,
+        epochs=epochs,
+        data=data,
+        dataset=dataset,
+        workers=workers,
+        val_batches=val_batches,
+        threads=threads,
+        seed=seed,
+        telemetry=not no_telemetry,
+        interval=interval,
+        tags=parse_tags(tag),
+        image_size=image_size,
+        num_classes=num_classes,
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_model,
+        optimizer=optimizer,
+        lr=lr,
+        dataset_size=dataset_size,
+        target_accuracy=target_accuracy,
+        checkpoint=checkpoint,
+        gpus=gpus,
+        stage_from=stage_from,
+        stage_to=stage_to,
+        depth=depth,
+        width=width,
+        until_stable=until_stable,
+        max_time=max_time,
+    )
+    check_timeout(timeout)
+    if repeat < 1:
+        raise ConfigError("--repeat must be at least 1", option="--repeat")
+    quiet = quiet_policy(wait_quiet, require_quiet)
+    human = err if json_out == "-" else out
+    store = Store(db)  # makes its own folder (results/), where --json files often go
+    if json_out and json_out != "-":
+        from dlbench.api import writable_folder
+
+        writable_folder(Path(json_out).expanduser().parent, "--json")
+    if repeat == 1:
+        _run_once(spec, store, timeout, quiet, human, json_out)
+    _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
+
+
+def _run_once(
+    spec: Any, store: Any, timeout: float | None, quiet: Any, human: Any, json_out: str | None
+) -> None:
+    from dlbench.api import run_benchmark
+    from dlbench.records import EXIT_CODES
+    from dlbench.render.console import QuietConsole
+    from dlbench.render.run import quality_lines, run_panel
+    from dlbench.store.summary import run_summary
+
+    outcome = run_benchmark(
+        spec,
+        store,
+        show_progress=err.is_terminal,
+        timeout_s=timeout,
+        quiet=quiet,
+        report=QuietConsole(err),
+    )
+    if outcome.unsaved_path:
+        from dlbench.store import unsaved
+
+        summary = unsaved.summary(Path(outcome.unsaved_path))
+    else:
+        summary = run_summary(store.get_run(outcome.run_id))
+    human.print(run_panel(summary))
+    human.print(quality_lines(summary), highlight=False)
+    if not outcome.unsaved_path:
+        human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
+    if json_out:
+        write_json(summary, json_out)
+    raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
+
+
+def _run_repeats(
+    spec: Any,
+    store: Any,
+    repeat: int,
+    timeout: float | None,
+    quiet: Any,
+    human: Any,
+    json_out: str | None,
+) -> None:
+    import dataclasses
+
+    from dlbench.api import run_repeats
+    from dlbench.measure.stats import between_runs
+    from dlbench.records import EXIT_CODES
+    from dlbench.render.console import QuietConsole
+    from dlbench.render.run import between_runs_lines, runs_table
+    from dlbench.store.summary import run_summary
+
+    def started(run: Any) -> None:
+        human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {run.run_id}")
+
+    outcomes = run_repeats(
+        spec,
+        store,
+        repeat,
+        show_progress=err.is_terminal,
+        timeout_s=timeout,
+        quiet=quiet,
+        report=QuietConsole(err),
+        on_start=started,
+    )
+    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
+    spread = between_runs([s["mean_speed"] for s in summaries if s["status"] == "ok"])
+    human.print(runs_table(summaries))
+    human.print(between_runs_lines(spread, summaries), highlight=False)
+    human.print(f"stored in {store.describe()} (tag repeat_group={outcomes[0].run_id})")
+    human.print(
+        "keep them as a reference for dlbench check: dlbench baseline set NAME "
+        + " ".join(o.run_id for o in outcomes if o.status == "ok"),
+        highlight=False,
+    )
+    if json_out:
+        write_json(
+            {
+                "runs": summaries,
+                "between_runs": dataclasses.asdict(spread) if spread else None,
+            },
+            json_out,
+        )
+    failed = [o for o in outcomes if o.status != "ok"]
+    raise typer.Exit(EXIT_CODES.get(failed[0].status, 1) if failed else 0)

@@ -1,0 +1,212 @@
+"""Stored runs: list, show, export, import; and what this machine and dlbench offer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    JsonFlag,
+    app,
+    err,
+    out,
+    write_json,
+)
+from dlbench.errors import ConfigError
+
+
+@app.command(name="import")
+def import_runs(
+    other: Annotated[
+        str,
+        typer.Argument(help="Another results database (path or URL), or a saved run's .json."),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Merge another machine's runs into this database (runs already here are skipped), or
+    put back a run saved to a .json file when its database could not take it."""
+    from dlbench.store import unsaved
+    from dlbench.store.database import Store
+
+    if unsaved.is_unsaved_file(other):
+        path = Path(other).expanduser()
+        target = Store(db)
+        completed = unsaved.import_file(target, path)
+        run_id = unsaved.load(path)["run"]["run_id"]
+        what = "imported" if completed else "already stored (nothing changed):"
+        out.print(f"{what} run {run_id} from {path} into {target.describe()}")
+        return
+    source = Store(other, create=False)
+    target = Store(db)
+    added, skipped = target.import_from(source)
+    out.print(
+        f"imported {added} run(s) from {source.describe()} into {target.describe()}; "
+        f"{skipped} already there"
+    )
+
+
+@app.command()
+def sysinfo(
+    json_flag: JsonFlag = False,
+    data_dir: Annotated[
+        str | None,
+        typer.Option("--data-dir", help="Report the storage behind this folder [default: here]."),
+    ] = None,
+) -> None:
+    """Show the hardware fingerprint that every run stores."""
+    from dlbench import sysinfo as probe
+    from dlbench.render.listings import sysinfo_table
+
+    info = probe.collect(data_dir)
+    if json_flag:
+        write_json(info, "-")
+    else:
+        out.print(sysinfo_table(info))
+
+
+@app.command("list")
+def list_workloads(json_flag: JsonFlag = False) -> None:
+    """List the workloads that `dlbench run` takes."""
+    from dlbench.render.listings import workload_dict, workloads_table
+    from dlbench.workloads import WORKLOADS
+
+    if json_flag:
+        write_json([workload_dict(w) for w in WORKLOADS.values()], "-")
+    else:
+        out.print(workloads_table(WORKLOADS.values()))
+
+
+@app.command()
+def runs(
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device (e.g. cpu, cuda:0).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    quality: Annotated[
+        str | None, typer.Option(help="Only this quality verdict: clean, noisy or contended.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """List stored runs, newest first."""
+    from dlbench.config import parse_tags
+    from dlbench.render.run import runs_table
+    from dlbench.store.database import Store
+    from dlbench.store.summary import run_summary
+
+    if limit <= 0:
+        raise ConfigError("--limit must be at least 1", option="--limit")
+    if quality is not None and quality not in ("clean", "noisy", "contended"):
+        raise ConfigError(
+            f"--quality {quality!r} is not clean, noisy or contended", option="--quality"
+        )
+    store = Store(db, create=False)
+    rows = store.list_runs(
+        limit=limit,
+        workload=workload,
+        device=device,
+        status=status,
+        quality_verdict=quality,
+        tags=parse_tags(tag),
+    )
+    if json_flag:
+        write_json([run_summary(r) for r in rows], "-")
+    elif not rows:
+        out.print(f"no runs in {store.describe()} match; start with [bold]dlbench quickstart[/]")
+    else:
+        out.print(runs_table([run_summary(r) for r in rows]))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    steps: Annotated[bool, typer.Option("--steps", help="Include per-step times.")] = False,
+    telemetry: Annotated[
+        bool, typer.Option("--telemetry", help="Show the telemetry summary per phase.")
+    ] = False,
+    json_flag: JsonFlag = False,
+    db: DbOption = None,
+) -> None:
+    """Show one stored run."""
+    from dlbench.render.listings import telemetry_table
+    from dlbench.render.run import quality_lines, run_panel, steps_table
+    from dlbench.store.database import Store
+    from dlbench.store.summary import run_summary
+
+    store = Store(db, create=False)
+    run = store.get_run(run_id)
+    summary = run_summary(run)
+    step_rows = store.get_steps(run["run_id"]) if steps else []
+    if json_flag:
+        if steps:
+            summary["steps"] = [s.__dict__ for s in step_rows]
+        if not telemetry:
+            summary.pop("telemetry", None)
+        write_json(summary, "-")
+        return
+    out.print(run_panel(summary, detail=True))
+    out.print(quality_lines(summary), highlight=False)
+    from dlbench.analysis.bottleneck import verdicts
+    from dlbench.render import analysis as render_analysis
+
+    found = verdicts(summary, store.get_samples(run["run_id"], ["cpu.freq_mhz", "cpu.temp_c"]))
+    out.print(render_analysis.verdict_lines(run["run_id"], found))
+    if telemetry:
+        out.print(telemetry_table(summary.get("telemetry"), all_metrics=True))
+    if steps:
+        out.print(steps_table(step_rows, summary.get("batch_size") or 0))
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet.")] = "csv",
+    out_path: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File to write, or - for stdout [default: <date>-dlbench-results.<format>].",
+        ),
+    ] = None,
+    workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Only this sweep's runs.")
+    ] = None,
+    run_id: Annotated[
+        list[str] | None, typer.Option("--run", help="Only this run (id or prefix), repeatable.")
+    ] = None,
+    telemetry: Annotated[
+        bool,
+        typer.Option(
+            "--telemetry",
+            help="Export the telemetry samples (one row per reading) instead of one row per run.",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Export stored runs (one row per run), or their telemetry samples."""
+    from dlbench.config import parse_tags
+    from dlbench.store.database import Store
+    from dlbench.store.export import runs_frame, samples_frame, write
+
+    store = Store(db, create=False)
+    if run_id:
+        rows = [store.get_run(r) for r in run_id]
+    else:
+        rows = store.list_runs(
+            workload=workload, status=status, sweep=sweep_name, tags=parse_tags(tag)
+        )
+    if telemetry:
+        frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
+        what = f"{len(frame)} telemetry samples of {len(rows)} runs"
+    else:
+        frame, what = runs_frame(rows), f"{len(rows)} runs"
+    path = write(frame, fmt, Path(out_path) if out_path else None, telemetry)
+    if path is not None:
+        err.print(f"wrote {what} to {path}")

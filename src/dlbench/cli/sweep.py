@@ -1,0 +1,117 @@
+"""``dlbench sweep``: a YAML file's combinations, locally, with torchrun or on Slurm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    RequireQuietOption,
+    WaitQuietOption,
+    app,
+    err,
+    out,
+    quiet_policy,
+)
+from dlbench.errors import ConfigError, DlbenchError
+
+
+@app.command()
+def sweep(
+    target: Annotated[str, typer.Argument(help="A sweep file, or status / collect.")],
+    file: Annotated[
+        str | None, typer.Argument(help="The sweep file, after status or collect.")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local or slurm.")] = "local",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs; run none.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip runs already stored (ok or another end).")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="With resume: rerun those that did not end ok.")
+    ] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Slurm: return once the jobs are submitted.")
+    ] = False,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Move older result files into archived/ first.")
+    ] = False,
+    wait_quiet: WaitQuietOption = None,
+    require_quiet: RequireQuietOption = False,
+    db: DbOption = None,
+) -> None:
+    """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""
+    from dlbench.render import sweep as render_sweep
+    from dlbench.store.database import Store
+    from dlbench.sweep import execute as run_sweep
+    from dlbench.sweep.file import load
+
+    if target in ("status", "collect"):
+        if file is None:
+            raise DlbenchError(f"dlbench sweep {target} needs the sweep file")
+        _sweep_follow(target, load(Path(file)), Store(db, create=False))
+        return
+    if file is not None:
+        raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"--executor {executor!r} is not local or slurm", option="--executor")
+    quiet = quiet_policy(wait_quiet, require_quiet)
+    if executor == "slurm" and quiet.blocking:
+        raise ConfigError(
+            "--wait-quiet and --require-quiet are for the local executor",
+            "on Slurm, ask for exclusive nodes (slurm: {extra: {exclusive: ''}}); each run "
+            "still warns and stores its quality verdict",
+        )
+    spec = load(Path(target))
+    store = Store(db)
+    planned = run_sweep.plan(spec, store, resume, retry_failed)
+    out.print(render_sweep.sweep_plan(spec, planned, executor))
+    if dry_run:
+        return
+    run_sweep.check(spec, store, planned, local=executor == "local")
+    if archive:
+        moved = run_sweep.archive(spec.results_dir)
+        out.print(f"archived {moved} older result file(s) in {spec.results_dir / 'archived'}")
+    if executor == "slurm":
+        from dlbench.sweep import slurm
+
+        submissions = slurm.submit(spec, store, planned)
+        out.print(
+            f"submitted {sum(1 for p in planned if not p.skip_reason)} job(s); "
+            f"follow with dlbench sweep status {target}"
+        )
+        if no_wait:
+            return
+        slurm.wait(spec, submissions)
+        slurm.collect(spec, store)
+    else:
+        from dlbench.render.console import QuietConsole
+
+        with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
+            run_sweep.run_locally(
+                spec, store, planned, bar.start, bar.end, quiet, QuietConsole(err)
+            )
+    rows = run_sweep.sweep_table_rows(spec, store)
+    out.print(render_sweep.sweep_table(spec.name, rows))
+    failed = [r for r in rows if r["status"] != "ok"]
+    raise typer.Exit(1 if failed else 0)
+
+
+def _sweep_follow(action: str, spec: Any, store: Any) -> None:
+    from dlbench.render import sweep as render_sweep
+    from dlbench.sweep import execute as run_sweep
+    from dlbench.sweep import slurm
+
+    if action == "collect":
+        report = slurm.collect(spec, store)
+    else:
+        submissions = slurm.read_submissions(spec)
+        states = slurm.job_states([s.job_id for s in submissions])
+        stored = {r["run_key"]: r["status"] for r in store.list_runs(sweep=spec.name)}
+        report = [(s, states.get(s.job_id, "GONE"), stored.get(s.key)) for s in submissions]
+    out.print(render_sweep.jobs_table(spec.name, report))
+    if action == "collect":
+        out.print(render_sweep.sweep_table(spec.name, run_sweep.sweep_table_rows(spec, store)))

@@ -1,0 +1,174 @@
+"""Tools: the largest batch that fits, folder inference, the quick start, the monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dlbench.cli.common import (
+    DbOption,
+    JsonFlag,
+    app,
+    check_timeout,
+    err,
+    out,
+    write_json,
+)
+from dlbench.errors import ConfigError
+
+
+@app.command()
+def maxbatch(
+    workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
+    image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
+    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    start: Annotated[
+        int | None, typer.Option(help="First batch size tried [default: the workload's].")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Largest batch size tried.")] = 65_536,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Probe as though the device had this much memory (8GiB, 512MiB) "
+            "[default on CPU: 90% of the memory free now].",
+        ),
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per probe.")] = 600.0,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Find the largest batch that trains without running out of memory."""
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.render.listings import maxbatch_panel, probe_line
+    from dlbench.tools.maxbatch import find_max_batch, parse_bytes
+
+    spec = build_spec(
+        workload=workload,
+        device=device,
+        precision=precision,
+        image_size=image_size,
+        channels_last=channels_last,
+        telemetry=False,
+    )
+    if (start is not None and start < 1) or limit < 1:
+        raise ConfigError("--start and --limit must be at least 1", option="--start")
+    check_timeout(timeout)
+    info = preflight_device(spec)
+    cap = parse_bytes(memory_limit) if memory_limit else None
+    human = err if json_flag else out
+    human.print(f"probing {workload} on {info.device} ({info.device_name}), {precision}")
+    found = find_max_batch(
+        spec,
+        info.kind,
+        start=start or int(spec.batch_size or 1),
+        limit=limit,
+        memory_limit=cap,
+        timeout_s=timeout,
+        on_probe=lambda p: human.print(probe_line(p)),
+    )
+    if json_flag:
+        import dataclasses
+
+        write_json(dataclasses.asdict(found), "-")
+    else:
+        out.print(maxbatch_panel(found))
+    raise typer.Exit(0 if found.max_batch_size else 3)
+
+
+@app.command()
+def infer(
+    workload: Annotated[str, typer.Argument(help="The workload the checkpoint was trained as.")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Weights saved by dlbench run --checkpoint FILE.")
+    ],
+    images: Annotated[Path, typer.Option(help="A folder of PNG/JPEG images (searched deeply).")],
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32 or amp-fp16 / amp-bf16.")] = "fp32",
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", help="Write every prediction as JSON to FILE, or - for stdout."),
+    ] = None,
+) -> None:
+    """Predict each image of a folder with a trained checkpoint; latency per image."""
+    import dataclasses
+
+    from dlbench.config import build_spec
+    from dlbench.render.listings import inference_table
+    from dlbench.tools.folder_inference import infer_folder
+
+    build_spec(workload=workload, device=device, precision=precision)  # validates the options
+    human = err if json_out == "-" else out
+    report = infer_folder(workload, checkpoint, images, device, precision)
+    human.print(inference_table(report))
+    if json_out:
+        write_json(dataclasses.asdict(report), json_out)
+
+
+@app.command()
+def quickstart(
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    db: DbOption = None,
+) -> None:
+    """Run every standard workload and a real-data accuracy run, then compare them."""
+    from dlbench.api import preflight
+    from dlbench.launch.series import run_series
+    from dlbench.render.console import QuietConsole
+    from dlbench.render.run import comparison_table, quickstart_footer
+    from dlbench.store.database import Store
+    from dlbench.store.summary import run_summary
+    from dlbench.tools.quickstart import plan
+
+    store = Store(db)
+    specs = plan(device)
+    for spec in specs:
+        preflight(spec, store)
+    numbers: dict[str, int] = {}
+
+    def started(run: Any) -> None:
+        numbers[run.run_id] = number = len(numbers) + 1
+        out.print(f"[bold]({number}/{len(specs)})[/] {run.spec.workload} on {run.spec.data} data")
+
+    outcomes = run_series(
+        specs, store, show_progress=err.is_terminal, report=QuietConsole(err), on_start=started
+    )
+    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
+    out.print(comparison_table(summaries, "dlbench quickstart"))
+    out.print(quickstart_footer(summaries, store.describe()))
+    if any(s["status"] != "ok" for s in summaries):
+        raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def monitor(
+    command: Annotated[list[str], typer.Argument(help="The command to run, after --.")],
+    interval: Annotated[float, typer.Option(help="Sampling period, seconds.")] = 1.0,
+    name: Annotated[
+        str | None, typer.Option(help="A name for the run [default: the program's name].")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Run any command, sample the system and its processes until it exits, store it.
+
+    Example: dlbench monitor --interval 0.5 -- python train.py --epochs 3
+    """
+    from dlbench.config import parse_tags
+    from dlbench.render.listings import telemetry_table
+    from dlbench.render.run import quality_lines
+    from dlbench.store.database import Store
+    from dlbench.store.summary import run_summary
+    from dlbench.tools.monitor import check_options
+    from dlbench.tools.monitor import monitor as run_monitor
+
+    check_options(command, interval)  # before the database is opened or created
+    store = Store(db)
+    run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
+    summary = run_summary(store.get_run(run_id))
+    err.print(telemetry_table(summary.get("telemetry")))
+    err.print(quality_lines(summary), highlight=False)
+    err.print(f"{summary['status']}: stored as [bold]{run_id}[/] in {store.describe()}")
+    raise typer.Exit(code)

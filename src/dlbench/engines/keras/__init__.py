@@ -1,0 +1,1 @@
+"""The Keras 3 engines (TensorFlow and JAX backends): training loop, input, FLOPs."""

@@ -1,0 +1,2 @@
+"""The PyTorch engine: training loop, input pipeline, tasks, DDP, inference and the
+model-file descriptor."""

@@ -1,0 +1,218 @@
+"""Tables of ``dlbench compare``, ``scaling``, ``cost`` and bottleneck verdicts (Rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.table import Table
+
+from dlbench.analysis import stats
+from dlbench.render.console import fmt, hms, table
+
+
+def _verdict_counts(runs: list[dict[str, Any]]) -> str:
+    """'2 clean, 1 contended' for a group's runs."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        verdict = run.get("quality_verdict") or "not measured"
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+
+
+def comparison(result: Any) -> Group:
+    groups = table(
+        f"runs by {result.by}",
+        (result.by, "Runs", "Steps", "Speed (img/s)", "Step (ms)", "Quality"),
+        [
+            (
+                g.value + (" (baseline)" if i == 0 else ""),
+                len(g.runs),
+                g.step_times.size,
+                fmt(g.images_per_step / g.step_times.mean()) if g.step_times.size else None,
+                fmt(g.step_times.mean() * 1e3, 2) if g.step_times.size else None,
+                _verdict_counts(g.runs),
+            )
+            for i, g in enumerate(result.groups)
+        ],
+    )
+    parts: list[Any] = [groups]
+    for c in result.contrasts:
+        parts.append(
+            table(
+                f"{result.by}={c.group} vs {c.baseline}",
+                ("Test", "Result"),
+                [
+                    (
+                        "speed-up (95% CI)",
+                        f"{c.speedup.estimate:.3f} ({c.speedup.low:.3f}-{c.speedup.high:.3f}), "
+                        + c.method,
+                    ),
+                    ("Welch's t-test, step speeds", stats.format_p(c.welch_p)),
+                    ("Mann-Whitney U, step speeds", stats.format_p(c.mann_whitney_p)),
+                ],
+            )
+        )
+        if c.metrics:
+            parts.append(_telemetry_differences(c))
+        if c.quality_warning:
+            colour = "red" if c.quality_warning.startswith("Warning") else "yellow"
+            parts.append(f"[{colour}]{escape(c.quality_warning)}[/]")
+        parts += [
+            f"[bold]{escape(c.verdict)}[/]",
+            f"Hypothesis {c.hypothesis_a}",
+            f"Hypothesis {c.hypothesis_b}",
+            "",
+        ]
+    return Group(*parts)
+
+
+def _telemetry_differences(c: Any) -> Table:
+    """Which train-phase telemetry differs between the two sides of a contrast."""
+    return table(
+        "telemetry in the train phase (KS test, Holm-adjusted; Cliff's delta)",
+        (
+            "Metric",
+            f"Median {c.group}",
+            f"Median {c.baseline}",
+            "KS D",
+            "p",
+            "Delta",
+            "Differs",
+        ),
+        [
+            (
+                m.metric,
+                fmt(m.median_group, 2),
+                fmt(m.median_baseline, 2),
+                f"{m.ks_statistic:.2f}",
+                stats.format_p(m.p_value),
+                f"{m.cliffs_delta:+.2f} {stats.magnitude(m.cliffs_delta)}",
+                "[bold]yes[/]" if m.differs else "no",
+            )
+            for m in c.metrics
+        ],
+    )
+
+
+def scaling_tables(series: list[Any]) -> Group | str:
+    if not series:
+        return (
+            "no series to show: scaling needs ok runs that differ only in GPU count, "
+            "staging tier or batch size (a sweep makes them)"
+        )
+    parts = []
+    for s in series:
+        efficiency = s.axis == "gpus"
+        columns = (s.axis, "Runs", "Speed (img/s)", "95% CI", "Relative")
+        parts.append(
+            table(
+                f"{s.label}",
+                columns + (("Efficiency",) if efficiency else ()),
+                [
+                    (
+                        str(p.value),
+                        p.runs,
+                        fmt(p.mean_speed),
+                        f"{p.speed_ci95[0]:,.1f}–{p.speed_ci95[1]:,.1f}" if p.speed_ci95 else None,
+                        f"{p.relative:.2f}x",
+                    )
+                    + (
+                        (f"{p.efficiency:.0%}" if p.efficiency is not None else None,)
+                        if efficiency
+                        else ()
+                    )
+                    for p in s.points
+                ],
+            )
+        )
+    return Group(*parts)
+
+
+def verdict_lines(run_id: str, found: list[Any]) -> str:
+    if not found:
+        return f"{run_id}: no bottleneck found"
+    return "\n".join(f"{run_id}: [yellow]{v.name}[/]: {v.evidence}" for v in found)
+
+
+def cost_table(costs: list[Any]) -> Table:
+    return table(
+        "cost and energy at the measured speed",
+        (
+            "Run",
+            "Dataset x epochs",
+            "Epoch",
+            "Total",
+            "USD/epoch",
+            "USD total",
+            "kWh total",
+            "Energy USD",
+            "Price",
+        ),
+        [
+            (
+                c.run_id,
+                f"{c.dataset_size:,} x {c.epochs}",
+                hms(c.epoch_s),
+                hms(c.total_s),
+                fmt(c.usd_per_epoch, 2),
+                fmt(c.usd_total, 2),
+                fmt(c.kwh_total, 3),
+                fmt(c.energy_usd_total, 2),
+                c.price_note
+                if c.price is None
+                else f"${c.price.usd_per_gpu_hour:.3f}/GPU-h: {c.price_note}",
+            )
+            for c in costs
+        ],
+    )
+
+
+VERDICT_STYLE = {
+    "pass": "green",
+    "improvement": "green",
+    "regression": "red",
+    "inconclusive": "yellow",
+}
+
+
+def check_lines(result: Any) -> str:
+    """A check's verdict, its figures and why, and any warning."""
+    colour = VERDICT_STYLE.get(result.verdict, "white")
+    lines = [f"[bold {colour}]{result.verdict}[/] against baseline {escape(result.baseline)}"]
+    lines += [f"  - {escape(reason)}" for reason in result.reasons]
+    if result.method:
+        lines.append(f"  - interval: {escape(result.method)}")
+    speeds = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.speeds)
+    reference = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.reference_speeds)
+    lines.append(f"  - img/s now: {speeds}; baseline: {reference}")
+    lines += [f"[yellow]warning: {escape(w)}[/]" for w in result.warnings]
+    lines.append(f"runs stored: {', '.join(result.runs)} (tag check={escape(result.baseline)})")
+    return "\n".join(lines)
+
+
+def baselines_table(found: list[dict[str, Any]]) -> Table:
+    rows = []
+    for b in found:
+        speeds = [r.get("mean_speed") for r in b.get("runs") or [] if r.get("mean_speed")]
+        spec = b.get("spec") or {}
+        rows.append(
+            (
+                b["name"],
+                b.get("workload"),
+                f"{spec.get('device')} — {b.get('device_name')}",
+                spec.get("batch_size"),
+                spec.get("precision"),
+                len(b.get("runs") or []),
+                fmt(sum(speeds) / len(speeds)) if speeds else None,
+                b.get("hostname"),
+                str(b.get("created_at"))[:19].replace("T", " "),
+            )
+        )
+    return table(
+        "baselines",
+        ("Name", "Workload", "Device", "Batch", "Precision", "Runs", "Speed (img/s)", "Host",
+         "Created (UTC)"),
+        rows,
+    )  # fmt: skip

@@ -1,0 +1,167 @@
+"""Plotly figures shared by the HTML report and the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import plotly.graph_objects as go
+
+from dlbench.analysis.scaling import AXES, Series
+
+PHASE_COLOURS = {
+    "setup": "#eeeeee",
+    "stage": "#fde7c8",
+    "warmup": "#fff3c4",
+    "train": "#dff0d8",
+    "validate": "#d9e8fb",
+    "infer": "#eadcf8",
+}
+
+
+def speed_error_bars(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Plotly error bars from each run's 95% interval of its speed: asymmetric, and never
+    below zero (the interval never is). A run without one gets none."""
+    above, below = [], []
+    for s in summaries:
+        interval, mean = s.get("speed_ci95"), s.get("mean_speed") or 0.0
+        above.append(max(0.0, interval[1] - mean) if interval else 0.0)
+        below.append(max(0.0, mean - interval[0]) if interval else 0.0)
+    return {"type": "data", "symmetric": False, "array": above, "arrayminus": below}
+
+
+def throughput_figure(
+    ok: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], height: int = 420
+) -> go.Figure:
+    """Each run's mean training speed with its 95% interval, one bar group per device; a
+    bar's label says when its run was not measured clean."""
+    fig = go.Figure()
+    for device in sorted({str(s.get("device")) for s in ok}):
+        runs = [s for s in ok if str(s.get("device")) == device]
+        fig.add_bar(
+            x=[label(s) + _flag(s) for s in runs],
+            y=[s["mean_speed"] for s in runs],
+            error_y=speed_error_bars(runs),
+            name=device,
+        )
+    fig.update_layout(
+        title="Training throughput (images/s, error bars: 95% confidence interval)",
+        yaxis_title="images/s",
+        height=height,
+        barmode="group",
+        template="plotly_white",
+    )
+    return fig
+
+
+def _flag(s: dict[str, Any]) -> str:
+    verdict = s.get("quality_verdict")
+    return f" · {verdict.upper()}" if verdict in ("noisy", "contended") else ""
+
+
+def scaling_figure(series: Series) -> go.Figure:
+    """Speed (95% interval) along the axis; efficiency too over GPU counts."""
+    x = [str(p.value) for p in series.points]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=x,
+        y=[p.mean_speed for p in series.points],
+        mode="lines+markers",
+        name="images/s",
+        error_y=speed_error_bars(
+            [{"mean_speed": p.mean_speed, "speed_ci95": p.speed_ci95} for p in series.points]
+        ),
+    )
+    if series.axis == "gpus":
+        fig.add_scatter(
+            x=x,
+            y=[(p.efficiency or 0) * 100 for p in series.points],
+            yaxis="y2",
+            mode="lines+markers",
+            name="efficiency (%)",
+        )
+        fig.update_layout(
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "range": [0, 110],
+                "title": "efficiency (%)",
+            }
+        )
+    fig.update_layout(
+        title=f"{AXES[series.axis]}: {series.label}",
+        xaxis_title=series.axis,
+        yaxis_title="images/s",
+        height=380,
+        template="plotly_white",
+    )
+    return fig
+
+
+def shade_phases(fig: go.Figure, spans: list[tuple[str, float, float]], **where: Any) -> None:
+    """Each phase of a run as a coloured band behind the traces, labelled."""
+    for phase, start, end in spans:
+        fig.add_vrect(
+            x0=start,
+            x1=end,
+            fillcolor=PHASE_COLOURS.get(phase, "#f0f0f0"),
+            opacity=0.5,
+            layer="below",
+            line_width=0,
+            annotation_text=phase,
+            annotation_position="top left",
+            **where,
+        )
+
+
+def insights_figure(found: list[Any]) -> go.Figure:
+    """Rank correlation of each descriptor with step time, per family: the partial one
+    (batch size held fixed) where it exists, Spearman's for batch size itself."""
+    families = sorted({c.family for c in found})
+    descriptors = list(dict.fromkeys(c.descriptor for c in found))
+    z = [[None] * len(descriptors) for _ in families]
+    text = [[""] * len(descriptors) for _ in families]
+    for c in found:
+        value = c.partial if c.partial is not None else c.spearman
+        i, j = families.index(c.family), descriptors.index(c.descriptor)
+        z[i][j] = value
+        text[i][j] = f"{value:+.2f}" + ("" if c.partial is not None else "*")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=descriptors,
+            y=families,
+            text=text,
+            texttemplate="%{text}",
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            reversescale=True,
+            colorbar={"title": "partial ρ"},
+        )
+    )
+    fig.update_layout(
+        title="Rank correlation with step time, batch size held fixed (* batch size itself: "
+        "Spearman's)",
+        height=140 + 40 * len(families),
+        margin={"l": 120, "r": 20, "t": 50, "b": 40},
+    )
+    return fig
+
+
+def step_time_figure(table: Any) -> go.Figure:
+    """Step time against FLOPs per step, log-log, one colour per family."""
+    fig = go.Figure()
+    for family, part in table.groupby("family"):
+        fig.add_scatter(
+            x=part["flops"] / 1e9,
+            y=part["step_s"] * 1e3,
+            mode="markers",
+            name=str(family),
+            text=[f"batch {int(b)}" for b in part["batch_size"]],
+            hovertemplate="%{x:.2f} GFLOP, %{y:.1f} ms, %{text}",
+        )
+    fig.update_xaxes(type="log", title="GFLOP per training step")
+    fig.update_yaxes(type="log", title="step time (ms)")
+    fig.update_layout(title="Step time against work", height=380)
+    return fig

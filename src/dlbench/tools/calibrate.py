@@ -1,0 +1,148 @@
+"""``dlbench calibrate``: benchmark a space-filling design of model shapes on this device, so
+that ``dlbench predict`` has runs to learn from.
+
+For each family (param-mlp, param-vgg, param-resnet, param-inception) a scrambled Latin
+hypercube over depth, width, input size and batch size (log scales where sizes multiply) gives
+configurations that cover the space without a grid's waste; they are run round-robin across
+families, each briefly and with repeats, until the time budget is spent. Every run is stored
+as part of the sweep ``calibrate-<device>``; a second call resumes (stored runs are skipped).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from scipy.stats import qmc
+
+from dlbench.config import RunSpec, build_spec
+from dlbench.store.database import Store
+
+FAMILIES = ("vgg", "resnet", "inception", "mlp")
+# (low, high) per knob; log scale for width and batch.
+RANGES: dict[str, dict[str, tuple[int, int]]] = {
+    "mlp": {"depth": (2, 8), "width": (64, 2048)},
+    "vgg": {"depth": (6, 19), "width": (8, 64)},
+    "resnet": {"depth": (10, 34), "width": (8, 48)},
+    "inception": {"depth": (2, 10), "width": (8, 48)},
+}
+INPUT_SIZES = (16, 64)
+BATCH_SIZES = (8, 128)
+DESIGN_POINTS = 64  # per family; the budget decides how many run
+WARMUP, TIMED = 3, 20
+
+
+def _log_pick(u: float, low: int, high: int) -> int:
+    return int(round(math.exp(math.log(low) + u * (math.log(high) - math.log(low)))))
+
+
+def design(families: tuple[str, ...], seed: int = 0) -> list[dict[str, Any]]:
+    """Configurations, interleaved across families (so any prefix covers every family)."""
+    per_family = {}
+    for index, family in enumerate(families):
+        points = qmc.LatinHypercube(d=4, scramble=True, seed=seed + index).random(DESIGN_POINTS)
+        ranges = RANGES[family]
+        per_family[family] = [
+            {
+                "family": family,
+                "depth": int(
+                    round(ranges["depth"][0] + p[0] * (ranges["depth"][1] - ranges["depth"][0]))
+                ),
+                "width": max(8, _log_pick(p[1], *ranges["width"]) // 8 * 8),
+                "image_size": int(
+                    round((INPUT_SIZES[0] + p[2] * (INPUT_SIZES[1] - INPUT_SIZES[0])) / 8)
+                )
+                * 8,
+                "batch_size": _log_pick(p[3], *BATCH_SIZES),
+            }
+            for p in points
+        ]
+    return [per_family[f][i] for i in range(DESIGN_POINTS) for f in families]
+
+
+def sweep_name(device_name: str) -> str:
+    return "calibrate-" + (
+        re.sub(r"[^A-Za-z0-9]+", "-", device_name).strip("-").lower()[:60] or "device"
+    )
+
+
+def specs(config: dict[str, Any], device: str, sweep: str, repeats: int) -> list[RunSpec]:
+    return [
+        build_spec(
+            workload=f"param-{config['family']}",
+            depth=config["depth"],
+            width=config["width"],
+            image_size=config["image_size"],
+            batch_size=config["batch_size"],
+            device=device,
+            warmup=WARMUP,
+            steps=WARMUP + TIMED,
+            val_batches=1,
+            telemetry=False,
+            sweep=sweep,
+            repeat=repeat,
+            tags={"calibration": "1"},
+        )
+        for repeat in range(repeats)
+    ]
+
+
+def calibrate(
+    store: Store,
+    families: tuple[str, ...],
+    device: str,
+    device_name: str,
+    budget_s: float,
+    repeats: int = 2,
+    run: Callable[[RunSpec], str] | None = None,
+    on_run: Callable[[RunSpec, str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    on_start: Callable[[RunSpec], None] | None = None,
+    quiet: Any = None,
+    report: Any = None,
+) -> int:
+    """Run the design until ``budget_s`` is spent; the number of runs made. A configuration
+    stored ok is not run again, unless it was measured contended (it is left out of the fit,
+    so it is measured again). ``run`` replaces launching (the tests' stand-in)."""
+    sweep = sweep_name(device_name)
+    done = {
+        r["run_key"]
+        for r in store.list_runs(sweep=sweep)
+        if r["status"] == "ok" and r.get("quality_verdict") != "contended"
+    }
+    started = clock()
+
+    def pending() -> Iterator[RunSpec]:
+        for config in design(families):
+            for spec in specs(config, device, sweep, repeats):
+                if spec.run_key in done:
+                    continue
+                if clock() - started >= budget_s:
+                    return
+                yield spec
+
+    if run is not None:
+        made = 0
+        for spec in pending():
+            if on_start:
+                on_start(spec)
+            status = run(spec)
+            made += 1
+            if on_run:
+                on_run(spec, status)
+        return made
+    from dlbench.launch.series import run_series
+
+    outcomes = run_series(
+        pending(),
+        store,
+        timeout_s=max(60.0, budget_s),
+        quiet=quiet,
+        report=report,
+        on_start=(lambda r: on_start(r.spec)) if on_start else None,
+        on_end=(lambda r, o: on_run(r.spec, o.status)) if on_run else None,
+    )
+    return len(outcomes)

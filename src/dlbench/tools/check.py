@@ -1,0 +1,159 @@
+"""``dlbench baseline`` and ``dlbench check``: what an administrator schedules to learn whether
+a node is still as fast as it was.
+
+A baseline is a named reference: the configuration of some stored runs, their speeds and
+step-time spread, and the hardware they ran on. A check reruns that configuration here (each
+run a fresh process, tagged ``check=NAME``), stores the runs, and sets them against the
+reference (``analysis/regression.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlbench.analysis import regression
+from dlbench.config import RunSpec
+from dlbench.errors import ConfigError
+from dlbench.launch.quiet import QuietPolicy, QuietReport
+from dlbench.launch.series import SeriesRun
+from dlbench.store import baselines
+from dlbench.store.database import Store
+from dlbench.store.summary import run_summary
+
+# Fields that may differ between runs of one configuration.
+NOT_CONFIGURATION = {"repeat", "tags", "sweep"}
+MIN_TIMED_STEPS = 2
+
+
+def _configuration(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in NOT_CONFIGURATION}
+
+
+def step_time_cv(store: Store, run_id: str) -> float | None:
+    times = np.array([s.step_time_s for s in store.get_steps(run_id)])
+    if times.size < 2 or times.mean() <= 0:
+        return None
+    return float(times.std(ddof=1) / times.mean())
+
+
+def _run_record(store: Store, summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "run_id": summary["run_id"],
+        "created_at": summary.get("created_at"),
+        "mean_speed": summary.get("mean_speed"),
+        "timed_steps": summary.get("timed_steps"),
+        "speed_ci95": summary.get("speed_ci95"),
+        "step_time_cv": step_time_cv(store, summary["run_id"]),
+        "quality_verdict": summary.get("quality_verdict"),
+    }
+
+
+def set_baseline(
+    store: Store, name: str, run_ids: list[str], replace: bool = False
+) -> dict[str, Any]:
+    """Keep ``run_ids`` (runs of one configuration, ended ok, not contended) as ``name``."""
+    if not name.strip() or len(name) > 128:
+        raise ConfigError("a baseline name must be 1 to 128 characters")
+    summaries = [run_summary(store.get_run(r)) for r in dict.fromkeys(run_ids)]
+    for s in summaries:
+        if s.get("kind") != "train" or s["status"] != "ok":
+            raise ConfigError(
+                f"run {s['run_id']} is a {s.get('kind')} run that ended {s['status']}: a "
+                "baseline is made of training runs that ended ok"
+            )
+        if (s.get("timed_steps") or 0) < MIN_TIMED_STEPS:
+            raise ConfigError(f"run {s['run_id']} has fewer than {MIN_TIMED_STEPS} timed steps")
+        if s.get("quality_verdict") == "contended":
+            raise ConfigError(
+                f"run {s['run_id']} was measured contended: a reference must come from a quiet "
+                "machine",
+                "rerun it with --require-quiet; dlbench show RUN says what interfered",
+            )
+    first = _configuration(summaries[0]["config"] or {})
+    for s in summaries[1:]:
+        other = _configuration(s["config"] or {})
+        differing = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
+        if differing:
+            raise ConfigError(
+                f"runs {summaries[0]['run_id']} and {s['run_id']} differ in "
+                f"{', '.join(differing)}: a baseline is one configuration"
+            )
+    record = {
+        "workload": summaries[0]["workload"],
+        "device_name": summaries[0].get("device_name"),
+        "hostname": (summaries[0].get("hardware") or {}).get("hostname"),
+        "spec": first,
+        "runs": [_run_record(store, s) for s in summaries],
+        "hardware": summaries[0].get("hardware"),
+    }
+    baselines.put(store, name, record, replace=replace)
+    return baselines.get(store, name)
+
+
+def _reference(base: dict[str, Any]) -> list[regression.RunFigures]:
+    return [
+        regression.RunFigures(
+            run_id=r["run_id"],
+            status="ok",
+            mean_speed=r.get("mean_speed"),
+            timed_steps=int(r.get("timed_steps") or 0),
+            step_time_cv=r.get("step_time_cv"),
+            quality_verdict=r.get("quality_verdict"),
+        )
+        for r in base["runs"]
+    ]
+
+
+def check_spec(base: dict[str, Any]) -> RunSpec:
+    """The baseline's configuration, validated again (the workload must still exist)."""
+    try:
+        return RunSpec.model_validate(base["spec"])
+    except ValueError as exc:
+        raise ConfigError(
+            f"baseline {base['name']!r} holds a configuration this dlbench cannot run: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def run_check(
+    store: Store,
+    name: str,
+    repeat: int = 3,
+    tolerance: float = regression.DEFAULT_TOLERANCE,
+    *,
+    quiet: QuietPolicy | None = None,
+    report: QuietReport | None = None,
+    timeout_s: float | None = None,
+    show_progress: bool = False,
+    on_start: Callable[[SeriesRun], None] | None = None,
+) -> regression.CheckResult:
+    """Rerun baseline ``name`` here ``repeat`` times, store the runs, and judge them."""
+    from dlbench.api import run_repeats
+
+    if repeat < 1:
+        raise ConfigError("--repeat must be at least 1")
+    if not 0 <= tolerance < 1:
+        raise ConfigError("--tolerance must be a fraction from 0 to 1 (0.05 is 5%)")
+    base = baselines.get(store, name)
+    spec = check_spec(base)
+    outcomes = run_repeats(
+        spec,
+        store,
+        repeat,
+        tags={"check": name},
+        quiet=quiet,
+        report=report,
+        timeout_s=timeout_s,
+        show_progress=show_progress,
+        on_start=on_start,
+    )
+    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
+    new = [regression.figures(s, step_time_cv(store, s["run_id"])) for s in summaries]
+    hardware = next((s.get("hardware") for s in summaries if s.get("hardware")), None) or {}
+    warnings = regression.hardware_differences(base.get("hardware") or {}, hardware)
+    if warnings:
+        warnings = ["this machine differs from the baseline's: " + "; ".join(warnings)]
+    return regression.decide(name, _reference(base), new, tolerance, warnings)

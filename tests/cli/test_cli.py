@@ -1,0 +1,299 @@
+"""The dlbench command as a user runs it: real processes, a real database file."""
+
+import json
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from dlbench.store.database import Store
+from dlbench.workloads import WORKLOADS
+
+from conftest import call_main, cli_env, one_line_error, write_mnist
+
+REQUIRED = {
+    "run_id",
+    "workload",
+    "device",
+    "status",
+    "batch_size",
+    "hardware",
+    "mean_step_time_s",
+    "mean_speed",
+    "speed_stderr",
+    "speed_jitter",
+    "median_speed",
+    "p5_speed",
+    "p95_speed",
+    "timed_steps",
+    "throughput_e2e",
+    "train_time_s",
+    "val_time_s",
+    "total_time_s",
+    "accuracy",
+    "inference",
+    "peak_memory_bytes",
+    "params",
+    "flops_per_step",
+    "achieved_tflops",
+    "mfu",
+}
+FAST = ["--steps", "13", "--warmup", "3", "--val-batches", "2"]
+
+
+def dlbench(db_path, *args, timeout=300):
+    return subprocess.run(
+        ["dlbench", *args], capture_output=True, text=True, env=cli_env(db_path), timeout=timeout
+    )
+
+
+def test_run_prints_stores_and_writes_the_json_summary(db_path):
+    done = dlbench(db_path, "run", "mlp-mnist", *FAST, "--tag", "site=ci", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert REQUIRED <= set(summary)
+    assert {"load_time_s", "predict_time_s", "latency_p50_ms", "latency_p95_ms"} <= set(
+        summary["inference"]
+    )
+    assert summary["status"] == "ok" and summary["timed_steps"] == 10
+    assert summary["tags"] == {"site": "ci"}
+    assert summary["mean_speed"] == pytest.approx(
+        summary["batch_size"] / summary["mean_step_time_s"]
+    )
+    stored = Store(str(db_path)).get_run(summary["run_id"])
+    assert stored["mean_speed"] == summary["mean_speed"]
+    assert "mean speed" in done.stderr  # the table goes to stderr when JSON takes stdout
+
+
+def test_reading_results_back(db_path, tmp_path):
+    run_id = json.loads(dlbench(db_path, "run", "lenet-mnist", *FAST, "--json", "-").stdout)[
+        "run_id"
+    ]
+    listing = dlbench(db_path, "runs")
+    assert run_id in listing.stdout and "lenet-mnist" in listing.stdout
+    shown = json.loads(dlbench(db_path, "show", run_id[:17], "--steps", "--json").stdout)
+    assert shown["run_id"] == run_id and len(shown["steps"]) == 10
+    assert "Timed steps" in dlbench(db_path, "show", run_id, "--steps").stdout
+    out = tmp_path / "all.csv"
+    assert dlbench(db_path, "export", "--format", "csv", "--out", str(out)).returncode == 0
+    header = out.read_text().splitlines()[0].split(",")
+    for column in (
+        "run_id",
+        "date",
+        "workload",
+        "framework",
+        "device",
+        "device_name",
+        "num_gpus",
+        "batch_size",
+        "mean_speed",
+        "mean_step_time_s",
+        "speed_stderr",
+        "speed_jitter",
+        "train_time_s",
+        "val_time_s",
+        "total_time_s",
+        "accuracy",
+        "status",
+        "staged_from",
+    ):
+        assert column in header
+    assert len(out.read_text().splitlines()) == 2
+
+
+def test_real_mnist_files_from_the_command_line(db_path, tmp_path):
+    write_mnist(tmp_path / "mnist", n_train=200, n_test=50, gz=True)
+    done = dlbench(
+        db_path,
+        "run",
+        "lenet-mnist",
+        "--data",
+        str(tmp_path / "mnist"),
+        "--epochs",
+        "1",
+        "--warmup",
+        "1",
+        "-b",
+        "40",
+        "--json",
+        "-",
+    )
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "ok" and summary["timed_steps"] == 5
+    assert summary["data"] == str(tmp_path / "mnist")
+
+
+READ_COMMANDS = ("show", "export", "predict")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "resnet-9000"], "unknown workload"),
+        (["run", "lenet-mnist", "--batch-size", "0"], "--batch-size"),
+        (["run", "lenet-mnist", "--steps", "10", "--warmup", "10"], "--steps"),
+        (["run", "lenet-mnist", "--device", "cuda"], "no CUDA GPU"),
+        (["run", "lenet-mnist", "--device", "tpu"], "--device"),
+        (["run", "lenet-mnist", "--data", "/no/such/dir"], "does not exist"),
+        (["run", "lenet-mnist", "--db", "/etc/hostname/x.sqlite"], "results database"),
+        (["run", "lenet-mnist", "--steps", "many"], "--steps"),
+        (["run", "lenet-mnist", "--frobnicate"], "No such option"),
+        (["show", "nothing-like-this"], "no run"),
+        (["export", "--format", "xlsx"], "--format"),
+        (["run", "lenet-mnist", "--interval", "0"], "--interval"),
+        (["monitor", "--interval", "0", "--", "true"], "--interval"),
+        (["run", "resnet18", "--device", "cpu", "--precision", "tf32"], "compute capability 8.0"),
+        (["run", "resnet18", "--data", "/tmp", "--dataset", "imagenet32"], "no ImageNet32"),
+        (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
+        (["maxbatch", "resnet18", "--memory-limit", "lots"], "not a size"),
+        (["predict", "mlp-mnist", "--dataset-size", "100"], "no stored runs with model"),
+        (["predict", "fasterrcnn", "--dataset-size", "100"], "only classification models"),
+        (["infer", "lenet-mnist", "--checkpoint", "/no/x.pt", "--images", "/tmp"], "not exist"),
+        (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_stores_nothing(db_path, capsys, args, message):
+    if args[0] in READ_COMMANDS:  # they never create a database: give them an empty one
+        Store(str(db_path)).close()
+    code, out, err = call_main(capsys, *args)  # the console entry point, in this process
+    assert message in one_line_error(code, err)
+    assert "Traceback" not in out + err
+    if db_path.exists():
+        assert Store(str(db_path)).count_runs() == 0
+
+
+def test_debug_shows_the_traceback(db_path):
+    done = dlbench(db_path, "--debug", "run", "resnet-9000")
+    assert done.returncode == 2 and "Traceback" in done.stderr
+
+
+def _start_long_run(db_path):
+    parent = subprocess.Popen(
+        ["dlbench", "run", "cifar10-cnn", "--steps", "100000"],
+        env=cli_env(db_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if db_path.exists():
+            runs = Store(str(db_path)).list_runs()
+            if runs and runs[0]["phase_reached"] == "train":
+                return parent, runs[0]["run_id"]
+        time.sleep(0.3)
+    parent.kill()
+    raise AssertionError("the run never reached its train phase")
+
+
+def _wait_for_stored_steps(db_path, run_id, timeout_s=120):
+    """Until the run's heartbeat has stored some completed steps (bounded polling)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if Store(str(db_path)).get_steps(run_id):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no completed step reached the store")
+
+
+def test_a_run_killed_hard_is_stored_as_failed_with_the_signal(db_path):
+    parent, run_id = _start_long_run(db_path)
+    _wait_for_stored_steps(db_path, run_id)
+    (child,) = psutil.Process(parent.pid).children()
+    child.send_signal(signal.SIGKILL)
+    parent.communicate(timeout=60)
+    run = Store(str(db_path)).get_run(run_id)
+    assert parent.returncode == 1
+    assert run["status"] == "failed"
+    assert "SIGKILL" in run["error"] and "train phase" in run["error"]
+
+
+def test_ctrl_c_stores_the_run_as_interrupted_with_its_steps(db_path):
+    parent, run_id = _start_long_run(db_path)
+    _wait_for_stored_steps(db_path, run_id)
+    parent.send_signal(signal.SIGINT)
+    out, err = parent.communicate(timeout=60)
+    run = Store(str(db_path)).get_run(run_id)
+    assert parent.returncode == 130, err
+    assert run["status"] == "interrupted" and run["timed_steps"] > 0
+    assert len(Store(str(db_path)).get_steps(run_id)) == run["timed_steps"]
+    assert "interrupted" in out
+
+
+def test_a_run_past_its_time_limit_is_stored_as_timeout(db_path):
+    done = dlbench(
+        db_path, "run", "cifar10-cnn", "--steps", "100000", "--timeout", "8", "--json", "-"
+    )
+    summary = json.loads(done.stdout)
+    assert done.returncode == 4
+    assert summary["status"] == "timeout" and "time limit" in summary["error"]
+
+
+def test_a_zoo_run_reports_flops_and_the_feasibility_of_the_dataset(db_path):
+    done = dlbench(
+        db_path,
+        "run",
+        "resnet18",
+        "--image-size",
+        "32",
+        "-b",
+        "4",
+        *FAST,
+        "--precision",
+        "amp-bf16",
+        "--channels-last",
+        "--dataset-size",
+        "1000",
+        "--epochs",
+        "2",
+        "--json",
+        str(db_path.parent / "summary.json"),
+    )
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "parameters / FLOPs per step" in text and "amp-bf16, channels-last" in text
+    assert "this model fits at batch 4; 2 epoch(s) of 1,000 images would take 0:" in text
+    summary = json.loads((db_path.parent / "summary.json").read_text())
+    assert summary["params"] == 11_689_512 and summary["flops_per_step"] > 0
+    assert summary["feasibility"]["steps_per_epoch"] == 250
+
+
+def test_sysinfo_and_list(db_path):
+    info = json.loads(dlbench(db_path, "sysinfo", "--json").stdout)
+    assert info["cpu"]["logical_cpus"] >= 1 and info["memory_bytes"] > 0 and "gpus" in info
+    table = dlbench(db_path, "sysinfo").stdout
+    assert "Component" in table and "Description" in table
+    listed = json.loads(dlbench(db_path, "list", "--json").stdout)
+    assert [w["name"] for w in listed] == list(WORKLOADS)
+    detectors = [w["name"] for w in listed if w["task"] == "detect"]
+    assert detectors == ["fasterrcnn", "fasterrcnn-mobilenet"]
+    by_name = {w["name"]: w for w in listed}
+    assert by_name["lenet-mnist"]["image_size"] is None
+    assert by_name["fasterrcnn"]["image_size"]["min"] == 64
+    assert by_name["lenet-mnist"]["frameworks"] == ["pytorch", "tensorflow", "jax"]
+    assert by_name["xception"]["frameworks"] == ["pytorch"]
+    assert "pytorch, tensorflow, jax" in dlbench(db_path, "list").stdout
+
+
+@pytest.mark.slow
+def test_quickstart_runs_every_workload_and_learns_digits(db_path):
+    started = time.monotonic()
+    done = dlbench(db_path, "quickstart", timeout=600)
+    assert done.returncode == 0, done.stderr
+    runs = Store(str(db_path)).list_runs()
+    assert len(runs) == 6 and {r["status"] for r in runs} == {"ok"}
+    assert {r["workload"] for r in runs} == {
+        "lenet-mnist",
+        "deepmnist",
+        "cifar10-cnn",
+        "mlp-mnist",
+        "resnet18",
+    }
+    (digits,) = [r for r in runs if r["data"] == "digits"]
+    assert digits["accuracy"] > 0.9
+    assert (
+        "6 of 6 runs ok" in done.stdout and "TFLOP/s" in done.stdout and str(db_path) in done.stdout
+    )
+    print(f"quickstart took {time.monotonic() - started:.0f} s")

@@ -1,0 +1,59 @@
+"""The HTML report: self-contained, with figures, insights and honest error bars."""
+
+import html.parser
+import re
+
+from dlbench.report.figures import speed_error_bars
+from dlbench.report.html import build
+from synthetic_runs import stored_device_run
+
+
+class _Collector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.external = []
+        self.tags = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.tags += 1
+        for name, value in attrs:
+            if name in ("src", "href") and value and re.match(r"(https?:)?//", value):
+                self.external.append((tag, value))
+
+
+def test_the_report_is_self_contained_and_has_the_figures(store):
+    stored_device_run(store, "cpu-1", "cpu", 0.41, util=98)
+    stored_device_run(
+        store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100"
+    )
+    page = build(store, store.list_runs(), "CPU vs GPU")
+    parser = _Collector()
+    parser.feed(page)
+    assert parser.tags > 50 and parser.external == []
+    assert "<link" not in page and "cdn.plot.ly" not in page.split("</script>", 1)[1]
+    assert "cpu-1" in page and "gpu-1" in page and "faster than device=cpu" in page
+    assert "Hypothesis A (resource use differs): supported" in page
+    assert page.count('class="plotly-graph-div"') >= 3  # throughput + a telemetry figure each
+
+
+def test_the_report_shows_insights_for_many_model_shapes(store):
+    from synthetic_runs import stored_runs, summaries
+
+    stored_runs(store, summaries(n=20))
+    page = build(store, store.list_runs(), "calibration")
+    assert "Insights: what goes with step time" in page and "X: 20 runs" in page
+    assert "Rank correlation with step time, batch size held fixed" in page
+    few = build(store, store.list_runs()[:3], "three runs")
+    assert "Insights" not in few
+
+
+def test_error_bars_come_from_the_interval_and_never_go_below_zero():
+    bars = speed_error_bars(
+        [
+            {"mean_speed": 127.5, "speed_ci95": [40.0, 400.0]},
+            {"mean_speed": 100.0, "speed_ci95": None},
+        ]
+    )
+    assert bars["symmetric"] is False
+    assert bars["array"] == [272.5, 0.0] and bars["arrayminus"] == [87.5, 0.0]
+    assert all(127.5 - down >= 0 for down in bars["arrayminus"])

@@ -1,0 +1,102 @@
+"""dlbench calibrate's design and its resumable loop."""
+
+import pytest
+
+from dlbench.config import build_spec
+from dlbench.errors import ConfigError
+from dlbench.records import RunResult
+from dlbench.tools.calibrate import (
+    BATCH_SIZES,
+    DESIGN_POINTS,
+    FAMILIES,
+    INPUT_SIZES,
+    RANGES,
+    TIMED,
+    WARMUP,
+    calibrate,
+    design,
+    specs,
+    sweep_name,
+)
+
+
+def test_the_design_fills_each_familys_ranges_and_interleaves_families():
+    points = design(FAMILIES)
+    assert len(points) == DESIGN_POINTS * len(FAMILIES)
+    assert [p["family"] for p in points[:4]] == list(FAMILIES)  # any prefix covers all
+    for family in FAMILIES:
+        mine = [p for p in points if p["family"] == family]
+        depths = sorted(p["depth"] for p in mine)
+        low, high = RANGES[family]["depth"]
+        assert depths[0] <= low + 1 and depths[-1] >= high - 1  # spread end to end
+        assert all(p["width"] % 8 == 0 for p in mine)
+        assert all(INPUT_SIZES[0] <= p["image_size"] <= INPUT_SIZES[1] for p in mine)
+        assert all(BATCH_SIZES[0] <= p["batch_size"] <= BATCH_SIZES[1] for p in mine)
+        assert len({(p["depth"], p["width"], p["batch_size"]) for p in mine}) > 0.8 * len(mine)
+
+
+def test_calibration_runs_within_budget_and_resumes(store):
+    ran = []
+
+    def fake_run(spec):  # stores the run as a real one would, without training
+        ran.append(spec)
+        run_id = f"r{len(ran)}"
+        store.create_run(
+            run_id, "train", spec.model_dump(mode="json"), sweep=spec.sweep, run_key=spec.run_key
+        )
+        store.finish_run(RunResult(run_id=run_id, status="ok"))
+        return "ok"
+
+    ticks = iter([0.0] * 7 + [1e9] * 1000)  # the budget is spent after six runs
+    made = calibrate(
+        store,
+        ("mlp", "vgg"),
+        "cpu",
+        "AMD EPYC",
+        budget_s=10,
+        repeats=2,
+        run=fake_run,
+        clock=lambda: next(ticks),
+    )
+    assert made == len(ran) == 6
+    assert {s.workload for s in ran} == {"param-mlp", "param-vgg"}
+    assert ran[0].depth == ran[1].depth and [s.repeat for s in ran[:2]] == [0, 1]
+    first = len(ran)
+    again = calibrate(store, ("mlp", "vgg"), "cpu", "AMD EPYC", budget_s=0, repeats=2, run=fake_run)
+    assert again == 0 and len(ran) == first  # nothing rerun, budget spent at once
+    assert sweep_name("NVIDIA H100 80GB HBM3") == "calibrate-nvidia-h100-80gb-hbm3"
+
+
+def test_calibration_specs_are_valid_runs():
+    (config,) = design(("resnet",))[:1]
+    runs = specs(config, "cpu", "calibrate-x", 3)
+    assert [r.repeat for r in runs] == [0, 1, 2] and runs[0].workload == "param-resnet"
+    assert runs[0].depth == config["depth"] and runs[0].steps == WARMUP + TIMED == 23
+
+
+def test_depth_and_width_belong_to_the_parametric_workloads():
+    with pytest.raises(ConfigError, match="--depth and --width are for the param"):
+        build_spec(workload="resnet50", depth=34)
+    assert build_spec(workload="param-resnet", depth=34, width=16).architecture == {
+        "depth": 34,
+        "width": 16,
+    }
+
+
+def test_cli_calibrate_runs_stores_and_refuses_bad_families(db_path):
+    from dlbench.store.database import Store
+
+    from conftest import run_dlbench
+
+    done = run_dlbench(
+        db_path, "calibrate", "--families", "mlp", "--device", "cpu", "--budget", "0.1",
+        "--repeats", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "calibrating mlp on" in done.stdout and "run(s) stored" in done.stdout
+    assert "param-mlp depth" in done.stderr and ": ok (" in done.stderr
+    runs = Store(str(db_path)).list_runs()
+    assert runs and all(r["sweep"].startswith("calibrate-") for r in runs)
+    assert all(r["status"] == "ok" for r in runs)
+    bad = run_dlbench(db_path, "calibrate", "--families", "transformer")
+    assert bad.returncode == 2 and "unknown ['transformer']" in bad.stderr

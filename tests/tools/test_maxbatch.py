@@ -1,0 +1,83 @@
+"""The largest-batch search: exact on a known limit, and real probes under a memory cap."""
+
+import json
+
+import pytest
+
+from dlbench.errors import ConfigError, DlbenchError
+from dlbench.tools.maxbatch import Probe, parse_bytes, search
+
+from conftest import run_dlbench
+
+
+def _limit_at(largest):
+    def probe(batch):
+        return Probe(batch, "ok" if batch <= largest else "oom", peak_memory_bytes=batch * 10)
+
+    return probe
+
+
+@pytest.mark.parametrize("largest", [1, 2, 37, 64, 65, 1000])
+@pytest.mark.parametrize("start", [1, 8, 64, 4096])
+def test_search_finds_the_exact_limit_from_any_start(largest, start):
+    found, probes, capped = search(_limit_at(largest), start, limit=65_536)
+    assert found == largest and not capped
+    tried = {p.batch_size: p.status for p in probes}
+    assert tried[largest] == "ok" and tried[largest + 1] == "oom"  # both sides were probed
+    assert len(probes) <= 2 * 17  # logarithmic, never a linear scan
+
+
+def test_search_reports_when_nothing_fits_and_when_the_limit_stopped_it():
+    assert search(_limit_at(0), 16, 1024)[0] is None
+    found, probes, capped = search(_limit_at(10_000), 16, 100)
+    assert found == 100 and capped and probes[-1].batch_size == 100
+
+
+def test_a_probe_that_fails_for_another_reason_stops_the_search():
+    def broken(batch):
+        return Probe(batch, "failed", error="ValueError: shapes")
+
+    with pytest.raises(DlbenchError, match="probe at batch 8 failed: ValueError: shapes"):
+        search(broken, 8, 100)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("8GiB", 8 * 2**30), ("512MiB", 512 * 2**20), ("16G", 16 * 10**9), ("1000", 1000)],
+)
+def test_memory_sizes(text, value):
+    assert parse_bytes(text) == value
+
+
+def test_bad_memory_size():
+    with pytest.raises(ConfigError, match="not a size"):
+        parse_bytes("lots")
+
+
+@pytest.mark.slow
+def test_maxbatch_probes_real_training_under_an_injected_memory_cap(db_path):
+    done = run_dlbench(
+        db_path,
+        "maxbatch",
+        "resnet18",
+        "--device",
+        "cpu",
+        "--image-size",
+        "32",
+        "--start",
+        "64",
+        "--memory-limit",
+        "1200MiB",
+        "--json",
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    best = found["max_batch_size"]
+    assert found["memory_limit_bytes"] == 1200 * 2**20 and not found["capped"]
+    statuses = {p["batch_size"]: p["status"] for p in found["probes"]}
+    assert statuses[best] == "ok" and statuses[best + 1] == "oom"
+    assert 8 < best < 4096
+    fitted = [p for p in found["probes"] if p["batch_size"] == best][0]
+    assert 0 < fitted["peak_memory_bytes"] and fitted["step_time_s"] > 0
+    assert "out of memory" in done.stderr and not db_path.exists()  # probes store nothing
