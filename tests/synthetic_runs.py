@@ -3,6 +3,7 @@
 import numpy as np
 
 from dlbench.records import RunResult, SpeedStats, StepRecord, TelemetrySample
+from dlbench.store.stored import StoredRun
 from dlbench.telemetry.summary import summarise
 
 PEAK = 100.0  # TFLOP/s
@@ -43,6 +44,11 @@ def summaries(n=160, noise=0.02, seed=0):
             }
         )
     return runs
+
+
+def typed(summaries):
+    """The summaries as readers get runs from the store."""
+    return [StoredRun.from_summary({"kind": "train", **s}) for s in summaries]
 
 
 def stored_runs(

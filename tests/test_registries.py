@@ -6,6 +6,7 @@ from dlbench.datasets import FORMATS, SYNTHETIC_SIZES
 from dlbench.engines import ENGINES
 from dlbench.launch import LAUNCHERS
 from dlbench.registry import resolve
+from dlbench.sweep.executors import EXECUTORS
 from dlbench.workloads import WORKLOADS, frameworks_of
 
 # Keras builders resolve in a child process (tests/engines/test_keras.py): importing keras
@@ -20,6 +21,7 @@ ENTRIES = (
     + [(f"engine {n}", p) for n, p in ENGINES.items()]
     + [(f"format {n}", p) for n, pair in FORMATS.items() for p in pair]
     + [(f"launcher {n}", p) for n, p in LAUNCHERS.items()]
+    + [(f"sweep executor {n}", p) for n, p in EXECUTORS.items()]
 )
 
 

@@ -91,11 +91,11 @@ class Results:
     def runs(self, limit: int | None = None, **filters: Any) -> list[StoredRun]:
         """Runs, newest first; ``filters`` match columns exactly (``workload="resnet50"``,
         ``status="ok"``, ``sweep=...``, ``device=...``), ``tags={...}`` a subset of tags."""
-        return [StoredRun.from_row(row) for row in self.store.list_runs(limit, **filters)]
+        return self.store.runs(limit, **filters)
 
     def run(self, run_id: str) -> StoredRun:
         """One run by id or unique prefix."""
-        return StoredRun.from_row(self.store.get_run(run_id))
+        return self.store.run(run_id)
 
     def steps(self, run_id: str) -> pd.DataFrame:
         """One row per timed step: step, epoch, step_time_s, data_wait_s."""
@@ -141,7 +141,7 @@ def run(
         from dlbench.store import unsaved
 
         return StoredRun.from_row(unsaved.load(Path(outcome.unsaved_path))["run"])
-    return StoredRun.from_row(store.get_run(outcome.run_id))
+    return store.run(outcome.run_id)
 
 
 REPEAT_TAG = "repeat_group"  # the first run's id, on every run of one --repeat

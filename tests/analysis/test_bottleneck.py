@@ -5,6 +5,7 @@ import pytest
 
 from dlbench.analysis.bottleneck import verdicts
 from dlbench.records import TelemetrySample
+from dlbench.store.stored import StoredRun
 from dlbench.telemetry.summary import summarise
 
 
@@ -15,12 +16,16 @@ def _summary(series, wait=0.02, mfu=None, disk="sda"):
         for metric, values in series.items()
         for i, v in enumerate(values)
     ]
-    return {
+    summary = {
+        "run_id": "r",
+        "kind": "train",
+        "status": "ok",
         "data_wait_fraction": wait,
         "mfu": mfu,
         "hardware": {"storage": {"device": disk}},
-        "telemetry": summarise(samples),
-    }, samples
+        "telemetry": {"enabled": True, **summarise(samples)},
+    }
+    return StoredRun.from_summary(summary), samples
 
 
 def _flat(value, n=40):

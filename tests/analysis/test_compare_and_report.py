@@ -11,7 +11,7 @@ from dlbench.analysis.cost import find_price, load_prices, run_cost
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.records import Quality
 from dlbench.report.html import build
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 from synthetic_runs import stored_device_run as _run
 
 from conftest import run_dlbench
@@ -49,8 +49,8 @@ def test_compare_refuses_what_it_cannot_compare(store):
 
 def test_cost_arithmetic(store):
     _run(store, "g", "cuda:0", 0.5, util=10, gpu_util=99, name="NVIDIA A100-SXM4-80GB")
-    summary = run_summary(store.get_run("g"))
-    step = summary["mean_step_time_s"]
+    summary = store.run("g")
+    step = summary.mean_step_time_s
     cost = run_cost(summary, dataset_size=6400, epochs=3, price_per_hour=2.0)
     assert cost.epoch_s == pytest.approx(100 * step)  # ceil(6400 / 64) steps
     assert cost.usd_per_epoch == pytest.approx(100 * step / 3600 * 2.0)
@@ -65,16 +65,22 @@ def test_cost_arithmetic(store):
 
 
 def test_energy_per_epoch_from_measured_joules():
-    summary = {
-        "run_id": "e",
-        "workload": "resnet18",
-        "batch_size": 10,
-        "mean_step_time_s": 0.1,
-        "num_gpus": 1,
-        "device_name": "NVIDIA H100",
-        "config": {"gpus": 1},
-        "telemetry": {"phases": {"train": {"images_per_joule": 2.0, "energy_j": {"gpu0": 500.0}}}},
-    }
+    summary = StoredRun.from_summary(
+        {
+            "run_id": "e",
+            "kind": "train",
+            "status": "ok",
+            "workload": "resnet18",
+            "batch_size": 10,
+            "mean_step_time_s": 0.1,
+            "num_gpus": 1,
+            "device_name": "NVIDIA H100",
+            "config": {"gpus": 1},
+            "telemetry": {
+                "phases": {"train": {"images_per_joule": 2.0, "energy_j": {"gpu0": 500.0}}}
+            },
+        }
+    )
     cost = run_cost(summary, dataset_size=7_200_000, epochs=2, price_per_kwh=0.25)
     assert cost.kwh_per_epoch == pytest.approx(7_200_000 / 2.0 / 3.6e6)  # 1 kWh
     assert cost.energy_usd_total == pytest.approx(2 * 1.0 * 0.25)
@@ -136,12 +142,12 @@ def test_a_contended_side_is_warned_about_beside_every_claim(store):
     assert "(large)" in c.hypothesis_a
     for sentence in (c.verdict, c.hypothesis_a, c.hypothesis_b):
         assert sentence.endswith("the difference measures the contention as much as the hardware")
-    page = build(store, store.list_runs(), "CPU vs GPU")
+    page = build(store, store.runs(), "CPU vs GPU")
     assert "<p class='bad'>Warning: measured under contention" in page
     assert (
         "title='other work took 1.10 of the 2 usable cores" in page and ">contended</span>" in page
     )
-    verdicts = bottleneck.verdicts(run_summary(store.get_run("cpu-1")))
+    verdicts = bottleneck.verdicts(store.run("cpu-1"))
     assert verdicts[0].name == "contended" and "1.10 of the 2 usable cores" in verdicts[0].evidence
 
 

@@ -204,6 +204,7 @@ def test_compare_page_says_which_runs_were_measured_on_a_busy_machine(db_path):
     assert any("20260101-000001-aaaaaa: contended — other work took 1.50" in e for e in errors)
     import json
 
-    bars = json.loads(app.get("plotly_chart")[0].proto.spec)["data"][0]["error_y"]
-    assert bars["arrayminus"] == pytest.approx([10, 90])
-    assert bars["array"] == pytest.approx([10, 90])
+    traces = json.loads(app.get("plotly_chart")[0].proto.spec)["data"]  # one per device
+    assert [t["name"] for t in traces] == ["cpu", "cuda:0"]
+    assert [t["error_y"]["arrayminus"][0] for t in traces] == pytest.approx([10, 90])
+    assert [t["error_y"]["array"][0] for t in traces] == pytest.approx([10, 90])

@@ -10,11 +10,11 @@ from dlbench.measure.training_plan import plan
 from dlbench.predict.evaluate import SPLITS, evaluate, family_folds, repeat_noise
 from dlbench.predict.features import frame
 from dlbench.predict.models import BoostedModel, ForestBaseline, RooflineModel, interval
-from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries
+from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries, typed
 
 
 def test_the_roofline_recovers_the_known_efficiencies():
-    table = frame(summaries(noise=0.0))
+    table = frame(typed(summaries(noise=0.0)))
     model = RooflineModel().fit(table)
     for family, efficiency in EFFICIENCY.items():
         assert model.efficiency(family, "fp32") == pytest.approx(efficiency, rel=1e-6)
@@ -22,7 +22,7 @@ def test_the_roofline_recovers_the_known_efficiencies():
 
 
 def test_cross_validated_errors_rank_the_models_and_stay_near_the_noise():
-    table = frame(summaries(noise=0.03))
+    table = frame(typed(summaries(noise=0.03)))
     roof = evaluate(RooflineModel, table, "random 5-fold")
     boosted = evaluate(BoostedModel, table, "random 5-fold")
     forest = evaluate(ForestBaseline, table, "random 5-fold")
@@ -33,7 +33,7 @@ def test_cross_validated_errors_rank_the_models_and_stay_near_the_noise():
 
 
 def test_leave_one_family_out_never_trains_on_the_family_it_tests():
-    table = frame(summaries(n=30))
+    table = frame(typed(summaries(n=30)))
     folds = list(family_folds(table))
     assert len(folds) == 3
     for train, test in folds:
@@ -43,7 +43,7 @@ def test_leave_one_family_out_never_trains_on_the_family_it_tests():
 
 
 def test_extrapolation_splits_train_below_and_test_above():
-    table = frame(summaries(n=60))
+    table = frame(typed(summaries(n=60)))
     ((train, test),) = SPLITS["batch <= 128 -> larger"](table)
     assert table.iloc[train]["batch_size"].max() <= 128 < table.iloc[test]["batch_size"].min()
 
@@ -94,7 +94,7 @@ def test_runs_without_descriptors_or_not_ok_are_left_out():
     runs = summaries(n=3)
     runs[0]["status"] = "oom"
     runs[1]["descriptors"] = None
-    assert list(frame(runs)["run_id"]) == ["r2"]
+    assert list(frame(typed(runs))["run_id"]) == ["r2"]
 
 
 def test_predict_answers_from_stored_runs_with_an_interval_and_exact_multipliers(store):
@@ -129,7 +129,7 @@ def test_random_folds_keep_the_repeats_of_a_configuration_together():
     from dlbench.predict.evaluate import CONFIGURATION, random_folds
 
     runs = summaries(n=30)
-    table = frame(runs + [{**r, "run_id": r["run_id"] + "-again"} for r in runs])  # repeats
+    table = frame(typed(runs + [{**r, "run_id": r["run_id"] + "-again"} for r in runs]))  # repeats
     key = table[list(CONFIGURATION)].astype(str).agg("|".join, axis=1)
     tested = []
     for train, test in random_folds(table):

@@ -2,6 +2,7 @@
 
 import html.parser
 import re
+from types import SimpleNamespace
 
 from dlbench.report.figures import speed_error_bars
 from dlbench.report.html import build
@@ -26,7 +27,7 @@ def test_the_report_is_self_contained_and_has_the_figures(store):
     stored_device_run(
         store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100"
     )
-    page = build(store, store.list_runs(), "CPU vs GPU")
+    page = build(store, store.runs(), "CPU vs GPU")
     parser = _Collector()
     parser.feed(page)
     assert parser.tags > 50 and parser.external == []
@@ -40,18 +41,18 @@ def test_the_report_shows_insights_for_many_model_shapes(store):
     from synthetic_runs import stored_runs, summaries
 
     stored_runs(store, summaries(n=20))
-    page = build(store, store.list_runs(), "calibration")
+    page = build(store, store.runs(), "calibration")
     assert "Insights: what goes with step time" in page and "X: 20 runs" in page
     assert "Rank correlation with step time, batch size held fixed" in page
-    few = build(store, store.list_runs()[:3], "three runs")
+    few = build(store, store.runs()[:3], "three runs")
     assert "Insights" not in few
 
 
 def test_error_bars_come_from_the_interval_and_never_go_below_zero():
     bars = speed_error_bars(
         [
-            {"mean_speed": 127.5, "speed_ci95": [40.0, 400.0]},
-            {"mean_speed": 100.0, "speed_ci95": None},
+            SimpleNamespace(mean_speed=127.5, speed_ci95=(40.0, 400.0)),
+            SimpleNamespace(mean_speed=100.0, speed_ci95=None),
         ]
     )
     assert bars["symmetric"] is False

@@ -4,11 +4,11 @@ import pytest
 
 from dlbench.config import build_spec
 from dlbench.errors import ConfigError
+from dlbench.predict.question import FAMILIES
 from dlbench.records import RunResult
 from dlbench.tools.calibrate import (
     BATCH_SIZES,
     DESIGN_POINTS,
-    FAMILIES,
     INPUT_SIZES,
     RANGES,
     TIMED,

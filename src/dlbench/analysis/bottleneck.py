@@ -6,12 +6,13 @@ gets no verdict. The thresholds are named here and documented in the README.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from dlbench.records import TelemetrySample
+from dlbench.store.stored import MetricSummary, StoredRun
 
 INPUT_WAIT_SHARE = 0.20  # data wait >= 20% of step time: the input pipeline is too slow
 ACCELERATOR_IDLE_UTIL = 70.0  # ... while the GPU is busy less than this (percent)
@@ -40,37 +41,39 @@ class Verdict:
     evidence: str
 
 
-def _train(summary: dict[str, Any]) -> dict[str, Any]:
-    telemetry = summary.get("telemetry") or {}
-    return ((telemetry.get("phases") or {}).get("train") or {}).get("metrics") or {}
+Metrics = Mapping[str, MetricSummary]
 
 
-def _mean(metrics: dict[str, Any], name: str) -> float | None:
+def _train(run: StoredRun) -> Metrics:
+    train = run.telemetry.phase("train") if run.telemetry else None
+    return train.metrics if train else {}
+
+
+def _mean(metrics: Metrics, name: str) -> float | None:
     entry = metrics.get(name)
-    return entry.get("mean") if isinstance(entry, dict) else None
+    return entry.mean if entry else None
 
 
-def _gpu_util(metrics: dict[str, Any]) -> float | None:
+def _gpu_util(metrics: Metrics) -> float | None:
     values = [
-        v["mean"]
+        v.mean
         for k, v in metrics.items()
         if k.startswith("gpu") and k.endswith(".util_percent") and "mem" not in k
+        if v.mean is not None
     ]
     return float(np.mean(values)) if values else None
 
 
-def verdicts(
-    summary: dict[str, Any], samples: list[TelemetrySample] | None = None
-) -> list[Verdict]:
+def verdicts(summary: StoredRun, samples: list[TelemetrySample] | None = None) -> list[Verdict]:
     """Every bottleneck the run shows, strongest evidence first in each."""
     metrics = _train(summary)
     found: list[Verdict] = []
-    quality = summary.get("quality") or {}
-    if quality.get("verdict") == "contended":
+    quality = summary.quality
+    if quality is not None and quality.verdict == "contended":
         # Everything below is read from a machine other work was using: say that first.
-        reasons = quality.get("reasons") or ["other work competed with the run"]
+        reasons = quality.reasons or ("other work competed with the run",)
         found.append(Verdict("contended", reasons[0]))
-    wait = summary.get("data_wait_fraction") or 0.0
+    wait = summary.data_wait_fraction or 0.0
     gpu_util = _gpu_util(metrics)
     # On the CPU there is no accelerator to leave idle; on a GPU, the verdicts below need it idle.
     accelerator_idle = gpu_util is None or gpu_util < ACCELERATOR_IDLE_UTIL
@@ -78,13 +81,13 @@ def verdicts(
     if wait >= INPUT_WAIT_SHARE and accelerator_idle:
         idle = f", {gpu_text}" if gpu_text else ""
         found.append(Verdict("input-bound", f"steps waited for data {wait:.0%} of the time{idle}"))
-    disk = (summary.get("hardware") or {}).get("storage", {}).get("device")
+    disk = (summary.hardware or {}).get("storage", {}).get("device")
     disk_util = metrics.get(f"disk.{disk}.util_percent") if disk else None
-    if disk_util and disk_util["p95"] >= IO_DISK_UTIL and wait >= IO_MIN_WAIT_SHARE:
+    if disk_util and (disk_util.p95 or 0) >= IO_DISK_UTIL and wait >= IO_MIN_WAIT_SHARE:
         found.append(
             Verdict(
                 "io-bound",
-                f"data disk {disk} {disk_util['p95']:.0f}% busy (p95) while steps waited "
+                f"data disk {disk} {disk_util.p95:.0f}% busy (p95) while steps waited "
                 f"{wait:.0%} of the time for data",
             )
         )
@@ -97,7 +100,7 @@ def verdicts(
     swap = sum(_mean(metrics, m) or 0.0 for m in ("swap.in_bytes_per_s", "swap.out_bytes_per_s"))
     if swap > SWAP_BYTES_PER_S:
         found.append(Verdict("memory-pressure", f"swapping {swap / 1e6:.1f} MB/s on average"))
-    mfu = summary.get("mfu")
+    mfu = summary.mfu
     if gpu_util is not None and (
         gpu_util < UNDERUSED_GPU_UTIL or (mfu is not None and mfu < UNDERUSED_MFU)
     ):
@@ -108,22 +111,22 @@ def verdicts(
     return found
 
 
-def _gpu_throttling(metrics: dict[str, Any]) -> list[Verdict]:
+def _gpu_throttling(metrics: Metrics) -> list[Verdict]:
     out = []
     for name, entry in metrics.items():
         if not name.endswith(".throttle_reasons"):
             continue
         gpu = name.split(".")[0]
-        mask = int(entry.get("mask", 0))
+        mask = int(entry.mask or 0)
         reasons = [label for bit, label in GPU_THROTTLE_BITS.items() if mask & bit]
         clock = metrics.get(f"{gpu}.sm_clock_mhz")
         dropped = ""
-        if clock and clock.get("max"):
-            low = clock.get("min", clock["mean"])
-            if low < (1 - CLOCK_DROP) * clock["max"]:
+        if clock and clock.max:
+            low = clock.min if clock.min is not None else (clock.mean or 0.0)
+            if low < (1 - CLOCK_DROP) * clock.max:
                 dropped = (
-                    f"; SM clock fell to {low:.0f} MHz from {clock['max']:.0f} "
-                    f"(mean {clock['mean']:.0f})"
+                    f"; SM clock fell to {low:.0f} MHz from {clock.max:.0f} "
+                    f"(mean {clock.mean or 0.0:.0f})"
                 )
         if reasons:
             kind = (

@@ -17,14 +17,13 @@ differently (CPU utilisation's distribution), (B) the group trains faster than t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from dlbench.analysis import stats
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.store.database import Store
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 
 TRAIN = "train"
 SIGNIFICANCE = 0.05
@@ -47,7 +46,7 @@ FIELDS = (
 @dataclass
 class Group:
     value: str
-    runs: list[dict[str, Any]]
+    runs: list[StoredRun]
     step_speeds: np.ndarray  # images/s of every timed step of every run
     step_times: np.ndarray
     images_per_step: float
@@ -55,7 +54,7 @@ class Group:
 
     @property
     def run_speeds(self) -> np.ndarray:
-        return np.array([r["mean_speed"] for r in self.runs if r["mean_speed"]])
+        return np.array([r.mean_speed for r in self.runs if r.mean_speed])
 
 
 @dataclass
@@ -94,26 +93,25 @@ class Comparison:
     contrasts: list[Contrast]
 
 
-def field_of(summary: dict[str, Any], by: str) -> str:
-    config = summary.get("config") or {}
+def field_of(summary: StoredRun, by: str) -> str:
     if by.startswith("tags."):
-        return str((summary.get("tags") or {}).get(by[5:], "—"))
-    value = summary.get(by, config.get(by))
-    if by == "device" and value == "cpu" and summary.get("device_name"):
+        return str(summary.tags.get(by[5:], "—"))
+    value = getattr(summary, by) if hasattr(summary, by) else summary.config.get(by)
+    if by == "device" and value == "cpu" and summary.device_name:
         return "cpu"
     return str(value)
 
 
-def _group(store: Store, value: str, rows: list[dict[str, Any]]) -> Group:
+def _group(store: Store, value: str, rows: list[StoredRun]) -> Group:
     speeds, times, per_step = [], [], []
     samples: dict[str, list[float]] = {}
     for row in rows:
-        batch = (row.get("batch_size") or 0) * int((row.get("config") or {}).get("gpus", 1))
-        steps = store.get_steps(row["run_id"])
+        batch = (row.batch_size or 0) * int(row.config.get("gpus", 1))
+        steps = store.get_steps(row.run_id)
         times += [s.step_time_s for s in steps]
         speeds += [batch / s.step_time_s for s in steps if s.step_time_s > 0]
         per_step.append(batch)
-        for sample in store.get_samples(row["run_id"]):
+        for sample in store.get_samples(row.run_id):
             if sample.phase == TRAIN:
                 samples.setdefault(sample.metric, []).append(sample.value)
     return Group(
@@ -133,15 +131,15 @@ def compare(
         raise ConfigError(
             f"--by {by!r} is not a run field", f"one of {', '.join(FIELDS)}, tags.KEY"
         )
-    summaries = [run_summary(store.get_run(r)) for r in run_ids]
-    usable = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
+    summaries = [store.run(r) for r in run_ids]
+    usable = [s for s in summaries if s.status == "ok" and s.timed_steps]
     if len(usable) < 2:
         raise DlbenchError(
             f"compare needs at least two runs that ended ok with timed steps; {len(usable)} of "
             f"{len(summaries)} do",
             "see dlbench runs",
         )
-    grouped: dict[str, list[dict[str, Any]]] = {}
+    grouped: dict[str, list[StoredRun]] = {}
     for summary in usable:
         grouped.setdefault(field_of(summary, by), []).append(summary)
     if len(grouped) < 2:
@@ -199,16 +197,16 @@ def _contrast(group: Group, base: Group, by: str) -> Contrast:
     )
 
 
-def quality_warning(sides: list[tuple[str, list[dict[str, Any]]]]) -> str | None:
+def quality_warning(sides: list[tuple[str, list[StoredRun]]]) -> str | None:
     """One sentence when a side's runs were measured contended or noisy (None: all clean or
     not measured)."""
     found, worst = [], None
     for label, runs in sides:
         for level in ("contended", "noisy"):
-            hit = [r for r in runs if r.get("quality_verdict") == level]
+            hit = [r for r in runs if r.quality_verdict == level]
             if not hit:
                 continue
-            foreign = max((r.get("foreign_cpu_cores") or 0.0) for r in hit)
+            foreign = max((r.foreign_cpu_cores or 0.0) for r in hit)
             found.append(
                 f"{label} has {len(hit)} of {len(runs)} run(s) {level} (other work took up to "
                 f"{foreign:.2f} cores)"

@@ -16,6 +16,7 @@ from dlbench import yaml_files
 from dlbench.datasets import SYNTHETIC_SIZES
 from dlbench.errors import ConfigError
 from dlbench.measure.training_plan import plan
+from dlbench.store.stored import StoredRun
 from dlbench.workloads import get_workload
 
 J_PER_KWH = 3.6e6
@@ -74,7 +75,7 @@ def find_price(device_name: str, table: list[dict[str, Any]]) -> Price | None:
 
 
 def run_cost(
-    summary: dict[str, Any],
+    summary: StoredRun,
     dataset_size: int | None = None,
     epochs: int = 1,
     price_per_hour: float | None = None,
@@ -83,32 +84,32 @@ def run_cost(
 ) -> Cost:
     """Cost of ``epochs`` epochs of ``dataset_size`` images (default: the workload's standard
     dataset) at the run's measured step time, on as many GPUs as it used."""
-    workload = get_workload(summary["workload"])
+    workload = get_workload(str(summary.workload))
     size = dataset_size or SYNTHETIC_SIZES[workload.data_format][0]
-    config = summary.get("config") or {}
+    config = summary.config or {}
     gpus = int(config.get("gpus", 1))
-    batch = summary.get("batch_size") or 0
-    step = summary.get("mean_step_time_s")
+    batch = summary.batch_size or 0
+    step = summary.mean_step_time_s
     job = plan(step, size, batch, epochs, gpus=gpus) if step and batch else None
     epoch_s = job.epoch_s if job else None
     total_s = job.total_s if job else None
     price: Price | None
     if price_per_hour is not None:
         price, note = Price(price_per_hour, "--price-per-hour"), "--price-per-hour"
-    elif not (summary.get("num_gpus") or 0):
+    elif not (summary.num_gpus or 0):
         price, note = None, "no price for a CPU run: give --price-per-hour"
     else:
-        price = find_price(summary.get("device_name") or "", table or load_prices())
+        price = find_price(summary.device_name or "", table or load_prices())
         note = (
             price.source
             if price
-            else (f"no price for {summary.get('device_name')} in the table: give --price-per-hour")
+            else (f"no price for {summary.device_name} in the table: give --price-per-hour")
         )
-    hours = gpus if (summary.get("num_gpus") or 0) else 1
+    hours = gpus if (summary.num_gpus or 0) else 1
     usd_epoch = epoch_s / 3600 * price.usd_per_gpu_hour * hours if price and epoch_s else None
     kwh_epoch, energy_note = _energy_per_epoch(summary, size)
     return Cost(
-        run_id=summary["run_id"],
+        run_id=summary.run_id,
         dataset_size=size,
         epochs=epochs,
         epoch_s=epoch_s,
@@ -126,10 +127,10 @@ def run_cost(
     )
 
 
-def _energy_per_epoch(summary: dict[str, Any], size: int) -> tuple[float | None, str]:
-    train = ((summary.get("telemetry") or {}).get("phases") or {}).get("train") or {}
-    per_image = train.get("images_per_joule")
-    if not per_image:
+def _energy_per_epoch(summary: StoredRun, size: int) -> tuple[float | None, str]:
+    train = summary.telemetry.phase("train") if summary.telemetry else None
+    per_image = train.images_per_joule if train else None
+    if not train or not per_image:
         return None, "no energy counter on this machine (NVML energy or RAPL) for this run"
-    devices = ", ".join(sorted(train.get("energy_j") or {}))
+    devices = ", ".join(sorted(train.energy_j))
     return size / per_image / J_PER_KWH, f"measured: {devices}, train phase"

@@ -21,11 +21,14 @@ ratio); the verdict itself rests on the interval against the tolerance.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
+
+from dlbench.store.stored import StoredRun
 
 DEFAULT_TOLERANCE = 0.05
 CONFIDENCE = 0.95
@@ -83,14 +86,14 @@ class CheckResult:
         return EXIT_CODES[self.verdict]
 
 
-def figures(summary: dict[str, Any], step_time_cv: float | None) -> RunFigures:
+def figures(summary: StoredRun, step_time_cv: float | None) -> RunFigures:
     return RunFigures(
-        run_id=summary["run_id"],
-        status=summary["status"],
-        mean_speed=summary.get("mean_speed"),
-        timed_steps=int(summary.get("timed_steps") or 0),
+        run_id=summary.run_id,
+        status=summary.status,
+        mean_speed=summary.mean_speed,
+        timed_steps=summary.timed_steps,
         step_time_cv=step_time_cv,
-        quality_verdict=summary.get("quality_verdict"),
+        quality_verdict=summary.quality_verdict,
     )
 
 
@@ -137,7 +140,7 @@ def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
     return (a + b) ** 2 / (a**2 / (n_a - 1) + b**2 / (n_b - 1))
 
 
-def hardware_differences(reference: dict[str, Any], now: dict[str, Any]) -> list[str]:
+def hardware_differences(reference: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """'CPU: X (baseline) vs Y (now)' for each fingerprint field that differs."""
     found = []
     for label, path in FINGERPRINT:
@@ -153,10 +156,10 @@ def hardware_differences(reference: dict[str, Any], now: dict[str, Any]) -> list
     return found
 
 
-def _field(document: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _field(document: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     value: Any = document
     for key in path:
-        value = value.get(key) if isinstance(value, dict) else None
+        value = value.get(key) if isinstance(value, Mapping) else None
     return value
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dlbench.measure.stats import between_runs, standard_error
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 
 AXES = {"gpus": "GPUs", "staged_from": "staged from", "batch_size": "batch size"}
 IGNORED = {"repeat", "tags", "sweep", "seed", "checkpoint", "stage_to"}
@@ -38,10 +38,15 @@ class Series:
     points: tuple[Point, ...]
 
 
-def _config(summary: dict[str, Any]) -> dict[str, Any]:
-    config = dict(summary.get("config") or {})
+def scaling_efficiency(speed: float, gpus: int, base_speed: float, base_gpus: int = 1) -> float:
+    """speed(N) / (N / N0 x speed(N0)): 1.0 is perfectly linear scaling from N0 GPUs."""
+    return speed / (gpus / base_gpus * base_speed)
+
+
+def _config(run: StoredRun) -> dict[str, Any]:
+    config = dict(run.config)
     config["staged_from"] = config.pop("stage_from", None) or "none"
-    config["batch_size"] = summary.get("batch_size")
+    config["batch_size"] = run.batch_size
     return config
 
 
@@ -50,11 +55,11 @@ def _label(config: dict[str, Any], axis: str) -> str:
     return " ".join(f"{k}={config[k]}" for k in keys if k != axis and config.get(k) is not None)
 
 
-def scaling(rows: list[dict[str, Any]]) -> list[Series]:
-    summaries = [run_summary(r) for r in rows if r["status"] == "ok" and r.get("mean_speed")]
+def scaling(runs: list[StoredRun]) -> list[Series]:
+    summaries = [r for r in runs if r.status == "ok" and r.mean_speed]
     out: list[Series] = []
     for axis in AXES:
-        groups: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+        groups: dict[str, dict[Any, list[StoredRun]]] = {}
         labels: dict[str, str] = {}
         for summary in summaries:
             config = _config(summary)
@@ -73,20 +78,20 @@ def scaling(rows: list[dict[str, Any]]) -> list[Series]:
 
 
 def _points(
-    axis: str, ordered: list[Any], by_value: dict[Any, list[dict[str, Any]]]
+    axis: str, ordered: list[Any], by_value: dict[Any, list[StoredRun]]
 ) -> tuple[Point, ...]:
-    first = float(np.mean([s["mean_speed"] for s in by_value[ordered[0]]]))
+    first = float(np.mean([s.mean_speed or 0.0 for s in by_value[ordered[0]]]))
     points = []
     for value in ordered:
         runs = by_value[value]
-        speeds = np.array([s["mean_speed"] for s in runs])
+        speeds = np.array([s.mean_speed or 0.0 for s in runs])
         mean = float(speeds.mean())
         stderr = standard_error(speeds)
         spread = between_runs(list(speeds))
-        interval = spread.ci95 if spread and spread.ci95 else runs[0].get("speed_ci95")
+        interval = spread.ci95 if spread and spread.ci95 else runs[0].speed_ci95
         efficiency = None
         if axis == "gpus" and isinstance(value, int) and isinstance(ordered[0], int):
-            efficiency = mean / (value / ordered[0] * first)
+            efficiency = scaling_efficiency(mean, value, first, ordered[0])
         points.append(
             Point(
                 value,
@@ -95,7 +100,7 @@ def _points(
                 stderr,
                 mean / first,
                 efficiency,
-                tuple(interval) if interval else None,
+                (float(interval[0]), float(interval[1])) if interval else None,
             )
         )
     return tuple(points)

@@ -47,8 +47,8 @@ def scaling(
     from dlbench.render import analysis as render_analysis
     from dlbench.store.database import Store
 
-    rows = Store(db, create=False).list_runs(workload=workload, sweep=sweep_name, status="ok")
-    out.print(render_analysis.scaling_tables(scaling_series(rows)))
+    found = Store(db, create=False).runs(workload=workload, sweep=sweep_name, status="ok")
+    out.print(render_analysis.scaling_tables(scaling_series(found)))
 
 
 @app.command()
@@ -67,14 +67,13 @@ def cost(
     from dlbench.analysis.cost import load_prices, run_cost
     from dlbench.render import analysis as render_analysis
     from dlbench.store.database import Store
-    from dlbench.store.summary import run_summary
 
     if epochs < 1 or (dataset_size is not None and dataset_size < 1):
         raise ConfigError("--epochs and --dataset-size must be at least 1", option="--epochs")
     store, table = Store(db, create=False), load_prices(prices)
     costs = [
         run_cost(
-            run_summary(store.get_run(r)),
+            store.run(r),
             dataset_size,
             epochs,
             price_per_hour,
@@ -108,9 +107,9 @@ def report(
         raise DlbenchError("give run ids, --sweep NAME or --all (one of them)")
     store = Store(db, create=False)
     if runs:
-        rows = [store.get_run(r) for r in runs]
+        rows = [store.run(r) for r in runs]
     else:
-        rows = store.list_runs(sweep=sweep_name)
+        rows = store.runs(sweep=sweep_name)
     page = build(store, rows, title, price_per_hour, price_per_kwh)
     try:
         out_path.write_text(page)

@@ -135,11 +135,12 @@ def calibrate(
     from dlbench.config import build_spec
     from dlbench.predict.calculator import stored_table
     from dlbench.predict.fitting import MIN_RUNS, fit_predictor
+    from dlbench.predict.question import FAMILIES
     from dlbench.render import calculator as render_calculator
     from dlbench.render.console import QuietConsole
     from dlbench.store.database import Store
-    from dlbench.tools.calibrate import FAMILIES, sweep_name
     from dlbench.tools.calibrate import calibrate as run_design
+    from dlbench.tools.calibrate import sweep_name
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
     unknown = [f for f in chosen if f not in FAMILIES]

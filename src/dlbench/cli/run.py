@@ -180,7 +180,6 @@ def _run_once(
     from dlbench.records import EXIT_CODES
     from dlbench.render.console import QuietConsole
     from dlbench.render.run import quality_lines, run_panel
-    from dlbench.store.summary import run_summary
 
     outcome = run_benchmark(
         spec,
@@ -195,13 +194,13 @@ def _run_once(
 
         summary = unsaved.summary(Path(outcome.unsaved_path))
     else:
-        summary = run_summary(store.get_run(outcome.run_id))
+        summary = store.run(outcome.run_id)
     human.print(run_panel(summary))
     human.print(quality_lines(summary), highlight=False)
     if not outcome.unsaved_path:
         human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
     if json_out:
-        write_json(summary, json_out)
+        write_json(summary.to_dict(), json_out)
     raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
 
 
@@ -221,7 +220,6 @@ def _run_repeats(
     from dlbench.records import EXIT_CODES
     from dlbench.render.console import QuietConsole
     from dlbench.render.run import between_runs_lines, runs_table
-    from dlbench.store.summary import run_summary
 
     def started(run: Any) -> None:
         human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {run.run_id}")
@@ -236,8 +234,8 @@ def _run_repeats(
         report=QuietConsole(err),
         on_start=started,
     )
-    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
-    spread = between_runs([s["mean_speed"] for s in summaries if s["status"] == "ok"])
+    summaries = [store.run(o.run_id) for o in outcomes]
+    spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
     human.print(runs_table(summaries))
     human.print(between_runs_lines(spread, summaries), highlight=False)
     human.print(f"stored in {store.describe()} (tag repeat_group={outcomes[0].run_id})")

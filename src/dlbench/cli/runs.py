@@ -96,7 +96,6 @@ def runs(
     from dlbench.config import parse_tags
     from dlbench.render.run import runs_table
     from dlbench.store.database import Store
-    from dlbench.store.summary import run_summary
 
     if limit <= 0:
         raise ConfigError("--limit must be at least 1", option="--limit")
@@ -105,7 +104,7 @@ def runs(
             f"--quality {quality!r} is not clean, noisy or contended", option="--quality"
         )
     store = Store(db, create=False)
-    rows = store.list_runs(
+    rows = store.runs(
         limit=limit,
         workload=workload,
         device=device,
@@ -114,11 +113,11 @@ def runs(
         tags=parse_tags(tag),
     )
     if json_flag:
-        write_json([run_summary(r) for r in rows], "-")
+        write_json([r.to_dict() for r in rows], "-")
     elif not rows:
         out.print(f"no runs in {store.describe()} match; start with [bold]dlbench quickstart[/]")
     else:
-        out.print(runs_table([run_summary(r) for r in rows]))
+        out.print(runs_table(rows))
 
 
 @app.command()
@@ -135,30 +134,29 @@ def show(
     from dlbench.render.listings import telemetry_table
     from dlbench.render.run import quality_lines, run_panel, steps_table
     from dlbench.store.database import Store
-    from dlbench.store.summary import run_summary
 
     store = Store(db, create=False)
-    run = store.get_run(run_id)
-    summary = run_summary(run)
-    step_rows = store.get_steps(run["run_id"]) if steps else []
+    summary = store.run(run_id)
+    step_rows = store.get_steps(summary.run_id) if steps else []
     if json_flag:
+        document = summary.to_dict()
         if steps:
-            summary["steps"] = [s.__dict__ for s in step_rows]
+            document["steps"] = [s.__dict__ for s in step_rows]
         if not telemetry:
-            summary.pop("telemetry", None)
-        write_json(summary, "-")
+            document.pop("telemetry", None)
+        write_json(document, "-")
         return
     out.print(run_panel(summary, detail=True))
     out.print(quality_lines(summary), highlight=False)
     from dlbench.analysis.bottleneck import verdicts
     from dlbench.render import analysis as render_analysis
 
-    found = verdicts(summary, store.get_samples(run["run_id"], ["cpu.freq_mhz", "cpu.temp_c"]))
-    out.print(render_analysis.verdict_lines(run["run_id"], found))
+    found = verdicts(summary, store.get_samples(summary.run_id, ["cpu.freq_mhz", "cpu.temp_c"]))
+    out.print(render_analysis.verdict_lines(summary.run_id, found))
     if telemetry:
-        out.print(telemetry_table(summary.get("telemetry"), all_metrics=True))
+        out.print(telemetry_table(summary.telemetry, all_metrics=True))
     if steps:
-        out.print(steps_table(step_rows, summary.get("batch_size") or 0))
+        out.print(steps_table(step_rows, summary.batch_size or 0))
 
 
 @app.command()

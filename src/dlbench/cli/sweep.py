@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,8 +46,10 @@ def sweep(
 ) -> None:
     """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""
     from dlbench.render import sweep as render_sweep
+    from dlbench.render.console import QuietConsole
     from dlbench.store.database import Store
     from dlbench.sweep import execute as run_sweep
+    from dlbench.sweep.executors import SweepEvents, get_executor
     from dlbench.sweep.file import load
 
     if target in ("status", "collect"):
@@ -56,14 +59,14 @@ def sweep(
         return
     if file is not None:
         raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
-    if executor not in ("local", "slurm"):
-        raise ConfigError(f"--executor {executor!r} is not local or slurm", option="--executor")
+    runner = get_executor(executor)
     quiet = quiet_policy(wait_quiet, require_quiet)
-    if executor == "slurm" and quiet.blocking:
+    if not runner.local and quiet.blocking:
         raise ConfigError(
             "--wait-quiet and --require-quiet are for the local executor",
             "on Slurm, ask for exclusive nodes (slurm: {extra: {exclusive: ''}}); each run "
             "still warns and stores its quality verdict",
+            option="--wait-quiet" if wait_quiet is not None else "--require-quiet",
         )
     spec = load(Path(target))
     store = Store(db)
@@ -71,32 +74,21 @@ def sweep(
     out.print(render_sweep.sweep_plan(spec, planned, executor))
     if dry_run:
         return
-    run_sweep.check(spec, store, planned, local=executor == "local")
+    run_sweep.check(spec, store, planned, local=runner.local)
     if archive:
         moved = run_sweep.archive(spec.results_dir)
         out.print(f"archived {moved} older result file(s) in {spec.results_dir / 'archived'}")
-    if executor == "slurm":
-        from dlbench.sweep import slurm
-
-        submissions = slurm.submit(spec, store, planned)
-        out.print(
-            f"submitted {sum(1 for p in planned if not p.skip_reason)} job(s); "
-            f"follow with dlbench sweep status {target}"
-        )
+    events = SweepEvents(say=out.print, quiet=quiet, report=QuietConsole(err), wait=not no_wait)
+    if runner.local:
+        with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
+            runner.run(spec, store, planned, replace(events, on_start=bar.start, on_end=bar.end))
+    else:
+        runner.run(spec, store, planned, events)
         if no_wait:
             return
-        slurm.wait(spec, submissions)
-        slurm.collect(spec, store)
-    else:
-        from dlbench.render.console import QuietConsole
-
-        with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
-            run_sweep.run_locally(
-                spec, store, planned, bar.start, bar.end, quiet, QuietConsole(err)
-            )
     rows = run_sweep.sweep_table_rows(spec, store)
     out.print(render_sweep.sweep_table(spec.name, rows))
-    failed = [r for r in rows if r["status"] != "ok"]
+    failed = [r for r in rows if r.run.status != "ok"]
     raise typer.Exit(1 if failed else 0)
 
 
@@ -105,13 +97,7 @@ def _sweep_follow(action: str, spec: Any, store: Any) -> None:
     from dlbench.sweep import execute as run_sweep
     from dlbench.sweep import slurm
 
-    if action == "collect":
-        report = slurm.collect(spec, store)
-    else:
-        submissions = slurm.read_submissions(spec)
-        states = slurm.job_states([s.job_id for s in submissions])
-        stored = {r["run_key"]: r["status"] for r in store.list_runs(sweep=spec.name)}
-        report = [(s, states.get(s.job_id, "GONE"), stored.get(s.key)) for s in submissions]
+    report = slurm.collect(spec, store) if action == "collect" else slurm.status(spec, store)
     out.print(render_sweep.jobs_table(spec.name, report))
     if action == "collect":
         out.print(render_sweep.sweep_table(spec.name, run_sweep.sweep_table_rows(spec, store)))

@@ -119,7 +119,6 @@ def quickstart(
     from dlbench.render.console import QuietConsole
     from dlbench.render.run import comparison_table, quickstart_footer
     from dlbench.store.database import Store
-    from dlbench.store.summary import run_summary
     from dlbench.tools.quickstart import plan
 
     store = Store(db)
@@ -135,10 +134,10 @@ def quickstart(
     outcomes = run_series(
         specs, store, show_progress=err.is_terminal, report=QuietConsole(err), on_start=started
     )
-    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
+    summaries = [store.run(o.run_id) for o in outcomes]
     out.print(comparison_table(summaries, "dlbench quickstart"))
     out.print(quickstart_footer(summaries, store.describe()))
-    if any(s["status"] != "ok" for s in summaries):
+    if any(s.status != "ok" for s in summaries):
         raise typer.Exit(1)
 
 
@@ -160,15 +159,14 @@ def monitor(
     from dlbench.render.listings import telemetry_table
     from dlbench.render.run import quality_lines
     from dlbench.store.database import Store
-    from dlbench.store.summary import run_summary
     from dlbench.tools.monitor import check_options
     from dlbench.tools.monitor import monitor as run_monitor
 
     check_options(command, interval)  # before the database is opened or created
     store = Store(db)
     run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
-    summary = run_summary(store.get_run(run_id))
-    err.print(telemetry_table(summary.get("telemetry")))
+    summary = store.run(run_id)
+    err.print(telemetry_table(summary.telemetry))
     err.print(quality_lines(summary), highlight=False)
-    err.print(f"{summary['status']}: stored as [bold]{run_id}[/] in {store.describe()}")
+    err.print(f"{summary.status}: stored as [bold]{run_id}[/] in {store.describe()}")
     raise typer.Exit(code)

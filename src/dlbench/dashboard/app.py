@@ -19,6 +19,7 @@ from dlbench.dashboard import data
 from dlbench.errors import DlbenchError
 from dlbench.report.figures import shade_phases, throughput_figure
 from dlbench.store.database import Store, default_url
+from dlbench.store.stored import StoredRun
 
 PAGES = ("Runs", "Telemetry", "Compare", "Scaling", "Hardware", "Calculator")
 CACHE_TTL_S = 30  # new runs appear within this
@@ -252,23 +253,18 @@ def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> 
 
 def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     from dlbench.analysis import bottleneck, cost
-    from dlbench.store.summary import run_summary
 
     st.header("Compare")
     if len(selected) < 1:
         st.info("Select runs in the sidebar to compare them.")
         return
-    summaries = [run_summary(_run(url, r)) for r in selected]
-    ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
+    summaries = [StoredRun.from_row(_run(url, r)) for r in selected]
+    ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     for s in summaries:
-        if s["status"] != "ok":
-            st.error(f"{s['run_id']}: {s['status']} — {s.get('error') or ''}")
+        if s.status != "ok":
+            st.error(f"{s.run_id}: {s.status} — {s.error or ''}")
     if ok:
-        fig = throughput_figure(
-            ok,
-            lambda s: f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}",
-        )
-        st.plotly_chart(fig, width="stretch")
+        st.plotly_chart(throughput_figure(ok, _bar_label, height=380), width="stretch")
         _quality_notes(summaries)
     if len(ok) >= 2:
         _contrasts(url, ok)
@@ -276,7 +272,7 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     for s in ok:
         found = bottleneck.verdicts(s)
         st.markdown(
-            f"**{s['run_id']}**: "
+            f"**{s.run_id}**: "
             + ("; ".join(f"{v.name} ({v.evidence})" for v in found) or "none found")
         )
     st.subheader("Cost and energy, one epoch of the workload's dataset")
@@ -286,7 +282,7 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         priced = cost.run_cost(s, price_per_hour=price or None)
         rows.append(
             {
-                "run": s["run_id"],
+                "run": s.run_id,
                 "images": priced.dataset_size,
                 "epoch (min)": round((priced.epoch_s or 0) / 60, 2),
                 "USD/epoch": priced.usd_per_epoch,
@@ -298,11 +294,11 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def _bar_label(s: dict[str, Any]) -> str:
-    return f"{s['run_id']}<br>{s['workload']} · {s.get('device_name') or s['device']}"
+def _bar_label(s: StoredRun) -> str:
+    return f"{s.run_id}<br>{s.workload} · {s.device_name or s.device}"
 
 
-def _contrasts(url: str, ok: list[dict[str, Any]]) -> None:
+def _contrasts(url: str, ok: list[StoredRun]) -> None:
     """The compare verdicts, grouped by the first field the runs differ on (or the chosen)."""
     from dlbench.analysis.compare import FIELDS, compare, field_of
 
@@ -311,7 +307,7 @@ def _contrasts(url: str, ok: list[dict[str, Any]]) -> None:
     start = FIELDS.index(differing[0]) if differing else 0
     by = str(st.selectbox("Group by", FIELDS, index=start))
     try:
-        result = compare(_store(url), [s["run_id"] for s in ok], by)
+        result = compare(_store(url), [s.run_id for s in ok], by)
         for c in result.contrasts:
             if c.quality_warning and c.quality_warning.startswith("Warning"):
                 st.error(c.quality_warning)
@@ -323,21 +319,20 @@ def _contrasts(url: str, ok: list[dict[str, Any]]) -> None:
         st.info(exc.one_line())
 
 
-def _quality_notes(summaries: list[dict[str, Any]]) -> None:
+def _quality_notes(summaries: list[StoredRun]) -> None:
     """Each selected run's measurement quality, with its reasons when not clean."""
     st.subheader("Measurement quality")
     for s in summaries:
-        quality = s.get("quality") or {}
-        verdict = quality.get("verdict")
-        reasons = "; ".join(quality.get("reasons") or [])
+        verdict = s.quality.verdict if s.quality else None
+        reasons = "; ".join(s.quality.reasons if s.quality else ())
         if verdict == "contended":
-            st.error(f"{s['run_id']}: contended — {reasons}")
+            st.error(f"{s.run_id}: contended — {reasons}")
         elif verdict == "noisy":
-            st.warning(f"{s['run_id']}: noisy — {reasons}")
+            st.warning(f"{s.run_id}: noisy — {reasons}")
         elif verdict == "clean":
-            st.markdown(f"**{s['run_id']}**: clean — {reasons}")
+            st.markdown(f"**{s.run_id}**: clean — {reasons}")
         else:
-            st.caption(f"{s['run_id']}: quality not measured (an older run, or no timed phase)")
+            st.caption(f"{s.run_id}: quality not measured (an older run, or no timed phase)")
 
 
 def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
@@ -348,8 +343,8 @@ def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     sweeps = sorted(runs["sweep"].dropna().unique())
     sweep = st.selectbox("Sweep", ["(all runs)", *sweeps])
     store = _store(url)
-    rows = store.list_runs(sweep=None if sweep == "(all runs)" else sweep, status="ok")
-    series = scaling(rows)
+    found = store.runs(sweep=None if sweep == "(all runs)" else sweep, status="ok")
+    series = scaling(found)
     if not series:
         st.info(
             "No scaling series: runs that differ only in GPU count, staging tier or "

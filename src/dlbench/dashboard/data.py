@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from dlbench.records import TelemetrySample
+from dlbench.report.figures import downsample, phase_spans
 from dlbench.store.database import Store
 
 MAX_POINTS = 2000  # per trace; each bin keeps its maximum, so peaks stay visible
@@ -55,19 +56,6 @@ def label(row: dict[str, Any]) -> str:
     )
 
 
-def downsample(
-    t: np.ndarray, v: np.ndarray, limit: int = MAX_POINTS
-) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``limit`` points; each bin keeps its largest value (a spike is never hidden)."""
-    if t.size <= limit:
-        return t, v
-    edges = np.linspace(0, t.size, limit + 1).astype(int)
-    keep = np.array(
-        [a + int(np.argmax(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-    )
-    return t[keep], v[keep]
-
-
 def series(
     samples: list[TelemetrySample], align: str = "start"
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float, float]]]:
@@ -82,14 +70,8 @@ def series(
     if align == "train":
         train = [s.t_s for s in ordered if s.phase == "train"]
         origin = train[0] if train else origin
-    spans: list[tuple[str, float, float]] = []
-    for s in ordered:
-        at = s.t_s - origin
-        if spans and spans[-1][0] == s.phase:
-            spans[-1] = (s.phase, spans[-1][1], at)
-        else:
-            spans.append((s.phase, at, at))
-    t, v = downsample(t - origin, v)
+    spans = phase_spans((s.t_s - origin, s.phase) for s in ordered)
+    t, v = downsample(t - origin, v, MAX_POINTS)
     return t, v, spans
 
 
@@ -126,6 +108,5 @@ def hardware_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 def calculator_frame(store: Store) -> pd.DataFrame:
     """The calculator's table: every ok run with model descriptors (``predict.features``)."""
     from dlbench.predict.features import frame
-    from dlbench.store.summary import run_summary
 
-    return frame([run_summary(r) for r in store.list_runs(status="ok")])
+    return frame(store.runs(status="ok"))

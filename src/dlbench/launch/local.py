@@ -29,6 +29,7 @@ from types import FrameType
 
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
+from dlbench.launch import get_launcher
 from dlbench.records import EXIT_CODES
 from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
@@ -171,8 +172,17 @@ def _pid_alive(pid: int) -> bool:
 
 def child_command(spec: RunSpec, payload: Path) -> list[str]:
     """The run's process, or with --gpus N, torchrun starting N of them on this node."""
-    if spec.gpus == 1:
-        return [sys.executable, "-m", CHILD_MODULE, str(payload)]
+    return get_launcher(spec)(spec, payload)
+
+
+def single_process(spec: RunSpec, payload: Path) -> list[str]:
+    """The ``local`` launcher: the run in one child process."""
+    return [sys.executable, "-m", CHILD_MODULE, str(payload)]
+
+
+def torchrun(spec: RunSpec, payload: Path) -> list[str]:
+    """The ``torchrun`` launcher: ``spec.gpus`` processes on this node, one per GPU (gloo
+    workers on the CPU), rank 0 storing the run."""
     return [
         sys.executable,
         "-m",

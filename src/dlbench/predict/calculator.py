@@ -24,7 +24,7 @@ from dlbench.predict.features import frame
 from dlbench.predict.fitting import MIN_RUNS, Predictor, fit_predictor
 from dlbench.predict.models import interval
 from dlbench.store.database import Store
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 
 COVERAGE = 0.9
 FORWARD_SHARE = 1 / 3  # a validation (forward-only) step's share of a training step's time
@@ -71,7 +71,7 @@ class Answer:
 
 
 def stored_table(store: Store) -> pd.DataFrame:
-    runs = frame([run_summary(r) for r in store.list_runs(status="ok")])
+    runs = frame(store.runs(status="ok"))
     if runs.empty:
         raise DlbenchError(
             "no stored runs with model descriptors to learn from",
@@ -94,13 +94,16 @@ def match_device(runs: pd.DataFrame, device: str) -> str:
 
 
 def _query_row(descriptors: dict[str, Any], peak: float | None) -> pd.DataFrame:
-    summary = {
-        "run_id": "query",
-        "status": "ok",
-        "mean_step_time_s": 1.0,
-        "descriptors": {**descriptors, "device_peak_tflops": peak},
-    }
-    return frame([summary])
+    query = StoredRun.from_summary(
+        {
+            "run_id": "query",
+            "kind": "query",
+            "status": "ok",
+            "mean_step_time_s": 1.0,
+            "descriptors": {**descriptors, "device_peak_tflops": peak},
+        }
+    )
+    return frame([query])
 
 
 def _medians(runs: pd.DataFrame) -> pd.Series:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
+
+from dlbench.store.stored import StoredRun
 
 FEATURES = (
     "log_flops",
@@ -22,7 +22,7 @@ FEATURES = (
 )
 
 
-def frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
+def frame(summaries: list[StoredRun]) -> pd.DataFrame:
     """Runs that ended ok with descriptors and a step time, as a table with the features.
 
     Runs measured on a contended machine are left out: their step times are the contention's,
@@ -30,36 +30,36 @@ def frame(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     left_out: dict[str, int] = {}
     for s in summaries:
-        d = s.get("descriptors") or {}
+        d = s.descriptors
         # The median step: robust to a shared machine's hiccups, which belong to no model.
-        step = s.get("median_step_time_s") or s.get("mean_step_time_s")
-        if s.get("status") != "ok" or not step or not d.get("flops_per_step"):
+        step = s.median_step_time_s or s.mean_step_time_s
+        if s.status != "ok" or not step or d is None or not d.flops_per_step:
             continue
-        if s.get("quality_verdict") == "contended":
-            device = str(d.get("device_name"))
+        if s.quality_verdict == "contended":
+            device = str(d.device_name)
             left_out[device] = left_out.get(device, 0) + 1
             continue
-        peak = d.get("device_peak_tflops")
+        peak = d.device_peak_tflops
         rows.append(
             {
-                "run_id": s.get("run_id"),
-                "workload": s.get("workload"),
-                "sweep": s.get("sweep"),
-                "family": d.get("family"),
-                "device": d.get("device_name"),
-                "precision": d.get("precision"),
-                "flops": float(d["flops_per_step"]),
-                "params": float(d.get("params") or 1),
-                "layers": float(sum((d.get("layers") or {}).values())),
-                "activation_bytes": float(d.get("activation_bytes") or 1),
-                "batch_size": float(d.get("batch_size") or 1),
-                "input_size": float(d.get("input_size") or 0),
-                "depth": float(d.get("depth") or 0),
-                "width": float(d.get("width") or 0),
+                "run_id": s.run_id,
+                "workload": s.workload,
+                "sweep": s.sweep,
+                "family": d.family,
+                "device": d.device_name,
+                "precision": d.precision,
+                "flops": float(d.flops_per_step),
+                "params": float(d.params or 1),
+                "layers": float(sum(d.layers.values())),
+                "activation_bytes": float(d.activation_bytes or 1),
+                "batch_size": float(d.batch_size or 1),
+                "input_size": float(d.input_size or 0),
+                "depth": float(d.depth or 0),
+                "width": float(d.width or 0),
                 "peak_tflops": float(peak) if peak else np.nan,
-                "bandwidth_gb_s": float(d.get("device_bandwidth_gb_s") or np.nan),
+                "bandwidth_gb_s": float(d.device_bandwidth_gb_s or np.nan),
                 "step_s": float(step),
-                "startup_s": float(s.get("setup_time_s") or np.nan),
+                "startup_s": float(s.setup_time_s or np.nan),
             }
         )
     table = pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.render.console import fmt, fmt_bytes, table
+from dlbench.store.stored import TelemetrySummary
 from dlbench.workloads import WorkloadSpec, frameworks_of
 
 PER_CORE = ".core"
@@ -96,35 +97,35 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
     )
 
 
-def telemetry_table(telemetry: dict[str, Any] | None, all_metrics: bool = False) -> Any:
+def telemetry_table(telemetry: TelemetrySummary | None, all_metrics: bool = False) -> Any:
     """Per phase, each metric's time-weighted mean and its maximum, then energy."""
     if not telemetry:
         return "no telemetry stored for this run"
-    if not telemetry.get("enabled", True):
-        return f"no telemetry: {telemetry.get('reason')}"
-    phases = telemetry.get("phases") or {}
+    if not telemetry.enabled:
+        return f"no telemetry: {telemetry.reason}"
+    phases = telemetry.phases
     if not phases:
         return "telemetry was on, but no sample was stored"
-    names = sorted({m for p in phases.values() for m in p["metrics"]})
+    names = sorted({m for p in phases.values() for m in p.metrics})
     if not all_metrics:
         names = [m for m in names if PER_CORE not in m]
     rows: list[list[Any]] = []
     for metric in names:
         row: list[Any] = [metric]
         for phase in phases.values():
-            stats = phase["metrics"].get(metric)
+            stats = phase.metrics.get(metric)
             if stats is None:
                 row.append(None)
-            elif "reasons" in stats:
-                row.append(", ".join(stats["reasons"]) or "none")
+            elif stats.mask is not None:  # a throttle metric: its reasons
+                row.append(", ".join(stats.reasons) or "none")
             else:
-                row.append(f"{_short(stats['mean'])} (max {_short(stats['max'])})")
+                row.append(f"{_short(stats.mean or 0.0)} (max {_short(stats.max or 0.0)})")
         rows.append(row)
-    rows.append(["energy (J)", *(fmt(p.get("total_energy_j"), 1) for p in phases.values())])
-    rows.append(["duration (s)", *(fmt(p.get("duration_s"), 1) for p in phases.values())])
+    rows.append(["energy (J)", *(fmt(p.total_energy_j, 1) for p in phases.values())])
+    rows.append(["duration (s)", *(fmt(p.duration_s, 1) for p in phases.values())])
     title = (
-        f"Telemetry every {telemetry.get('interval_s')} s, mean (max) per phase; sources: "
-        + ", ".join(f"{k} {v}" for k, v in (telemetry.get("sources") or {}).items())
+        f"Telemetry every {telemetry.interval_s} s, mean (max) per phase; sources: "
+        + ", ".join(f"{k} {v}" for k, v in telemetry.sources.items())
     )
     return table(title, ("Metric", *phases), rows)
 

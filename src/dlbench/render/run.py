@@ -8,21 +8,22 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
-from dlbench.records import StepRecord
+from dlbench.records import InferenceStats, StepRecord
 from dlbench.render.console import fmt, fmt_bytes, hms, status_text, table
+from dlbench.store.stored import StoredRun
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
 
-def speed_text(summary: dict[str, Any]) -> str | None:
+def speed_text(summary: StoredRun) -> str | None:
     """Mean speed and its 95% interval; marked where too few steps make it unreliable."""
-    mean, interval = summary.get("mean_speed"), summary.get("speed_ci95")
+    mean, interval = summary.mean_speed, summary.speed_ci95
     if mean is None:
         return None
     if not interval:
         return f"{mean:,.1f}"
     text = f"{mean:,.1f} ({_bound(interval[0])}–{_bound(interval[1])})"
-    steps = summary.get("timed_steps") or 0
+    steps = summary.timed_steps or 0
     if steps < MIN_RELIABLE_STEPS:
         text += f" [yellow]unreliable: {steps} steps[/]"
     return text
@@ -33,36 +34,36 @@ def _bound(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
-def quality_word(summary: dict[str, Any]) -> str | None:
-    verdict = summary.get("quality_verdict")
+def quality_word(summary: StoredRun) -> str | None:
+    verdict = summary.quality_verdict
     if verdict is None:
         return None
     return f"[{QUALITY_STYLE.get(verdict, 'white')}]{verdict}[/]"
 
 
-def quality_lines(summary: dict[str, Any]) -> str:
+def quality_lines(summary: StoredRun) -> str:
     """The run's quality verdict and its reasons, one per line."""
-    quality = summary.get("quality")
+    quality = summary.quality
     if not quality:
-        if summary.get("kind") == "monitor" or summary.get("timed_steps"):
+        if summary.kind == "monitor" or summary.timed_steps:
             return "quality: not measured (a run stored by an older dlbench)"
         return "quality: not measured (the run ended before its timed phase)"
     lines = [f"quality: {quality_word(summary)}"]
-    lines += [f"  - {reason}" for reason in quality.get("reasons") or []]
+    lines += [f"  - {reason}" for reason in quality.reasons or []]
     return "\n".join(lines)
 
 
-def _stability(summary: dict[str, Any]) -> str | None:
-    found = summary.get("stability")
+def _stability(summary: StoredRun) -> str | None:
+    found = summary.stability
     if not found:
         return None
-    reached = found.get("reached_percent")
+    reached = found.reached_percent
     shown = "n/a" if reached is None else f"{reached:.2f}%"
-    if found.get("stable"):
-        return f"95% interval ±{shown} of the mean step time (asked ±{found['target_percent']:g}%)"
+    if found.stable:
+        return f"95% interval ±{shown} of the mean step time (asked ±{found.target_percent:g}%)"
     return (
-        f"[yellow]not reached in {found['max_time_s']:g} s: ±{shown} of the mean step time "
-        f"(asked ±{found['target_percent']:g}%)[/]"
+        f"[yellow]not reached in {found.max_time_s:g} s: ±{shown} of the mean step time "
+        f"(asked ±{found.target_percent:g}%)[/]"
     )
 
 
@@ -70,74 +71,72 @@ def _ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1e3:,.2f}"
 
 
-def _accuracy(summary: dict[str, Any]) -> str | None:
-    value, label = summary.get("accuracy"), ""
-    if value is None and summary.get("map50") is not None:
-        value, label = summary["map50"], "mAP@0.5 "
+def _accuracy(summary: StoredRun) -> str | None:
+    value, label = summary.accuracy, ""
+    if value is None and summary.map50 is not None:
+        value, label = summary.map50, "mAP@0.5 "
     if value is None:
         return None
     text = f"{label}{value:.4f}"
     # Synthetic labels are random (chance accuracy); synthetic Waldo scenes are learnable.
-    random_labels = summary.get("data") == "synthetic" and not label
+    random_labels = summary.data == "synthetic" and not label
     return f"[dim]{text} (synthetic)[/]" if random_labels else text
 
 
-def _execution(summary: dict[str, Any]) -> str:
-    config = summary.get("config") or {}
-    parts = [str(summary.get("precision") or config.get("precision") or "fp32")]
+def _execution(summary: StoredRun) -> str:
+    config = summary.config or {}
+    parts = [str(summary.precision or config.get("precision") or "fp32")]
     parts += [name for name in ("channels_last", "compile") if config.get(name)]
     if config.get("optimizer"):
         parts.append(f"{config['optimizer']} lr {config.get('lr')}")
     return ", ".join(p.replace("_", "-") for p in parts)
 
 
-def _flops(summary: dict[str, Any]) -> str | None:
-    params, flops = summary.get("params"), summary.get("flops_per_step")
+def _flops(summary: StoredRun) -> str | None:
+    params, flops = summary.params, summary.flops_per_step
     if params is None:
         return None
     flops_text = f"{flops / 1e9:,.2f} GFLOP" if flops else "not counted"
     return f"{params / 1e6:,.2f} M / {flops_text}"
 
 
-def _mfu(summary: dict[str, Any]) -> str | None:
-    achieved = summary.get("achieved_tflops")
+def _mfu(summary: StoredRun) -> str | None:
+    achieved = summary.achieved_tflops
     if achieved is None:
         return None
-    if summary.get("mfu") is None:
-        return f"{achieved:,.3f} (MFU n/a: {summary.get('peak_source')})"
-    return f"{achieved:,.3f} ({summary['mfu']:.1%} of {summary['peak_tflops']:,.3f} peak)"
+    if summary.mfu is None:
+        return f"{achieved:,.3f} (MFU n/a: {summary.peak_source})"
+    return f"{achieved:,.3f} ({summary.mfu:.1%} of {summary.peak_tflops:,.3f} peak)"
 
 
-def _tta(summary: dict[str, Any]) -> str | None:
-    tta = summary.get("time_to_accuracy")
+def _tta(summary: StoredRun) -> str | None:
+    tta = summary.time_to_accuracy
     if not tta:
         return None
-    if tta["reached"]:
+    if tta.reached:
         return (
-            f"{tta['target']:.3f} reached in {tta['epochs']} epoch(s): "
-            f"{tta['train_time_s']:,.1f} s training, {tta['wall_time_s']:,.1f} s with evaluation"
+            f"{tta.target:.3f} reached in {tta.epochs} epoch(s): "
+            f"{tta.train_time_s:,.1f} s training, {tta.wall_time_s:,.1f} s with evaluation"
         )
-    best = max(tta["accuracy_by_epoch"], default=0.0)
-    return (
-        f"[yellow]{tta['target']:.3f} not reached in {tta['epochs']} epoch(s), best {best:.4f}[/]"
-    )
+    best = max(tta.accuracy_by_epoch, default=0.0)
+    return f"[yellow]{tta.target:.3f} not reached in {tta.epochs} epoch(s), best {best:.4f}[/]"
 
 
-def feasibility_line(summary: dict[str, Any]) -> str | None:
+def feasibility_line(summary: StoredRun) -> str | None:
     """The seeds' question in one sentence, for a run given --dataset-size."""
-    plan = summary.get("feasibility")
+    plan = summary.feasibility
     if not plan:
         return None
-    batch, epochs, size = plan["batch_size"], plan["epochs"], plan["dataset_size"]
-    if not plan["fits"]:
+    batch, epochs, size = plan.batch_size, plan.epochs, plan.dataset_size
+    if not plan.fits:
         return (
-            f"this model does not fit at batch {batch} on {summary.get('device')}: "
-            f"find the largest batch that does with `dlbench maxbatch {summary.get('workload')}`"
+            f"this model does not fit at batch {batch} on {summary.device}: "
+            f"find the largest batch that does with `dlbench maxbatch {summary.workload}`"
         )
     return (
         f"this model fits at batch {batch}; {epochs} epoch(s) of {size:,} images would take "
-        f"{hms(plan['projected_train_s'])} at the measured speed "
-        f"({plan['steps_per_epoch']:,} steps of {summary.get('mean_step_time_s', 0) * 1e3:,.1f} ms)"
+        f"{hms(plan.projected_train_s)} at the measured speed "
+        f"({plan.steps_per_epoch:,} steps of {(summary.mean_step_time_s or 0) * 1e3:,.1f} ms)"
     )
 
 
@@ -150,21 +149,21 @@ _OPTIONAL_ROWS = (
 )
 
 
-def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
+def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     """The figures of one run as a Metric | Value table."""
     rows: list[tuple[str, Any]] = [
-        ("run", summary["run_id"]),
-        ("status", status_text(summary["status"])),
+        ("run", summary.run_id),
+        ("status", status_text(summary.status)),
         (
             "workload",
-            f"{summary['workload']} ({summary.get('dataset')}, {summary.get('data')} data)",
+            f"{summary.workload} ({summary.dataset}, {summary.data} data)",
         ),
-        ("framework", summary.get("framework") or "pytorch"),
-        ("device", f"{summary.get('device')} — {summary.get('device_name')}"),
-        ("batch size", summary.get("batch_size")),
+        ("framework", summary.framework or "pytorch"),
+        ("device", f"{summary.device} — {summary.device_name}"),
+        ("batch size", summary.batch_size),
         ("precision, layout, optimiser", _execution(summary)),
         ("parameters / FLOPs per step", _flops(summary)),
-        ("timed steps", summary.get("timed_steps")),
+        ("timed steps", summary.timed_steps),
         ("until stable", _stability(summary)),
         ("mean speed (img/s, 95% CI)", speed_text(summary)),
         ("measurement quality", quality_word(summary)),
@@ -172,31 +171,31 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
             "median / p5 / p95 speed (img/s)",
             _triple(summary, "median_speed", "p5_speed", "p95_speed"),
         ),
-        ("speed jitter (img/s)", fmt(summary.get("speed_jitter"))),
-        ("mean step time (ms)", _ms(summary.get("mean_step_time_s"))),
-        ("data wait (% of step time)", fmt(_pct(summary.get("data_wait_fraction")))),
-        ("end-to-end throughput (img/s)", fmt(summary.get("throughput_e2e"))),
+        ("speed jitter (img/s)", fmt(summary.speed_jitter)),
+        ("mean step time (ms)", _ms(summary.mean_step_time_s)),
+        ("data wait (% of step time)", fmt(_pct(summary.data_wait_fraction))),
+        ("end-to-end throughput (img/s)", fmt(summary.throughput_e2e)),
         ("achieved TFLOP/s (MFU)", _mfu(summary)),
-        ("warm-up (s)", fmt(summary.get("warmup_time_s"), 2)),
+        ("warm-up (s)", fmt(summary.warmup_time_s, 2)),
         (
             "train / validation / total (s)",
             _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
         ),
         ("accuracy", _accuracy(summary)),
         ("time to accuracy", _tta(summary)),
-        *_inference_rows(summary.get("inference") or {}),
+        *_inference_rows(summary.inference),
         (
-            f"peak memory ({summary.get('peak_memory_source') or 'n/a'})",
-            fmt_bytes(summary.get("peak_memory_bytes")),
+            f"peak memory ({summary.peak_memory_source or 'n/a'})",
+            fmt_bytes(summary.peak_memory_bytes),
         ),
     ]
-    if summary.get("error"):
-        rows.append(("error", f"[red]{summary['error']}[/]"))
+    if summary.error:
+        rows.append(("error", f"[red]{summary.error}[/]"))
     if detail:
         rows += [
-            ("created", summary.get("created_at")),
-            ("finished", summary.get("finished_at")),
-            ("tags", ", ".join(f"{k}={v}" for k, v in (summary.get("tags") or {}).items())),
+            ("created", summary.created_at),
+            ("finished", summary.finished_at),
+            ("tags", ", ".join(f"{k}={v}" for k, v in (summary.tags or {}).items())),
         ]
     parts: list[Any] = [
         table(
@@ -211,18 +210,19 @@ def run_panel(summary: dict[str, Any], detail: bool = False) -> Group:
     return Group(*parts)
 
 
-def _inference_rows(inference: dict[str, Any]) -> list[tuple[str, Any]]:
+def _inference_rows(inference: InferenceStats | None) -> list[tuple[str, Any]]:
     """The inference phase's rows: reload, test-set prediction, latencies."""
+    i = inference
     return [
-        ("model load (s)", fmt(inference.get("load_time_s"), 3)),
-        ("predict test set (s)", fmt(inference.get("predict_time_s"), 3)),
+        ("model load (s)", fmt(i.load_time_s if i else None, 3)),
+        ("predict test set (s)", fmt(i.predict_time_s if i else None, 3)),
         (
             "latency batch 1, p50 / p95 (ms)",
-            _pair(inference.get("latency_p50_ms"), inference.get("latency_p95_ms")),
+            _pair(i.latency_p50_ms, i.latency_p95_ms) if i else None,
         ),
         (
-            f"latency batch {inference.get('batch_latency_size', '')}, p50 / p95 (ms)",
-            _pair(inference.get("batch_latency_p50_ms"), inference.get("batch_latency_p95_ms")),
+            f"latency batch {i.batch_latency_size if i else ''}, p50 / p95 (ms)",
+            _pair(i.batch_latency_p50_ms, i.batch_latency_p95_ms) if i else None,
         ),
     ]
 
@@ -235,14 +235,14 @@ def _pair(a: float | None, b: float | None, digits: int = 2) -> str | None:
     return None if a is None or b is None else f"{a:,.{digits}f} / {b:,.{digits}f}"
 
 
-def _triple(summary: dict[str, Any], *names: str, digits: int = 1) -> str | None:
-    values = [summary.get(n) for n in names]
+def _triple(summary: StoredRun, *names: str, digits: int = 1) -> str | None:
+    values = [getattr(summary, n) for n in names]
     if all(v is None for v in values):
         return None
     return " / ".join("—" if v is None else f"{v:,.{digits}f}" for v in values)
 
 
-def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
+def comparison_table(summaries: list[StoredRun], title: str) -> Table:
     return table(
         title,
         (
@@ -261,43 +261,43 @@ def comparison_table(summaries: list[dict[str, Any]], title: str) -> Table:
         ),
         [
             (
-                s["workload"],
-                s.get("data"),
-                s.get("device"),
-                s.get("batch_size"),
-                s.get("precision"),
+                s.workload,
+                s.data,
+                s.device,
+                s.batch_size,
+                s.precision,
                 speed_text(s),
                 quality_word(s),
-                _ms(s.get("mean_step_time_s")),
+                _ms(s.mean_step_time_s),
                 _tflops_short(s),
-                fmt(s.get("train_time_s"), 2),
+                fmt(s.train_time_s, 2),
                 _accuracy(s),
-                status_text(s["status"]),
+                status_text(s.status),
             )
             for s in summaries
         ],
     )
 
 
-def _tflops_short(summary: dict[str, Any]) -> str | None:
-    achieved = summary.get("achieved_tflops")
+def _tflops_short(summary: StoredRun) -> str | None:
+    achieved = summary.achieved_tflops
     if achieved is None:
         return None
-    mfu = summary.get("mfu")
+    mfu = summary.mfu
     return f"{achieved:,.3f}" + (f" ({mfu:.0%})" if mfu is not None else "")
 
 
-def quickstart_footer(summaries: list[dict[str, Any]], where: str) -> str:
-    failed = [s for s in summaries if s["status"] != "ok"]
+def quickstart_footer(summaries: list[StoredRun], where: str) -> str:
+    failed = [s for s in summaries if s.status != "ok"]
     lines = [
         f"[bold]{len(summaries) - len(failed)} of {len(summaries)} runs ok[/], stored in {where}"
     ]
-    lines += [f"[red]{s['workload']}: {s['status']}: {s.get('error')}[/]" for s in failed]
+    lines += [f"[red]{s.workload}: {s.status}: {s.error}[/]" for s in failed]
     lines.append("next: dlbench runs · dlbench show RUN_ID --steps · dlbench export --format csv")
     return "\n".join(lines)
 
 
-def runs_table(summaries: list[dict[str, Any]]) -> Table:
+def runs_table(summaries: list[StoredRun]) -> Table:
     return table(
         None,
         (
@@ -313,15 +313,15 @@ def runs_table(summaries: list[dict[str, Any]]) -> Table:
         ),
         [
             (
-                s["run_id"],
-                str(s["created_at"])[:19].replace("T", " "),
-                s.get("workload"),
-                s.get("device"),
-                s.get("batch_size"),
+                s.run_id,
+                str(s.created_at)[:19].replace("T", " "),
+                s.workload,
+                s.device,
+                s.batch_size,
                 speed_text(s),
                 quality_word(s),
                 _accuracy(s),
-                status_text(s["status"]),
+                status_text(s.status),
             )
             for s in summaries
         ],
@@ -345,7 +345,7 @@ def steps_table(steps: list[StepRecord], batch_size: int) -> Table:
     )
 
 
-def between_runs_lines(spread: Any, summaries: list[dict[str, Any]]) -> str:
+def between_runs_lines(spread: Any, summaries: list[StoredRun]) -> str:
     """Repeats of one configuration: the between-run mean, its spread and interval."""
     if spread is None:
         return "[red]no repeat ended ok: nothing to summarise[/]"
@@ -358,20 +358,20 @@ def between_runs_lines(spread: Any, summaries: list[dict[str, Any]]) -> str:
             f"{spread.cv:.1%}, range {spread.low:,.1f}–{spread.high:,.1f}"
         )
     widths = [
-        (s["speed_ci95"][1] - s["speed_ci95"][0]) / 2 / s["mean_speed"]
+        (s.speed_ci95[1] - s.speed_ci95[0]) / 2 / s.mean_speed
         for s in summaries
-        if s.get("speed_ci95") and s.get("mean_speed")
+        if s.speed_ci95 and s.mean_speed
     ]
     if widths and spread.cv is not None:
         lines.append(
             f"within a run the 95% CI is ±{sum(widths) / len(widths):.1%} of the speed on "
             f"average; between runs the speed varies by {spread.cv:.1%} (one standard deviation)"
         )
-    not_clean = [s for s in summaries if s.get("quality_verdict") in ("noisy", "contended")]
+    not_clean = [s for s in summaries if s.quality_verdict in ("noisy", "contended")]
     if not_clean:
         lines.append(
             "[yellow]"
-            + ", ".join(f"{s['run_id']} {s['quality_verdict']}" for s in not_clean)
+            + ", ".join(f"{s.run_id} {s.quality_verdict}" for s in not_clean)
             + ": see dlbench show RUN for why[/]"
         )
     return "\n".join(lines)

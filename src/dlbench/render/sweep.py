@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.progress import (
@@ -19,6 +19,10 @@ from rich.table import Table
 
 from dlbench.render.console import status_text, table
 from dlbench.render.run import quality_word, speed_text
+from dlbench.store.stored import StoredRun
+
+if TYPE_CHECKING:  # a type only: rendering sits below the sweep package
+    from dlbench.sweep.execute import SweepRow
 
 
 def sweep_plan(sweep: Any, planned: list[Any], executor: str) -> Group:
@@ -70,17 +74,17 @@ class SweepProgress:
         self._started = time.monotonic()
         self.bar.update(self.task, description=run.label)
 
-    def end(self, run: Any, summary: dict[str, Any]) -> None:
+    def end(self, run: Any, summary: StoredRun) -> None:
         self.bar.advance(self.task)
-        speed = summary.get("mean_speed")
-        figure = f"{speed:,.1f} img/s" if speed else summary.get("error") or ""
+        speed = summary.mean_speed
+        figure = f"{speed:,.1f} img/s" if speed else summary.error or ""
         self.console.print(
-            f"{run.label}: {status_text(summary['status'])} {figure} "
+            f"{run.label}: {status_text(summary.status)} {figure} "
             f"({time.monotonic() - self._started:,.0f} s)"
         )
 
 
-def sweep_table(name: str, rows: list[dict[str, Any]]) -> Table:
+def sweep_table(name: str, rows: list[SweepRow]) -> Table:
     return table(
         f"sweep {name}",
         (
@@ -97,16 +101,16 @@ def sweep_table(name: str, rows: list[dict[str, Any]]) -> Table:
         ),
         [
             (
-                r["label"],
-                r.get("device"),
-                r.get("gpus"),
-                r.get("batch_size"),
-                speed_text(r),
-                quality_word(r),
-                f"{r['scaling_efficiency']:.0%}" if r.get("scaling_efficiency") else None,
-                r.get("staged_from") or "—",
-                status_text(r["status"]),
-                r["run_id"],
+                r.label,
+                r.run.device,
+                r.gpus,
+                r.run.batch_size,
+                speed_text(r.run),
+                quality_word(r.run),
+                f"{r.scaling_efficiency:.0%}" if r.scaling_efficiency else None,
+                r.run.staged_from or "—",
+                status_text(r.run.status),
+                r.run.run_id,
             )
             for r in rows
         ],

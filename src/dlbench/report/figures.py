@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
 
+import numpy as np
 import plotly.graph_objects as go
 
 from dlbench.analysis.scaling import AXES, Series
+from dlbench.store.stored import StoredRun
 
 PHASE_COLOURS = {
     "setup": "#eeeeee",
@@ -19,28 +21,37 @@ PHASE_COLOURS = {
 }
 
 
-def speed_error_bars(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+class HasSpeed(Protocol):
+    """A run, or a point of a scaling series: a mean speed and its 95% interval."""
+
+    @property
+    def mean_speed(self) -> float | None: ...
+    @property
+    def speed_ci95(self) -> tuple[float, float] | None: ...
+
+
+def speed_error_bars(summaries: Sequence[HasSpeed]) -> dict[str, Any]:
     """Plotly error bars from each run's 95% interval of its speed: asymmetric, and never
     below zero (the interval never is). A run without one gets none."""
     above, below = [], []
     for s in summaries:
-        interval, mean = s.get("speed_ci95"), s.get("mean_speed") or 0.0
+        interval, mean = s.speed_ci95, s.mean_speed or 0.0
         above.append(max(0.0, interval[1] - mean) if interval else 0.0)
         below.append(max(0.0, mean - interval[0]) if interval else 0.0)
     return {"type": "data", "symmetric": False, "array": above, "arrayminus": below}
 
 
 def throughput_figure(
-    ok: list[dict[str, Any]], label: Callable[[dict[str, Any]], str], height: int = 420
+    ok: list[StoredRun], label: Callable[[StoredRun], str], height: int = 420
 ) -> go.Figure:
     """Each run's mean training speed with its 95% interval, one bar group per device; a
     bar's label says when its run was not measured clean."""
     fig = go.Figure()
-    for device in sorted({str(s.get("device")) for s in ok}):
-        runs = [s for s in ok if str(s.get("device")) == device]
+    for device in sorted({str(s.device) for s in ok}):
+        runs = [s for s in ok if str(s.device) == device]
         fig.add_bar(
             x=[label(s) + _flag(s) for s in runs],
-            y=[s["mean_speed"] for s in runs],
+            y=[s.mean_speed for s in runs],
             error_y=speed_error_bars(runs),
             name=device,
         )
@@ -54,8 +65,8 @@ def throughput_figure(
     return fig
 
 
-def _flag(s: dict[str, Any]) -> str:
-    verdict = s.get("quality_verdict")
+def _flag(s: StoredRun) -> str:
+    verdict = s.quality_verdict
     return f" · {verdict.upper()}" if verdict in ("noisy", "contended") else ""
 
 
@@ -68,9 +79,7 @@ def scaling_figure(series: Series) -> go.Figure:
         y=[p.mean_speed for p in series.points],
         mode="lines+markers",
         name="images/s",
-        error_y=speed_error_bars(
-            [{"mean_speed": p.mean_speed, "speed_ci95": p.speed_ci95} for p in series.points]
-        ),
+        error_y=speed_error_bars(series.points),
     )
     if series.axis == "gpus":
         fig.add_scatter(
@@ -165,3 +174,26 @@ def step_time_figure(table: Any) -> go.Figure:
     fig.update_yaxes(type="log", title="step time (ms)")
     fig.update_layout(title="Step time against work", height=380)
     return fig
+
+
+def downsample(t: np.ndarray, v: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``limit`` points; each bin keeps its largest value (a spike is never hidden)."""
+    if t.size <= limit:
+        return t, v
+    edges = np.linspace(0, t.size, limit + 1).astype(int)
+    keep = np.array(
+        [a + int(np.argmax(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    )
+    return t[keep], v[keep]
+
+
+def phase_spans(points: Iterable[tuple[float, str]]) -> list[tuple[str, float, float]]:
+    """(phase, first t, last t) of each stretch of one phase, from (t, phase) points in time
+    order: what ``shade_phases`` shades."""
+    spans: list[tuple[str, float, float]] = []
+    for t, phase in points:
+        if spans and spans[-1][0] == phase:
+            spans[-1] = (phase, spans[-1][1], t)
+        else:
+            spans.append((phase, t, t))
+    return spans

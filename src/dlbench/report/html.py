@@ -3,6 +3,7 @@ stylesheet, so that the file needs nothing from the network."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,10 +16,16 @@ from dlbench.analysis import bottleneck, cost, scaling, stats
 from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
-from dlbench.report.figures import scaling_figure, shade_phases, throughput_figure
+from dlbench.report.figures import (
+    downsample,
+    phase_spans,
+    scaling_figure,
+    shade_phases,
+    throughput_figure,
+)
 from dlbench.report.page import Markup, esc, html, join, page, table
 from dlbench.store.database import Store
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 from dlbench.version import __version__
 
 MAX_POINTS = 1500  # per telemetry trace; peaks are kept (max of each bin)
@@ -72,12 +79,10 @@ def _figure(fig: go.Figure) -> Markup:
     )
 
 
-def _label(s: dict[str, Any]) -> str:
-    precision = s.get("precision") or "fp32"
-    framework = s.get("framework") or "pytorch"
-    return (
-        f"{s['workload']} · {framework} · {s.get('device')} · {precision} · b{s.get('batch_size')}"
-    )
+def _label(s: StoredRun) -> str:
+    precision = s.precision or "fp32"
+    framework = s.framework or "pytorch"
+    return f"{s.workload} · {framework} · {s.device} · {precision} · b{s.batch_size}"
 
 
 def _status(status: str) -> Markup:
@@ -85,10 +90,10 @@ def _status(status: str) -> Markup:
 
 
 # -- sections ------------------------------------------------------------------------------
-def _hardware(summaries: list[dict[str, Any]]) -> Markup:
-    seen: dict[str, dict[str, Any]] = {}
+def _hardware(summaries: list[StoredRun]) -> Markup:
+    seen: dict[str, Mapping[str, Any]] = {}
     for s in summaries:
-        hw = s.get("hardware") or {}
+        hw = s.hardware or {}
         seen.setdefault(hw.get("hostname") or "?", hw)
     rows = []
     for host, hw in seen.items():
@@ -111,23 +116,23 @@ def _hardware(summaries: list[dict[str, Any]]) -> Markup:
     )
 
 
-def _results(summaries: list[dict[str, Any]]) -> Markup:
+def _results(summaries: list[StoredRun]) -> Markup:
     rows = [
         [
-            _esc(s["run_id"]),
-            _esc(s["workload"]),
-            _esc(s.get("framework") or "pytorch"),
-            _esc(s.get("device_name") or s.get("device")),
-            _esc(s.get("precision")),
-            s.get("batch_size"),
-            _num(s.get("mean_speed")),
+            _esc(s.run_id),
+            _esc(s.workload),
+            _esc(s.framework or "pytorch"),
+            _esc(s.device_name or s.device),
+            _esc(s.precision),
+            s.batch_size,
+            _num(s.mean_speed),
             _interval(s),
-            _num((s.get("mean_step_time_s") or 0) * 1e3, 2),
-            _num(s.get("achieved_tflops"), 3),
-            "—" if s.get("mfu") is None else f"{s['mfu']:.1%}",
-            _num(s.get("accuracy") if s.get("accuracy") is not None else s.get("map50"), 4),
+            _num((s.mean_step_time_s or 0) * 1e3, 2),
+            _num(s.achieved_tflops, 3),
+            "—" if s.mfu is None else f"{s.mfu:.1%}",
+            _num(s.accuracy if s.accuracy is not None else s.map50, 4),
             _quality(s),
-            _status(s["status"]),
+            _status(s.status),
         ]
         for s in summaries
     ]
@@ -153,12 +158,12 @@ def _results(summaries: list[dict[str, Any]]) -> Markup:
     )
 
 
-def _interval(s: dict[str, Any]) -> Markup:
-    interval = s.get("speed_ci95")
+def _interval(s: StoredRun) -> Markup:
+    interval = s.speed_ci95
     if not interval:
         return _esc(None)
     text = f"{interval[0]:,.1f}–{interval[1]:,.1f}"
-    steps = s.get("timed_steps") or 0
+    steps = s.timed_steps or 0
     if steps < MIN_RELIABLE_STEPS:
         text += f" (unreliable: {steps} steps)"
     return _esc(text)
@@ -167,41 +172,32 @@ def _interval(s: dict[str, Any]) -> Markup:
 QUALITY_CLASS = {"clean": "ok", "noisy": "warn", "contended": "bad"}
 
 
-def _quality(s: dict[str, Any]) -> Markup:
+def _quality(s: StoredRun) -> Markup:
     """The verdict, its reasons in the cell's tooltip."""
-    verdict = s.get("quality_verdict")
+    verdict = s.quality_verdict
     if verdict is None:
         return html("<span class='note'>not measured</span>")
-    reasons = " · ".join((s.get("quality") or {}).get("reasons") or [])
+    reasons = " · ".join(s.quality.reasons if s.quality else ())
     return html(
         "<span class='{}' title='{}'>{}</span>", QUALITY_CLASS.get(verdict, ""), reasons, verdict
     )
 
 
-def _throughput(summaries: list[dict[str, Any]]) -> Markup:
-    ok = [s for s in summaries if s["status"] == "ok" and s.get("mean_speed")]
+def _throughput(summaries: list[StoredRun]) -> Markup:
+    ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     if not ok:
         return html("<p class='note'>No run ended ok with timed steps.</p>")
-    fig = throughput_figure(ok, lambda s: _label(s) + f" ({s['run_id'][-6:]})")
+    fig = throughput_figure(ok, lambda s: _label(s) + f" ({s.run_id[-6:]})")
     return _figure(fig)
 
 
-def _downsample(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """At most MAX_POINTS points, each bin's maximum: a short spike still shows."""
-    if t.size <= MAX_POINTS:
-        return t, v
-    edges = np.linspace(0, t.size, MAX_POINTS + 1).astype(int)
-    idx = [a + int(np.argmax(v[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-    return t[idx], v[idx]
-
-
-def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> Markup:
+def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
     parts = []
     for s in summaries[:TELEMETRY_RUNS]:
-        samples = store.get_samples(s["run_id"], list(HEADLINE_METRICS))
+        samples = store.get_samples(s.run_id, list(HEADLINE_METRICS))
         if not samples:
-            reason = (s.get("telemetry") or {}).get("reason", "no telemetry was stored")
-            parts.append(html("<p class='note'>{}: {}</p>", s["run_id"], reason))
+            reason = (s.telemetry and s.telemetry.reason) or "no telemetry was stored"
+            parts.append(html("<p class='note'>{}: {}</p>", s.run_id, reason))
             continue
         series: dict[str, list[tuple[float, float, str]]] = {}
         for x in samples:
@@ -223,15 +219,16 @@ def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> Markup:
         for row, names in ((1, percent), (2, memory), (3, other)):
             for metric in sorted(names):
                 points = sorted(series[metric])
-                t, v = _downsample(
-                    np.array([p[0] for p in points]), np.array([p[1] for p in points])
+                t, v = downsample(
+                    np.array([p[0] for p in points]), np.array([p[1] for p in points]), MAX_POINTS
                 )
                 if metric.endswith("_bytes"):
                     v, metric = v / 2**30, metric.replace("_bytes", " (GiB)")
                 fig.add_scatter(x=t, y=v, mode="lines", name=metric, row=row, col=1)
-        shade_phases(fig, _phase_spans(series))
+        timeline = sorted((at, phase) for values in series.values() for at, _, phase in values)
+        shade_phases(fig, phase_spans(timeline))
         fig.update_layout(
-            title=f"{_label(s)} — {s['run_id']}",
+            title=f"{_label(s)} — {s.run_id}",
             height=640,
             xaxis3_title="seconds since sampling began",
         )
@@ -239,27 +236,14 @@ def _telemetry(store: Store, summaries: list[dict[str, Any]]) -> Markup:
     return join(parts)
 
 
-def _phase_spans(
-    series: dict[str, list[tuple[float, float, str]]],
-) -> list[tuple[str, float, float]]:
-    points = sorted((t, phase) for values in series.values() for t, _, phase in values)
-    spans: list[tuple[str, float, float]] = []
-    for t, phase in points:
-        if spans and spans[-1][0] == phase:
-            spans[-1] = (phase, spans[-1][1], t)
-        else:
-            spans.append((phase, t, t))
-    return spans
-
-
-def _comparison(store: Store, summaries: list[dict[str, Any]]) -> Markup:
-    ok = [s for s in summaries if s["status"] == "ok" and s.get("timed_steps")]
+def _comparison(store: Store, summaries: list[StoredRun]) -> Markup:
+    ok = [s for s in summaries if s.status == "ok" and s.timed_steps]
     for by in ("device", "framework", "precision", "workload", "batch_size"):
-        values = {str(s.get(by)) for s in ok}
+        values = {str(getattr(s, by)) for s in ok}
         if len(values) < 2:
             continue
         try:
-            result = compare(store, [s["run_id"] for s in ok], by)
+            result = compare(store, [s.run_id for s in ok], by)
         except DlbenchError as exc:
             return html("<p class='note'>{}</p>", exc.one_line())
         return _comparison_html(result)
@@ -321,8 +305,8 @@ def _comparison_html(result: Comparison) -> Markup:
     return join(parts)
 
 
-def _scaling(rows: list[dict[str, Any]]) -> Markup:
-    series = scaling.scaling(rows)
+def _scaling(runs: list[StoredRun]) -> Markup:
+    series = scaling.scaling(runs)
     if not series:
         return html(
             "<p class='note'>No scaling series: runs that differ only in GPU count, staging "
@@ -335,30 +319,30 @@ def _scaling(rows: list[dict[str, Any]]) -> Markup:
     return join(parts)
 
 
-def _bottlenecks(store: Store, summaries: list[dict[str, Any]]) -> Markup:
+def _bottlenecks(store: Store, summaries: list[StoredRun]) -> Markup:
     rows = []
     for s in summaries:
-        if s["status"] != "ok":
+        if s.status != "ok":
             continue
-        samples = store.get_samples(s["run_id"], ["cpu.freq_mhz", "cpu.temp_c"])
+        samples = store.get_samples(s.run_id, ["cpu.freq_mhz", "cpu.temp_c"])
         found = bottleneck.verdicts(s, samples)
         text = join((html("<b>{}</b>: {}", v.name, v.evidence) for v in found), "<br>")
-        rows.append([_esc(s["run_id"]), _esc(_label(s)), text or "none found"])
+        rows.append([_esc(s.run_id), _esc(_label(s)), text or "none found"])
     return _table(["Run", "Configuration", "Verdicts and evidence"], rows)
 
 
 def _costs(
-    summaries: list[dict[str, Any]], price_per_hour: float | None, price_per_kwh: float | None
+    summaries: list[StoredRun], price_per_hour: float | None, price_per_kwh: float | None
 ) -> Markup:
     rows = []
     table = cost.load_prices()
     for s in summaries:
-        if s["status"] != "ok" or not s.get("mean_step_time_s"):
+        if s.status != "ok" or not s.mean_step_time_s:
             continue
         c = cost.run_cost(s, None, 1, price_per_hour, price_per_kwh, table)
         rows.append(
             [
-                _esc(s["run_id"]),
+                _esc(s.run_id),
                 _esc(_label(s)),
                 f"{c.dataset_size:,}",
                 _num((c.epoch_s or 0) / 60, 1),
@@ -384,7 +368,7 @@ def _costs(
     )
 
 
-def _insights(summaries: list[dict[str, Any]]) -> Markup:
+def _insights(summaries: list[StoredRun]) -> Markup:
     """Per device with enough runs: rank correlations with step time, and the runs' spread."""
     from dlbench.analysis.insights import correlations
     from dlbench.predict.features import frame
@@ -402,20 +386,19 @@ def _insights(summaries: list[dict[str, Any]]) -> Markup:
 
 def build(
     store: Store,
-    rows: list[dict[str, Any]],
+    summaries: list[StoredRun],
     title: str,
     price_per_hour: float | None = None,
     price_per_kwh: float | None = None,
 ) -> str:
-    if not rows:
+    if not summaries:
         raise DlbenchError("no runs to report", "run some first: dlbench quickstart")
-    summaries = [run_summary(r) for r in rows]
     sections = [
         ("Hardware", _hardware(summaries)),
         ("Results", _results(summaries)),
         ("Throughput", _throughput(summaries)),
         ("Comparison with statistics", _comparison(store, summaries)),
-        ("Scaling", _scaling(rows)),
+        ("Scaling", _scaling(summaries)),
         ("Bottlenecks", _bottlenecks(store, summaries)),
         (
             "Cost and energy, one epoch of the workload's dataset",
@@ -427,4 +410,4 @@ def build(
     if found:  # with a calibration's or a sweep's many model shapes
         sections.insert(-1, ("Insights: what goes with step time", found))
     made = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
-    return page(title, CSS, get_plotlyjs(), len(rows), __version__, made, sections)
+    return page(title, CSS, get_plotlyjs(), len(summaries), __version__, made, sections)

@@ -4,6 +4,7 @@ database accepts, and the timestamps the store writes."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -43,7 +44,7 @@ def json_safe(value: Any) -> Any:
     """Plain JSON values: tuples become lists, NaN and infinities become null."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]

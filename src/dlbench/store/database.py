@@ -25,6 +25,7 @@ from dlbench.store import liveness, schema
 from dlbench.store.columns import json_safe, result_columns, utc_now
 from dlbench.store.engine import foreign_sqlite_tables, open_engine, reason, to_url
 from dlbench.store.schema import runs, steps, telemetry
+from dlbench.store.stored import StoredRun
 
 log = logging.getLogger("dlbench.store")
 __all__ = ["DEFAULT_DB", "Store", "default_url", "to_url", "utc_now"]
@@ -354,6 +355,14 @@ class Store:
         if tags:
             rows = [r for r in rows if all(r["tags"].get(k) == v for k, v in tags.items())]
         return rows[:limit] if limit else rows
+
+    def run(self, run_id: str) -> StoredRun:
+        """One run (an id or a unique prefix), typed: what readers use."""
+        return StoredRun.from_row(self.get_run(run_id))
+
+    def runs(self, limit: int | None = None, **filters: Any) -> list[StoredRun]:
+        """Runs, newest first, typed; ``filters`` as ``list_runs``'s."""
+        return [StoredRun.from_row(row) for row in self.list_runs(limit, **filters)]
 
     def run_table(self) -> list[dict[str, Any]]:
         """Every run's columns without the JSON blobs (config, hardware, result), newest

@@ -23,6 +23,7 @@ from dlbench.store.schema import runs, steps, telemetry
 
 if TYPE_CHECKING:
     from dlbench.store.database import Store
+    from dlbench.store.stored import StoredRun
 
 FORMAT = "dlbench-unsaved-run"
 FORMAT_VERSION = 1
@@ -124,10 +125,11 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
-def summary(path: Path) -> dict[str, Any]:
-    from dlbench.store.summary import run_summary
+def summary(path: Path) -> StoredRun:
+    """The saved run, as a reader sees it."""
+    from dlbench.store.stored import StoredRun
 
-    return run_summary(load(path)["run"])
+    return StoredRun.from_row(load(path)["run"])
 
 
 def import_file(store: Store, path: Path) -> bool:

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from dlbench.analysis.scaling import scaling_efficiency
 from dlbench.api import new_run_id, preflight, preflight_device, writable_folder
 from dlbench.config import RunSpec
 from dlbench.errors import ConfigError
@@ -19,7 +20,8 @@ from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.records import FINAL_STATUSES
 from dlbench.store.database import Store
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
+from dlbench.sweep.executors import SweepEvents
 from dlbench.sweep.file import Sweep, SweepRun
 
 
@@ -34,8 +36,8 @@ def plan(sweep: Sweep, store: Store, resume: bool, retry_failed: bool) -> list[P
     ended otherwise (oom is a result too) unless --retry-failed asks for it again."""
     stored: dict[str, list[str]] = {}
     if resume or retry_failed:
-        for row in store.list_runs(sweep=sweep.name):
-            stored.setdefault(row["run_key"] or "", []).append(row["status"])
+        for found in store.runs(sweep=sweep.name):
+            stored.setdefault(found.run_key or "", []).append(found.status)
     planned = []
     for run in sweep.runs:
         statuses = stored.get(run.key, [])
@@ -99,27 +101,34 @@ def _prepare(run: SweepRun, store: Store, timeout_s: float | None) -> tuple[Seri
     batch 1 fits, the run is stored ``oom`` here and there is nothing to launch."""
     device = preflight_device(run.spec)
     spec = resolve_batch(run, device.kind, timeout_s)
-    run_id = new_run_id()
     if spec is not None:
-        return SeriesRun(spec, run_key=run.key, run_id=run_id), run_id
+        prepared = SeriesRun(spec, run_key=run.key)
+        return prepared, prepared.run_id
+    return None, store_unstarted(store, run, "oom", "batch_size max: not even batch 1 fits")
+
+
+def store_unstarted(store: Store, run: SweepRun, status: str, error: str) -> str:
+    """A run of the sweep that never started (not even batch 1 fits; its Slurm job died
+    first), stored under its key with why, so that nothing is lost; its run id."""
+    run_id = new_run_id()
     store.record_unstarted(
         run_id,
         "train",
         run.spec.model_dump(mode="json"),
-        "oom",
-        "batch_size max: not even batch 1 fits",
+        status,
+        error,
         **{**run.spec.columns(), "run_key": run.key},
     )
-    return None, run_id
+    return run_id
 
 
 def _finish(
     run: SweepRun, store: Store, run_id: str, results_dir: Path | None, gpu_type: str
-) -> dict[str, Any]:
-    summary = run_summary(store.get_run(run_id))
+) -> StoredRun:
+    stored = store.run(run_id)
     if results_dir is not None:
-        write_result_file(results_dir, summary, run, gpu_type)
-    return summary
+        write_result_file(results_dir, stored.to_dict(), run, gpu_type)
+    return stored
 
 
 def execute_one(
@@ -137,10 +146,10 @@ def execute_one(
     outcome = None
     if prepared is not None:
         outcome = run_one(prepared, store, timeout_s=timeout_s, quiet=quiet, report=report)
-    summary = _finish(run, store, run_id, results_dir, gpu_type)
+    stored = _finish(run, store, run_id, results_dir, gpu_type)
     if outcome is not None and outcome.interrupted:
         raise KeyboardInterrupt  # the job was stopped: say so to its caller
-    return summary
+    return stored.to_dict()
 
 
 def _slug(text: str) -> str:
@@ -200,14 +209,14 @@ def run_locally(
     store: Store,
     planned: list[Planned],
     on_start: Callable[[SweepRun], None] | None = None,
-    on_end: Callable[[SweepRun, dict[str, Any]], None] | None = None,
+    on_end: Callable[[SweepRun, StoredRun], None] | None = None,
     quiet: QuietPolicy | None = None,
     report: QuietReport | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StoredRun]:
     """The local executor: each run in its own process, one after another (the series loop);
     a run that crashes, is killed or runs out of memory is stored as such and the sweep goes
     on; Ctrl-C stops the sweep after the run in progress is stored."""
-    summaries: list[dict[str, Any]] = []
+    summaries: list[StoredRun] = []
     launched: dict[str, SweepRun] = {}
 
     def done(run: SweepRun, run_id: str) -> None:
@@ -240,35 +249,54 @@ def run_locally(
     return summaries
 
 
-def sweep_table_rows(sweep: Sweep, store: Store) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SweepRow:
+    """The newest stored run of one combination, as the sweep's table shows it."""
+
+    run: StoredRun
+    label: str
+    gpus: int | None
+    scaling_efficiency: float | None = None  # speed(N) / (N x speed(1)), where both exist
+
+
+def sweep_table_rows(sweep: Sweep, store: Store) -> list[SweepRow]:
     """The sweep's stored runs (latest per key), with scaling efficiency where the 1-GPU run
     of the same configuration exists: speed(N) / (N x speed(1))."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in store.list_runs(sweep=sweep.name):
-        latest.setdefault(row["run_key"] or row["run_id"], row)  # newest first
+    latest: dict[str, StoredRun] = {}
+    for stored in store.runs(sweep=sweep.name):
+        latest.setdefault(stored.run_key or stored.run_id, stored)  # newest first
     by_key = {run.key: run for run in sweep.runs}
-    rows = []
-    for key, row in latest.items():
-        summary = run_summary(row)
-        run = by_key.get(key)
-        summary["label"] = run.label if run else row["run_id"]
-        summary["gpus"] = run.spec.gpus if run else row.get("num_gpus")
-        summary["scaling_efficiency"] = None
-        rows.append((run, summary))
+    found = [(by_key.get(key), stored) for key, stored in latest.items()]
     single: dict[tuple[Any, ...], float] = {}
-    for run, summary in rows:
-        if run and run.spec.gpus == 1 and summary["mean_speed"]:
-            single[_group(run.spec)] = summary["mean_speed"]
-    for run, summary in rows:
+    for run, stored in found:
+        if run and run.spec.gpus == 1 and stored.mean_speed:
+            single[_group(run.spec)] = stored.mean_speed
+    rows = []
+    for run, stored in found:
         base = single.get(_group(run.spec)) if run else None
-        if run and base and summary["mean_speed"]:
-            summary["scaling_efficiency"] = summary["mean_speed"] / (run.spec.gpus * base)
+        efficiency = None
+        if run and base and stored.mean_speed:
+            efficiency = scaling_efficiency(stored.mean_speed, run.spec.gpus, base)
+        label = run.label if run else stored.run_id
+        gpus = run.spec.gpus if run else stored.num_gpus
+        rows.append((run, SweepRow(stored, label, gpus, efficiency)))
     order = {run.key: i for i, run in enumerate(sweep.runs)}
     rows.sort(key=lambda pair: order.get(pair[0].key if pair[0] else "", len(order)))
-    return [summary for _, summary in rows]
+    return [row for _, row in rows]
 
 
 def _group(spec: RunSpec) -> tuple[Any, ...]:
     # Same per-GPU batch and everything else; only the GPU count (and the repeat) differ.
     fields = spec.model_dump(mode="json", exclude={"gpus", "repeat", "tags"})
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in fields.items()))
+
+
+class LocalExecutor:
+    """Every run here, one after another, each in its own process (``run_locally``)."""
+
+    local = True
+
+    def run(self, sweep: Sweep, store: Store, planned: list[Planned], events: SweepEvents) -> None:
+        run_locally(
+            sweep, store, planned, events.on_start, events.on_end, events.quiet, events.report
+        )

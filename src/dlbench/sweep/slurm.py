@@ -21,10 +21,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dlbench.api import new_run_id
 from dlbench.errors import DlbenchError
 from dlbench.store.database import Store
-from dlbench.sweep.execute import Planned, execute_one, gpu_type_of
+from dlbench.sweep.execute import Planned, execute_one, gpu_type_of, store_unstarted
+from dlbench.sweep.executors import SweepEvents
 from dlbench.sweep.file import SlurmOptions, Sweep, SweepRun
 
 ACTIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED", "REQUEUED"}
@@ -173,27 +173,23 @@ def collect(sweep: Sweep, store: Store) -> list[tuple[Submitted, str, str | None
     run gets one, marked failed with Slurm's state and its log's end."""
     submissions = read_submissions(sweep)
     states = job_states([s.job_id for s in submissions])
-    stored = {row["run_key"]: row for row in store.list_runs(sweep=sweep.name)}
+    stored = {run.run_key: run.status for run in store.runs(sweep=sweep.name)}
     by_key = {run.key: run for run in sweep.runs}
     report = []
     for sub in submissions:
         state = states.get(sub.job_id, "GONE")
-        row = stored.get(sub.key)
-        if row is None and state not in ACTIVE_STATES and sub.key in by_key:
-            run = by_key[sub.key]
-            run_id = new_run_id()
+        status = stored.get(sub.key)
+        if status is None and state not in ACTIVE_STATES and sub.key in by_key:
             tail = _log_tail(Path(sub.folder), sub.job_id)
-            store.record_unstarted(
-                run_id,
-                "train",
-                run.spec.model_dump(mode="json"),
+            run_id = store_unstarted(
+                store,
+                by_key[sub.key],
                 "failed",
                 f"Slurm job {sub.job_id} ended {state} before storing its "
                 f"run{': ' + tail if tail else ''}",
-                **{**run.spec.columns(), "sweep": sweep.name, "run_key": sub.key},
             )
-            row = store.get_run(run_id)
-        report.append((sub, state, row["status"] if row else None))
+            status = store.run(run_id).status
+        report.append((sub, state, status))
     return report
 
 
@@ -204,3 +200,28 @@ def _log_tail(folder: Path, job_id: str) -> str:
             text = path.read_text(errors="replace").strip()
             return " | ".join(text[-LOG_TAIL_CHARS:].splitlines()[-5:])
     return ""
+
+
+def status(sweep: Sweep, store: Store) -> list[tuple[Submitted, str, str | None]]:
+    """(submission, Slurm state, stored status) of each job, changing nothing."""
+    submissions = read_submissions(sweep)
+    states = job_states([s.job_id for s in submissions])
+    stored = {r.run_key: r.status for r in store.runs(sweep=sweep.name)}
+    return [(s, states.get(s.job_id, "GONE"), stored.get(s.key)) for s in submissions]
+
+
+class SlurmExecutor:
+    """One batch job per run; waits for them (unless told not to) and stores what a job that
+    died first could not."""
+
+    local = False
+
+    def run(self, sweep: Sweep, store: Store, planned: list[Planned], events: SweepEvents) -> None:
+        submissions = submit(sweep, store, planned)
+        events.say(
+            f"submitted {sum(1 for p in planned if not p.skip_reason)} job(s); "
+            f"follow with dlbench sweep status {sweep.path}"
+        )
+        if events.wait:
+            wait(sweep, submissions)
+            collect(sweep, store)

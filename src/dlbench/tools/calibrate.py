@@ -21,7 +21,6 @@ from scipy.stats import qmc
 from dlbench.config import RunSpec, build_spec
 from dlbench.store.database import Store
 
-FAMILIES = ("vgg", "resnet", "inception", "mlp")
 # (low, high) per knob; log scale for width and batch.
 RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "mlp": {"depth": (2, 8), "width": (64, 2048)},
@@ -109,9 +108,9 @@ def calibrate(
     so it is measured again). ``run`` replaces launching (the tests' stand-in)."""
     sweep = sweep_name(device_name)
     done = {
-        r["run_key"]
-        for r in store.list_runs(sweep=sweep)
-        if r["status"] == "ok" and r.get("quality_verdict") != "contended"
+        r.run_key
+        for r in store.runs(sweep=sweep)
+        if r.status == "ok" and r.quality_verdict != "contended"
     }
     started = clock()
 

@@ -9,7 +9,7 @@ reference (``analysis/regression.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,14 +21,14 @@ from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun
 from dlbench.store import baselines
 from dlbench.store.database import Store
-from dlbench.store.summary import run_summary
+from dlbench.store.stored import StoredRun
 
 # Fields that may differ between runs of one configuration.
 NOT_CONFIGURATION = {"repeat", "tags", "sweep"}
 MIN_TIMED_STEPS = 2
 
 
-def _configuration(config: dict[str, Any]) -> dict[str, Any]:
+def _configuration(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in NOT_CONFIGURATION}
 
 
@@ -39,15 +39,15 @@ def step_time_cv(store: Store, run_id: str) -> float | None:
     return float(times.std(ddof=1) / times.mean())
 
 
-def _run_record(store: Store, summary: dict[str, Any]) -> dict[str, Any]:
+def _run_record(store: Store, summary: StoredRun) -> dict[str, Any]:
     return {
-        "run_id": summary["run_id"],
-        "created_at": summary.get("created_at"),
-        "mean_speed": summary.get("mean_speed"),
-        "timed_steps": summary.get("timed_steps"),
-        "speed_ci95": summary.get("speed_ci95"),
-        "step_time_cv": step_time_cv(store, summary["run_id"]),
-        "quality_verdict": summary.get("quality_verdict"),
+        "run_id": summary.run_id,
+        "created_at": summary.created_at,
+        "mean_speed": summary.mean_speed,
+        "timed_steps": summary.timed_steps,
+        "speed_ci95": list(summary.speed_ci95) if summary.speed_ci95 else None,
+        "step_time_cv": step_time_cv(store, summary.run_id),
+        "quality_verdict": summary.quality_verdict,
     }
 
 
@@ -57,37 +57,37 @@ def set_baseline(
     """Keep ``run_ids`` (runs of one configuration, ended ok, not contended) as ``name``."""
     if not name.strip() or len(name) > 128:
         raise ConfigError("a baseline name must be 1 to 128 characters")
-    summaries = [run_summary(store.get_run(r)) for r in dict.fromkeys(run_ids)]
+    summaries = [store.run(r) for r in dict.fromkeys(run_ids)]
     for s in summaries:
-        if s.get("kind") != "train" or s["status"] != "ok":
+        if s.kind != "train" or s.status != "ok":
             raise ConfigError(
-                f"run {s['run_id']} is a {s.get('kind')} run that ended {s['status']}: a "
+                f"run {s.run_id} is a {s.kind} run that ended {s.status}: a "
                 "baseline is made of training runs that ended ok"
             )
-        if (s.get("timed_steps") or 0) < MIN_TIMED_STEPS:
-            raise ConfigError(f"run {s['run_id']} has fewer than {MIN_TIMED_STEPS} timed steps")
-        if s.get("quality_verdict") == "contended":
+        if (s.timed_steps or 0) < MIN_TIMED_STEPS:
+            raise ConfigError(f"run {s.run_id} has fewer than {MIN_TIMED_STEPS} timed steps")
+        if s.quality_verdict == "contended":
             raise ConfigError(
-                f"run {s['run_id']} was measured contended: a reference must come from a quiet "
+                f"run {s.run_id} was measured contended: a reference must come from a quiet "
                 "machine",
                 "rerun it with --require-quiet; dlbench show RUN says what interfered",
             )
-    first = _configuration(summaries[0]["config"] or {})
+    first = _configuration(summaries[0].config)
     for s in summaries[1:]:
-        other = _configuration(s["config"] or {})
+        other = _configuration(s.config)
         differing = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
         if differing:
             raise ConfigError(
-                f"runs {summaries[0]['run_id']} and {s['run_id']} differ in "
+                f"runs {summaries[0].run_id} and {s.run_id} differ in "
                 f"{', '.join(differing)}: a baseline is one configuration"
             )
     record = {
-        "workload": summaries[0]["workload"],
-        "device_name": summaries[0].get("device_name"),
-        "hostname": (summaries[0].get("hardware") or {}).get("hostname"),
+        "workload": summaries[0].workload,
+        "device_name": summaries[0].device_name,
+        "hostname": (summaries[0].hardware or {}).get("hostname"),
         "spec": first,
         "runs": [_run_record(store, s) for s in summaries],
-        "hardware": summaries[0].get("hardware"),
+        "hardware": dict(summaries[0].hardware) if summaries[0].hardware else None,
     }
     baselines.put(store, name, record, replace=replace)
     return baselines.get(store, name)
@@ -150,9 +150,9 @@ def run_check(
         show_progress=show_progress,
         on_start=on_start,
     )
-    summaries = [run_summary(store.get_run(o.run_id)) for o in outcomes]
-    new = [regression.figures(s, step_time_cv(store, s["run_id"])) for s in summaries]
-    hardware = next((s.get("hardware") for s in summaries if s.get("hardware")), None) or {}
+    summaries = [store.run(o.run_id) for o in outcomes]
+    new = [regression.figures(s, step_time_cv(store, s.run_id)) for s in summaries]
+    hardware = next((s.hardware for s in summaries if s.hardware), None) or {}
     warnings = regression.hardware_differences(base.get("hardware") or {}, hardware)
     if warnings:
         warnings = ["this machine differs from the baseline's: " + "; ".join(warnings)]

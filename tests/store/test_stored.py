@@ -1,0 +1,57 @@
+"""StoredRun: what the store hands readers, typed, and its JSON exactly what was stored."""
+
+import json
+import pickle
+
+import pytest
+
+from dlbench.records import Quality
+from dlbench.store.stored import MetricSummary, StoredRun
+from dlbench.store.summary import run_summary
+from synthetic_runs import stored_device_run, stored_runs, summaries
+
+CONTENDED = Quality("contended", ("other work took 1.10 of the 2 usable cores",), 1.1, 0.2, None)
+
+
+def test_a_stored_run_reads_back_as_typed_records(store):
+    stored_device_run(store, "gpu-1", "cuda:0", 0.01, util=12, gpu_util=95, name="NVIDIA H100")
+    run = store.run("gpu-1")
+    assert isinstance(run, StoredRun) and run.device_name == "NVIDIA H100"
+    assert run.timed_steps == 200 and run.mean_speed == pytest.approx(64 / run.mean_step_time_s)
+    train = run.telemetry.phase("train")
+    gpu = train.metrics["gpu0.util_percent"]
+    assert isinstance(gpu, MetricSummary) and gpu.mean == pytest.approx(95.0)
+    assert train.metrics["cpu.util_percent"].samples == 120
+    with pytest.raises(TypeError):
+        run.tags["x"] = "y"  # read-only, as the store's record is
+    assert pickle.loads(pickle.dumps(run)) == run  # a notebook may cache or send it
+    assert run.to_dict() == run_summary(store.get_run("gpu-1"))
+    json.dumps(run.to_dict())  # plain JSON, as --json prints it
+
+
+def test_quality_and_descriptors_are_records(store):
+    stored_runs(store, summaries(n=1), quality=CONTENDED)
+    (run,) = store.runs()
+    assert run.quality.verdict == "contended" == run.quality_verdict
+    assert run.quality.reasons == CONTENDED.reasons
+    assert run.descriptors.family == "vgg" and run.descriptors.device_peak_tflops == 100.0
+    assert run.descriptors.flops_per_step > 0
+
+
+def test_a_summary_from_an_older_dlbench_still_reads():
+    old = {
+        "run_id": "old",
+        "kind": "train",
+        "status": "ok",
+        "inference": {"load_time_s": 1.0},  # fields added later are missing
+        "telemetry": {"phases": {"train": {"metrics": {"cpu.util_percent": {"mean": 50.0}}}}},
+        "ranks": [{"rank": 1}],
+    }
+    run = StoredRun.from_summary(old)
+    assert run.inference is None  # shown as not measured, never a crash
+    assert (
+        run.telemetry.enabled
+        and run.telemetry.phase("train").metrics["cpu.util_percent"].mean == 50
+    )
+    assert run.ranks[0].rank == 1 and run.ranks[0].speed is None
+    assert run.to_dict() == old
