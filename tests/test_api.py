@@ -28,6 +28,8 @@ def test_a_run_from_python_is_stored_and_read_back_typed(db_path):
     assert isinstance(stored, dlbench.StoredRun)
     assert stored.status == "ok" and stored.timed_steps == 20 and stored.mean_speed > 0
     assert stored.tags == {"from": "notebook"} and stored.config["workload"] == "lenet-mnist"
+    # Synthetic data: validation and prediction cover half the timed steps' batches, no more.
+    assert stored.inference.predict_images == 10 * stored.batch_size
     low, high = stored.speed_ci95
     assert low <= stored.mean_speed <= high
     assert isinstance(stored.quality, Quality) and stored.quality.verdict in (

@@ -156,3 +156,29 @@ def test_clean_runs_carry_no_warning(store):
     _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
     (c,) = compare(store, ["cpu-1", "gpu-1"], by="device").contrasts
     assert c.quality_warning is None and "contention" not in c.verdict
+
+
+def test_without_by_runs_are_grouped_by_the_first_field_they_differ_in(store, capsys):
+    from conftest import call_main
+
+    _run(store, "a", "cpu", 0.10, util=90, batch=64)
+    _run(store, "b", "cpu", 0.06, util=90, batch=32, seed=2)
+    result = compare(store, ["a", "b"])
+    assert result.by == "batch_size" and result.by_chosen
+    _run(store, "c", "cpu", 0.10, util=90, batch=64, seed=3)
+    with pytest.raises(DlbenchError, match="agree on every field"):
+        compare(store, ["a", "c"])
+    code, out, _ = call_main(capsys, "compare", "a", "b", "--db", store.url)
+    assert code == 0 and "grouped by batch_size, the first field these runs differ in" in out
+
+
+def test_cost_of_a_cpu_run_is_per_machine_hour_and_says_why_no_energy(store, capsys):
+    from conftest import call_main
+
+    _run(store, "c", "cpu", 0.2, util=95)
+    code, out, err = call_main(
+        capsys, "cost", "c", "--price-per-hour", "0.1", "--dataset-size", "6400", "--db", store.url
+    )
+    assert code == 0, err
+    assert "$0.100/h (the machine)" in out and "GPU-h" not in out
+    assert "c: kWh — no energy counter on this machine" in out

@@ -67,6 +67,16 @@ def test_run_prints_stores_and_writes_the_json_summary(db_path):
     assert "mean speed" in done.stderr  # the table goes to stderr when JSON takes stdout
 
 
+def test_phases_are_the_users_to_skip(db_path):
+    done = dlbench(db_path, "run", "mlp-mnist", *FAST, "--no-validate", "--no-infer", "--json", "-")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "ok" and summary["timed_steps"] == 10
+    assert summary["val_time_s"] is None and summary["accuracy"] is None
+    assert summary["inference"] is None and summary["phase_reached"] == "done"
+    assert summary["config"]["no_validate"] is True and summary["config"]["no_infer"] is True
+
+
 def test_reading_results_back(db_path, tmp_path):
     run_id = json.loads(dlbench(db_path, "run", "lenet-mnist", *FAST, "--json", "-").stdout)[
         "run_id"
@@ -297,3 +307,50 @@ def test_quickstart_runs_every_workload_and_learns_digits(db_path):
         "6 of 6 runs ok" in done.stdout and "TFLOP/s" in done.stdout and str(db_path) in done.stdout
     )
     print(f"quickstart took {time.monotonic() - started:.0f} s")
+
+
+def test_version_alone_prints_dlbench_and_torch(capsys):
+    from dlbench.version import __version__
+
+    code, out, err = call_main(capsys, "--version")
+    assert code == 0 and err == ""
+    assert out.startswith(f"dlbench {__version__} (torch ")
+
+
+def test_help_lists_running_before_reading(capsys):
+    import re
+
+    code, out, _ = call_main(capsys, "--help")
+    assert code == 0
+    names = re.findall(r"(?m)^  ([a-z]+)  ", out)
+    order = [names.index(name) for name in ("run", "sweep", "compare", "runs", "predict")]
+    assert order == sorted(order)
+
+
+def test_help_text_says_its_defaults_and_flags_take_no_value(capsys):
+    import re
+
+    code, out, _ = call_main(capsys, "run", "--help")
+    assert code == 0
+    assert "Images per step [default: the workload's]." in " ".join(out.split())
+    assert "<bool>" not in out and not re.search(r"[a-z] \.(\s|$)", out)
+    assert "imagefolder" in out and "coco" in out  # every dataset, not only mnist
+
+
+@pytest.mark.parametrize(
+    ("cuda", "gpus", "shown"),
+    [
+        (None, [], "none (a CPU build of torch)"),
+        ("13.0", [], "no GPU here (torch is built for CUDA 13.0)"),
+    ],
+)
+def test_sysinfo_does_not_pass_torchs_build_off_as_the_machines_cuda(cuda, gpus, shown):
+    from rich.console import Console
+
+    from dlbench.render.listings import sysinfo_table
+    from dlbench.sysinfo import collect
+
+    info = {**collect(), "cuda": cuda, "cudnn": "91000" if cuda else None, "gpus": gpus}
+    console = Console(width=200, record=True)
+    console.print(sysinfo_table(info))
+    assert shown in console.export_text()

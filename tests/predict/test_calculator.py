@@ -11,7 +11,7 @@ from dlbench.errors import ConfigError, DlbenchError
 from dlbench.predict.calculator import FORWARD_SHARE, answer, by_cost, compare_devices
 from dlbench.predict.fitting import note_key
 from dlbench.predict.question import Question
-from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries
+from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries, typed
 
 from conftest import run_dlbench
 
@@ -242,3 +242,54 @@ def test_contended_runs_are_left_out_of_the_fit_and_counted(store):
     assert "7 contended run(s) left out" in predictor(found.predictor)
     expected = runs[0]["mean_step_time_s"]
     assert found.step_s[0] == pytest.approx(expected, rel=0.3)  # not pulled towards 10x
+
+
+def test_insights_never_print_nan_when_a_descriptor_moves_with_batch():
+    from rich.console import Console
+
+    from dlbench.analysis.insights import correlations
+    from dlbench.predict.features import frame
+    from dlbench.render.calculator import insights
+
+    runs = summaries(n=5)
+    for i, run in enumerate(runs):  # one shape, five batch sizes: FLOPs follow batch exactly
+        run["descriptors"] = {**runs[0]["descriptors"], "family": "vgg", "batch_size": 2**i}
+        run["descriptors"]["flops_per_step"] = 1e9 * 2**i
+        run["mean_step_time_s"] = 0.01 * 2**i
+    console = Console(width=200, record=True)
+    console.print(insights(correlations(frame(typed(runs)))))
+    text = console.export_text()
+    assert "nan" not in text and "moves with batch size" in text
+    console.print(insights([]))
+    assert "too few runs for correlations" in console.export_text()
+
+
+def test_predict_device_means_what_it_means_for_run_and_calibrate(store, capsys):
+    from dlbench.engines import get_engine
+
+    from conftest import call_main
+
+    here = get_engine("pytorch").resolve_device("cpu").device_name
+    stored_runs(store, summaries(n=30), device=here)
+    question = ["predict", "--family", "vgg", "--depth", "11", "--width", "16", "--batch", "32"]
+    common = ["--dataset-size", "1000", "--json", "--read-only", "--db", store.url]
+    code, out, err = call_main(capsys, *question, "--device", "cpu", *common)
+    assert code == 0, err
+    assert json.loads(out)["device"] == here
+    code, out, err = call_main(capsys, *question, "--device", here[:6], *common)
+    assert code == 0 and json.loads(out)["device"] == here  # part of a stored name
+
+
+def test_a_question_beyond_the_learned_range_says_it_extrapolates(store):
+    runs = summaries(n=30)
+    stored_runs(store, runs)
+    query = _query(runs)
+    inside = answer(store, query, "X", 1000, 1)
+    assert inside.extrapolation == ()
+    learned = max(r["descriptors"]["flops_per_step"] for r in runs)
+    huge = {**query, "flops_per_step": learned * 55, "batch_size": 4096}
+    found = answer(store, huge, "X", 1000, 1)
+    flops, batch = found.extrapolation
+    assert flops.startswith("FLOPs per step") and "55x the largest learned" in flops
+    assert flops.endswith("the prediction extrapolates")
+    assert batch.startswith("batch size 4,096 is 16x the largest learned (16 - 256)")

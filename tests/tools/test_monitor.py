@@ -4,14 +4,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
-import psutil
 import pytest
 
 from dlbench.store.database import Store
 
-from conftest import cli_env
+from conftest import cli_env, wait_for
 
 BUSY_CHILD = (
     "import subprocess, sys, time; "
@@ -72,10 +70,12 @@ def test_a_successful_command_is_ok_and_keeps_its_own_options(db_path):
     assert run["status"] == "ok" and run["config"]["interval"] == 1.0
 
 
-def test_ctrl_c_reaches_the_command_and_what_was_sampled_is_kept(db_path):
+def test_ctrl_c_reaches_the_command_and_what_was_sampled_is_kept(db_path, tmp_path):
+    ready = tmp_path / "handler-installed"
     script = (
-        "import signal, sys, time\n"
+        "import pathlib, signal, sys, time\n"
         "signal.signal(signal.SIGINT, lambda *a: sys.exit(42))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
         "while True: time.sleep(0.05)\n"
     )
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -87,10 +87,7 @@ def test_ctrl_c_reaches_the_command_and_what_was_sampled_is_kept(db_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not psutil.Process(parent.pid).children():
-            time.sleep(0.1)
-        time.sleep(1.5)
+        wait_for(ready.exists)  # the command can answer Ctrl-C now
         parent.send_signal(signal.SIGINT)
         parent.communicate(timeout=30)
         assert parent.returncode == 42  # the command's own answer to Ctrl-C

@@ -91,6 +91,7 @@ class Comparison:
     by: str
     groups: list[Group]
     contrasts: list[Contrast]
+    by_chosen: bool = False  # ``by`` was not given: the first field the runs differ in
 
 
 def field_of(summary: StoredRun, by: str) -> str:
@@ -124,10 +125,17 @@ def _group(store: Store, value: str, rows: list[StoredRun]) -> Group:
     )
 
 
+def differing_field(runs: list[StoredRun]) -> str | None:
+    """The first of FIELDS on which ``runs`` differ (the CPU-vs-GPU case: device)."""
+    return next((f for f in FIELDS if len({field_of(r, f) for r in runs}) > 1), None)
+
+
 def compare(
-    store: Store, run_ids: list[str], by: str = "device", baseline: str | None = None
+    store: Store, run_ids: list[str], by: str | None = None, baseline: str | None = None
 ) -> Comparison:
-    if by not in FIELDS and not by.startswith("tags."):
+    """Runs grouped by ``by`` (None: the first field they differ in), each group set against
+    the baseline group."""
+    if by is not None and by not in FIELDS and not by.startswith("tags."):
         raise ConfigError(
             f"--by {by!r} is not a run field", f"one of {', '.join(FIELDS)}, tags.KEY"
         )
@@ -139,6 +147,14 @@ def compare(
             f"{len(summaries)} do",
             "see dlbench runs",
         )
+    chosen = by is None
+    if by is None:
+        by = differing_field(usable)
+        if by is None:
+            raise DlbenchError(
+                f"these runs agree on every field dlbench compares ({', '.join(FIELDS)})",
+                "group them by a tag with --by tags.KEY",
+            )
     grouped: dict[str, list[StoredRun]] = {}
     for summary in usable:
         grouped.setdefault(field_of(summary, by), []).append(summary)
@@ -158,7 +174,8 @@ def compare(
     order += [v for v in grouped if v not in order]
     groups = [_group(store, value, grouped[value]) for value in order]
     base = groups[0]
-    return Comparison(by, groups, [_contrast(g, base, by) for g in groups[1:]])
+    contrasts = [_contrast(g, base, by) for g in groups[1:]]
+    return Comparison(by, groups, contrasts, by_chosen=chosen)
 
 
 def _contrast(group: Group, base: Group, by: str) -> Contrast:

@@ -43,6 +43,7 @@ class Cost:
     kwh_total: float | None
     energy_usd_total: float | None  # with --price-per-kwh
     energy_note: str
+    price_unit: str = "GPU-h"  # what the price is per: a GPU-hour, or for a CPU run an hour
 
 
 def load_prices(path: Path | None = None) -> list[dict[str, Any]]:
@@ -105,7 +106,8 @@ def run_cost(
             if price
             else (f"no price for {summary.device_name} in the table: give --price-per-hour")
         )
-    hours = gpus if (summary.num_gpus or 0) else 1
+    on_gpus = bool(summary.num_gpus or 0)
+    hours = gpus if on_gpus else 1
     usd_epoch = epoch_s / 3600 * price.usd_per_gpu_hour * hours if price and epoch_s else None
     kwh_epoch, energy_note = _energy_per_epoch(summary, size)
     return Cost(
@@ -124,6 +126,7 @@ def run_cost(
         if kwh_epoch is not None and price_per_kwh is not None
         else None,
         energy_note=energy_note,
+        price_unit="GPU-h" if on_gpus else "h (the machine)",
     )
 
 

@@ -48,7 +48,8 @@ def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[float
     design = np.column_stack([np.ones_like(rz), rz])
     residual_x = rx - design @ np.linalg.lstsq(design, rx, rcond=None)[0]
     residual_y = ry - design @ np.linalg.lstsq(design, ry, rcond=None)[0]
-    if np.ptp(residual_x) == 0 or np.ptp(residual_y) == 0:
+    # Nothing left once z is removed (x or y moves with z): rounding noise is not a signal.
+    if np.ptp(residual_x) <= 1e-9 * np.ptp(rx) or np.ptp(residual_y) <= 1e-9 * np.ptp(ry):
         return math.nan, math.nan
     r = float(np.corrcoef(residual_x, residual_y)[0, 1])
     n = x.size
@@ -72,9 +73,13 @@ def correlations(table: pd.DataFrame) -> list[Correlation]:
             if np.ptp(x) == 0:
                 continue
             rho, p = stats.spearmanr(x, y)
+            if not (math.isfinite(rho) and math.isfinite(p)):
+                continue  # step time does not vary in these runs: nothing to correlate
             partial = partial_p = None
             if descriptor != "batch_size" and np.ptp(batch) > 0:
                 partial, partial_p = partial_spearman(x, y, batch)
+                if not (math.isfinite(partial) and math.isfinite(partial_p)):
+                    partial = partial_p = None  # it moves with batch size: not separable here
             out.append(
                 Correlation(family, descriptor, len(part), float(rho), float(p), partial, partial_p)
             )

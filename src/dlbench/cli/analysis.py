@@ -21,8 +21,12 @@ from dlbench.errors import ConfigError, DlbenchError
 def compare(
     runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes), two or more.")],
     by: Annotated[
-        str, typer.Option(help="Group by device, workload, precision, gpus, tags.KEY ...")
-    ] = "device",
+        str | None,
+        typer.Option(
+            help="Group by device, workload, precision, gpus, batch_size, tags.KEY ... "
+            "[default: the first of these the runs differ in]"
+        ),
+    ] = None,
     baseline: Annotated[
         str | None, typer.Option(help="The group the others are set against [default: first].")
     ] = None,

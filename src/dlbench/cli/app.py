@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from typing import Annotated, Any
@@ -19,27 +20,38 @@ from dlbench.errors import DlbenchError
 from dlbench.version import __version__
 
 
+def _print_version(asked: bool) -> None:
+    """--version alone, before any command is looked for: dlbench's version and torch's."""
+    if not asked:
+        return
+    from importlib import metadata
+
+    try:
+        torch = f"torch {metadata.version('torch')}"
+    except metadata.PackageNotFoundError:
+        torch = "torch not installed"
+    out.print(f"dlbench {__version__} ({torch})", highlight=False)
+    raise typer.Exit()
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     state["debug"] = debug
-    if version:
-        out.print(f"dlbench {__version__}")
-        raise typer.Exit()
 
 
-# Each command module registers its commands on the app, in the order --help lists them.
-from dlbench.cli import (  # noqa: E402, F401
-    analysis,
-    baseline,
-    calculator,
-    run,
-    runs,
-    sweep,
-    tools,
-)
+# Each command module registers its commands on the app when imported, in this order, which
+# is the order --help lists them in.
+COMMAND_MODULES = ("run", "tools", "sweep", "analysis", "runs", "baseline", "calculator")
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"dlbench.cli.{_module}")
 
 
 def main() -> None:

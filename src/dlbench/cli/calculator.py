@@ -32,7 +32,10 @@ def predict(
     epochs: Annotated[int, typer.Option(help="Epochs to train.", min=1)] = 1,
     device: Annotated[
         str | None,
-        typer.Option(help="Stored device name (or part of it) [default: this machine's]."),
+        typer.Option(
+            help="cpu, cuda, cuda:N (this machine's), or part of a stored device name "
+            "[default: this machine's]."
+        ),
     ] = None,
     family: Annotated[
         str | None, typer.Option(help="Describe the model: mlp, vgg, resnet or inception.")
@@ -106,9 +109,15 @@ def predict(
         else:
             out.print(render_calculator.comparison(answers, refused, question.label()))
         return
+    from dlbench.config import DEVICE_PATTERN
     from dlbench.engines import get_engine
 
-    name = device or get_engine("pytorch").resolve_device("auto").device_name
+    # As for run and calibrate, a device spec means this machine's device; anything else is
+    # part of a stored device name.
+    if device is None or DEVICE_PATTERN.match(device):
+        name = get_engine("pytorch").resolve_device(device or "auto").device_name
+    else:
+        name = device
     found = calculator.answer(
         store, descriptors, name, dataset_size, epochs, price_per_hour, gpus, val_size, table
     )

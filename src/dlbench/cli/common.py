@@ -15,6 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: its [default: ...] is text, not a style tag
 )
 out = make_console()
 err = make_console(stderr=True)

@@ -44,10 +44,28 @@ def run(
         str, typer.Option(help="synthetic, digits, or a folder in the workload's format.")
     ] = "synthetic",
     dataset: Annotated[
-        str | None, typer.Option(help="mnist or fashion-mnist, where the workload takes either.")
+        str | None,
+        typer.Option(
+            help="Which dataset of the workload's format: mnist or fashion-mnist (MNIST "
+            "workloads); cifar10; imagefolder or imagenet32 (zoo); coco (detectors); "
+            "dlbench list shows each workload's [default: its first]."
+        ),
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Input-pipeline worker processes.")] = None,
-    val_batches: Annotated[int | None, typer.Option(help="Cap on validation batches.")] = None,
+    val_batches: Annotated[
+        int | None,
+        typer.Option(
+            help="Test batches to validate and predict [default: all on real data, "
+            "at most 20 on synthetic data].",
+            min=1,
+        ),
+    ] = None,
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="Skip the validation pass.")
+    ] = False,
+    no_infer: Annotated[
+        bool, typer.Option("--no-infer", help="Skip the inference phase (reload, latency).")
+    ] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the framework.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     timeout: Annotated[
@@ -135,6 +153,8 @@ def run(
         dataset=dataset,
         workers=workers,
         val_batches=val_batches,
+        no_validate=no_validate or None,
+        no_infer=no_infer or None,
         threads=threads,
         seed=seed,
         telemetry=not no_telemetry,

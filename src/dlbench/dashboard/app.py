@@ -300,11 +300,10 @@ def _bar_label(s: StoredRun) -> str:
 
 def _contrasts(url: str, ok: list[StoredRun]) -> None:
     """The compare verdicts, grouped by the first field the runs differ on (or the chosen)."""
-    from dlbench.analysis.compare import FIELDS, compare, field_of
+    from dlbench.analysis.compare import FIELDS, compare, differing_field
 
-    # The first field on which the selected runs differ (the CPU-vs-GPU case: device).
-    differing = [f for f in FIELDS if len({field_of(s, f) for s in ok}) > 1]
-    start = FIELDS.index(differing[0]) if differing else 0
+    differing = differing_field(ok)
+    start = FIELDS.index(differing) if differing else 0
     by = str(st.selectbox("Group by", FIELDS, index=start))
     try:
         result = compare(_store(url), [s.run_id for s in ok], by)

@@ -189,6 +189,7 @@ def _answer(answer: dict[str, Any]) -> None:
         notes.append(f"price: {answer['price_source']}")
     if answer.get("transfer"):
         notes.append(answer["transfer"]["note"])
+    notes += [f"**warning**: {line}" for line in answer.get("extrapolation") or []]
     predictor = answer["predictor"]
     errors = predictor["errors"].get("random 5-fold", {})
     notes.append(

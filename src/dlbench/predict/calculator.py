@@ -56,6 +56,7 @@ class Answer:
     startup_s: float | None  # None: the nearest runs did not measure it (older dlbench)
     price_source: str | None
     transfer: Transfer | None = None
+    extrapolation: tuple[str, ...] = ()  # where the question lies outside what was learned
 
     @property
     def model(self) -> str:
@@ -168,8 +169,6 @@ def answer(
     """Step, epoch and total time (and cost) of training the described model on ``device``.
 
     ``price_per_hour`` wins; else the price table's entry for the device, if any."""
-    from dlbench.analysis.cost import find_price, load_prices
-
     runs = stored_table(store) if runs is None else runs
     name = match_device(runs, device)
     on_device = runs[runs["device"] == name]
@@ -196,11 +195,7 @@ def answer(
     nearest = _nearest(on_device if len(on_device) else training, query, batch)
     measured = [float(r["startup_s"]) for r in nearest if math.isfinite(r["startup_s"])]
     startup = float(np.median(measured)) if measured else None
-    price_source: str | None = "--price-per-hour" if price_per_hour is not None else None
-    if price_per_hour is None:
-        found = find_price(name, prices if prices is not None else load_prices())
-        if found:
-            price_per_hour, price_source = found.usd_per_gpu_hour, found.source
+    price_per_hour, price_source = _price(name, price_per_hour, prices)
     plans = tuple(
         decompose.plan(
             s,
@@ -224,7 +219,47 @@ def answer(
         startup_s=startup,
         price_source=price_source,
         transfer=moved,
+        extrapolation=outside_range(training, query),
     )
+
+
+def _price(
+    device: str, price_per_hour: float | None, prices: list[dict[str, Any]] | None
+) -> tuple[float | None, str | None]:
+    """USD per GPU-hour and where it came from: --price-per-hour, else the price table."""
+    from dlbench.analysis.cost import find_price, load_prices
+
+    if price_per_hour is not None:
+        return price_per_hour, "--price-per-hour"
+    found = find_price(device, prices if prices is not None else load_prices())
+    return (found.usd_per_gpu_hour, found.source) if found else (None, None)
+
+
+RANGE_FEATURES = {  # feature column: what the user calls it, and how to print a value
+    "flops": ("FLOPs per step", lambda v: f"{v / 1e9:,.3g} GFLOP"),
+    "params": ("parameters", lambda v: f"{v / 1e6:,.3g} M"),
+    "batch_size": ("batch size", lambda v: f"{v:,.0f}"),
+    "input_size": ("input side", lambda v: f"{v:,.0f} px"),
+}
+
+
+def outside_range(training: pd.DataFrame, query: pd.DataFrame) -> tuple[str, ...]:
+    """One line per feature the question takes beyond the runs the predictor learned from:
+    which, by how much, and the range it learned (a prediction there is an extrapolation)."""
+    lines = []
+    for column, (label, show) in RANGE_FEATURES.items():
+        value = float(query[column].iloc[0])
+        low, high = float(training[column].min()), float(training[column].max())
+        if not value > 0 or not low > 0:
+            continue
+        if value > high:
+            lines.append(f"{label} {show(value)} is {value / high:,.3g}x the largest learned")
+        elif value < low:
+            lines.append(f"{label} {show(value)} is 1/{low / value:,.3g} of the smallest learned")
+        else:
+            continue
+        lines[-1] += f" ({show(low)} - {show(high)}): the prediction extrapolates"
+    return tuple(lines)
 
 
 def _nearest(runs: pd.DataFrame, query: pd.DataFrame, batch: int) -> list[dict[str, Any]]:

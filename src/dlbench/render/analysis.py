@@ -9,19 +9,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlbench.analysis import stats
+from dlbench.analysis.bottleneck import Verdict
+from dlbench.analysis.compare import Comparison, Contrast
+from dlbench.analysis.cost import Cost
+from dlbench.analysis.regression import CheckResult
+from dlbench.analysis.scaling import Series
 from dlbench.render.console import fmt, hms, table
+from dlbench.store.stored import StoredRun
 
 
-def _verdict_counts(runs: list[dict[str, Any]]) -> str:
+def _verdict_counts(runs: list[StoredRun]) -> str:
     """'2 clean, 1 contended' for a group's runs."""
     counts: dict[str, int] = {}
     for run in runs:
-        verdict = run.get("quality_verdict") or "not measured"
+        verdict = run.quality_verdict or "not measured"
         counts[verdict] = counts.get(verdict, 0) + 1
     return ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
 
 
-def comparison(result: Any) -> Group:
+def comparison(result: Comparison) -> Group:
     groups = table(
         f"runs by {result.by}",
         (result.by, "Runs", "Steps", "Speed (img/s)", "Step (ms)", "Quality"),
@@ -38,6 +44,8 @@ def comparison(result: Any) -> Group:
         ],
     )
     parts: list[Any] = [groups]
+    if result.by_chosen:
+        parts.insert(0, f"grouped by {result.by}, the first field these runs differ in (--by)")
     for c in result.contrasts:
         parts.append(
             table(
@@ -68,7 +76,7 @@ def comparison(result: Any) -> Group:
     return Group(*parts)
 
 
-def _telemetry_differences(c: Any) -> Table:
+def _telemetry_differences(c: Contrast) -> Table:
     """Which train-phase telemetry differs between the two sides of a contrast."""
     return table(
         "telemetry in the train phase (KS test, Holm-adjusted; Cliff's delta)",
@@ -96,7 +104,7 @@ def _telemetry_differences(c: Any) -> Table:
     )
 
 
-def scaling_tables(series: list[Any]) -> Group | str:
+def scaling_tables(series: list[Series]) -> Group | str:
     if not series:
         return (
             "no series to show: scaling needs ok runs that differ only in GPU count, "
@@ -130,14 +138,15 @@ def scaling_tables(series: list[Any]) -> Group | str:
     return Group(*parts)
 
 
-def verdict_lines(run_id: str, found: list[Any]) -> str:
+def verdict_lines(run_id: str, found: list[Verdict]) -> str:
     if not found:
         return f"{run_id}: no bottleneck found"
     return "\n".join(f"{run_id}: [yellow]{v.name}[/]: {v.evidence}" for v in found)
 
 
-def cost_table(costs: list[Any]) -> Table:
-    return table(
+def cost_table(costs: list[Cost]) -> Group:
+    """Each run's cost, and below the table why a column is empty."""
+    priced = table(
         "cost and energy at the measured speed",
         (
             "Run",
@@ -162,11 +171,13 @@ def cost_table(costs: list[Any]) -> Table:
                 fmt(c.energy_usd_total, 2),
                 c.price_note
                 if c.price is None
-                else f"${c.price.usd_per_gpu_hour:.3f}/GPU-h: {c.price_note}",
+                else f"${c.price.usd_per_gpu_hour:.3f}/{c.price_unit}: {c.price_note}",
             )
             for c in costs
         ],
     )
+    notes = [f"{c.run_id}: kWh — {c.energy_note}" for c in costs if c.kwh_total is None]
+    return Group(priced, *notes)
 
 
 VERDICT_STYLE = {
@@ -177,7 +188,7 @@ VERDICT_STYLE = {
 }
 
 
-def check_lines(result: Any) -> str:
+def check_lines(result: CheckResult) -> str:
     """A check's verdict, its figures and why, and any warning."""
     colour = VERDICT_STYLE.get(result.verdict, "white")
     lines = [f"[bold {colour}]{result.verdict}[/] against baseline {escape(result.baseline)}"]

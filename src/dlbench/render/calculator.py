@@ -47,6 +47,7 @@ def prediction(answer: Any, label: str) -> Group:
         notes.append("no price for this device: give --price-per-hour for a cost")
     if answer.transfer is not None:
         notes.append(transfer_line(answer.transfer))
+    notes += [f"[yellow]warning: {line}[/]" for line in answer.extrapolation]
     nearest = table(
         "nearest stored runs",
         ("Run", "Workload", "Batch", "GFLOP/step", "Step (ms)"),
@@ -146,6 +147,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
             {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
             for r in answer.nearest
         ],
+        "extrapolation": list(answer.extrapolation),
     }
 
 
@@ -190,7 +192,7 @@ def insights(found: list[Any]) -> Group:
     from dlbench.analysis.insights import strongest
     from dlbench.analysis.stats import format_p
 
-    tables = []
+    tables: list[Any] = []
     for family in dict.fromkeys(c.family for c in found):
         mine = [c for c in found if c.family == family]
         best = strongest(found, family)
@@ -215,6 +217,10 @@ def insights(found: list[Any]) -> Group:
                 ],
             )
         )
+        if any(c.partial is None and c.descriptor != "batch_size" for c in mine):
+            tables.append("  —: moves with batch size in these runs, so batch cannot be held fixed")
+    if not tables:
+        return Group("too few runs for correlations: at least 5 of one family, with step times")
     return Group(*tables)
 
 

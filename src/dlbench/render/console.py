@@ -147,10 +147,19 @@ def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+DAY_S = 86_400
+YEAR_S = 365.25 * DAY_S
+
+
 def hms(seconds: float | None) -> str | None:
-    """H:MM:SS (hours unbounded), or None."""
+    """H:MM:SS up to two days; beyond, days ("3.4 days"), and years past one ("17.6 years"),
+    which nobody reads off hours. None stays None."""
     if seconds is None:
         return None
+    if seconds >= YEAR_S:
+        return f"{seconds / YEAR_S:,.1f} years"
+    if seconds >= 2 * DAY_S:
+        return f"{seconds / DAY_S:,.1f} days"
     whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 

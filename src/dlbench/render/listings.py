@@ -41,11 +41,21 @@ def sysinfo_table(info: dict[str, Any]) -> Table:
     if not info.get("gpus"):
         rows.append(("GPU", "none visible to torch"))
     rows += [
-        ("CUDA / cuDNN", f"{info.get('cuda') or 'n/a'} / {info.get('cudnn') or 'n/a'}"),
+        ("CUDA / cuDNN", _cuda(info)),
         ("Python / torch", f"{info['python']} / {info.get('torch') or 'not installed'}"),
         ("Data storage", _storage(storage)),
     ]
     return table("Hardware", ("Component", "Description"), rows)
+
+
+def _cuda(info: dict[str, Any]) -> str:
+    """The CUDA torch was built for is not the machine's: without a GPU, say so."""
+    cuda, cudnn = info.get("cuda"), info.get("cudnn")
+    if not cuda:
+        return "none (a CPU build of torch)"
+    if not info.get("gpus"):
+        return f"no GPU here (torch is built for CUDA {cuda})"
+    return f"{cuda} / {cudnn or 'n/a'}"
 
 
 def _storage(storage: dict[str, Any]) -> str:

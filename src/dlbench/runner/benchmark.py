@@ -41,9 +41,7 @@ from dlbench.telemetry.summary import summarise
 from dlbench.workloads import get_workload
 
 T = TypeVar("T")
-LATENCY_WARMUP_CALLS = 3
-LATENCY_REPEATS = {"single": 100, "batch": 30}
-LATENCY_BUDGET_S = 2.0  # per latency series; a slow model is timed fewer times, never none
+SYNTHETIC_EVAL_BATCHES = 20  # test batches validated and predicted on synthetic data by default
 
 
 class Progress(Protocol):
@@ -136,12 +134,13 @@ def _phases(
     _warmup(spec, engine, measured, progress)
     if spec.target_accuracy is None:
         _train(spec, engine, measured, progress)
-        _validate(spec, engine, measured, progress)
+        if not spec.no_validate:
+            _validate(spec, engine, measured, progress)
     else:
         _train_to_accuracy(spec, engine, measured, progress)
     measured.ranks = gather_ranks(engine, measured, spec)
-    if infer:
-        infer_phase(spec, engine, measured, progress)
+    if infer and not spec.no_infer:
+        infer_phase(spec, engine, measured, progress, eval_batches(spec, engine))
 
 
 def _save_unstored(
@@ -363,13 +362,29 @@ def _train_to_accuracy(
     )
 
 
+def eval_batches(spec: RunSpec, engine: Engine) -> int | None:
+    """Batches of the test set that validation and inference pass over: --val-batches when
+    given; on synthetic data (where accuracy means nothing) at most half the timed steps and
+    SYNTHETIC_EVAL_BATCHES, so they cost less than the timed training; else all of it."""
+    if spec.val_batches:
+        return spec.val_batches
+    if spec.data != datasets.SYNTHETIC:
+        return None
+    timed = (
+        spec.timed_epochs * engine.steps_per_epoch
+        if spec.timed_epochs
+        else int(spec.steps or 0) - spec.warmup
+    )
+    return max(1, min(SYNTHETIC_EVAL_BATCHES, timed // 2))
+
+
 def _validate(spec: RunSpec, engine: Engine, measured: Measured, progress: Progress | None) -> None:
     measured.enter("validate")
     if progress:
-        progress.phase("validate", engine.test_batch_count(spec.val_batches))
+        progress.phase("validate", engine.test_batch_count(eval_batches(spec, engine)))
     engine.sync()
     start = time.perf_counter_ns()
-    evaluation = engine.validate(spec.val_batches, progress.advance if progress else None)
+    evaluation = engine.validate(eval_batches(spec, engine), progress.advance if progress else None)
     engine.sync()
     measured.val_time_s = (time.perf_counter_ns() - start) * 1e-9
     measured.accuracy = evaluation.accuracy

@@ -22,14 +22,17 @@ LATENCY_REPEATS = {"single": 100, "batch": 30}
 LATENCY_BUDGET_S = 2.0  # per latency series; a slow model is timed fewer times, never none
 
 
-def infer_phase(spec: RunSpec, engine: Engine, measured: Measured, progress: Any) -> None:
+def infer_phase(
+    spec: RunSpec, engine: Engine, measured: Measured, progress: Any, batches: int | None
+) -> None:
+    """``batches``: how many test batches to predict (None: the whole test set)."""
     measured.enter("infer")
     progress.phase("infer", None)
     with tempfile.TemporaryDirectory(prefix="dlbench-") as tmp:
         checkpoint = Path(spec.checkpoint or Path(tmp) / "checkpoint.pt").expanduser()
         engine.save_checkpoint(checkpoint)
         load_s, model = _timed(engine, lambda: engine.load_checkpoint(checkpoint))
-    predict_s, images = _timed(engine, lambda: engine.predict_all(model, spec.val_batches))
+    predict_s, images = _timed(engine, lambda: engine.predict_all(model, batches))
     single = _latencies(engine, model, 1, LATENCY_REPEATS["single"])
     batch, batch_size = _latencies_sized(engine, model, int(spec.batch_size or 1))
     p50, p95 = percentiles_ms(single, 50, 95)
