@@ -54,3 +54,36 @@ def test_bootstrap_over_repeats():
 def test_p_values_are_written_for_people():
     assert stats.format_p(1e-12) == "p < 1e-9"
     assert stats.format_p(0.0004) == "p = 4.0e-04" and stats.format_p(0.2) == "p = 0.200"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "welch", "said"),
+    [
+        (1.1, 1.3, 1e-8, "supported."),
+        (0.7, 0.9, 1e-8, "rejected: it is slower."),
+        (0.9, 1.4, 2.1e-8, "the step speeds differ, but the speed-up's interval includes 1"),
+        (1.1, 1.3, 0.3, "the interval excludes 1, but Welch's test is not significant"),
+        (0.9, 1.1, 0.3, "no clear difference"),
+    ],
+)
+def test_hypothesis_b_never_contradicts_its_own_figures(low, high, welch, said):
+    from dlbench.analysis.compare import _hypothesis_b
+
+    text = _hypothesis_b("device=cuda", "device=cpu", stats.Interval(1.2, low, high), welch)
+    assert said in text
+
+
+def test_whole_machine_memory_is_not_called_an_effect_of_the_workload():
+    from dlbench.analysis.compare import Group, _metric_tests
+
+    rng = np.random.default_rng(0)
+
+    def group(memory):
+        samples = {
+            "mem.used_bytes": rng.normal(memory, 1e6, 100),
+            "proc.rss_bytes": rng.normal(2e9, 1e6, 100),
+        }
+        return Group("x", [], np.ones(3), np.ones(3), 1.0, samples)
+
+    tested = [m.metric for m in _metric_tests(group(20e9), group(10e9))]
+    assert tested == ["proc.rss_bytes"]

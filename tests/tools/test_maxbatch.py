@@ -81,3 +81,16 @@ def test_maxbatch_probes_real_training_under_an_injected_memory_cap(db_path):
     fitted = [p for p in found["probes"] if p["batch_size"] == best][0]
     assert 0 < fitted["peak_memory_bytes"] and fitted["step_time_s"] > 0
     assert "out of memory" in done.stderr and not db_path.exists()  # probes store nothing
+
+
+def test_a_batch_as_large_as_the_data_set_is_probed_over_several_epochs(monkeypatch):
+    from dlbench import datasets
+    from dlbench.config import build_spec
+    from dlbench.launch.probe import probe
+
+    # A 64-image "MNIST": a batch of 64 makes a one-step epoch; the probe takes three steps.
+    monkeypatch.setitem(datasets.SYNTHETIC_SIZES, "mnist-idx", (64, 32))
+    spec = build_spec(workload="mlp-mnist", device="cpu", batch_size=64)
+    found = probe(spec, None, steps=3)
+    assert found["status"] == "ok", found["error"]
+    assert found["batch_size"] == 64 and found["step_time_s"] > 0

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from dlbench.store.database import Store
@@ -68,6 +69,29 @@ def test_a_successful_command_is_ok_and_keeps_its_own_options(db_path):
     assert done.returncode == 0 and "['--interval', '9']" in done.stdout
     (run,) = Store(str(db_path)).list_runs()
     assert run["status"] == "ok" and run["config"]["interval"] == 1.0
+
+
+def test_a_monitor_run_is_shown_as_a_command_never_as_a_training(db_path, capsys, tmp_path):
+    from conftest import call_main
+
+    done = _monitor(db_path, "--name", "mytest", "--", sys.executable, "-c", "pass")
+    assert done.returncode == 0, done.stderr
+    (run,) = Store(str(db_path)).list_runs()
+    code, out, _ = call_main(capsys, "show", run["run_id"], "--db", str(db_path))
+    assert code == 0
+    assert f"{sys.executable} -c pass" in out and "exit code" in out and "wall time" in out
+    for training_only in ("None data", "framework", "fp32", "latency batch", "batch size"):
+        assert training_only not in out
+    code, out, _ = call_main(capsys, "show", run["run_id"], "--json", "--db", str(db_path))
+    summary = json.loads(out)
+    assert summary["exit_code"] == 0 and summary["wall_time_s"] > 0
+    csv = tmp_path / "runs.csv"
+    code, _, _ = call_main(
+        capsys, "export", "--format", "csv", "--out", str(csv), "--db", str(db_path)
+    )
+
+    (row,) = pd.read_csv(csv).to_dict("records")
+    assert row["exit_code"] == 0 and row["wall_time_s"] > 0 and row["command"].endswith("-c pass")
 
 
 def test_ctrl_c_reaches_the_command_and_what_was_sampled_is_kept(db_path, tmp_path):

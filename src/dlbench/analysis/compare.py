@@ -140,11 +140,13 @@ def compare(
             f"--by {by!r} is not a run field", f"one of {', '.join(FIELDS)}, tags.KEY"
         )
     summaries = [store.run(r) for r in run_ids]
-    usable = [s for s in summaries if s.status == "ok" and s.timed_steps]
+    usable = [s for s in summaries if s.status == "ok" and s.timed_steps and not s.excluded]
     if len(usable) < 2:
+        excluded = [s.run_id for s in summaries if s.excluded]
         raise DlbenchError(
             f"compare needs at least two runs that ended ok with timed steps; {len(usable)} of "
-            f"{len(summaries)} do",
+            f"{len(summaries)} do"
+            + (f" ({', '.join(excluded)} excluded with dlbench tag)" if excluded else ""),
             "see dlbench runs",
         )
     chosen = by is None
@@ -241,8 +243,15 @@ def quality_warning(sides: list[tuple[str, list[StoredRun]]]) -> str | None:
     return "Note: " + "; ".join(found) + ": the figures may be a few percent off"
 
 
+# Whole-machine figures that other processes move as much as the run (memory in use, swap,
+# network, every disk, load, other work): a difference there is not the workload's effect.
+SYSTEM_WIDE = ("mem.", "swap.", "net.", "disk.", "cpu.load1", "cpu.foreign_cores")
+
+
 def _metric_tests(group: Group, base: Group) -> list[MetricTest]:
-    shared = sorted(set(group.samples) & set(base.samples))
+    shared = sorted(
+        m for m in set(group.samples) & set(base.samples) if not m.startswith(SYSTEM_WIDE)
+    )
     raw = []
     for metric in shared:
         a, b = group.samples[metric], base.samples[metric]
@@ -302,10 +311,16 @@ def _hypothesis_a(label: str, baseline: str, metrics: list[MetricTest]) -> str:
 
 def _hypothesis_b(label: str, baseline: str, speedup: stats.Interval, welch: float | None) -> str:
     significant = welch is not None and welch < SIGNIFICANCE
-    if speedup.low > 1 and significant:
-        decision = "supported"
-    elif speedup.high < 1 and significant:
-        decision = "rejected: it is slower"
+    excludes_one = speedup.low > 1 or speedup.high < 1
+    if excludes_one and significant:
+        decision = "supported" if speedup.low > 1 else "rejected: it is slower"
+    elif significant:
+        decision = (
+            "not supported: the step speeds differ, but the speed-up's interval includes 1 "
+            "(the runs vary more than the difference)"
+        )
+    elif excludes_one:
+        decision = "not supported: the interval excludes 1, but Welch's test is not significant"
     else:
         decision = "not supported: no clear difference"
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -208,3 +209,72 @@ def export(
     path = write(frame, fmt, Path(out_path) if out_path else None, telemetry)
     if path is not None:
         err.print(f"wrote {what} to {path}")
+
+
+@app.command()
+def rm(
+    run_ids: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Delete stored runs, with their steps and telemetry (asks first)."""
+    from dlbench.store.database import Store
+
+    store = Store(db, create=False)
+    found = list({r.run_id: r for r in (store.run(i) for i in run_ids)}.values())
+    running = [r.run_id for r in found if r.status == "running"]
+    if running:
+        raise ConfigError(
+            f"run {running[0]} is still running: its process still writes to it",
+            "stop it first (Ctrl-C, or kill its process), then delete it",
+        )
+    listed = ", ".join(f"{r.run_id} ({r.workload}, {r.status})" for r in found)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"deleting {listed} needs --yes when not asked at a terminal")
+        if not typer.confirm(f"delete {listed} and their steps and telemetry?"):
+            err.print("nothing deleted")
+            raise typer.Exit(1)
+    deleted = store.delete_runs([r.run_id for r in found])
+    out.print(f"deleted {deleted} run(s) from {store.describe()}")
+
+
+@app.command()
+def tag(
+    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    pairs: Annotated[
+        list[str] | None, typer.Argument(help="key=value to set; key= to remove.")
+    ] = None,
+    exclude: Annotated[
+        str | None,
+        typer.Option(help="Leave the run out of fits and comparisons, saying why."),
+    ] = None,
+    include: Annotated[
+        bool, typer.Option("--include", help="Take an excluded run back in.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Label a run (key=value), or keep it but leave it out of fits and comparisons."""
+    from dlbench.store.database import Store
+    from dlbench.store.stored import EXCLUDE_TAG
+
+    if exclude is not None and include:
+        raise ConfigError("--exclude and --include contradict each other", option="--exclude")
+    store = Store(db)
+    run = store.run(run_id)
+    tags = dict(run.tags)
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{pair!r} is not key=value", "e.g. dlbench tag RUN note=rerun")
+        if value.strip():
+            tags[key.strip()] = value.strip()
+        else:
+            tags.pop(key.strip(), None)
+    if exclude is not None:
+        tags[EXCLUDE_TAG] = exclude.strip() or "excluded by hand"
+    if include:
+        tags.pop(EXCLUDE_TAG, None)
+    store.set_tags(run.run_id, tags)
+    shown = ", ".join(f"{k}={v}" for k, v in tags.items()) or "none"
+    out.print(f"{run.run_id}: tags {shown}")

@@ -13,6 +13,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +36,25 @@ def _limit_memory(engine: Any, device: str, limit: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def _endless(engine: Any) -> Iterator[Any]:
+    """Epoch after epoch: a batch as large as the data set makes a one-step epoch, and a
+    probe takes several steps."""
+    while True:
+        empty = True
+        for batch in engine.train_epoch():
+            empty = False
+            yield batch
+        if empty:
+            raise RuntimeError("the training data gave no batch")
+
+
 def probe(spec: RunSpec, memory_limit: int | None, steps: int) -> dict[str, Any]:
     engine = get_engine(spec.framework)
     _limit_memory(engine, spec.device, memory_limit)
     step_time = None
     try:
         engine.setup(spec, get_workload(spec.workload), None)
-        batches = iter(engine.train_epoch())
+        batches = _endless(engine)
         for _ in range(steps):
             start = time.perf_counter()
             engine.train_step(next(batches))

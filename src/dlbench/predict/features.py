@@ -33,7 +33,7 @@ def frame(summaries: list[StoredRun]) -> pd.DataFrame:
         d = s.descriptors
         # The median step: robust to a shared machine's hiccups, which belong to no model.
         step = s.median_step_time_s or s.mean_step_time_s
-        if s.status != "ok" or not step or d is None or not d.flops_per_step:
+        if s.status != "ok" or not step or d is None or not d.flops_per_step or s.excluded:
             continue
         if s.quality_verdict == "contended":
             device = str(d.device_name)

@@ -14,7 +14,8 @@ from dlbench.analysis.compare import Comparison, Contrast
 from dlbench.analysis.cost import Cost
 from dlbench.analysis.regression import CheckResult
 from dlbench.analysis.scaling import Series
-from dlbench.render.console import fmt, hms, table
+from dlbench.measure.units import fmt, fmt_metric
+from dlbench.render.console import hms, table
 from dlbench.store.stored import StoredRun
 
 
@@ -92,8 +93,8 @@ def _telemetry_differences(c: Contrast) -> Table:
         [
             (
                 m.metric,
-                fmt(m.median_group, 2),
-                fmt(m.median_baseline, 2),
+                fmt_metric(m.metric, m.median_group),
+                fmt_metric(m.metric, m.median_baseline),
                 f"{m.ks_statistic:.2f}",
                 stats.format_p(m.p_value),
                 f"{m.cliffs_delta:+.2f} {stats.magnitude(m.cliffs_delta)}",

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dlbench.render.console import fmt, hms, table
+from dlbench.measure.units import fmt
+from dlbench.render.console import hms, table
 
 SPLIT_ORDER = ("random 5-fold", "leave one family out")
 

@@ -117,21 +117,6 @@ def _numeric(name: str) -> bool:
     )
 
 
-def fmt(value: float | None, digits: int = 1) -> str | None:
-    return None if value is None else f"{value:,.{digits}f}"
-
-
-def fmt_bytes(value: int | None) -> str | None:
-    if value is None:
-        return None
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:,.1f} {unit}"
-        size /= 1024
-    return None
-
-
 STATUS_STYLE = {
     "ok": "green",
     "oom": "magenta",

@@ -9,7 +9,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from dlbench.render.console import fmt, fmt_bytes, table
+from dlbench.measure.units import fmt, fmt_bytes
+from dlbench.render.console import table
 from dlbench.store.stored import TelemetrySummary
 from dlbench.workloads import WorkloadSpec, frameworks_of
 

@@ -8,8 +8,9 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
+from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
-from dlbench.render.console import fmt, fmt_bytes, hms, status_text, table
+from dlbench.render.console import hms, status_text, table
 from dlbench.store.stored import StoredRun
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
@@ -151,6 +152,8 @@ _OPTIONAL_ROWS = (
 
 def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     """The figures of one run as a Metric | Value table."""
+    if summary.is_monitor:
+        return monitor_panel(summary, detail)
     rows: list[tuple[str, Any]] = [
         ("run", summary.run_id),
         ("status", status_text(summary.status)),
@@ -208,6 +211,31 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     if plan:
         parts.append(plan if "does not fit" not in plan else f"[yellow]{plan}[/]")
     return Group(*parts)
+
+
+def monitor_panel(run: StoredRun, detail: bool = False) -> Group:
+    """A ``dlbench monitor`` run: the command, how long it ran and how it ended (no training
+    figures: it trained nothing dlbench timed)."""
+    wall = run.wall_time_s
+    rows: list[tuple[str, Any]] = [
+        ("run", run.run_id),
+        ("status", status_text(run.status)),
+        ("command", run.command),
+        ("working directory", run.config.get("cwd")),
+        ("wall time", None if wall is None else f"{hms(wall)} ({wall:,.1f} s)"),
+        ("exit code", run.exit_code),
+        ("measurement quality", quality_word(run)),
+        ("sampled every (s)", run.config.get("interval")),
+    ]
+    if run.error:
+        rows.append(("error", f"[red]{run.error}[/]"))
+    if detail:
+        rows += [
+            ("created", run.created_at),
+            ("finished", run.finished_at),
+            ("tags", ", ".join(f"{k}={v}" for k, v in run.tags.items())),
+        ]
+    return Group(table(None, ("Metric", "Value"), rows))
 
 
 def _inference_rows(inference: InferenceStats | None) -> list[tuple[str, Any]]:
@@ -315,7 +343,7 @@ def runs_table(summaries: list[StoredRun]) -> Table:
             (
                 s.run_id,
                 str(s.created_at)[:19].replace("T", " "),
-                s.workload,
+                f"{s.workload} (monitor)" if s.is_monitor else s.workload,
                 s.device,
                 s.batch_size,
                 speed_text(s),

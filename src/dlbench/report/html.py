@@ -16,6 +16,7 @@ from dlbench.analysis import bottleneck, cost, scaling, stats
 from dlbench.analysis.compare import Comparison, compare
 from dlbench.errors import DlbenchError
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
+from dlbench.measure.units import fmt_metric
 from dlbench.report.figures import (
     downsample,
     phase_spans,
@@ -80,9 +81,17 @@ def _figure(fig: go.Figure) -> Markup:
 
 
 def _label(s: StoredRun) -> str:
+    if s.is_monitor:
+        return f"monitor: {s.command}"
     precision = s.precision or "fp32"
     framework = s.framework or "pytorch"
     return f"{s.workload} · {framework} · {s.device} · {precision} · b{s.batch_size}"
+
+
+def _accuracy(s: StoredRun) -> Markup | str:
+    if s.learned_accuracy is None and s.accuracy is not None:
+        return html("<span class='note' title='{}'>— (synthetic)</span>", f"{s.accuracy:.4f}")
+    return _num(s.learned_accuracy, 4)
 
 
 def _status(status: str) -> Markup:
@@ -127,10 +136,10 @@ def _results(summaries: list[StoredRun]) -> Markup:
             s.batch_size,
             _num(s.mean_speed),
             _interval(s),
-            _num((s.mean_step_time_s or 0) * 1e3, 2),
+            _num(s.mean_step_time_s * 1e3 if s.mean_step_time_s else None, 2),
             _num(s.achieved_tflops, 3),
             "—" if s.mfu is None else f"{s.mfu:.1%}",
-            _num(s.accuracy if s.accuracy is not None else s.map50, 4),
+            _accuracy(s),
             _quality(s),
             _status(s.status),
         ]
@@ -291,8 +300,8 @@ def _comparison_html(result: Comparison) -> Markup:
                     [
                         [
                             _esc(m.metric),
-                            _num(m.median_group, 2),
-                            _num(m.median_baseline, 2),
+                            fmt_metric(m.metric, m.median_group) or "—",
+                            fmt_metric(m.metric, m.median_baseline) or "—",
                             f"{m.ks_statistic:.2f}",
                             _esc(stats.format_p(m.p_value)),
                             f"{m.cliffs_delta:+.2f} ({stats.magnitude(m.cliffs_delta)})",

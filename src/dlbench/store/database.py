@@ -308,6 +308,20 @@ class Store:
                 update(runs).where(runs.c.run_id == run_id).values(status=status, error=error)
             )
 
+    def delete_runs(self, run_ids: list[str]) -> int:
+        """Remove these runs with their steps and telemetry, in one transaction: all or none.
+        The ids must be whole (``run(prefix).run_id``)."""
+        with self._write("delete runs") as conn:
+            for table in (steps, telemetry):
+                conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+            gone = conn.execute(delete(runs).where(runs.c.run_id.in_(run_ids))).rowcount
+        return int(gone)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Replace a run's tags (its label; the measurement itself never changes)."""
+        with self._write(f"tag run {run_id}") as conn:
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(tags=tags))
+
     def put_note(self, key: str, value: dict[str, Any]) -> None:
         """Keep a JSON document under ``key`` (at most 64 characters) in the meta table,
         replacing any before: what dlbench derives from runs and keeps beside them (the

@@ -44,6 +44,8 @@ COLUMNS = (
     "train_time_s",
     "val_time_s",
     "total_time_s",
+    "wall_time_s",
+    "exit_code",
     "accuracy",
     "peak_memory_bytes",
     "latency_p50_ms",
@@ -56,6 +58,7 @@ COLUMNS = (
     "sweep",
     "status",
     "error",
+    "command",
     "tags",
 )
 
@@ -78,6 +81,10 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "speed_ci95_low": interval[0],
                 "speed_ci95_high": interval[1],
                 "steal_percent": (summary.get("quality") or {}).get("steal_percent"),
+                # A classifier on synthetic data learns random labels: no accuracy to report.
+                "accuracy": None if summary.get("data") == "synthetic" else summary["accuracy"],
+                "command": " ".join(map(str, (run.get("config") or {}).get("command") or []))
+                or None,
                 "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),
             }
         )

@@ -50,6 +50,7 @@ class FrozenMap(Mapping[str, Any]):
 
 
 EMPTY: Mapping[str, Any] = FrozenMap()
+EXCLUDE_TAG = "exclude"  # its value: why the run is left out of fits and comparisons
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,30 @@ class StoredRun:
             for f in dataclasses.fields(self)
             if f.name != "summary"
         }
+
+    @property
+    def excluded(self) -> str | None:
+        """Why the user left this run out of fits and comparisons (``dlbench tag --exclude``)."""
+        return self.tags.get(EXCLUDE_TAG) or None
+
+    @property
+    def is_monitor(self) -> bool:
+        """A ``dlbench monitor`` run: a command sampled, not a training benchmark."""
+        return self.kind == "monitor"
+
+    @property
+    def command(self) -> str | None:
+        """A monitor run's command line."""
+        command = self.config.get("command")
+        return " ".join(str(part) for part in command) if command else None
+
+    @property
+    def learned_accuracy(self) -> float | None:
+        """Accuracy (mAP@0.5 for a detector) where it means something: None for a classifier
+        trained on synthetic data, whose labels are random."""
+        if self.accuracy is not None and self.data == "synthetic":
+            return None
+        return self.accuracy if self.accuracy is not None else self.map50
 
     @property
     def label(self) -> str:
