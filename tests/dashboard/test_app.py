@@ -135,9 +135,7 @@ def test_compare_page_groups_frameworks_side_by_side(db_path):
     store.close()
     app = _app(db_path)
     app.sidebar.radio[0].set_value("Compare").run()
-    app.sidebar.multiselect[0].set_value(
-        ["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]
-    ).run()
+    app.sidebar.multiselect[0].set_value(["20260101-000001-aaaaaa", "20260101-000002-bbbbbb"]).run()
     assert not app.exception
     verdict = app.success[0].value
     assert "framework=tensorflow is" in verdict and "than framework=pytorch" in verdict
@@ -174,9 +172,7 @@ def test_the_calculator_answers_like_dlbench_predict(db_path):
     labels = [m.label for m in app.metric]
     assert labels == ["Step time", "Epoch", "Total", "Cost (USD)"]
     assert any("90%:" in c.value for c in app.caption)
-    assert "predictor:" in app.success[0].value and "learned from 30 runs" in (
-        app.success[0].value
-    )
+    assert "predictor:" in app.success[0].value and "learned from 30 runs" in (app.success[0].value)
     assert len(app.get("plotly_chart")) == 2  # the insights figures
     app.selectbox(key="insights_device").set_value("EPYC").run()  # another rerun
     assert [m.label for m in app.metric] == labels  # the answer stays
@@ -208,3 +204,23 @@ def test_compare_page_says_which_runs_were_measured_on_a_busy_machine(db_path):
     assert [t["name"] for t in traces] == ["cpu", "cuda:0"]
     assert [t["error_y"]["arrayminus"][0] for t in traces] == pytest.approx([10, 90])
     assert [t["error_y"]["array"][0] for t in traces] == pytest.approx([10, 90])
+
+
+def test_the_runs_table_reads_as_words_and_a_monitor_run_is_not_a_training(db_path):
+    from dlbench.dashboard.app import RUN_TABLE_LABELS
+
+    store = Store(str(db_path))
+    _add_run(store, "20260101-000001-aaaaaa")
+    store.create_run("20260101-000002-bbbbbb", "monitor", {"command": ["make"]}, workload="make",
+                     device="system")  # fmt: skip
+    store.finish_run(RunResult(run_id="20260101-000002-bbbbbb", status="ok", wall_time_s=3.0))
+    store.close()
+    app = _app(db_path)
+    assert not app.exception
+    table = app.dataframe[0].value.set_index("run_id")
+    assert table.loc["20260101-000002-bbbbbb", "device_name"] == "(monitor: make)"
+    label = RUN_TABLE_LABELS["mean_speed"]
+    assert label["label"] == "Speed (img/s)"
+    assert all(
+        not isinstance(v, str) or " " in v or v[0].isupper() for v in RUN_TABLE_LABELS.values()
+    )

@@ -92,11 +92,31 @@ def test_cli_calibrate_runs_stores_and_refuses_bad_families(db_path):
         db_path, "calibrate", "--families", "mlp", "--device", "cpu", "--budget", "0.1",
         "--repeats", "1",
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "calibrating mlp on" in done.stdout and "run(s) stored" in done.stdout
+    # Six seconds make a run or two: too few for a fit, said, and exit 1.
+    assert done.returncode == 1, done.stderr
+    assert "calibrating mlp on" in done.stdout and "run(s) started now" in done.stdout
+    assert "warning: a predictor needs at least 6 calibration runs" in done.stdout
+    assert "predictor for" not in done.stdout
     assert "param-mlp depth" in done.stderr and ": ok (" in done.stderr
     runs = Store(str(db_path)).list_runs()
     assert runs and all(r["sweep"].startswith("calibrate-") for r in runs)
     assert all(r["status"] == "ok" for r in runs)
     bad = run_dlbench(db_path, "calibrate", "--families", "transformer")
     assert bad.returncode == 2 and "unknown ['transformer']" in bad.stderr
+
+
+def test_the_design_runs_each_familys_cheapest_configurations_first():
+    from dlbench.tools.calibrate import cost
+
+    points = design(FAMILIES)
+    for family in FAMILIES:
+        costs = [cost(p) for p in points if p["family"] == family]
+        assert costs == sorted(costs)
+
+
+def test_one_slow_configuration_cannot_spend_the_whole_budget():
+    from dlbench.predict.fitting import MIN_RUNS
+    from dlbench.tools.calibrate import MIN_RUN_TIMEOUT_S, run_timeout
+
+    assert run_timeout(120) == MIN_RUN_TIMEOUT_S  # a 2-minute budget: 30 s a run at most
+    assert run_timeout(20 * 60) == 20 * 60 / MIN_RUNS

@@ -1,11 +1,12 @@
 """The largest-batch search: exact on a known limit, and real probes under a memory cap."""
 
 import json
+import math
 
 import pytest
 
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.tools.maxbatch import Probe, parse_bytes, search
+from dlbench.tools.maxbatch import MaxBatch, Probe, parse_bytes, search
 
 from conftest import run_dlbench
 
@@ -25,6 +26,27 @@ def test_search_finds_the_exact_limit_from_any_start(largest, start):
     tried = {p.batch_size: p.status for p in probes}
     assert tried[largest] == "ok" and tried[largest + 1] == "oom"  # both sides were probed
     assert len(probes) <= 2 * 17  # logarithmic, never a linear scan
+
+
+@pytest.mark.parametrize("largest", [3567, 8, 100, 65_535])
+def test_a_granularity_answers_on_its_multiples_in_about_2_log2_probes(largest):
+    found, probes, _ = search(_limit_at(largest), 64, limit=65_536, granularity=8)
+    assert found == largest // 8 * 8 and found % 8 == 0
+    assert all(p.batch_size % 8 == 0 for p in probes)
+    assert len(probes) <= 2 * math.log2(max(largest, 64) / 8) + 3
+    exact, every, _ = search(_limit_at(largest), 64, limit=65_536)
+    assert exact == largest and len(probes) < len(every)
+
+
+def test_the_memory_a_batch_adds_is_fitted_over_the_probes():
+    found = MaxBatch("w", "cpu", "fp32", None, None, max_batch_size=64)
+    footprint, per_sample = 800 * 2**20, 3 * 2**20
+    found.probes = [
+        Probe(b, "ok", peak_memory_bytes=footprint + per_sample * b) for b in (16, 32, 64)
+    ] + [Probe(128, "oom")]
+    slope, intercept = found.memory_per_sample()
+    assert slope == pytest.approx(per_sample) and intercept == pytest.approx(footprint)
+    assert MaxBatch("w", "cpu", "fp32", None, None).memory_per_sample() is None
 
 
 def test_search_reports_when_nothing_fits_and_when_the_limit_stopped_it():

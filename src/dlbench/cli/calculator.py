@@ -142,13 +142,12 @@ def calibrate(
     """Benchmark a space-filling design of model shapes here, for dlbench predict."""
     from dlbench.api import preflight_device
     from dlbench.config import build_spec
-    from dlbench.predict.calculator import stored_table
-    from dlbench.predict.fitting import MIN_RUNS, fit_predictor
     from dlbench.predict.question import FAMILIES
     from dlbench.render import calculator as render_calculator
     from dlbench.render.console import QuietConsole
     from dlbench.store.database import Store
     from dlbench.tools.calibrate import calibrate as run_design
+    from dlbench.tools.calibrate import outcome as calibration_outcome
     from dlbench.tools.calibrate import sweep_name
 
     chosen = tuple(f.strip() for f in families.split(",") if f.strip())
@@ -180,24 +179,9 @@ def calibrate(
             quiet=quiet,
             report=QuietConsole(err),
         )
-    out.print(f"{made} run(s) stored in {store.describe()}")
-    try:
-        runs = stored_table(store)
-    except DlbenchError:  # nothing stored ok yet: no predictor to show
-        return
-    mine = runs[runs["device"] == info.device_name]
-    left_out = int(runs.attrs.get("left_out_contended", {}).get(info.device_name, 0))
-    if left_out:
-        out.print(
-            f"[yellow]{left_out} contended run(s) on {info.device_name} left out of the fit[/] "
-            "(dlbench runs --quality contended lists them; rerun on a quiet machine)"
-        )
-    if len(mine) >= MIN_RUNS:
-        out.print(
-            render_calculator.predictor(
-                fit_predictor(store, mine, info.device_name, left_out_contended=left_out)
-            )
-        )
+    found = calibration_outcome(store, info.device_name, made)
+    out.print(render_calculator.calibration_lines(found, info.device_name, store.describe()))
+    raise typer.Exit(0 if found.enough else 1)
 
 
 @app.command()

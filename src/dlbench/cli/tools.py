@@ -16,7 +16,6 @@ from dlbench.cli.common import (
     out,
     write_json,
 )
-from dlbench.errors import ConfigError
 
 
 @app.command()
@@ -27,9 +26,16 @@ def maxbatch(
     image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     start: Annotated[
-        int | None, typer.Option(help="First batch size tried [default: the workload's].")
+        int | None, typer.Option(help="First batch size tried [default: the workload's].", min=1)
     ] = None,
-    limit: Annotated[int, typer.Option(help="Largest batch size tried.")] = 65_536,
+    limit: Annotated[int, typer.Option(help="Largest batch size tried.", min=1)] = 65_536,
+    granularity: Annotated[
+        int | None,
+        typer.Option(
+            help="Answer to a multiple of this: fewer probes [default: 8 on a GPU, 1 on a CPU].",
+            min=1,
+        ),
+    ] = None,
     memory_limit: Annotated[
         str | None,
         typer.Option(
@@ -54,8 +60,6 @@ def maxbatch(
         channels_last=channels_last,
         telemetry=False,
     )
-    if (start is not None and start < 1) or limit < 1:
-        raise ConfigError("--start and --limit must be at least 1", option="--start")
     check_timeout(timeout)
     info = preflight_device(spec)
     cap = parse_bytes(memory_limit) if memory_limit else None
@@ -69,11 +73,15 @@ def maxbatch(
         memory_limit=cap,
         timeout_s=timeout,
         on_probe=lambda p: human.print(probe_line(p)),
+        granularity=granularity or (8 if info.kind == "cuda" else 1),
     )
     if json_flag:
         import dataclasses
 
-        write_json(dataclasses.asdict(found), "-")
+        fitted = found.memory_per_sample()
+        document = dataclasses.asdict(found)
+        document["bytes_per_sample"], document["footprint_bytes"] = fitted or (None, None)
+        write_json(document, "-")
     else:
         out.print(maxbatch_panel(found))
     raise typer.Exit(0 if found.max_batch_size else 3)
@@ -116,15 +124,21 @@ def quickstart(
     """Run every standard workload and a real-data accuracy run, then compare them."""
     from dlbench.api import preflight
     from dlbench.launch.series import run_series
-    from dlbench.render.console import QuietConsole
+    from dlbench.render.console import QuietConsole, hms
     from dlbench.render.run import comparison_table, quickstart_footer
     from dlbench.store.database import Store
-    from dlbench.tools.quickstart import plan
+    from dlbench.tools.quickstart import estimate, plan
 
     store = Store(db)
     specs = plan(device)
     for spec in specs:
         preflight(spec, store)
+    took, unknown = estimate(store, specs)
+    if unknown == len(specs):
+        out.print(f"{len(specs)} runs; no estimate yet: this is the first quickstart here")
+    else:
+        more = f", and {unknown} run(s) never timed here" if unknown else ""
+        out.print(f"{len(specs)} runs: about {hms(took)} going by earlier quickstarts here{more}")
     numbers: dict[str, int] = {}
 
     def started(run: Any) -> None:

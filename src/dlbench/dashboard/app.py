@@ -109,6 +109,26 @@ def main() -> None:
 
 
 # -- pages -------------------------------------------------------------------------------------
+# The runs table's columns as a person reads them (the data keeps the store's field names).
+RUN_TABLE_LABELS: dict[str, Any] = {
+    "run_id": "Run",
+    "date": "Date (UTC)",
+    "workload": "Workload",
+    "device_name": "Device",
+    "num_gpus": "GPUs",
+    "precision": "Precision",
+    "batch_size": "Batch",
+    "status": "Status",
+    "mean_speed": st.column_config.NumberColumn("Speed (img/s)", format="%.1f"),
+    "quality_verdict": "Quality",
+    "foreign_cpu_cores": st.column_config.NumberColumn("Other work (cores)", format="%.2f"),
+    "accuracy": st.column_config.NumberColumn("Accuracy", format="%.4f"),
+    "tags": "Tags",
+    "sweep": "Sweep",
+    "error": "Error",
+}
+
+
 def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     st.header("Runs")
     shown = _filtered(runs)
@@ -134,6 +154,7 @@ def _runs_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     ]
     event = st.dataframe(
         view,
+        column_config=RUN_TABLE_LABELS,
         hide_index=True,
         on_select="rerun",
         selection_mode="multi-row",

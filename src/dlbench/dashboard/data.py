@@ -15,6 +15,7 @@ from dlbench.store.database import Store
 MAX_POINTS = 2000  # per trace; each bin keeps its maximum, so peaks stay visible
 RUN_COLUMNS = (
     "run_id",
+    "kind",
     "created_at",
     "workload",
     "framework",
@@ -23,6 +24,7 @@ RUN_COLUMNS = (
     "num_gpus",
     "precision",
     "batch_size",
+    "data",
     "status",
     "sweep",
     "mean_speed",
@@ -45,6 +47,11 @@ def runs_frame(store: Store) -> pd.DataFrame:
         lambda t: ", ".join(f"{k}={v}" for k, v in sorted((t or {}).items()))
     )
     frame["date"] = frame["created_at"].astype(str).str[:19].str.replace("T", " ")
+    # A monitor run trained nothing: its device is the system, its precision none; and a
+    # classifier's accuracy on synthetic (random) labels is no accuracy at all.
+    monitor = frame["kind"] == "monitor"
+    frame.loc[monitor, "device_name"] = "(monitor: " + frame.loc[monitor, "workload"] + ")"
+    frame.loc[frame["data"] == "synthetic", "accuracy"] = None
     return frame
 
 

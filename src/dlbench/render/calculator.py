@@ -101,6 +101,32 @@ def predictor(found: Any) -> str:
     )
 
 
+def calibration_lines(found: Any, device: str, where: str) -> str:
+    """What a calibration made, and whether the device has a predictor from it."""
+    from dlbench.predict.fitting import MIN_RUNS
+
+    lines = [
+        f"{found.made} run(s) started now; {found.calibrated} calibration run(s) of {device} "
+        f"stored ok in {where}"
+    ]
+    if found.left_out_contended:
+        lines.append(
+            f"[yellow]{found.left_out_contended} contended run(s) on {device} left out of the "
+            "fit[/] (dlbench runs --quality contended lists them; rerun on a quiet machine)"
+        )
+    if not found.enough:
+        lines.append(
+            f"[yellow]warning: a predictor needs at least {MIN_RUNS} calibration runs that "
+            f"ended ok on {device}; there are {found.calibrated}: give a larger --budget, or "
+            "run dlbench calibrate again to continue[/]"
+        )
+        return "\n".join(lines)
+    if found.made == 0:
+        lines.append("no new run this time (the budget was spent, or the design is complete):")
+    lines.append(predictor(found.predictor))
+    return "\n".join(lines)
+
+
 def _plan_json(answer: Any) -> dict[str, Any]:
     def three(values: Any) -> dict[str, Any]:
         main, low, high = values

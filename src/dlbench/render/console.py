@@ -13,13 +13,16 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 PIPE_WIDTH = 160  # output to a file or pipe: wide enough that tables do not wrap
 
@@ -35,16 +38,28 @@ err_console = make_console(stderr=True)
 REFRESH_S = 0.25  # progress redraws at most this often, so the bar costs the loop nothing
 
 
+class ImagesPerSecond(ProgressColumn):
+    """The phase's speed so far, in images per second (steps/s x images per step)."""
+
+    def render(self, task: Task) -> Text:
+        images = task.fields.get("images_per_step")
+        if not images or not task.speed:
+            return Text("")
+        return Text(f"{task.speed * images:,.0f} img/s", style="progress.data.speed")
+
+
 class RichProgress:
     """A progress bar per phase on stderr; updates are coalesced to a few per second."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, images_per_step: int | None = None) -> None:
         self._title = title
+        self._images = images_per_step
         self._bar = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            ImagesPerSecond(),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
@@ -65,7 +80,9 @@ class RichProgress:
                 completed=self._bar.tasks[-1].total or 1,
                 total=self._bar.tasks[-1].total or 1,
             )
-        self._task = self._bar.add_task(f"{self._title} {name}", total=total)
+        self._task = self._bar.add_task(
+            f"{self._title} {name}", total=total, images_per_step=self._images
+        )
 
     def advance(self) -> None:
         self._pending += 1

@@ -172,11 +172,20 @@ def maxbatch_panel(found: Any) -> str:
         )
     best = found.best
     capped = " (the --limit; larger may fit)" if found.capped else ""
-    return (
+    text = (
         f"largest batch that trains: [bold]{found.max_batch_size:,}[/]{capped}, peak memory "
         f"{fmt_bytes(best.peak_memory_bytes if best else None)} "
         f"({best.peak_memory_source if best else 'n/a'}){limit}; {len(found.probes)} probes"
     )
+    fitted = found.memory_per_sample()
+    if fitted is not None and fitted[0] > 0:
+        per_sample, footprint = fitted
+        text += (
+            f"\neach sample adds {fmt_bytes(int(per_sample))}; the batch itself takes "
+            f"{fmt_bytes(int(per_sample * found.max_batch_size))} over a footprint of "
+            f"{fmt_bytes(int(max(footprint, 0)))} (model, optimiser, framework)"
+        )
+    return text
 
 
 def inference_table(report: Any) -> Group:

@@ -85,12 +85,15 @@ def _accuracy(summary: StoredRun) -> str | None:
 
 
 def _execution(summary: StoredRun) -> str:
-    config = summary.config or {}
-    parts = [str(summary.precision or config.get("precision") or "fp32")]
-    parts += [name for name in ("channels_last", "compile") if config.get(name)]
-    if config.get("optimizer"):
-        parts.append(f"{config['optimizer']} lr {config.get('lr')}")
-    return ", ".join(p.replace("_", "-") for p in parts)
+    """Precision, memory layout and optimiser: always all three, in that order."""
+    config = summary.config
+    precision = str(summary.precision or config.get("precision") or "fp32")
+    layout = "channels-last" if config.get("channels_last") else "channels-first"
+    if config.get("compile"):
+        layout += ", compiled"
+    optimizer = config.get("optimizer")
+    optimiser = f"{optimizer} lr {config.get('lr')}" if optimizer else "the workload's optimiser"
+    return f"{precision}, {layout}, {optimiser}"
 
 
 def _flops(summary: StoredRun) -> str | None:

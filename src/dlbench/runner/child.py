@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         if payload.get("progress") and rank == 0:
             from dlbench.render.console import RichProgress
 
-            progress = RichProgress(spec.workload)
+            progress = RichProgress(spec.workload, (spec.batch_size or 0) * spec.gpus)
     except (KeyboardInterrupt, RunInterrupted):
         return INTERRUPTED_EXIT  # before the run began: the launcher stores it interrupted
     result = execute(spec, payload["run_id"], store, progress)

@@ -14,11 +14,13 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from scipy.stats import qmc
 
 from dlbench.config import RunSpec, build_spec
+from dlbench.predict.fitting import MIN_RUNS, Predictor
 from dlbench.store.database import Store
 
 # (low, high) per knob; log scale for width and batch.
@@ -32,6 +34,7 @@ INPUT_SIZES = (16, 64)
 BATCH_SIZES = (8, 128)
 DESIGN_POINTS = 64  # per family; the budget decides how many run
 WARMUP, TIMED = 3, 20
+MIN_RUN_TIMEOUT_S = 30.0  # a run is never stopped sooner, however small the budget
 
 
 def _log_pick(u: float, low: int, high: int) -> int:
@@ -39,7 +42,8 @@ def _log_pick(u: float, low: int, high: int) -> int:
 
 
 def design(families: tuple[str, ...], seed: int = 0) -> list[dict[str, Any]]:
-    """Configurations, interleaved across families (so any prefix covers every family)."""
+    """Configurations, interleaved across families (so any prefix covers every family),
+    each family's cheapest first."""
     per_family = {}
     for index, family in enumerate(families):
         points = qmc.LatinHypercube(d=4, scramble=True, seed=seed + index).random(DESIGN_POINTS)
@@ -59,7 +63,15 @@ def design(families: tuple[str, ...], seed: int = 0) -> list[dict[str, Any]]:
             }
             for p in points
         ]
+    for points in per_family.values():
+        points.sort(key=cost)  # the cheapest first: a short budget still gets many runs
     return [per_family[f][i] for i in range(DESIGN_POINTS) for f in families]
+
+
+def cost(config: dict[str, Any]) -> float:
+    """A configuration's relative work per step: what orders the design cheapest first."""
+    pixels = 1 if config["family"] == "mlp" else config["image_size"] ** 2
+    return float(config["depth"] * config["width"] ** 2 * pixels * config["batch_size"])
 
 
 def sweep_name(device_name: str) -> str:
@@ -138,10 +150,55 @@ def calibrate(
     outcomes = run_series(
         pending(),
         store,
-        timeout_s=max(60.0, budget_s),
+        timeout_s=run_timeout(budget_s),
         quiet=quiet,
         report=report,
         on_start=(lambda r: on_start(r.spec)) if on_start else None,
         on_end=(lambda r, o: on_run(r.spec, o.status)) if on_run else None,
     )
     return len(outcomes)
+
+
+def run_timeout(budget_s: float) -> float:
+    """A run may take a share of the budget that leaves room for a fit's worth of runs: one
+    slow configuration must not spend all of it (it is stored as timeout, and the next runs)."""
+    return max(MIN_RUN_TIMEOUT_S, budget_s / MIN_RUNS)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a calibration leaves: its runs, and the predictor the device now has."""
+
+    made: int  # runs started by this call
+    calibrated: int  # calibration runs of this device stored ok (all calls)
+    used: int  # ok runs with descriptors on this device (the predictor learns from them)
+    left_out_contended: int
+    predictor: Predictor | None  # None: too few runs for one
+
+    @property
+    def enough(self) -> bool:
+        return self.predictor is not None
+
+
+def outcome(store: Store, device_name: str, made: int) -> Outcome:
+    """The device's calibration runs and, with enough of them, its predictor (fitted now, or
+    the one kept if nothing changed)."""
+    from dlbench.errors import DlbenchError
+    from dlbench.predict.calculator import stored_table
+    from dlbench.predict.fitting import fit_predictor
+
+    calibrated = sum(
+        1
+        for r in store.runs(sweep=sweep_name(device_name), status="ok")
+        if not r.excluded and r.quality_verdict != "contended"
+    )
+    try:
+        runs = stored_table(store)
+    except DlbenchError:  # nothing stored ok with descriptors yet
+        return Outcome(made, calibrated, 0, 0, None)
+    mine = runs[runs["device"] == device_name]
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(device_name, 0))
+    if calibrated < MIN_RUNS or len(mine) < MIN_RUNS:
+        return Outcome(made, calibrated, len(mine), left_out, None)
+    found = fit_predictor(store, mine, device_name, left_out_contended=left_out)
+    return Outcome(made, calibrated, len(mine), left_out, found)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import psutil
 
 from dlbench.config import RunSpec
@@ -56,6 +57,22 @@ class MaxBatch:
     def best(self) -> Probe | None:
         return next((p for p in self.probes if p.batch_size == self.max_batch_size), None)
 
+    def memory_per_sample(self) -> tuple[float, float] | None:
+        """(bytes each sample of a batch adds, the footprint at batch 0: model, optimiser,
+        framework) from a straight-line fit of peak memory on batch size over the probes that
+        fitted; None with fewer than two distinct sizes measured."""
+        points = {
+            p.batch_size: p.peak_memory_bytes
+            for p in self.probes
+            if p.status == "ok" and p.peak_memory_bytes
+        }
+        if len(points) < 2:
+            return None
+        batches = np.array(list(points), dtype=float)
+        peaks = np.array(list(points.values()), dtype=float)
+        slope, intercept = np.polyfit(batches, peaks, 1)
+        return float(slope), float(intercept)
+
 
 def parse_bytes(text: str) -> int:
     """``8GiB``, ``512MiB``, ``16G``, ``2000000`` -> bytes."""
@@ -73,12 +90,14 @@ def parse_bytes(text: str) -> int:
 
 
 def search(
-    probe: Callable[[int], Probe], start: int, limit: int
+    probe: Callable[[int], Probe], start: int, limit: int, granularity: int = 1
 ) -> tuple[int | None, list[Probe], bool]:
     """(largest batch that fits, every probe in order, whether ``limit`` stopped the search).
 
-    Doubles up from ``start`` (or halves down if it does not fit), then bisects. A probe that
-    fails for another reason than memory stops the search with its error.
+    Doubles up from ``start`` (or halves down if it does not fit), then bisects to within
+    ``granularity`` (the answer is a multiple of it, when any multiple fits): about
+    2 log2(B / granularity) probes. A probe that fails for another reason than memory stops
+    the search with its error.
     """
     probes: list[Probe] = []
 
@@ -96,7 +115,7 @@ def search(
 
     fitted: int | None = None
     failed: int | None = None
-    batch = min(start, limit)
+    batch = min(max(granularity, start // granularity * granularity), limit)
     while True:  # grow
         if not fits(batch):
             failed = batch
@@ -112,8 +131,11 @@ def search(
         if batch < 1:
             return None, probes, False
         fitted = batch
-    while failed - fitted > 1:  # bisect
-        middle = (fitted + failed) // 2
+    step = granularity if fitted >= granularity else 1
+    while failed - fitted > step:  # bisect, on multiples of the granularity
+        middle = (fitted + failed) // 2 // step * step
+        if middle <= fitted:
+            break
         if fits(middle):
             fitted = middle
         else:
@@ -163,6 +185,7 @@ def find_max_batch(
     memory_limit: int | None = None,
     timeout_s: float | None = None,
     on_probe: Callable[[Probe], None] | None = None,
+    granularity: int = 1,
 ) -> MaxBatch:
     memory_limit = memory_limit or default_memory_limit(device_kind)
 
@@ -173,5 +196,5 @@ def find_max_batch(
         return result
 
     found = MaxBatch(spec.workload, spec.device, spec.precision, spec.image_size, memory_limit)
-    found.max_batch_size, found.probes, found.capped = search(probe, start, limit)
+    found.max_batch_size, found.probes, found.capped = search(probe, start, limit, granularity)
     return found

@@ -4,7 +4,10 @@ on a 2-core CPU."""
 
 from __future__ import annotations
 
+import statistics
+
 from dlbench.config import RunSpec, build_spec
+from dlbench.store.database import Store
 
 # Timed steps are chosen so that each run trains for a few seconds on a laptop CPU.
 PLAN: tuple[dict[str, object], ...] = (
@@ -26,3 +29,18 @@ def plan(device: str = "auto") -> list[RunSpec]:
             options["val_batches"] = VAL_BATCHES_SYNTHETIC
         specs.append(build_spec(**options))
     return specs
+
+
+def estimate(store: Store, specs: list[RunSpec]) -> tuple[float, int]:
+    """(seconds the plan took here before: each run's median wall time over its earlier runs
+    on this machine and device, how many runs have no earlier run to go by)."""
+    total, unknown = 0.0, 0
+    for spec in specs:
+        before = [
+            r.wall_time_s for r in store.runs(run_key=spec.run_key, status="ok") if r.wall_time_s
+        ]
+        if before:
+            total += statistics.median(before)
+        else:
+            unknown += 1
+    return total, unknown
