@@ -354,3 +354,13 @@ def test_sysinfo_does_not_pass_torchs_build_off_as_the_machines_cuda(cuda, gpus,
     console = Console(width=200, record=True)
     console.print(sysinfo_table(info))
     assert shown in console.export_text()
+
+
+def test_json_output_writes_records_as_their_fields(capsys):
+    from dlbench.cli.common import write_json
+    from dlbench.store.stored import StoredRun
+
+    run = StoredRun.from_summary({"run_id": "r", "kind": "train", "status": "ok"})
+    write_json({"runs": [run]}, "-")
+    written = json.loads(capsys.readouterr().out)
+    assert written["runs"][0]["run_id"] == "r" and written["runs"][0]["status"] == "ok"

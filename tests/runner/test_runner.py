@@ -303,7 +303,10 @@ def test_until_stable_is_refused_with_epochs_and_max_time_needs_it():
     import json
 
     spec = build_spec(workload="mlp-mnist")
-    before = spec.model_dump(mode="json", exclude={"tags", "until_stable", "max_time"})
+    from dlbench.config import LATER_FIELDS
+
+    # As an earlier dlbench dumped the spec: without the fields added since.
+    before = spec.model_dump(mode="json", exclude={"tags", *LATER_FIELDS})
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert spec.run_key == digest
     assert build_spec(workload="mlp-mnist", until_stable=2).run_key != digest
@@ -319,3 +322,12 @@ def test_accounting_that_breaks_never_loses_the_run(store, monkeypatch):
     _, result = _run(store, workload="mlp-mnist", steps=12, warmup=2, val_batches=1)
     assert result.status == "ok" and result.quality is None
     assert store.get_run("r")["status"] == "ok"
+
+
+def test_a_short_run_spends_at_most_a_quarter_of_its_training_on_latency():
+    from dlbench.runner.inference import LATENCY_BUDGET_S, MIN_LATENCY_BUDGET_S, latency_budget
+
+    assert latency_budget(None) == LATENCY_BUDGET_S
+    assert latency_budget(600.0) == LATENCY_BUDGET_S  # a long run: the full budget
+    assert latency_budget(2.0) == 0.5
+    assert latency_budget(0.1) == MIN_LATENCY_BUDGET_S  # never so short it times nothing

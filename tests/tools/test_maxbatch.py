@@ -90,6 +90,8 @@ def test_maxbatch_probes_real_training_under_an_injected_memory_cap(db_path):
         "64",
         "--memory-limit",
         "1200MiB",
+        "--granularity",
+        "16",
         "--json",
         timeout=600,
     )
@@ -98,8 +100,9 @@ def test_maxbatch_probes_real_training_under_an_injected_memory_cap(db_path):
     best = found["max_batch_size"]
     assert found["memory_limit_bytes"] == 1200 * 2**20 and not found["capped"]
     statuses = {p["batch_size"]: p["status"] for p in found["probes"]}
-    assert statuses[best] == "ok" and statuses[best + 1] == "oom"
+    assert statuses[best] == "ok" and statuses[best + 16] == "oom" and best % 16 == 0
     assert 8 < best < 4096
+    assert found["bytes_per_sample"] > 0  # what one more image costs, over the footprint
     fitted = [p for p in found["probes"] if p["batch_size"] == best][0]
     assert 0 < fitted["peak_memory_bytes"] and fitted["step_time_s"] > 0
     assert "out of memory" in done.stderr and not db_path.exists()  # probes store nothing

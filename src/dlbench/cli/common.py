@@ -59,7 +59,7 @@ def write_json(value: Any, target: str) -> None:
     import sys
     from pathlib import Path
 
-    text = json.dumps(value, indent=2, default=str)
+    text = json.dumps(value, indent=2, default=_plain)
     if target == "-":
         sys.stdout.write(text + "\n")
         return
@@ -75,3 +75,17 @@ def check_timeout(timeout: float | None) -> None:
         raise ConfigError(
             "--timeout must be a positive, finite number of seconds", option="--timeout"
         )
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what json does not know: a record as its fields, a path or date as text."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)

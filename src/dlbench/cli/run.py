@@ -267,7 +267,7 @@ def _run_repeats(
     if json_out:
         write_json(
             {
-                "runs": summaries,
+                "runs": [s.to_dict() for s in summaries],
                 "between_runs": dataclasses.asdict(spread) if spread else None,
             },
             json_out,

@@ -20,6 +20,15 @@ T = TypeVar("T")
 LATENCY_WARMUP_CALLS = 3
 LATENCY_REPEATS = {"single": 100, "batch": 30}
 LATENCY_BUDGET_S = 2.0  # per latency series; a slow model is timed fewer times, never none
+MIN_LATENCY_BUDGET_S = 0.25
+
+
+def latency_budget(train_time_s: float | None) -> float:
+    """Seconds per latency series: LATENCY_BUDGET_S, but at most a quarter of the timed
+    training, so that a short run spends its time training, not measuring latency."""
+    if not train_time_s:
+        return LATENCY_BUDGET_S
+    return min(LATENCY_BUDGET_S, max(MIN_LATENCY_BUDGET_S, train_time_s / 4))
 
 
 def infer_phase(
@@ -33,8 +42,9 @@ def infer_phase(
         engine.save_checkpoint(checkpoint)
         load_s, model = _timed(engine, lambda: engine.load_checkpoint(checkpoint))
     predict_s, images = _timed(engine, lambda: engine.predict_all(model, batches))
-    single = _latencies(engine, model, 1, LATENCY_REPEATS["single"])
-    batch, batch_size = _latencies_sized(engine, model, int(spec.batch_size or 1))
+    budget = latency_budget(measured.train_time_s)
+    single = _latencies(engine, model, 1, LATENCY_REPEATS["single"], budget)
+    batch, batch_size = _latencies_sized(engine, model, int(spec.batch_size or 1), budget)
     p50, p95 = percentiles_ms(single, 50, 95)
     b50, b95 = percentiles_ms(batch, 50, 95)
     measured.inference = InferenceStats(
@@ -59,15 +69,19 @@ def _timed(engine: Engine, call: Callable[[], T]) -> tuple[float, T]:
     return (time.perf_counter_ns() - start) * 1e-9, value
 
 
-def _latencies(engine: Engine, model: object, size: int, repeats: int) -> list[float]:
+def _latencies(
+    engine: Engine, model: object, size: int, repeats: int, budget_s: float
+) -> list[float]:
     call, _ = engine.predict_call(model, size)
     for _ in range(LATENCY_WARMUP_CALLS):
         call()
-    return time_calls(call, engine.sync, repeats, LATENCY_BUDGET_S)
+    return time_calls(call, engine.sync, repeats, budget_s)
 
 
-def _latencies_sized(engine: Engine, model: object, size: int) -> tuple[list[float], int]:
+def _latencies_sized(
+    engine: Engine, model: object, size: int, budget_s: float
+) -> tuple[list[float], int]:
     call, actual = engine.predict_call(model, size)
     for _ in range(LATENCY_WARMUP_CALLS):
         call()
-    return time_calls(call, engine.sync, LATENCY_REPEATS["batch"], LATENCY_BUDGET_S), actual
+    return time_calls(call, engine.sync, LATENCY_REPEATS["batch"], budget_s), actual

@@ -1,0 +1,95 @@
+"""What a new user waits for: the phases of a short run, the quick start, a maxbatch search.
+
+Each is a real `dlbench` command in its own process, as a user types it; wall times are the
+command's whole life (interpreter, imports, every phase). The phase times come from the run's
+own stored figures (setup, warm-up, train, validate, and the rest: checkpoint, reload,
+prediction and latency).
+
+    .venv/bin/python benchmarks/first_hour.py [--skip-quickstart] [--skip-maxbatch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _report import machine, write_section
+
+SHORT_RUNS = (
+    ("lenet-mnist", ["--steps", "40"]),
+    ("resnet18", ["--device", "cpu", "--steps", "2", "--warmup", "1", "--batch-size", "2"]),
+)
+
+
+def dlbench(db: Path, *args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "dlbench", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return time.perf_counter() - started, done
+
+
+def short_run(db: Path, workload: str, options: list[str]) -> str:
+    wall, done = dlbench(db, "run", workload, *options, "--json", "-")
+    if done.returncode != 0:
+        raise SystemExit(f"dlbench run {workload}: {done.stderr[-400:]}")
+    s = json.loads(done.stdout)
+    train, val, setup = s["train_time_s"] or 0, s["val_time_s"] or 0, s["setup_time_s"] or 0
+    warm = s["warmup_time_s"] or 0
+    rest = wall - setup - warm - train - val  # inference, storing, the launcher's own start
+    return (
+        f"| `dlbench run {workload} {' '.join(options)}` | {wall:,.1f} | {setup:,.1f} | "
+        f"{warm:,.1f} | {train:,.1f} | {val:,.1f} | {max(rest, 0):,.1f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-quickstart", action="store_true")
+    parser.add_argument("--skip-maxbatch", action="store_true")
+    args = parser.parse_args()
+    lines = [
+        "| Command | Wall (s) | Setup | Warm-up | Train (timed) | Validate | Infer and rest |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "first-hour.sqlite"
+        lines += [short_run(db, workload, options) for workload, options in SHORT_RUNS]
+        if not args.skip_quickstart:
+            wall, done = dlbench(db, "quickstart")
+            lines.append(f"| `dlbench quickstart` (6 runs) | {wall:,.1f} | | | | | |")
+            if done.returncode != 0:
+                lines.append(f"| (quickstart exited {done.returncode}) | | | | | | |")
+        if not args.skip_maxbatch:
+            wall, done = dlbench(
+                db, "maxbatch", "mlp-mnist", "--device", "cpu", "--memory-limit", "1GiB", "--json"
+            )
+            found = json.loads(done.stdout) if done.returncode == 0 else {}
+            lines.append(
+                f"| `dlbench maxbatch mlp-mnist --memory-limit 1GiB`: batch "
+                f"{found.get('max_batch_size')}, {len(found.get('probes', []))} probes, "
+                f"{(found.get('bytes_per_sample') or 0) / 2**10:,.0f} KiB per sample | "
+                f"{wall:,.1f} | | | | | |"
+            )
+    text = (
+        f"Machine: {machine()}. Synthetic data; each command in a fresh process on a fresh "
+        "database, one after another. Setup counts from the run's process start (imports, "
+        "data, model); the last column is the rest of the command's life: checkpoint, reload, "
+        "test-set prediction, latency, storing, and the launcher's own start.\n\n"
+        + "\n".join(lines)
+        + "\n\nCommand: `.venv/bin/python benchmarks/first_hour.py`"
+    )
+    print(text)
+    write_section("first-hour", text)
+
+
+if __name__ == "__main__":
+    main()
