@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time", "no_validate", "no_infer")
+LATER_FIELDS = ("until_stable", "max_time", "no_validate", "no_infer", "profile")
 # Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
 MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
@@ -51,6 +51,7 @@ class RunSpec(BaseModel):
     val_batches: int | None = Field(default=None, gt=0)  # cap on validation batches
     no_validate: bool | None = None  # True: no validation pass (unset: one, capped on synthetic)
     no_infer: bool | None = None  # True: no inference phase
+    profile: bool | None = None  # True: PROFILE_STEPS more steps under the profiler, untimed
     threads: int | None = Field(default=None, gt=0)
     seed: int = 0
     telemetry: bool = True

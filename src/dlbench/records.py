@@ -218,6 +218,7 @@ class RunResult:
     telemetry: dict[str, Any] | None = None  # per-phase summary, see telemetry/summary.py
     quality: Quality | None = None  # interference during the timed phase
     stability: Stability | None = None
+    profile: dict[str, Any] | None = None  # where a step's time goes, see engines/pytorch/profile
     unsaved_path: str | None = None  # the JSON file the result went to when the store failed
     steps: tuple[StepRecord, ...] = field(default=(), repr=False)
 

@@ -3,7 +3,8 @@ import torch
 
 from dlbench.config import build_spec
 from dlbench.engines import get_engine
-from dlbench.engines.pytorch.engine import TorchEngine, load_checkpoint
+from dlbench.engines.pytorch.checkpoint import load_checkpoint
+from dlbench.engines.pytorch.engine import TorchEngine
 from dlbench.errors import ConfigError, DataError, EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.workloads import WORKLOADS, get_workload

@@ -58,3 +58,25 @@ def test_error_bars_come_from_the_interval_and_never_go_below_zero():
     assert bars["symmetric"] is False
     assert bars["array"] == [272.5, 0.0] and bars["arrayminus"] == [87.5, 0.0]
     assert all(127.5 - down >= 0 for down in bars["arrayminus"])
+
+
+def test_profiled_runs_get_a_stacked_bar_of_their_step_time(store):
+    from dlbench.records import RunResult
+
+    stored_device_run(store, "plain", "cpu", 0.1, util=90)
+    assert "No run here was profiled" in build(store, store.runs(), "one")
+    store.create_run("prof", "train", {}, workload="resnet18", device="cpu")
+    profile = {
+        "available": True,
+        "steps": 5,
+        "profiled_step_s": 0.12,
+        "categories": {
+            "convolution": {"seconds_per_step": 0.06, "share": 0.6, "tflops": 0.2},
+            "other": {"seconds_per_step": 0.04, "share": 0.4, "tflops": None},
+        },
+        "layers": [],
+    }
+    store.finish_run(RunResult(run_id="prof", status="ok", profile=profile))
+    page = build(store, store.runs(), "two")
+    assert "Where the step time goes (profiled runs)" in page
+    assert "Where a training step" in page and "No run here was profiled" not in page

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 
 import pytest
 
@@ -6,7 +7,7 @@ from dlbench import workloads
 from dlbench.config import build_spec
 from dlbench.runner.benchmark import execute
 
-from conftest import write_mnist
+from conftest import run_dlbench, write_mnist
 
 
 def _run(store, run_id="r", **options):
@@ -196,7 +197,7 @@ def test_flops_and_mfu_are_stored_with_their_peak_source(store):
 def test_a_checkpoint_is_saved_where_asked(store, tmp_path):
     path = tmp_path / "lenet.pt"
     _run(store, workload="lenet-mnist", steps=12, warmup=2, val_batches=1, checkpoint=str(path))
-    from dlbench.engines.pytorch.engine import read_checkpoint
+    from dlbench.engines.pytorch.checkpoint import read_checkpoint
 
     saved = read_checkpoint(path)
     assert saved["meta"]["workload"] == "lenet-mnist" and saved["meta"]["image_size"] == 28
@@ -217,7 +218,7 @@ def test_a_compiled_model_trains_and_saves_plain_weights(store, tmp_path):
     )
     assert result.status == "ok", result.error
     assert result.warmup_time_s > result.speed.mean_step_time_s * 2  # compilation is in warm-up
-    from dlbench.engines.pytorch.engine import read_checkpoint
+    from dlbench.engines.pytorch.checkpoint import read_checkpoint
 
     assert not any(key.startswith("_orig_mod") for key in read_checkpoint(path)["model"])
 
@@ -331,3 +332,39 @@ def test_a_short_run_spends_at_most_a_quarter_of_its_training_on_latency():
     assert latency_budget(600.0) == LATENCY_BUDGET_S  # a long run: the full budget
     assert latency_budget(2.0) == 0.5
     assert latency_budget(0.1) == MIN_LATENCY_BUDGET_S  # never so short it times nothing
+
+
+def test_a_profiled_run_says_where_its_step_time_goes(db_path, capsys):
+    from conftest import call_main
+
+    done = run_dlbench(
+        db_path, "run", "cifar10-cnn", "--steps", "13", "--warmup", "3", "--batch-size", "16",
+        "--val-batches", "1", "--no-infer", "--profile", "--json", "-",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["timed_steps"] == 10  # the profiled steps come after, never counted
+    profile = summary["profile"]
+    assert profile["available"] and profile["steps"] == 5
+    categories = profile["categories"]
+    assert sum(c["share"] for c in categories.values()) == pytest.approx(1.0)
+    total = sum(c["seconds_per_step"] for c in categories.values())
+    assert total == pytest.approx(summary["mean_step_time_s"], rel=0.10)
+    # The CIFAR-10 CNN: convolutions, and its LocalResponseNorm layers as normalisation.
+    assert categories["convolution"]["share"] > 0.05 and categories["normalisation"]["share"] > 0
+    assert categories["convolution"]["tflops"] > 0
+    layers = profile["layers"]
+    assert {layer["module"] for layer in layers} >= {"Conv2d", "LocalResponseNorm"}
+    assert all(layer["forward_s"] > 0 for layer in layers)
+    code, out, _ = call_main(capsys, "show", summary["run_id"], "--db", str(db_path))
+    assert code == 0 and "Where a step's time goes" in out and "LocalResponseNorm" in out
+
+
+def test_an_engine_without_a_profiler_says_so_and_the_run_goes_on():
+    from types import SimpleNamespace
+
+    from dlbench.runner.benchmark import NullProgress, _profile
+    from dlbench.runner.result import Measured
+
+    found = _profile(SimpleNamespace(name="tensorflow"), Measured(None, "r"), NullProgress())
+    assert found == {"available": False, "reason": "the tensorflow engine has no profiler here"}

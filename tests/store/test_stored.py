@@ -6,7 +6,8 @@ import pickle
 import pytest
 
 from dlbench.records import Quality
-from dlbench.store.stored import MetricSummary, StoredRun
+from dlbench.store.measurements import MetricSummary
+from dlbench.store.stored import StoredRun
 from dlbench.store.summary import run_summary
 from synthetic_runs import stored_device_run, stored_runs, summaries
 

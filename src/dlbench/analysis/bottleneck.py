@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlbench.records import TelemetrySample
-from dlbench.store.stored import MetricSummary, StoredRun
+from dlbench.store.measurements import MetricSummary
+from dlbench.store.stored import StoredRun
 
 INPUT_WAIT_SHARE = 0.20  # data wait >= 20% of step time: the input pipeline is too slow
 ACCELERATOR_IDLE_UTIL = 70.0  # ... while the GPU is busy less than this (percent)

@@ -133,6 +133,7 @@ def show(
 ) -> None:
     """Show one stored run."""
     from dlbench.render.listings import telemetry_table
+    from dlbench.render.profile import profile_tables
     from dlbench.render.run import quality_lines, run_panel, steps_table
     from dlbench.store.database import Store
 
@@ -154,6 +155,9 @@ def show(
 
     found = verdicts(summary, store.get_samples(summary.run_id, ["cpu.freq_mhz", "cpu.temp_c"]))
     out.print(render_analysis.verdict_lines(summary.run_id, found))
+    profiled = profile_tables(summary.profile)
+    if profiled is not None:
+        out.print(profiled)
     if telemetry:
         out.print(telemetry_table(summary.telemetry, all_metrics=True))
     if steps:

@@ -17,7 +17,7 @@ import streamlit as st
 
 from dlbench.dashboard import data
 from dlbench.errors import DlbenchError
-from dlbench.report.figures import shade_phases, throughput_figure
+from dlbench.report.figures import profile_figure, shade_phases, throughput_figure
 from dlbench.store.database import Store, default_url
 from dlbench.store.stored import StoredRun
 
@@ -289,6 +289,9 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         _quality_notes(summaries)
     if len(ok) >= 2:
         _contrasts(url, ok)
+    profiled = profile_figure(ok, _bar_label)
+    if profiled is not None:
+        st.plotly_chart(profiled, width="stretch")
     st.subheader("Bottlenecks")
     for s in ok:
         found = bottleneck.verdicts(s)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.render.console import table
-from dlbench.store.stored import TelemetrySummary
+from dlbench.store.measurements import TelemetrySummary
 from dlbench.workloads import WorkloadSpec, frameworks_of
 
 PER_CORE = ".core"

@@ -197,3 +197,31 @@ def phase_spans(points: Iterable[tuple[float, str]]) -> list[tuple[str, float, f
         else:
             spans.append((phase, t, t))
     return spans
+
+
+def profile_figure(runs: list[StoredRun], label: Callable[[StoredRun], str]) -> go.Figure | None:
+    """Each profiled run's step time split by operator category: one stacked bar per run, side
+    by side (None when no run was profiled)."""
+    profiles = [(r, r.profile) for r in runs if r.profile is not None and r.profile.available]
+    if not profiles:
+        return None
+    kinds = list(dict.fromkeys(kind for _, p in profiles for kind in p.categories))
+    fig = go.Figure()
+    for kind in kinds:
+        fig.add_bar(
+            y=[label(r) for r, _ in profiles],
+            x=[
+                p.categories[kind].seconds_per_step * 1e3 if kind in p.categories else 0.0
+                for _, p in profiles
+            ],
+            name=kind,
+            orientation="h",
+        )
+    fig.update_layout(
+        title="Where a training step's time goes (profiled steps, ms per step)",
+        xaxis_title="ms per step",
+        barmode="stack",
+        height=160 + 40 * len(profiles),
+        template="plotly_white",
+    )
+    return fig

@@ -20,6 +20,7 @@ from dlbench.measure.units import fmt_metric
 from dlbench.report.figures import (
     downsample,
     phase_spans,
+    profile_figure,
     scaling_figure,
     shade_phases,
     throughput_figure,
@@ -245,6 +246,13 @@ def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
     return join(parts)
 
 
+def _profiles(summaries: list[StoredRun]) -> Markup:
+    fig = profile_figure(summaries, lambda s: f"{_label(s)} ({s.run_id[-6:]})")
+    if fig is None:
+        return html("<p class='note'>No run here was profiled (dlbench run --profile).</p>")
+    return _figure(fig)
+
+
 def _comparison(store: Store, summaries: list[StoredRun]) -> Markup:
     ok = [s for s in summaries if s.status == "ok" and s.timed_steps]
     for by in ("device", "framework", "precision", "workload", "batch_size"):
@@ -409,6 +417,7 @@ def build(
         ("Comparison with statistics", _comparison(store, summaries)),
         ("Scaling", _scaling(summaries)),
         ("Bottlenecks", _bottlenecks(store, summaries)),
+        ("Where the step time goes (profiled runs)", _profiles(summaries)),
         (
             "Cost and energy, one epoch of the workload's dataset",
             _costs(summaries, price_per_hour, price_per_kwh),

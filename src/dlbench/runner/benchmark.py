@@ -41,6 +41,7 @@ from dlbench.telemetry.summary import summarise
 from dlbench.workloads import get_workload
 
 T = TypeVar("T")
+PROFILE_STEPS = 5  # profiled after the timed steps: the profiler slows a step
 SYNTHETIC_EVAL_BATCHES = 20  # test batches validated and predicted on synthetic data by default
 
 
@@ -134,6 +135,8 @@ def _phases(
     _warmup(spec, engine, measured, progress)
     if spec.target_accuracy is None:
         _train(spec, engine, measured, progress)
+        if spec.profile:
+            measured.profile = _profile(engine, measured, progress)
         if not spec.no_validate:
             _validate(spec, engine, measured, progress)
     else:
@@ -360,6 +363,22 @@ def _train_to_accuracy(
         wall_time_s=wall_s,
         accuracy_by_epoch=tuple(scores),
     )
+
+
+def _profile(engine: Engine, measured: Measured, progress: Progress) -> dict[str, Any]:
+    """PROFILE_STEPS more training steps under the profiler, after the timed ones."""
+    measured.enter("profile")
+    progress.phase("profile", None)
+    profiler = getattr(engine, "profile", None)
+    if profiler is None:
+        return {"available": False, "reason": f"the {engine.name} engine has no profiler here"}
+    stream = measured.stream
+    assert stream is not None
+    try:
+        found: dict[str, Any] = profiler((batch for _, batch in stream), PROFILE_STEPS)
+    except (RuntimeError, ValueError) as exc:  # a profiler that cannot run: said, run goes on
+        return {"available": False, "reason": f"the profiler failed: {exc}"}
+    return {"available": True, **found}
 
 
 def eval_batches(spec: RunSpec, engine: Engine) -> int | None:

@@ -63,6 +63,7 @@ class Measured:
     meter: InterferenceMeter | None = field(default=None, repr=False)
     interference: Interference | None = None
     stability: Stability | None = None
+    profile: dict[str, Any] | None = None
     steps_stored: int = 0  # completed steps already in the store (a SIGKILL keeps them)
 
     def start_meter(self, spec: RunSpec, pid: int) -> None:
@@ -189,6 +190,7 @@ def build_result(
         ranks=measured.ranks,
         descriptors=_descriptors(spec, measured, device_peak),
         stability=measured.stability,
+        profile=_scaled_profile(measured.profile, speed),
         steps=steps,
     )
 
@@ -256,3 +258,21 @@ def describe(exc: BaseException, phase: str) -> str:
     where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
     text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
     return f"{text} (in the {phase} phase{where})"
+
+
+def _scaled_profile(
+    profile: dict[str, Any] | None, speed: SpeedStats | None
+) -> dict[str, Any] | None:
+    """The profiled categories applied to the step time measured without the profiler."""
+    if not profile or not profile.get("categories"):
+        return profile
+    timed = speed.mean_step_time_s if speed else None
+    if not timed:
+        return profile
+    scaled = dict(profile, timed_step_s=timed)
+    scaled["profiler_overhead"] = profile["profiled_step_s"] / timed - 1
+    scaled["categories"] = {
+        kind: dict(entry, seconds_per_step=entry["share"] * timed)
+        for kind, entry in profile["categories"].items()
+    }
+    return scaled

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,101 +22,27 @@ from dlbench.records import (
     InferenceStats,
     ModelStats,
     Quality,
-    SpeedStats,
     Stability,
     StagingStats,
     TimeToAccuracy,
 )
+from dlbench.store.measurements import (
+    EMPTY,
+    Descriptors,
+    FrozenMap,
+    RankSteps,
+    StepProfile,
+    TelemetrySummary,
+    descriptors_from,
+    frozen,
+    profile_from,
+    rank_from,
+    record_from,
+    telemetry_from,
+)
 from dlbench.store.summary import run_summary
 
-
-class FrozenMap(Mapping[str, Any]):
-    """A read-only mapping that pickles and copies (a notebook may cache or send runs)."""
-
-    def __init__(self, data: Mapping[str, Any] | None = None) -> None:
-        self._data = dict(data or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __repr__(self) -> str:
-        return repr(self._data)
-
-
-EMPTY: Mapping[str, Any] = FrozenMap()
 EXCLUDE_TAG = "exclude"  # its value: why the run is left out of fits and comparisons
-
-
-@dataclass(frozen=True)
-class MetricSummary:
-    """One telemetry metric over a phase: time-weighted mean, extremes, p95. A throttle
-    metric has its reasons (and bit mask) instead."""
-
-    mean: float | None = None
-    min: float | None = None
-    max: float | None = None
-    p95: float | None = None
-    samples: int = 0
-    reasons: tuple[str, ...] = ()
-    mask: int | None = None
-
-
-@dataclass(frozen=True)
-class PhaseTelemetry:
-    duration_s: float = 0.0
-    metrics: Mapping[str, MetricSummary] = field(default_factory=lambda: EMPTY)
-    energy_j: Mapping[str, float] = field(default_factory=lambda: EMPTY)  # per device
-    total_energy_j: float | None = None
-    images_per_joule: float | None = None
-
-
-@dataclass(frozen=True)
-class TelemetrySummary:
-    """What the sampler saw: per phase and over the whole run; why not, when it did not."""
-
-    enabled: bool
-    phases: Mapping[str, PhaseTelemetry] = field(default_factory=lambda: EMPTY)
-    run: PhaseTelemetry | None = None
-    reason: str | None = None  # why telemetry was off
-    error: str | None = None  # why the summary could not be made
-    sources: Mapping[str, str] = field(default_factory=lambda: EMPTY)
-    interval_s: float | None = None
-
-    def phase(self, name: str) -> PhaseTelemetry | None:
-        return self.phases.get(name)
-
-
-@dataclass(frozen=True)
-class Descriptors:
-    """The run's model and device in the calculator's terms."""
-
-    family: str | None = None
-    depth: int | None = None
-    width: int | None = None
-    params: int | None = None
-    flops_per_step: float | None = None
-    activation_bytes: int | None = None
-    layers: Mapping[str, int] = field(default_factory=lambda: EMPTY)
-    input_size: int | None = None
-    batch_size: int | None = None
-    precision: str | None = None
-    device_name: str | None = None
-    device_peak_tflops: float | None = None
-    device_bandwidth_gb_s: float | None = None
-
-
-@dataclass(frozen=True)
-class RankSteps:
-    """One process's own step statistics in a multi-process (DDP) run."""
-
-    rank: int
-    speed: SpeedStats | None
 
 
 @dataclass(frozen=True)
@@ -189,6 +115,7 @@ class StoredRun:
     descriptors: Descriptors | None = None
     stability: Stability | None = None
     telemetry: TelemetrySummary | None = None
+    profile: StepProfile | None = None
     # free-form documents, read-only
     hardware: Mapping[str, Any] | None = None
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
@@ -206,23 +133,24 @@ class StoredRun:
         stored documents become records."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in summary.items() if k in known}
-        values["tags"] = _frozen(summary.get("tags"))
-        values["config"] = _frozen(summary.get("config"))
-        values["hardware"] = _frozen(summary["hardware"]) if summary.get("hardware") else None
+        values["tags"] = frozen(summary.get("tags"))
+        values["config"] = frozen(summary.get("config"))
+        values["hardware"] = frozen(summary["hardware"]) if summary.get("hardware") else None
         values["timed_steps"] = int(summary.get("timed_steps") or 0)
         if values.get("speed_ci95") is not None:
             low, high = values["speed_ci95"]
             values["speed_ci95"] = (float(low), float(high))
         values["quality"] = _quality(summary.get("quality"))
-        values["inference"] = _record(InferenceStats, summary.get("inference"))
+        values["inference"] = record_from(InferenceStats, summary.get("inference"))
         values["model"] = _model(summary.get("model"))
         values["time_to_accuracy"] = _tta(summary.get("time_to_accuracy"))
-        values["feasibility"] = _record(Feasibility, summary.get("feasibility"))
-        values["staging"] = _record(StagingStats, summary.get("staging"))
-        values["stability"] = _record(Stability, summary.get("stability"))
-        values["ranks"] = tuple(_rank(r) for r in summary.get("ranks") or ())
-        values["descriptors"] = _descriptors(summary.get("descriptors"))
-        values["telemetry"] = _telemetry(summary.get("telemetry"))
+        values["feasibility"] = record_from(Feasibility, summary.get("feasibility"))
+        values["staging"] = record_from(StagingStats, summary.get("staging"))
+        values["stability"] = record_from(Stability, summary.get("stability"))
+        values["ranks"] = tuple(rank_from(r) for r in summary.get("ranks") or ())
+        values["descriptors"] = descriptors_from(summary.get("descriptors"))
+        values["telemetry"] = telemetry_from(summary.get("telemetry"))
+        values["profile"] = profile_from(summary.get("profile"))
         values["summary"] = FrozenMap(copy.deepcopy(dict(summary)))
         return cls(**values)
 
@@ -277,20 +205,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _frozen(value: Any) -> Mapping[str, Any]:
-    return FrozenMap(dict(value)) if isinstance(value, Mapping) else EMPTY
-
-
-def _record(kind: type[Any], value: Any) -> Any:
-    if not isinstance(value, Mapping):
-        return None
-    names = {f.name for f in dataclasses.fields(kind)}
-    try:
-        return kind(**{k: v for k, v in value.items() if k in names})
-    except TypeError:  # a document from an older dlbench lacks a field: not shown
-        return None
-
-
 def _quality(value: Any) -> Quality | None:
     if not isinstance(value, Mapping) or value.get("verdict") is None:
         return None
@@ -299,7 +213,7 @@ def _quality(value: Any) -> Quality | None:
     fields = {k: v for k, v in value.items() if k in names}
     fields["reasons"] = tuple(value.get("reasons") or ())
     fields["other_gpu_processes"] = (
-        None if gpus is None else tuple(_record(GpuProcess, g) for g in gpus)
+        None if gpus is None else tuple(record_from(GpuProcess, g) for g in gpus)
     )
     return Quality(**fields)
 
@@ -309,10 +223,10 @@ def _model(value: Any) -> ModelStats | None:
         return None
     fixed = {
         **value,
-        "layers": _frozen(value.get("layers")),
+        "layers": frozen(value.get("layers")),
         "input_shape": tuple(value.get("input_shape") or ()),
     }
-    model: ModelStats | None = _record(ModelStats, fixed)
+    model: ModelStats | None = record_from(ModelStats, fixed)
     return model
 
 
@@ -320,64 +234,5 @@ def _tta(value: Any) -> TimeToAccuracy | None:
     if not isinstance(value, Mapping):
         return None
     fixed = {**value, "accuracy_by_epoch": tuple(value.get("accuracy_by_epoch") or ())}
-    tta: TimeToAccuracy | None = _record(TimeToAccuracy, fixed)
+    tta: TimeToAccuracy | None = record_from(TimeToAccuracy, fixed)
     return tta
-
-
-def _rank(value: Mapping[str, Any]) -> RankSteps:
-    speed = {k: v for k, v in value.items() if k != "rank"}
-    if speed.get("speed_ci95") is not None:
-        speed["speed_ci95"] = tuple(speed["speed_ci95"])
-    return RankSteps(int(value.get("rank", 0)), _record(SpeedStats, speed) if speed else None)
-
-
-def _descriptors(value: Any) -> Descriptors | None:
-    if not isinstance(value, Mapping):
-        return None
-    found: Descriptors | None = _record(
-        Descriptors, {**value, "layers": _frozen(value.get("layers"))}
-    )
-    return found
-
-
-def _phase(value: Any) -> PhaseTelemetry | None:
-    if not isinstance(value, Mapping):
-        return None
-    metrics = {
-        name: MetricSummary(
-            mean=m.get("mean"),
-            min=m.get("min"),
-            max=m.get("max"),
-            p95=m.get("p95"),
-            samples=int(m.get("samples") or 0),
-            reasons=tuple(m.get("reasons") or ()),
-            mask=m.get("mask"),
-        )
-        for name, m in (value.get("metrics") or {}).items()
-    }
-    return PhaseTelemetry(
-        duration_s=float(value.get("duration_s") or 0.0),
-        metrics=FrozenMap(metrics),
-        energy_j=_frozen(value.get("energy_j")),
-        total_energy_j=value.get("total_energy_j"),
-        images_per_joule=value.get("images_per_joule"),
-    )
-
-
-def _telemetry(value: Any) -> TelemetrySummary | None:
-    if not isinstance(value, Mapping):
-        return None
-    phases = {
-        name: phase
-        for name, raw in (value.get("phases") or {}).items()
-        if (phase := _phase(raw)) is not None
-    }
-    return TelemetrySummary(
-        enabled=bool(value.get("enabled", True)),
-        phases=FrozenMap(phases),
-        run=_phase(value.get("run")),
-        reason=value.get("reason"),
-        error=value.get("error"),
-        sources=_frozen(value.get("sources")),
-        interval_s=value.get("interval_s"),
-    )

@@ -86,6 +86,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["foreign_cpu_cores"] = quality.get("foreign_cpu_cores")
     summary["quality"] = result.get("quality")
     summary["stability"] = result.get("stability")
+    summary["profile"] = result.get("profile")
     summary["telemetry"] = result.get("telemetry")
     summary["hardware"] = run.get("hardware")
     summary["config"] = run.get("config")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import pickle
 import resource
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from dlbench.config import RunSpec
 from dlbench.datasets import Dataset
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.pytorch import distributed as torch_dist
+from dlbench.engines.pytorch.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from dlbench.engines.pytorch.describe import ActivationBytes, layer_counts, model_width
 from dlbench.engines.pytorch.input import Batch, LoaderInput, SyntheticInput, default_workers
 from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask
@@ -26,11 +25,10 @@ from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
 from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
-__all__ = ["TorchEngine", "default_workers", "load_checkpoint", "make_optimizer"]
+__all__ = ["TorchEngine", "default_workers", "make_optimizer"]
 
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
 AMP_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
-CHECKPOINT_FORMAT = "dlbench-checkpoint-1"
 
 
 class TorchEngine:
@@ -222,6 +220,13 @@ class TorchEngine:
         return self._stats
 
     # -- training ---------------------------------------------------------------------------
+    def profile(self, batches: Iterator[Batch], steps: int) -> dict[str, Any]:
+        """``steps`` training steps under torch.profiler: categories and layers
+        (``engines/pytorch/profile.py``)."""
+        from dlbench.engines.pytorch.profile import profile_steps
+
+        return profile_steps(self.model, self.train_step, batches, steps, self.device, self.sync)
+
     def train_epoch(self) -> Iterator[Batch]:
         return self._input.train_batches()
 
@@ -399,49 +404,6 @@ def make_optimizer(spec: OptimizerSpec, params: Any) -> torch.optim.Optimizer:
     if spec.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=spec.lr, weight_decay=spec.weight_decay)
     raise ValueError(f"unknown optimizer {spec.name}")
-
-
-def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A dlbench checkpoint, loaded with weights_only=True: a checkpoint cannot run code."""
-    try:
-        with warnings.catch_warnings():  # torch's notes on foreign pickles: the error says it
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location=device, weights_only=True)  # noqa: TID251
-    except pickle.UnpicklingError as exc:
-        # torch's message carries advice to turn the safety off; only its finding is shown.
-        found = _unpickler_finding(exc)
-        if "Unsupported global" in found:
-            raise DataError(
-                f"{path} is not a plain weights checkpoint: it holds Python objects, which "
-                "dlbench does not load (loading them could run any code)",
-                "give a checkpoint saved by dlbench run --checkpoint FILE",
-            ) from None
-        raise DataError(f"{path}: cannot read this checkpoint ({found})") from None
-    except (OSError, RuntimeError, EOFError) as exc:
-        first = _first_line(exc)
-        raise DataError(f"{path}: cannot read this checkpoint ({first})") from exc
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise DataError(
-            f"{path}: not a dlbench checkpoint", "save one with dlbench run --checkpoint FILE"
-        )
-    return state
-
-
-def _unpickler_finding(exc: BaseException) -> str:
-    """What torch's weights-only unpickler found, without its advice around it."""
-    text = str(exc)
-    _, marker, after = text.partition("WeightsUnpickler error:")
-    lines = [line.strip() for line in after.splitlines() if line.strip()] if marker else []
-    return lines[0] if lines else _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def load_checkpoint(model: nn.Module, path: Path, device: torch.device) -> nn.Module:
-    model.load_state_dict(read_checkpoint(path, device)["model"])
-    return model
 
 
 def process_peak_rss() -> int:

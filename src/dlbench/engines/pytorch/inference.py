@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from dlbench.engines.pytorch.engine import AMP_DTYPES, TorchEngine, device_sync, read_checkpoint
+from dlbench.engines.pytorch.checkpoint import read_checkpoint
+from dlbench.engines.pytorch.engine import AMP_DTYPES, TorchEngine, device_sync
 from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask
 from dlbench.errors import ConfigError
 from dlbench.registry import resolve
