@@ -25,7 +25,10 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time", "no_validate", "no_infer", "profile")
+LATER_FIELDS = ("until_stable", "max_time")
+# Fields that change only what happens after the timed steps (validation, inference, a
+# profile): the same training configuration, so the same run key in a sweep or calibration.
+AFTER_TIMING_FIELDS = ("no_validate", "no_infer", "profile")
 # Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
 MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
@@ -214,8 +217,9 @@ class RunSpec(BaseModel):
 
     @property
     def run_key(self) -> str:
-        """Stable identity of this run in a sweep: the resolved spec, tags aside, hashed."""
-        fields = self.model_dump(mode="json", exclude={"tags"})
+        """Stable identity of this run in a sweep: the resolved spec, hashed, without its tags
+        and the fields that only change what happens after the timed steps."""
+        fields = self.model_dump(mode="json", exclude={"tags", *AFTER_TIMING_FIELDS})
         for name in LATER_FIELDS:  # unset, they leave the keys of earlier sweeps unchanged
             if fields.get(name) is None:
                 fields.pop(name, None)

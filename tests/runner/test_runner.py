@@ -304,13 +304,16 @@ def test_until_stable_is_refused_with_epochs_and_max_time_needs_it():
     import json
 
     spec = build_spec(workload="mlp-mnist")
-    from dlbench.config import LATER_FIELDS
+    from dlbench.config import AFTER_TIMING_FIELDS, LATER_FIELDS
 
     # As an earlier dlbench dumped the spec: without the fields added since.
-    before = spec.model_dump(mode="json", exclude={"tags", *LATER_FIELDS})
+    before = spec.model_dump(mode="json", exclude={"tags", *LATER_FIELDS, *AFTER_TIMING_FIELDS})
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert spec.run_key == digest
     assert build_spec(workload="mlp-mnist", until_stable=2).run_key != digest
+    # Skipping validation or inference, or profiling after, trains the same configuration.
+    same = build_spec(workload="mlp-mnist", no_validate=True, no_infer=True, profile=True)
+    assert same.run_key == digest
 
 
 def test_accounting_that_breaks_never_loses_the_run(store, monkeypatch):

@@ -92,6 +92,8 @@ def specs(config: dict[str, Any], device: str, sweep: str, repeats: int) -> list
             warmup=WARMUP,
             steps=WARMUP + TIMED,
             val_batches=1,
+            no_validate=True,  # neither is predicted: the budget buys more configurations
+            no_infer=True,
             telemetry=False,
             sweep=sweep,
             repeat=repeat,
