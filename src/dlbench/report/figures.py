@@ -221,7 +221,8 @@ def profile_figure(runs: list[StoredRun], label: Callable[[StoredRun], str]) -> 
         title="Where a training step's time goes (profiled steps, ms per step)",
         xaxis_title="ms per step",
         barmode="stack",
-        height=160 + 40 * len(profiles),
+        height=260 + 40 * len(profiles),
+        legend={"orientation": "h", "y": -0.35},  # every category visible, none scrolled away
         template="plotly_white",
     )
     return fig
