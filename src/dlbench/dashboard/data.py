@@ -51,6 +51,7 @@ def runs_frame(store: Store) -> pd.DataFrame:
     # classifier's accuracy on synthetic (random) labels is no accuracy at all.
     monitor = frame["kind"] == "monitor"
     frame.loc[monitor, "device_name"] = "(monitor: " + frame.loc[monitor, "workload"] + ")"
+    frame.loc[monitor, "precision"] = "—"
     frame.loc[frame["data"] == "synthetic", "accuracy"] = None
     return frame
 
