@@ -254,20 +254,16 @@ def _profiles(summaries: list[StoredRun]) -> Markup:
 
 
 def _comparison(store: Store, summaries: list[StoredRun]) -> Markup:
+    """As ``dlbench compare`` without --by: grouped by the first field the runs differ in."""
     ok = [s for s in summaries if s.status == "ok" and s.timed_steps]
-    for by in ("device", "framework", "precision", "workload", "batch_size"):
-        values = {str(getattr(s, by)) for s in ok}
-        if len(values) < 2:
-            continue
-        try:
-            result = compare(store, [s.run_id for s in ok], by)
-        except DlbenchError as exc:
-            return html("<p class='note'>{}</p>", exc.one_line())
-        return _comparison_html(result)
-    return html(
-        "<p class='note'>Every run shares device, framework, precision, workload and batch size: "
-        "nothing to compare. Add runs on another device to see CPU vs GPU.</p>"
-    )
+    try:
+        result = compare(store, [s.run_id for s in ok])
+    except DlbenchError as exc:
+        return html(
+            "<p class='note'>{}. Add runs on another device to see CPU vs GPU.</p>",
+            exc.one_line(),
+        )
+    return _comparison_html(result)
 
 
 def _comparison_html(result: Comparison) -> Markup:
