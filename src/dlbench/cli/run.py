@@ -208,6 +208,7 @@ def _run_once(
     from dlbench.api import run_benchmark
     from dlbench.records import EXIT_CODES
     from dlbench.render.console import QuietConsole
+    from dlbench.render.profile import profile_tables
     from dlbench.render.run import quality_lines, run_panel
 
     outcome = run_benchmark(
@@ -225,6 +226,9 @@ def _run_once(
     else:
         summary = store.run(outcome.run_id)
     human.print(run_panel(summary))
+    profiled = profile_tables(summary.profile)
+    if profiled is not None:
+        human.print(profiled)
     human.print(quality_lines(summary), highlight=False)
     if not outcome.unsaved_path:
         human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
