@@ -51,3 +51,14 @@ def test_an_excluded_run_is_kept_but_left_out_of_fits_and_comparisons(store, cap
     assert compare(store, ["g", "c"]).by == "device"
     code, out, _ = call_main(capsys, "tag", "r0", "note=", "--db", store.url)
     assert "note" not in out  # key= removes the tag
+
+
+def test_tag_refuses_a_bad_key_and_a_missing_database(store, capsys, tmp_path):
+    stored_runs(store, summaries(n=1))
+    code, _, err = call_main(capsys, "tag", "r0", "bad key=1", "--db", store.url)
+    assert code == 2 and "is not key=value with a key of letters" in one_line_error(code, err)
+    assert dict(store.run("r0").tags) == {}  # nothing written
+    missing = tmp_path / "typo.sqlite"
+    code, _, err = call_main(capsys, "tag", "r0", "a=b", "--db", str(missing))
+    assert code == 2 and "no results database" in one_line_error(code, err)
+    assert not missing.exists()

@@ -259,18 +259,22 @@ def tag(
     db: DbOption = None,
 ) -> None:
     """Label a run (key=value), or keep it but leave it out of fits and comparisons."""
+    from dlbench.config import TAG_KEY_PATTERN
     from dlbench.store.database import Store
     from dlbench.store.stored import EXCLUDE_TAG
 
     if exclude is not None and include:
         raise ConfigError("--exclude and --include contradict each other", option="--exclude")
-    store = Store(db)
+    store = Store(db, create=False)  # a mistyped --db is an error, not a new database
     run = store.run(run_id)
     tags = dict(run.tags)
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{pair!r} is not key=value", "e.g. dlbench tag RUN note=rerun")
+        if not sep or not TAG_KEY_PATTERN.match(key.strip()):
+            raise ConfigError(
+                f"{pair!r} is not key=value with a key of letters, digits, '_', '.', '-'",
+                "e.g. dlbench tag RUN note=rerun",
+            )
         if value.strip():
             tags[key.strip()] = value.strip()
         else:

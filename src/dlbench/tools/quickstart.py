@@ -5,6 +5,7 @@ on a 2-core CPU."""
 from __future__ import annotations
 
 import statistics
+from datetime import datetime
 
 from dlbench.config import RunSpec, build_spec
 from dlbench.store.database import Store
@@ -32,12 +33,18 @@ def plan(device: str = "auto") -> list[RunSpec]:
 
 
 def estimate(store: Store, specs: list[RunSpec]) -> tuple[float, int]:
-    """(seconds the plan took here before: each run's median wall time over its earlier runs
-    on this machine and device, how many runs have no earlier run to go by)."""
+    """(seconds the plan took here before, how many runs have no earlier run to go by): for
+    each run the median, over its earlier runs on this machine and device, of the time from its
+    row's creation (before its process started) to its end: a run's whole life, imports,
+    validation and inference included."""
     total, unknown = 0.0, 0
     for spec in specs:
         before = [
-            r.wall_time_s for r in store.runs(run_key=spec.run_key, status="ok") if r.wall_time_s
+            (
+                datetime.fromisoformat(r.finished_at) - datetime.fromisoformat(r.created_at)
+            ).total_seconds()
+            for r in store.runs(run_key=spec.run_key, status="ok")
+            if r.created_at and r.finished_at
         ]
         if before:
             total += statistics.median(before)
