@@ -9,7 +9,10 @@ Five steps, each with its own time budget, each writing its own section as soon 
 3. the telemetry sampler at 0.1 s with the NVML source: throughput on/off and its CPU per tick;
 4. CPU vs GPU ``compare`` on the Faster R-CNN scene detector, with its p-values;
 5. interference: a run beside a second process computing on the same GPU must be called
-   contended, naming that process, and a run without it must not.
+   contended, naming that process, and a run without it must not;
+6. ``calibrate --ops`` on the GPU (and briefly on the host CPU): operator shapes timed, the
+   best achieved TFLOP/s per kind, and the GPU/CPU operator-class ratios the calculator
+   would carry a CPU-calibrated model to the GPU with.
 
     scripts/device-check                       # the whole check, at most 8 minutes
     .venv/bin/python benchmarks/device_check.py --rehearse   # every step on the CPU, tiny,
@@ -259,12 +262,68 @@ class Check:
         return hog.pid, hog
 
 
+def operators(check: Check) -> None:
+    """Step 6: operator calibration on the GPU and the host, and their class ratios."""
+    import pandas as pd
+
+    from dlbench.predict.operators import class_ratios, ridge, work
+    from dlbench.store import operators as stored_ops
+    from dlbench.store.database import Store
+
+    budgets = {"cpu": "0.1"} if check.rehearse else {"cuda": "1.2", "cpu": "0.5"}
+    for device, minutes in budgets.items():
+        subprocess.run(
+            [sys.executable, "-m", "dlbench", "calibrate", "--ops", "--device", device,
+             "--budget", minutes, "--precisions", "fp32", "--db", str(check.db)],
+            cwd=ROOT, capture_output=True, text=True, timeout=200, check=True,
+        )  # fmt: skip
+    store = Store(str(check.db))
+    found = {d: stored_ops.usable(stored_ops.table(store, d)) for d in stored_ops.devices(store)}
+    lines = []
+    for device, table in found.items():
+        flops = pd.Series(
+            [work(k, s)[0] for k, s in zip(table["kind"], table["shape"], strict=True)]
+        )
+        achieved = (flops.to_numpy() / table["train_s"].to_numpy()) / 1e12
+        best = pd.Series(achieved).groupby(table["kind"].to_numpy()).max()
+        verdicts = table["quality_verdict"].value_counts().to_dict()
+        lines.append(
+            f"- {device}: {len(table)} shapes ({verdicts}); best achieved TFLOP/s (forward + "
+            "backward): " + ", ".join(f"{k} {v:.3g}" for k, v in best.items())
+        )
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    if gpu in found and len(found) == 2:
+        cpu = next(d for d in found if d != gpu)
+        peak = found[gpu]["peak_tflops"].dropna()
+        bandwidth = found[gpu]["bandwidth_gb_s"].dropna()
+        ratios = class_ratios(found[cpu], found[gpu], ridge(
+            float(peak.iloc[0]) if len(peak) else None,
+            float(bandwidth.iloc[0]) if len(bandwidth) else None))  # fmt: skip
+        if ratios:
+            lines.append(
+                f"- {gpu} / {cpu} operator time, by class: "
+                + ", ".join(
+                    f"{k}-bound x {v:.3g} ({ratios.shared[k]} shapes)"
+                    for k, v in ratios.ratios.items()
+                )  # fmt: skip
+                + f"; largest deviation from the class ratio {ratios.spread:.2f} in log"
+            )
+    check.write(
+        "device-check-operators",
+        f"{check.header()}\n\n`dlbench calibrate --ops --precisions fp32` for "
+        f"{', '.join(f'{m} min on {d}' for d, m in budgets.items())}:\n\n" + "\n".join(lines),
+    )
+
+
 STEPS: dict[str, Callable[[Check], None]] = {
     "gpu-tests": Check.gpu_tests,
     "throughput": Check.throughput,
     "telemetry": Check.telemetry,
     "compare": Check.compare,
     "interference": Check.interference,
+    "operators": operators,
 }
 
 

@@ -93,3 +93,22 @@ def test_import_from_the_command_line(db_path, tmp_path):
         timeout=120,
     )
     assert missing.returncode == 2 and "no results database at" in missing.stderr
+
+
+def test_import_copies_operator_measurements_once(store, tmp_path):
+    from dlbench.store import operators as stored_ops
+    from dlbench.store.merge import import_operators
+
+    gpu = Store(str(tmp_path / "gpu.sqlite"))
+    rows = [
+        {"device_name": "H200", "kind": "linear", "precision": "fp32", "calls": 5,
+         "shape": {"rows": n, "in_features": 64, "out_features": 64}, "train_s": n * 1e-6}
+        for n in (1, 2, 3)
+    ]  # fmt: skip
+    stored_ops.add(gpu, rows)
+    assert import_operators(store, gpu) == 3
+    assert import_operators(store, gpu) == 0
+    copied = stored_ops.table(store, "H200")
+    assert sorted(copied["train_s"]) == [1e-6, 2e-6, 3e-6]
+    assert copied["shape"].iloc[0] == {"rows": 1, "in_features": 64, "out_features": 64}
+    gpu.close()

@@ -141,7 +141,7 @@ def test_a_version_1_database_gains_the_telemetry_table(db_path):
         conn.execute("ALTER TABLE runs DROP COLUMN run_key")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     upgraded = Store(str(db_path))
-    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 5
+    assert upgraded.schema_version() == schema.SCHEMA_VERSION == 6
     assert upgraded.get_run("from-v1")["mean_speed"] == 20.0
     assert upgraded.get_run("from-v1")["run_key"] is None  # v2 -> v3 added the sweep key
     _create(upgraded, "from-v3", run_key="abc")

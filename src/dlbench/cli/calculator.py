@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -74,6 +75,7 @@ def predict(
     """Predict step, epoch and total training time (and cost) from the stored runs."""
     from dlbench.analysis.cost import load_prices
     from dlbench.engines.pytorch.describe import describe_question as describe
+    from dlbench.engines.pytorch.describe import run_operators
     from dlbench.predict import calculator
     from dlbench.predict.question import Question
     from dlbench.render import calculator as render_calculator
@@ -96,8 +98,9 @@ def predict(
     table = load_prices(prices)
     if compare_devices:
         answers, refused = calculator.compare_devices(
-            store, descriptors, dataset_size, epochs, price_per_hour, gpus, val_size, table
-        )
+            store, descriptors, dataset_size, epochs, price_per_hour, gpus, val_size, table,
+            operators_of=run_operators,
+        )  # fmt: skip
         if not answers:
             raise DlbenchError(
                 "no stored device can be predicted: "
@@ -119,8 +122,9 @@ def predict(
     else:
         name = device
     found = calculator.answer(
-        store, descriptors, name, dataset_size, epochs, price_per_hour, gpus, val_size, table
-    )
+        store, descriptors, name, dataset_size, epochs, price_per_hour, gpus, val_size, table,
+        operators_of=run_operators,
+    )  # fmt: skip
     if json_flag:
         out.print_json(data=render_calculator.answer_json(found))
     else:
@@ -135,11 +139,25 @@ def calibrate(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
     repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
+    ops: Annotated[
+        bool,
+        typer.Option(
+            "--ops", help="Time operators (convolution, linear, norms...) instead of models."
+        ),
+    ] = False,
+    precisions: Annotated[
+        str | None,
+        typer.Option(help="With --ops: comma-separated [default: all the device runs]."),
+    ] = None,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
     db: DbOption = None,
 ) -> None:
-    """Benchmark a space-filling design of model shapes here, for dlbench predict."""
+    """Benchmark a space-filling design of model shapes (or, with --ops, of operator shapes)
+    here, for dlbench predict."""
+    if ops:
+        _calibrate_ops(device, budget, precisions, wait_quiet, require_quiet, db)
+        return
     from dlbench.api import preflight_device
     from dlbench.config import build_spec
     from dlbench.predict.question import FAMILIES
@@ -182,6 +200,76 @@ def calibrate(
     found = calibration_outcome(store, info.device_name, made)
     out.print(render_calculator.calibration_lines(found, info.device_name, store.describe()))
     raise typer.Exit(0 if found.enough else 1)
+
+
+def _calibrate_ops(
+    device: str,
+    budget: float,
+    precisions: str | None,
+    wait_quiet: float | None,
+    require_quiet: bool,
+    db: str | None,
+) -> None:
+    from dlbench import sysinfo
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.engines import get_engine
+    from dlbench.engines.pytorch import op_timing as torch_ops
+    from dlbench.launch.quiet import QuietGate
+    from dlbench.measure.peaks import device_peak, gpu_bandwidth
+    from dlbench.predict.question import FAMILIES
+    from dlbench.render import calculator as render_calculator
+    from dlbench.render.console import QuietConsole
+    from dlbench.store.database import Store
+    from dlbench.telemetry.interference import InterferenceMeter
+    from dlbench.tools import op_calibrate
+
+    if budget <= 0:
+        raise ConfigError("--budget must be positive (minutes)", option="--budget")
+    info = preflight_device(build_spec(workload="param-mlp", device=device))
+    engine = get_engine("pytorch")
+    runs_here = torch_ops.supported_precisions(info.kind, lambda p: engine.check_precision(info, p))
+    chosen = (
+        tuple(p.strip() for p in precisions.split(",") if p.strip()) if precisions else runs_here
+    )
+    refused = [p for p in chosen if p not in runs_here]
+    if refused or not chosen:
+        raise ConfigError(
+            f"--precisions {precisions!r}: {info.device_name} does not run {refused or 'none'}",
+            f"of {', '.join(runs_here)}",
+            option="--precisions",
+        )
+    store = Store(db)
+    store.check_writable()
+    hardware = sysinfo.collect()
+    bandwidth = gpu_bandwidth(info.device_name) if info.kind == "cuda" else None
+    peaks = {
+        p: (device_peak(info.kind, info.device_name, p, hardware).tflops, bandwidth) for p in chosen
+    }
+    gpus = (int(info.device.partition(":")[2] or 0),) if info.kind == "cuda" else ()
+    QuietGate(quiet_policy(wait_quiet, require_quiet), QuietConsole(err), gpus).before()
+    out.print(
+        f"timing operators on {info.device_name} at {', '.join(chosen)} for {budget:g} min "
+        "(rerun to continue)"
+    )
+    with render_calculator.CalibrationProgress(budget * 60, err) as bar:
+        found = op_calibrate.calibrate_ops(
+            store,
+            info.device_name,
+            info.kind,
+            chosen,
+            budget * 60,
+            torch_ops.operator_timer(
+                info.device, op_calibrate.REPEATS, op_calibrate.SHAPE_BUDGET_S
+            ),
+            peaks,
+            f"pytorch {hardware.get('torch') or ''}".strip(),
+            on_block=bar.block,
+            meter=lambda: InterferenceMeter(os.getpid(), gpus).start(),
+            model_shapes=op_calibrate.design_shapes(FAMILIES, info.device),
+        )
+    out.print(render_calculator.op_calibration_lines(found, info.device_name, store.describe()))
+    raise typer.Exit(0 if found.stored else 1)
 
 
 @app.command()

@@ -42,10 +42,13 @@ def import_runs(
         return
     source = Store(other, create=False)
     target = Store(db)
+    from dlbench.store.merge import import_operators
+
     added, skipped = target.import_from(source)
+    operators = import_operators(target, source)
     out.print(
         f"imported {added} run(s) from {source.describe()} into {target.describe()}; "
-        f"{skipped} already there"
+        f"{skipped} already there" + (f"; {operators} operator measurement(s)" if operators else "")
     )
 
 

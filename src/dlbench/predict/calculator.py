@@ -20,9 +20,19 @@ import pandas as pd
 
 from dlbench.errors import DlbenchError
 from dlbench.measure import training_plan as decompose
+from dlbench.predict.by_operators import (
+    OperatorsOf,
+    OperatorTransfer,
+    best_source,
+    covered,
+    operator_data,
+    with_operators,
+)
 from dlbench.predict.features import frame
 from dlbench.predict.fitting import MIN_RUNS, Predictor, fit_predictor
 from dlbench.predict.models import interval
+from dlbench.predict.operators import OperatorModel, OpUse, scaled
+from dlbench.store import operators as stored_ops
 from dlbench.store.database import Store
 from dlbench.store.stored import StoredRun
 
@@ -43,6 +53,7 @@ class Transfer:
     spread: float  # largest |log ratio - log mean ratio| over the references
     peak_ratio: float | None  # source peak TFLOP/s / target's: the datasheet's speed-up
     bandwidth_ratio: float | None
+    method: str = "reference workloads"  # or "operator classes" (by_operators.py)
 
 
 @dataclass(frozen=True)
@@ -81,9 +92,10 @@ def stored_table(store: Store) -> pd.DataFrame:
     return runs
 
 
-def match_device(runs: pd.DataFrame, device: str) -> str:
-    """The stored device name ``device`` names (a case-insensitive part of it)."""
-    names = sorted(runs["device"].dropna().unique())
+def match_device(runs: pd.DataFrame, device: str, also: tuple[str, ...] = ()) -> str:
+    """The stored device name ``device`` names (a case-insensitive part of it); ``also``:
+    devices known otherwise (operator measurements)."""
+    names = sorted({*runs["device"].dropna().unique(), *also})
     exact = [n for n in names if n.lower() == device.lower()]
     found = exact or [n for n in names if device.lower() in n.lower()]
     if len(found) != 1:
@@ -165,28 +177,27 @@ def answer(
     val_size: int = 0,
     prices: list[dict[str, Any]] | None = None,
     runs: pd.DataFrame | None = None,
+    operators_of: OperatorsOf | None = None,
 ) -> Answer:
     """Step, epoch and total time (and cost) of training the described model on ``device``.
 
-    ``price_per_hour`` wins; else the price table's entry for the device, if any."""
+    ``price_per_hour`` wins; else the price table's entry for the device, if any. With
+    ``operators_of`` (the engine's walk of a stored run's model) and the device's operator
+    measurements, the step is added up from the model's operators."""
     runs = stored_table(store) if runs is None else runs
-    name = match_device(runs, device)
+    op_devices = tuple(stored_ops.devices(store)) if operators_of else ()
+    name = match_device(runs, device, op_devices)
     on_device = runs[runs["device"] == name]
-    moved: Transfer | None = None
-    source = name
-    if len(on_device) < MIN_RUNS:
-        moved = transfer(runs, name)
-        source = moved.source
+    source, predictor, query, by_classes = _learner(
+        store, runs, name, len(on_device) >= MIN_RUNS, descriptors, operators_of
+    )
     training = runs[runs["device"] == source]
-    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
-    predictor = fit_predictor(store, training, source, left_out)
-    precision = descriptors.get("precision", "fp32")
-    same = training[training["precision"] == precision]
-    peak = float(same["peak_tflops"].median()) if len(same) else float("nan")
-    query = _query_row(descriptors, None if np.isnan(peak) else peak)
     step = float(predictor.model.predict(query)[0])
     log_errors = np.asarray(predictor.log_errors)
-    if moved is not None:
+    moved: Transfer | None = None
+    if len(on_device) < MIN_RUNS:
+        moved = _by_classes(by_classes, predictor, query, name) if by_classes else None
+        moved = moved or transfer(runs, name)
         step *= moved.ratio
         log_errors = np.abs(log_errors) + moved.spread  # the transfer's own uncertainty
     low, high = interval(np.array([step]), log_errors, COVERAGE)
@@ -220,6 +231,88 @@ def answer(
         price_source=price_source,
         transfer=moved,
         extrapolation=outside_range(training, query),
+    )
+
+
+def _learner(
+    store: Store,
+    runs: pd.DataFrame,
+    name: str,
+    calibrated: bool,
+    descriptors: dict[str, Any],
+    operators_of: OperatorsOf | None,
+) -> tuple[str, Predictor, pd.DataFrame, OperatorTransfer | None]:
+    """The device whose runs answer for ``name`` (itself when ``calibrated``), its predictor
+    (operator-level where its measurements allow), the question as its table row, and the
+    operator-class transfer when one carries the answer to ``name``."""
+    query_ops = _query_ops(descriptors) if operators_of else None
+    precision = descriptors.get("precision", "fp32")
+    by_classes = best_source(store, runs, name) if query_ops and not calibrated else None
+    source = by_classes.source if by_classes else name
+    found = _operator_predictor(store, runs, source, query_ops, precision, operators_of)
+    if found is None and not calibrated:
+        by_classes = None  # the source's operators cannot answer it: the reference workloads
+        source = transfer(runs, name).source
+    training = runs[runs["device"] == source]
+    same = training[training["precision"] == precision]
+    peak = float(same["peak_tflops"].median()) if len(same) else float("nan")
+    query = _query_row(descriptors, None if np.isnan(peak) else peak)
+    if found is not None:
+        return source, found, query.assign(ops=[query_ops]), by_classes
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
+    return source, fit_predictor(store, training, source, left_out), query, by_classes
+
+
+def _query_ops(descriptors: dict[str, Any]) -> tuple[OpUse, ...] | None:
+    listed = descriptors.get("operators")
+    if not listed:
+        return None
+    return tuple(OpUse.of(o["kind"], int(o["count"]), **o["shape"]) for o in listed)
+
+
+def _operator_predictor(
+    store: Store,
+    runs: pd.DataFrame,
+    source: str,
+    query_ops: tuple[OpUse, ...] | None,
+    precision: str,
+    operators_of: OperatorsOf | None,
+) -> Predictor | None:
+    """The source device's operator-level predictor, where its operator measurements cover
+    the question's operators and enough of its runs; None: the whole-model predictors."""
+    if not query_ops or operators_of is None:
+        return None
+    data = operator_data(store, source)
+    if data is None or not covered(query_ops, precision, data):
+        return None
+    walked = with_operators(runs[runs["device"] == source], operators_of, data)
+    if len(walked) < MIN_RUNS:
+        return None
+    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
+    return fit_predictor(store, walked, source, left_out, operators=data)
+
+
+def _by_classes(
+    found: OperatorTransfer, predictor: Predictor, query: pd.DataFrame, target: str
+) -> Transfer:
+    """The target's step / the source's for the question, from the operator class ratios."""
+    model = predictor.model
+    assert isinstance(model, OperatorModel)
+    on_target = OperatorModel(scaled(model.curves, found.ratios), composition=model.composition)
+    ratio = float(on_target.predict(query)[0] / model.predict(query)[0])
+    shares = ", ".join(
+        f"{kind}-bound operators x {value:.3g} ({found.ratios.shared[kind]} shapes)"
+        for kind, value in found.ratios.ratios.items()
+    )
+    return Transfer(
+        source=found.source,
+        target=target,
+        ratio=ratio,
+        references=(shares,),
+        spread=found.ratios.spread,
+        peak_ratio=None,
+        bandwidth_ratio=None,
+        method="operator classes",
     )
 
 
@@ -280,6 +373,7 @@ def compare_devices(
     gpus: int = 1,
     val_size: int = 0,
     prices: list[dict[str, Any]] | None = None,
+    operators_of: OperatorsOf | None = None,
 ) -> tuple[list[Answer], dict[str, str]]:
     """One answer per stored device that can be predicted (its own runs or a transfer),
     fastest first; and, for the others, why not. ``price_per_hour`` prices the devices the
@@ -289,12 +383,13 @@ def compare_devices(
     runs = stored_table(store)
     table = prices if prices is not None else load_prices()
     answers, refused = [], {}
-    for device in sorted(runs["device"].dropna().unique()):
+    op_devices = stored_ops.devices(store) if operators_of else {}
+    for device in sorted({*runs["device"].dropna().unique(), *op_devices}):
         price = None if find_price(device, table) else price_per_hour
         try:
             found = answer(
                 store, descriptors, device, dataset_size, epochs, price, gpus, val_size,
-                table, runs,
+                table, runs, operators_of,
             )  # fmt: skip
         except DlbenchError as exc:
             refused[str(device)] = exc.message

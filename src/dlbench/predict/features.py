@@ -60,6 +60,7 @@ def frame(summaries: list[StoredRun]) -> pd.DataFrame:
                 "bandwidth_gb_s": float(d.device_bandwidth_gb_s or np.nan),
                 "step_s": float(step),
                 "startup_s": float(s.setup_time_s or np.nan),
+                "config": s.config,  # the resolved run configuration: what to walk
             }
         )
     table = pd.DataFrame(rows)

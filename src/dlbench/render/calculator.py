@@ -67,6 +67,14 @@ def prediction(answer: Any, label: str) -> Group:
 
 
 def transfer_line(moved: Any) -> str:
+    if moved.method == "operator classes":
+        return (
+            f"transferred: {moved.target} has operator measurements but too few runs of its "
+            f"own, so this is {moved.source}'s operator-level prediction with each operator's "
+            f"time scaled by the measured ratio of its class ({', '.join(moved.references)}): "
+            f"x {moved.ratio:.3f} for this model; the interval is widened by the ratios' "
+            f"spread ({moved.spread * 100:.0f}%)"
+        )
     datasheet = []
     if moved.peak_ratio:
         datasheet.append(f"peak FLOP/s ratio {moved.peak_ratio:.2f}")
@@ -92,12 +100,21 @@ def predictor(found: Any) -> str:
     kept = "kept in the store" if not found.reused else "reused from the store"
     left = t.get("left_out_contended") or 0
     skipped = f", {left} contended run(s) left out" if left else ""
+    operators = t.get("operator_measurements")
+    name = (
+        f"{found.name} (each operator's measured time, {operators} operator shapes, composed "
+        "by a fit on whole-model runs)"
+        if operators
+        else found.name
+    )
+    others = "; ".join(f"{n} {m:.1f}%" for n, m in found.alternatives.items())
     return (
-        f"predictor for {found.device}: {found.name} ({kept}), learned from {t['runs']} runs"
+        f"predictor for {found.device}: {name} ({kept}), learned from {t['runs']} runs"
         f"{skipped} "
         f"({families}; batch {t['batch_size'][0]:g}-{t['batch_size'][1]:g}, "
         f"{t['gflop_per_step'][0]:.3g}-{t['gflop_per_step'][1]:.3g} GFLOP/step). "
         f"Cross-validated errors: {errors}"
+        + (f". Whole-model predictors, random 5-fold MAPE: {others}" if others else "")
     )
 
 
@@ -158,6 +175,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
             "errors": p.errors,
             "training": p.training,
             "reused": p.reused,
+            "alternatives": p.alternatives,
         },
         "transfer": None
         if moved is None
@@ -166,6 +184,7 @@ def answer_json(answer: Any) -> dict[str, Any]:
             "ratio": moved.ratio,
             "references": list(moved.references),
             "spread": moved.spread,
+            "method": moved.method,
             "peak_ratio": moved.peak_ratio,
             "bandwidth_ratio": moved.bandwidth_ratio,
             "note": transfer_line(moved),
@@ -295,3 +314,24 @@ class CalibrationProgress:
         self.runs += 1
         self.bar.update(self.task, completed=now - self._began, runs=self.runs)
         self.console.print(f"{self.label(spec)}: {status} ({now - self._run_began:,.0f} s)")
+
+    def block(self, shapes: int, verdict: str) -> None:
+        """One block of operator shapes timed (``calibrate --ops``)."""
+        now = time.monotonic()
+        self.runs += shapes
+        self.bar.update(self.task, completed=now - self._began, runs=self.runs)
+        self.console.print(f"{shapes} operator shape(s) timed: {verdict}")
+
+
+def op_calibration_lines(found: Any, device: str, where: str) -> str:
+    """What ``calibrate --ops`` left: shapes timed, by kind, and the blocks' verdicts."""
+    if not found.stored:
+        return f"no operator measurements of {device} in {where}: the budget ran out first"
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(found.kinds.items()))
+    verdicts = ", ".join(f"{n} {v}" for v, n in sorted(found.verdicts.items())) or "none"
+    return (
+        f"{found.measured} operator shape(s) timed now ({verdicts} block(s)); {found.stored} "
+        f"usable for {device} in {where}: {kinds}\n"
+        "dlbench predict now adds a model up from its operators (with whole-model runs of "
+        "this device to fit how they compose: dlbench calibrate)"
+    )

@@ -31,7 +31,7 @@ from sqlalchemy import (
 
 from dlbench.errors import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 metadata = MetaData()
 
@@ -132,6 +132,30 @@ baselines = Table(
     Column("hardware", JSON),
 )
 
+# Operators timed on a device by ``dlbench calibrate --ops``: one row per operator shape and
+# precision, forward and forward + backward, with the quality verdict of the block it was
+# measured in (the interference accounting of every run).
+op_measurements = Table(
+    "op_measurements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", String(32), nullable=False),
+    Column("hostname", String(128)),
+    Column("device_name", String(128), nullable=False, index=True),
+    Column("framework", String(64)),  # "pytorch 2.14.1"
+    Column("kind", String(32), nullable=False),  # conv2d, linear, batchnorm, ...
+    Column("precision", String(16), nullable=False),
+    Column("shape", JSON, nullable=False),  # {"batch": 8, "in_channels": 3, ...}
+    Column("forward_s", Float),  # median seconds of one forward call (None: not separable)
+    Column("train_s", Float, nullable=False),  # median seconds of forward + backward
+    Column("calls", Integer, nullable=False),  # timed forward + backward calls
+    Column("spread", Float),  # median absolute deviation / median of those calls
+    Column("quality_verdict", String(16)),
+    Column("quality", JSON),  # reasons and figures of the verdict
+    Column("peak_tflops", Float),  # the device's datasheet peak at this precision
+    Column("bandwidth_gb_s", Float),
+)
+
 Index("ix_runs_created_at", runs.c.created_at)
 
 Migration = Callable[[Connection], None]
@@ -197,12 +221,17 @@ def _add_heartbeat(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE runs ADD COLUMN {name} {kind}"))
 
 
+def _add_op_measurements(conn: Connection) -> None:
+    op_measurements.create(conn, checkfirst=True)
+
+
 # MIGRATIONS[v] upgrades a database from version v to v + 1.
 MIGRATIONS: dict[int, Migration] = {
     1: _add_telemetry,
     2: _add_run_key,
     3: _add_quality_and_baselines,
     4: _add_heartbeat,
+    5: _add_op_measurements,
 }
 
 

@@ -7,10 +7,13 @@ zoo workload, a parametric family or the user's own module (``--model-file FILE.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import inspect
+import json
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,9 @@ import torch
 from torch import nn
 
 from dlbench.config import RunSpec, build_spec
+from dlbench.engines.pytorch.operators import walk
 from dlbench.errors import ConfigError, EngineUnavailable
+from dlbench.predict.operators import OpUse
 from dlbench.predict.question import DEFAULT_BATCH, FAMILIES, Question
 from dlbench.registry import resolve
 from dlbench.workloads import get_workload
@@ -99,23 +104,48 @@ def describe_module(
     }
 
 
-def describe_model(spec: RunSpec) -> dict[str, Any]:
-    """The descriptors of ``spec``'s model without running it."""
+def _meta_model(spec: RunSpec) -> tuple[nn.Module, int]:
+    """``spec``'s model built on the meta device, and its batch size."""
     workload = get_workload(spec.workload)
     if workload.task != "classify":
         raise EngineUnavailable(f"{workload.name}: only classification models can be described")
     classes = spec.num_classes or workload.num_classes
-    batch = int(spec.batch_size or workload.default_batch_size)
     with torch.device("meta"):
         model: nn.Module = resolve(workload.builders["pytorch"])(
             spec.input_shape, classes, **spec.architecture
         )
+    return model, int(spec.batch_size or workload.default_batch_size)
+
+
+def describe_model(spec: RunSpec) -> dict[str, Any]:
+    """The descriptors of ``spec``'s model without running it, its operators included."""
+    model, batch = _meta_model(spec)
+    workload = get_workload(spec.workload)
     return {
         "family": workload.family,
         "depth": spec.depth or workload.depth,
         **describe_module(model, spec.input_shape, batch),
+        "operators": operator_list(walk(model, spec.input_shape, batch)),
         "precision": spec.precision,
     }
+
+
+def operator_list(uses: tuple[OpUse, ...]) -> list[dict[str, Any]]:
+    """The operators as JSON: [{kind, count, shape}]."""
+    return [{"kind": u.kind, "count": u.count, "shape": u.dims} for u in uses]
+
+
+@functools.lru_cache(maxsize=4096)
+def _walk_config(config_json: str) -> tuple[OpUse, ...]:
+    spec = RunSpec(**json.loads(config_json))
+    model, batch = _meta_model(spec)
+    return walk(model, spec.input_shape, batch)
+
+
+def run_operators(config: Mapping[str, Any]) -> tuple[OpUse, ...]:
+    """The operators of the training step a stored run configuration describes (the
+    calculator's ``OperatorsOf``); the same configuration is walked once."""
+    return _walk_config(json.dumps(dict(config), sort_keys=True, default=str))
 
 
 def load_model_file(
@@ -177,6 +207,7 @@ def describe_model_file(
     model, _device = load_model_file(target, input_shape, num_classes)
     try:
         described = describe_module(model, input_shape, batch)
+        described["operators"] = operator_list(walk(model, input_shape, batch))
     except ConfigError:
         raise
     except Exception as exc:
