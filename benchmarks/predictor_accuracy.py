@@ -208,7 +208,8 @@ def zoo_table(db: str | None, table, makers) -> str:
     header = " | ".join(f"{n} ms (error)" for n in fitted)
     return (
         f"Zoo models the calibration never saw, on {machine()}: one run each ({TIMED} timed "
-        "steps, median step), and each predictor fitted on the clean calibration runs of the table above.\n\n"
+        "steps, median step), and each predictor fitted on the clean calibration runs of the "
+        "table above.\n\n"
         f"| Model | Measured ms | Verdict | {header} |\n|---|---|---|"
         + "---|" * len(fitted)
         + "\n"

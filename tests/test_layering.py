@@ -49,3 +49,19 @@ def test_listing_workloads_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_training_process_imports_no_learning_library():
+    """The run's child process stays lean: scikit-learn and SciPy's optimisers (the
+    calculator's) would cost every run ~150 MB of memory, enough to change a memory-capped
+    maxbatch probe's answer."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, dlbench.runner.child; "
+        "print(sorted(m for m in ('sklearn', 'scipy.optimize') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -23,7 +23,7 @@ from torch import nn
 from dlbench.config import RunSpec, build_spec
 from dlbench.engines.pytorch.operators import walk
 from dlbench.errors import ConfigError, EngineUnavailable
-from dlbench.predict.operators import OpUse
+from dlbench.measure.operators import OpUse
 from dlbench.predict.question import DEFAULT_BATCH, FAMILIES, Question
 from dlbench.registry import resolve
 from dlbench.workloads import get_workload

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from dlbench.engines.pytorch.engine import AMP_DTYPES, _set_tf32, device_sync
+from dlbench.measure.operators import complete
 from dlbench.measure.timer import time_calls
-from dlbench.predict.operators import complete
 
 
 def _tensor(shape: tuple[int, ...], device: torch.device, grad: bool = True) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from dlbench.predict.operators import OpUse
+from dlbench.measure.operators import OpUse
 
 ACTIVATIONS = {
     "relu", "relu_", "gelu", "silu", "silu_", "sigmoid", "tanh", "hardtanh", "hardtanh_",
