@@ -41,10 +41,30 @@ def preflight_device(spec: RunSpec) -> DeviceInfo:
     return device
 
 
+def check_metrics_port(spec: RunSpec) -> None:
+    """--metrics-port can be listened on (the run's process listens once it starts)."""
+    if spec.metrics_port is None:
+        return
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in spec.metrics_host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((spec.metrics_host, spec.metrics_port))
+    except OSError as exc:
+        raise ConfigError(
+            f"--metrics-port {spec.metrics_port}: cannot listen on "
+            f"{spec.metrics_host}:{spec.metrics_port}: {exc.strerror or exc}",
+            "choose a free port (or stop what listens there)",
+            option="--metrics-port",
+        ) from exc
+
+
 def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     """Everything that can be checked before a run starts, so that bad input stores nothing:
     the database is writable, the framework and device exist, the data can be read."""
     store.check_writable()
+    check_metrics_port(spec)
     device = preflight_device(spec)
     workload = get_workload(spec.workload)
     assert spec.dataset is not None

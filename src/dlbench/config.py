@@ -29,6 +29,8 @@ LATER_FIELDS = ("until_stable", "max_time")
 # Fields that change only what happens after the timed steps (validation, inference, a
 # profile): the same training configuration, so the same run key in a sweep or calibration.
 AFTER_TIMING_FIELDS = ("no_validate", "no_infer", "profile")
+# Fields that change where a run is watched from, not what it measures.
+SERVING_FIELDS = ("metrics_port", "metrics_host")
 # Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
 MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
@@ -61,6 +63,8 @@ class RunSpec(BaseModel):
     interval: float = Field(
         default=1.0, ge=0.01, le=3600, allow_inf_nan=False
     )  # telemetry sampling period, s
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus /metrics
+    metrics_host: str = "127.0.0.1"
     tags: dict[str, str] = Field(default_factory=dict)
     # model and execution
     image_size: int | None = Field(default=None, gt=0)  # square input side, resizable models
@@ -219,7 +223,9 @@ class RunSpec(BaseModel):
     def run_key(self) -> str:
         """Stable identity of this run in a sweep: the resolved spec, hashed, without its tags
         and the fields that only change what happens after the timed steps."""
-        fields = self.model_dump(mode="json", exclude={"tags", *AFTER_TIMING_FIELDS})
+        fields = self.model_dump(
+            mode="json", exclude={"tags", *AFTER_TIMING_FIELDS, *SERVING_FIELDS}
+        )
         for name in LATER_FIELDS:  # unset, they leave the keys of earlier sweeps unchanged
             if fields.get(name) is None:
                 fields.pop(name, None)

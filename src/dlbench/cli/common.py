@@ -44,6 +44,19 @@ RequireQuietOption = Annotated[
 ]
 
 
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Serve telemetry (and a run's progress) on http://HOST:PORT/metrics for Prometheus.",
+        min=1,
+        max=65535,
+    ),
+]
+MetricsHostOption = Annotated[
+    str, typer.Option(help="Address for --metrics-port (0.0.0.0: every network).")
+]
+
+
 def quiet_policy(wait_s: float | None, require: bool) -> Any:
     """The pre-run check's policy from --wait-quiet / --require-quiet."""
     from dlbench.launch.quiet import QuietPolicy

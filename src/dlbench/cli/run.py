@@ -9,6 +9,8 @@ import typer
 
 from dlbench.cli.common import (
     DbOption,
+    MetricsHostOption,
+    MetricsPortOption,
     RequireQuietOption,
     WaitQuietOption,
     app,
@@ -139,6 +141,8 @@ def run(
     ] = None,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
@@ -186,6 +190,8 @@ def run(
         width=width,
         until_stable=until_stable,
         max_time=max_time,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     check_timeout(timeout)
     if repeat < 1:

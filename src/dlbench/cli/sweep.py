@@ -10,6 +10,8 @@ import typer
 
 from dlbench.cli.common import (
     DbOption,
+    MetricsHostOption,
+    MetricsPortOption,
     RequireQuietOption,
     WaitQuietOption,
     app,
@@ -42,6 +44,8 @@ def sweep(
     ] = False,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     db: DbOption = None,
 ) -> None:
     """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""
@@ -69,6 +73,11 @@ def sweep(
             option="--wait-quiet" if wait_quiet is not None else "--require-quiet",
         )
     spec = load(Path(target))
+    if metrics_port is not None:  # one port for the whole sweep: each run serves it in turn
+        serving = {"metrics_port": metrics_port, "metrics_host": metrics_host}
+        spec = replace(
+            spec, runs=tuple(replace(r, spec=r.spec.model_copy(update=serving)) for r in spec.runs)
+        )
     store = Store(db)
     planned = run_sweep.plan(spec, store, resume, retry_failed)
     out.print(render_sweep.sweep_plan(spec, planned, executor))

@@ -10,12 +10,69 @@ import typer
 from dlbench.cli.common import (
     DbOption,
     JsonFlag,
+    MetricsHostOption,
+    MetricsPortOption,
     app,
     check_timeout,
     err,
     out,
     write_json,
 )
+
+
+def metrics_server(port: int | None, host: str, run: str | None = None) -> Any:
+    """A started ``/metrics`` server (None without a port), said on stderr."""
+    if port is None:
+        return None
+    from dlbench.telemetry.prometheus import (
+        MetricsServer,
+        TelemetryCollector,
+        constant_labels,
+        exposed_host_warning,
+    )
+
+    warning = exposed_host_warning(host)
+    if warning:
+        err.print(f"[yellow]{warning}[/]")
+    server = MetricsServer(TelemetryCollector(constant_labels()), port, host)
+    err.print(f"metrics: http://{host}:{server.port}/metrics", highlight=False)
+    return server
+
+
+@app.command()
+def exporter(
+    port: Annotated[int, typer.Option(help="Port of /metrics.", min=1, max=65535)] = 9977,
+    host: MetricsHostOption = "127.0.0.1",
+    interval: Annotated[float, typer.Option(help="Sampling period, seconds.")] = 5.0,
+    db: DbOption = None,
+) -> None:
+    """Serve this machine's telemetry and the last stored runs' figures to Prometheus, until
+    stopped (a node exporter; see the README for a systemd unit)."""
+    import threading
+
+    from dlbench.errors import ConfigError, StoreError
+    from dlbench.store.database import Store
+    from dlbench.telemetry.prometheus import exposed_host_warning
+    from dlbench.tools.exporter import serve
+
+    if not 0.1 <= interval <= 3600:
+        raise ConfigError("--interval must be between 0.1 and 3600 seconds", option="--interval")
+    warning = exposed_host_warning(host)
+    if warning:
+        err.print(f"[yellow]{warning}[/]")
+    try:
+        store: Store | None = Store(db, read_only=True)
+    except StoreError as exc:
+        store = None
+        err.print(f"no stored runs are served: {exc.message}", highlight=False)
+
+    def ready(server: Any) -> None:
+        err.print(f"serving http://{host}:{server.port}/metrics (Ctrl-C stops)", highlight=False)
+
+    try:
+        serve(store, port, host, interval, threading.Event(), on_ready=ready)
+    except KeyboardInterrupt:
+        err.print("exporter stopped")
 
 
 @app.command()
@@ -163,6 +220,8 @@ def monitor(
         str | None, typer.Option(help="A name for the run [default: the program's name].")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
     db: DbOption = None,
 ) -> None:
     """Run any command, sample the system and its processes until it exits, store it.
@@ -177,8 +236,14 @@ def monitor(
     from dlbench.tools.monitor import monitor as run_monitor
 
     check_options(command, interval)  # before the database is opened or created
-    store = Store(db)
-    run_id, code = run_monitor(command, store, interval, name, parse_tags(tag))
+    tags = parse_tags(tag)
+    server = metrics_server(metrics_port, metrics_host)  # a taken port: nothing is stored
+    try:
+        store = Store(db)
+        run_id, code = run_monitor(command, store, interval, name, tags, server)
+    finally:
+        if server is not None:
+            server.close()
     summary = store.run(run_id)
     err.print(telemetry_table(summary.telemetry))
     err.print(quality_lines(summary), highlight=False)

@@ -11,7 +11,7 @@ import dataclasses
 import functools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -79,6 +79,7 @@ def execute(
     progress = progress or NullProgress()
     measured = Measured(store, run_id)
     heartbeat: Heartbeat | None = None
+    server, progress, on_tick = _serving(spec, run_id, store, progress)
     status, error = "ok", None
     started = time.monotonic()
     try:
@@ -88,7 +89,7 @@ def execute(
         else:
             heartbeat = Heartbeat(store, run_id, also=measured.store_new_steps).start()
             measured.device, measured.hardware = _register(spec, run_id, store, engine)
-            measured.sampler = _start_sampler(spec, run_id, store, measured.hardware)
+            measured.sampler = _start_sampler(spec, run_id, store, measured.hardware, on_tick)
         spec = _stage(spec, measured)
         _phases(spec, engine, measured, progress, infer=store is not None)
     except (KeyboardInterrupt, RunInterrupted):
@@ -106,6 +107,8 @@ def execute(
             staging.remove(measured.staging)
         if engine is not None:
             engine.shutdown()
+        if server is not None:
+            server.close()
     result = build_result(spec, run_id, status, error, measured, engine)
     if store is None:
         return result
@@ -121,6 +124,19 @@ def execute(
     except StoreError as exc:
         return _save_unstored(spec, store, result, measured, exc)
     return result
+
+
+def _serving(
+    spec: RunSpec, run_id: str, store: Store | None, progress: Progress
+) -> tuple[Any, Progress, Callable[[dict[str, float]], None] | None]:
+    """With --metrics-port, on rank 0: the run's /metrics server, the progress reporter that
+    feeds it, and the sampler's hook; else nothing changes."""
+    if not spec.metrics_port or store is None:
+        return None, progress, None
+    from dlbench.runner.serving import serve_run
+
+    server, run, collector = serve_run(spec, run_id, progress)
+    return server, run, collector.update
 
 
 def _phases(
@@ -189,13 +205,19 @@ def _register(
 
 
 def _start_sampler(
-    spec: RunSpec, run_id: str, store: Store, hardware: dict[str, Any]
+    spec: RunSpec,
+    run_id: str,
+    store: Store,
+    hardware: dict[str, Any],
+    on_tick: Callable[[dict[str, float]], None] | None = None,
 ) -> Sampler | NullSampler:
     if not spec.telemetry:
         return NullSampler()
     sources = build_sources(pid=_pid_to_follow(spec), data_disk=hardware["storage"].get("device"))
     sink = functools.partial(store.add_samples, run_id)
-    return Sampler(sources, spec.interval, sink, on_sink_error=store.warn_write_failure).start()
+    return Sampler(
+        sources, spec.interval, sink, on_sink_error=store.warn_write_failure, on_tick=on_tick
+    ).start()
 
 
 def _pid_to_follow(spec: RunSpec) -> int:

@@ -66,8 +66,11 @@ class Sampler:
         flush_s: float = 5.0,
         flush_samples: int = 20_000,
         on_sink_error: Callable[[Exception], None] | None = None,
+        on_tick: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
+        """``on_tick`` sees each tick's values as they are read (the Prometheus endpoint)."""
         self.interval_s = interval_s
+        self._on_tick = on_tick
         self._sink, self._flush_s, self._flush_samples = sink, flush_s, flush_samples
         self._on_sink_error = on_sink_error
         self._phase = "setup"
@@ -122,6 +125,12 @@ class Sampler:
             except Exception as exc:  # noqa: BLE001 - one broken source must not stop the rest
                 self._disable(source, exc)
         tick.update(derived(tick))
+        if self._on_tick is not None:
+            try:
+                self._on_tick(tick)
+            except Exception as exc:  # noqa: BLE001 - serving must never stop the sampling
+                log.warning("telemetry not served: %s", exc)
+                self._on_tick = None
         self._buffer.extend(
             TelemetrySample(t_s, wall, phase, metric, float(value))
             for metric, value in tick.items()

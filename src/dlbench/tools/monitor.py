@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -30,6 +30,7 @@ from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.interference import InterferenceMeter
+from dlbench.telemetry.prometheus import MetricsServer
 from dlbench.telemetry.sampler import Sampler
 
 PHASE = "command"
@@ -41,11 +42,16 @@ def monitor(
     interval_s: float = 1.0,
     name: str | None = None,
     tags: dict[str, str] | None = None,
+    metrics: MetricsServer | None = None,
 ) -> tuple[str, int]:
-    """Run and sample ``command``; return the run id and the command's exit code."""
+    """Run and sample ``command``; return the run id and the command's exit code. With
+    ``metrics`` (a started server of a ``TelemetryCollector``), each tick is served too."""
     check_options(command, interval_s)
     store.check_writable()
     run_id = new_run_id()
+    collector = metrics.collector if metrics else None
+    if collector is not None:
+        collector.labels.update(run_id=run_id, workload=name or Path(command[0]).name)
     config: dict[str, Any] = {
         "command": command,
         "interval": interval_s,
@@ -58,7 +64,9 @@ def monitor(
             run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
         )
         try:
-            return _monitor(command, store, run_id, config, interval_s)
+            return _monitor(
+                command, store, run_id, config, interval_s, collector.update if collector else None
+            )
         except KeyboardInterrupt:
             with shielded():
                 store.end_unfinished(run_id, "interrupted", "interrupted before the command ended")
@@ -66,7 +74,12 @@ def monitor(
 
 
 def _monitor(
-    command: list[str], store: Store, run_id: str, config: dict[str, Any], interval_s: float
+    command: list[str],
+    store: Store,
+    run_id: str,
+    config: dict[str, Any],
+    interval_s: float,
+    on_tick: Callable[[dict[str, float]], None] | None,
 ) -> tuple[str, int]:
     heartbeat = Heartbeat(store, run_id).start()
     try:
@@ -94,6 +107,7 @@ def _monitor(
             interval_s,
             functools.partial(store.add_samples, run_id),
             on_sink_error=store.warn_write_failure,
+            on_tick=on_tick,
         )
         sampler.set_phase(PHASE)
         samplers.append(sampler.start())

@@ -1,0 +1,169 @@
+"""Telemetry served to Prometheus: ``/metrics`` in its text format (prometheus-client).
+
+Every metric the sampler reads becomes a series named ``dlbench_<metric>`` with its unit in
+the name, as Prometheus' conventions ask (``_bytes``, ``_percent``, ``_celsius``, ``_watts``,
+``_hertz``, ``_per_second``; cumulative energy as a counter ``_joules_total``). Per-device
+metrics carry the device as a label (``gpu``, ``core``, ``package``, ``disk``) instead of in
+the name; every series carries the constant labels of what is measured (``run_id``,
+``workload``, ``host``, and ``slurm_job_id`` under Slurm). No label varies per step, so the
+number of series stays that of the metrics.
+
+The collector keeps only the last tick (the sampler's thread writes it, the HTTP thread reads
+it under a lock): a scrape costs a dictionary copy, never a read of the sources.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import CollectorRegistry
+
+PREFIX = "dlbench_"
+DEFAULT_PORT = 9977
+# (pattern on the sampler's name, label it captures, the name's remaining prefix)
+LABELLED = (
+    (re.compile(r"^gpu(\d+)\.(.+)$"), "gpu", "gpu"),
+    (re.compile(r"^cpu\.core(\d+)\.(.+)$"), "core", "cpu_core"),
+    (re.compile(r"^cpu\.package(\d+)\.(.+)$"), "package", "cpu_package"),
+    (re.compile(r"^disk\.([^.]+)\.(.+)$"), "disk", "disk"),
+)
+# (suffix of the sampler's name, Prometheus suffix, factor to the base unit)
+UNITS = (
+    ("_per_s", "_per_second", 1.0),
+    ("_mhz", "_hertz", 1e6),
+    ("_temp_c", "_temperature_celsius", 1.0),
+    ("_c", "_celsius", 1.0),
+    ("_w", "_watts", 1.0),
+    ("_j", "_joules_total", 1.0),
+)
+INVALID = re.compile(r"[^a-zA-Z0-9_]")
+# Names Prometheus reserves a suffix of (``_count`` is a histogram's or a summary's).
+RENAMED = {"proc.count": "proc.processes"}
+
+
+@dataclass(frozen=True)
+class SeriesName:
+    name: str  # the Prometheus metric name
+    labels: tuple[tuple[str, str], ...]  # the device label, if any
+    counter: bool  # cumulative (joules): a counter, not a gauge
+    factor: float  # sampler value x factor = value in the base unit
+
+
+def series_name(metric: str) -> SeriesName:
+    """How the sampler's ``metric`` (``gpu0.power_w``) is served
+    (``dlbench_gpu_power_watts{gpu="0"}``)."""
+    labels: tuple[tuple[str, str], ...] = ()
+    rest = metric = RENAMED.get(metric, metric)
+    for pattern, label, prefix in LABELLED:
+        found = pattern.match(metric)
+        if found:
+            labels, rest = ((label, found.group(1)),), f"{prefix}.{found.group(2)}"
+            break
+    factor, counter = 1.0, False
+    rest = rest.replace(".", "_")
+    for suffix, unit, scale in UNITS:
+        if rest.endswith(suffix):
+            rest, factor, counter = rest[: -len(suffix)] + unit, scale, unit.endswith("_total")
+            break
+    return SeriesName(PREFIX + INVALID.sub("_", rest), labels, counter, factor)
+
+
+def constant_labels(
+    run_id: str | None = None, workload: str | None = None, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """The labels every series carries: what is measured and where."""
+    labels = {"host": socket.gethostname()}
+    if run_id:
+        labels["run_id"] = run_id
+    if workload:
+        labels["workload"] = workload
+    if environ.get("SLURM_JOB_ID"):
+        labels["slurm_job_id"] = environ["SLURM_JOB_ID"]
+    return labels
+
+
+Extra = Callable[[], Iterator[Metric]]
+
+
+class TelemetryCollector:
+    """The last tick of telemetry as Prometheus series (a prometheus-client collector)."""
+
+    def __init__(self, labels: Mapping[str, str], extra: Extra | None = None) -> None:
+        self.labels = dict(labels)
+        self._extra = extra
+        self._tick: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def update(self, tick: Mapping[str, float]) -> None:
+        """The sampler's hook: a tick's values replace the last ones (a metric that stopped
+        being read keeps its last value, as node_exporter's do until the source returns)."""
+        with self._lock:
+            self._tick.update(tick)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            tick = dict(self._tick)
+        families: dict[str, Metric] = {}
+        names = sorted(self.labels)
+        for metric, value in sorted(tick.items()):
+            series = series_name(metric)
+            family = families.get(series.name)
+            if family is None:
+                keys = names + [k for k, _ in series.labels]
+                kind = CounterMetricFamily if series.counter else GaugeMetricFamily
+                family = kind(series.name, f"dlbench telemetry {metric}", labels=keys)
+                families[series.name] = family
+            label_values = [self.labels[k] for k in names] + [v for _, v in series.labels]
+            family.add_metric(label_values, value * series.factor)  # type: ignore[attr-defined]
+        yield from families.values()
+        if self._extra is not None:
+            yield from self._extra()
+
+
+class MetricsServer:
+    """``/metrics`` on ``host:port`` in a daemon thread, until ``close``."""
+
+    def __init__(self, collector: TelemetryCollector, port: int, host: str = "127.0.0.1") -> None:
+        from prometheus_client import start_http_server
+
+        from dlbench.errors import ConfigError
+
+        self.collector = collector
+        self.registry = CollectorRegistry()
+        self.registry.register(collector)
+        try:
+            self._server, self._thread = start_http_server(port, host, self.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"--metrics-port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "choose a free port (or stop what listens there)",
+                option="--metrics-port",
+            ) from exc
+        self.port = int(self._server.server_address[1])
+        self.host = host
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def exposed_host_warning(host: str) -> str | None:
+    """The warning for an address every network can reach (None for a loopback one)."""
+    if host in ("0.0.0.0", "::", ""):
+        return (
+            f"warning: --metrics-host {host} serves the metrics to every network this machine "
+            "is on; Prometheus on this machine needs only 127.0.0.1"
+        )
+    return None
+
+
+__all__ = [
+    "DEFAULT_PORT", "MetricsServer", "SeriesName", "TelemetryCollector", "constant_labels",
+    "exposed_host_warning", "series_name",
+]  # fmt: skip
