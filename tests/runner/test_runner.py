@@ -304,10 +304,11 @@ def test_until_stable_is_refused_with_epochs_and_max_time_needs_it():
     import json
 
     spec = build_spec(workload="mlp-mnist")
-    from dlbench.config import AFTER_TIMING_FIELDS, LATER_FIELDS
+    from dlbench.config import AFTER_TIMING_FIELDS, LATER_FIELDS, SERVING_FIELDS
 
     # As an earlier dlbench dumped the spec: without the fields added since.
-    before = spec.model_dump(mode="json", exclude={"tags", *LATER_FIELDS, *AFTER_TIMING_FIELDS})
+    added = {"tags", *LATER_FIELDS, *AFTER_TIMING_FIELDS, *SERVING_FIELDS}
+    before = spec.model_dump(mode="json", exclude=added)
     digest = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert spec.run_key == digest
     assert build_spec(workload="mlp-mnist", until_stable=2).run_key != digest

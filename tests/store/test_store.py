@@ -158,9 +158,7 @@ def test_a_version_3_database_gains_quality_baselines_and_the_right_io_names(db_
         "run": {"metrics": {"proc.write_bytes_per_s": {"mean": 7.0}}},
     }
     _finish(store, "from-v3", telemetry=telemetry)
-    store.add_samples(
-        "from-v3", [TelemetrySample(0.0, 1.0, "train", "proc.read_bytes_per_s", 5.0)]
-    )
+    store.add_samples("from-v3", [TelemetrySample(0.0, 1.0, "train", "proc.read_bytes_per_s", 5.0)])
     store.close()
     with sqlite3.connect(db_path) as conn:  # what a dlbench of schema 3 left behind
         conn.execute("DROP TABLE baselines")

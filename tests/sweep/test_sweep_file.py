@@ -146,8 +146,7 @@ def test_scaling_efficiency_compares_each_gpu_count_with_the_one_gpu_run(tmp_pat
         speed = SpeedStats(10, 1.0, 1.0, 1.0, figure, figure, figure, figure, 1.0, 0.0, 0.0, 0.0)
         store.finish_run(RunResult(run_id=run_id, status="ok", speed=speed))
     rows = {
-        (r.gpus, r.run.batch_size): r.scaling_efficiency
-        for r in sweep_table_rows(sweep, store)
+        (r.gpus, r.run.batch_size): r.scaling_efficiency for r in sweep_table_rows(sweep, store)
     }
     assert rows[(1, 32)] == 1.0 and rows[(2, 32)] == pytest.approx(0.9)
     assert rows[(4, 32)] == pytest.approx(0.75) and rows[(2, 64)] == pytest.approx(1.0)

@@ -34,6 +34,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def stop(process, timeout_s=60):
+    """Wait for ``process`` to end (killed after ``timeout_s``), its pipes closed."""
+    try:
+        process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
 def scrape(port):
     """The endpoint's families by name ({} while it is not up yet)."""
     try:
@@ -113,7 +122,7 @@ def test_monitor_serves_its_run_while_the_command_runs(db_path):
         assert labels["workload"] == "sleeper" and labels["run_id"]
         _, stderr = child.communicate(timeout=120)
     finally:
-        child.kill()
+        stop(child)
     assert child.returncode == 0, stderr
     assert f"metrics: http://127.0.0.1:{port}/metrics" in stderr
     assert Store(str(db_path)).run(labels["run_id"]).status == "ok"
@@ -151,10 +160,10 @@ def test_the_exporter_serves_the_machine_and_the_last_runs(db_path):
         speed = families["dlbench_last_run_images_per_second"].samples
         assert [(s.labels["workload"], s.labels["device"]) for s in speed] == [("resnet18", "A100")]
         assert speed[0].value == pytest.approx(64 / 0.1, rel=0.1)  # the newer run's
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signal.SIGTERM)  # how systemd stops a service
         _, stderr = child.communicate(timeout=60)
     finally:
-        child.kill()
+        stop(child)
     assert child.returncode == 0, stderr
     assert "exporter stopped" in stderr
 
@@ -171,47 +180,66 @@ def prometheus_tools():
 
 
 def test_promtool_accepts_the_scrape_and_a_real_prometheus_queries_it(db_path, tmp_path):
+    """A real Prometheus scrapes the exporter, a monitor and a run at once, and answers PromQL
+    queries with each one's series."""
     promtool, prometheus = prometheus_tools()
-    port, prom_port = free_port(), free_port()
-    exporter = subprocess.Popen(
-        [str(BIN / "dlbench"), "exporter", "--port", str(port), "--interval", "0.2"],
-        env=cli_env(db_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    ports = {name: free_port() for name in ("exporter", "monitor", "run", "prometheus")}
+    commands = {
+        "exporter": ["exporter", "--port", str(ports["exporter"]), "--interval", "0.2"],
+        "monitor": ["monitor", "--interval", "0.2", "--metrics-port", str(ports["monitor"]),
+                    "--name", "sleeper", "--", sys.executable, "-c",
+                    "import time; time.sleep(120)"],
+        "run": ["run", "lenet-mnist", "--warmup", "5", "--steps", "3000", "--interval", "0.2",
+                "--no-validate", "--no-infer", "--metrics-port", str(ports["run"])],
+    }  # fmt: skip
+    children = [
+        subprocess.Popen(
+            [str(BIN / "dlbench"), *command],
+            env=cli_env(db_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for command in commands.values()
+    ]
+    targets = ", ".join(f"'127.0.0.1:{ports[n]}'" for n in commands)
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s}\n"
-        "scrape_configs: [{job_name: dlbench, static_configs: "
-        f"[{{targets: ['127.0.0.1:{port}']}}]}}]\n"
+        f"scrape_configs: [{{job_name: dlbench, static_configs: [{{targets: [{targets}]}}]}}]\n"
     )
-    server = None
     try:
-        wait_for(lambda: "dlbench_cpu_util_percent" in scrape(port))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as answer:
+        wait_for(lambda: "dlbench_cpu_util_percent" in scrape(ports["exporter"]))
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['exporter']}/metrics") as answer:
             text = answer.read()
         checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
         assert checked.returncode == 0, checked.stdout + checked.stderr
-        server = subprocess.Popen(
+        children.append(subprocess.Popen(
             [prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
+             f"--web.listen-address=127.0.0.1:{ports['prometheus']}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        query = f"http://127.0.0.1:{prom_port}/api/v1/query?query=dlbench_cpu_util_percent"
+        ))  # fmt: skip
 
-        def answered():
+        def answered(query):
+            url = f"http://127.0.0.1:{ports['prometheus']}/api/v1/query?query={query}"
             try:
-                with urllib.request.urlopen(query, timeout=5) as answer:
+                with urllib.request.urlopen(url, timeout=5) as answer:
                     return json.load(answer)["data"]["result"]
             except OSError:
                 return None
 
-        result = wait_for(answered, timeout_s=120, every_s=0.5)
-        assert result[0]["metric"]["job"] == "dlbench"
-        assert 0 <= float(result[0]["value"][1]) <= 100
+        machine = wait_for(lambda: answered("dlbench_cpu_util_percent"), timeout_s=120)
+        assert machine[0]["metric"]["job"] == "dlbench"
+        assert 0 <= float(machine[0]["value"][1]) <= 100
+        monitored = wait_for(
+            lambda: answered("dlbench_proc_cpu_percent%7Bworkload%3D%22sleeper%22%7D")
+        )
+        assert monitored[0]["metric"]["run_id"]
+        trained = wait_for(lambda: answered("dlbench_run_steps_completed%3E0"), timeout_s=300)
+        assert trained[0]["metric"]["workload"] == "lenet-mnist"
     finally:
-        for process in (server, exporter):
-            if process is not None:
-                process.send_signal(signal.SIGINT)
-                process.wait(timeout=60)
+        for process in children:
+            process.send_signal(signal.SIGTERM)
+            stop(process)
 
 
 def test_a_run_serves_its_progress_and_telemetry_and_keeps_its_key(db_path):
@@ -241,7 +269,7 @@ def test_a_run_serves_its_progress_and_telemetry_and_keeps_its_key(db_path):
         assert "dlbench_proc_cpu_percent" in families  # the run's telemetry beside it
         _, stderr = child.communicate(timeout=300)
     finally:
-        child.kill()
+        stop(child)
     assert child.returncode == 0, stderr
     assert Store(str(db_path)).run(steps.labels["run_id"]).status == "ok"
 

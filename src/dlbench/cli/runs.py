@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -169,15 +169,21 @@ def show(
 
 @app.command()
 def export(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet.")] = "csv",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="csv, json, parquet or mlflow.")
+    ] = "csv",
     out_path: Annotated[
         str | None,
         typer.Option(
             "--out",
             "-o",
-            help="File to write, or - for stdout [default: <date>-dlbench-results.<format>].",
+            help="File to write, or - for stdout [default: <date>-dlbench-results.<format>]; "
+            "with mlflow, the tracking URI (a folder, sqlite:///mlflow.db, http://...).",
         ),
     ] = None,
+    experiment: Annotated[
+        str, typer.Option(help="With --format mlflow: the MLflow experiment.")
+    ] = "dlbench",
     workload: Annotated[str | None, typer.Option(help="Only this workload.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
@@ -208,6 +214,9 @@ def export(
         rows = store.list_runs(
             workload=workload, status=status, sweep=sweep_name, tags=parse_tags(tag)
         )
+    if fmt == "mlflow":
+        _to_mlflow(store, rows, out_path, experiment)
+        return
     if telemetry:
         frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
         what = f"{len(frame)} telemetry samples of {len(rows)} runs"
@@ -216,6 +225,24 @@ def export(
     path = write(frame, fmt, Path(out_path) if out_path else None, telemetry)
     if path is not None:
         err.print(f"wrote {what} to {path}")
+
+
+def _to_mlflow(store: Any, rows: list[dict[str, Any]], uri: str | None, experiment: str) -> None:
+    from dlbench.store.stored import StoredRun
+    from dlbench.store.to_mlflow import export_runs
+
+    if not uri:
+        raise ConfigError(
+            "--format mlflow needs --out TRACKING_URI",
+            "e.g. --out ./mlruns, --out sqlite:///mlflow.db or --out http://mlflow:5000",
+            option="--out",
+        )
+    runs = [StoredRun.from_row(r) for r in rows if r["status"] != "running"]
+    logged, present = export_runs(store, runs, uri, experiment)
+    err.print(
+        f"logged {logged} run(s) to MLflow at {uri} (experiment {experiment}); "
+        f"{present} already there"
+    )
 
 
 @app.command()
