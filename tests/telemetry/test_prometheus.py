@@ -311,3 +311,12 @@ def test_every_grafana_query_names_only_series_dlbench_serves(db_path):
     named = {m for q in queries for m in re.findall(r"\bdlbench_[a-z0-9_]+", q)}
     assert len(dashboard["panels"]) >= 10 and len(named) >= 12
     assert named <= served, named - served
+
+
+def test_the_exporter_on_a_taken_port_names_its_own_option(db_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = call_main(capsys, "exporter", "--port", str(port), "--db", str(db_path))
+    assert code == 2 and f"--port {port}: cannot listen on 127.0.0.1:{port}" in err

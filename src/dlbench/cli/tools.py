@@ -42,7 +42,9 @@ def metrics_server(port: int | None, host: str, run: str | None = None) -> Any:
 @app.command()
 def exporter(
     port: Annotated[int, typer.Option(help="Port of /metrics.", min=1, max=65535)] = 9977,
-    host: MetricsHostOption = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0: every network).")
+    ] = "127.0.0.1",
     interval: Annotated[float, typer.Option(help="Sampling period, seconds.")] = 5.0,
     db: DbOption = None,
 ) -> None:
@@ -57,7 +59,7 @@ def exporter(
 
     if not 0.1 <= interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds", option="--interval")
-    warning = exposed_host_warning(host)
+    warning = exposed_host_warning(host, "--host")
     if warning:
         err.print(f"[yellow]{warning}[/]")
     try:

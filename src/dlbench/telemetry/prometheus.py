@@ -129,7 +129,13 @@ class TelemetryCollector:
 class MetricsServer:
     """``/metrics`` on ``host:port`` in a daemon thread, until ``close``."""
 
-    def __init__(self, collector: TelemetryCollector, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        collector: TelemetryCollector,
+        port: int,
+        host: str = "127.0.0.1",
+        option: str = "--metrics-port",
+    ) -> None:
         from prometheus_client import start_http_server
 
         from dlbench.errors import ConfigError
@@ -141,9 +147,9 @@ class MetricsServer:
             self._server, self._thread = start_http_server(port, host, self.registry)
         except OSError as exc:
             raise ConfigError(
-                f"--metrics-port {port}: cannot listen on {host}:{port}: {exc.strerror or exc}",
+                f"{option} {port}: cannot listen on {host}:{port}: {exc.strerror or exc}",
                 "choose a free port (or stop what listens there)",
-                option="--metrics-port",
+                option=option,
             ) from exc
         self.port = int(self._server.server_address[1])
         self.host = host
@@ -153,11 +159,11 @@ class MetricsServer:
         self._server.server_close()
 
 
-def exposed_host_warning(host: str) -> str | None:
+def exposed_host_warning(host: str, option: str = "--metrics-host") -> str | None:
     """The warning for an address every network can reach (None for a loopback one)."""
     if host in ("0.0.0.0", "::", ""):
         return (
-            f"warning: --metrics-host {host} serves the metrics to every network this machine "
+            f"warning: {option} {host} serves the metrics to every network this machine "
             "is on; Prometheus on this machine needs only 127.0.0.1"
         )
     return None

@@ -77,7 +77,7 @@ def serve(
     """Sample and serve until ``stop`` is set (or Ctrl-C)."""
     labels = constant_labels()
     collector = TelemetryCollector(labels, extra=LastRuns(store, labels["host"]))
-    server = MetricsServer(collector, port, host)
+    server = MetricsServer(collector, port, host, option="--port")
     sampler = Sampler(build_sources(), interval_s, lambda _batch: None, on_tick=collector.update)
     sampler.start()
     try:
