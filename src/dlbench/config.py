@@ -259,6 +259,14 @@ def _check_image_size(workload: WorkloadSpec, size: int) -> None:
             f"{workload.name} is defined for {native}x{native} inputs only; "
             "the zoo models (dlbench list) take any --image-size",
         )
+    multiple = workload.image_size_multiple
+    if size % multiple:
+        raise _invalid(
+            "image_size",
+            f"{workload.name} cuts images into {multiple}x{multiple} patches: the side must be "
+            f"a multiple of {multiple} (e.g. {max(multiple, size // multiple * multiple)} or "
+            f"{(size // multiple + 1) * multiple})",
+        )
     if size < workload.min_image_size:
         raise _invalid(
             "image_size",

@@ -24,6 +24,8 @@ PUBLISHED_PARAMS = {
     "resnet152": 60_192_808,
     "inception-v3": 27_161_264,
     "xception": 22_855_952,  # Keras' trainable count (its 22,910,480 adds BN statistics)
+    "vit-b16": 86_567_656,
+    "vit-s16": 22_050_664,  # DeiT-S (timm's deit_small_patch16_224): the same shape
 }
 # torchvision's detection docs, at COCO's 91 classes, with the backbone's batch norms frozen
 # (buffers); untrained, dlbench trains them, so their affine parameters are added back.
@@ -48,6 +50,14 @@ def test_detectors_have_their_published_size(name):
     model = resolve(workload.builders["pytorch"])(workload.input_shape, 91)
     norms = sum(_params(m) for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     assert norms > 0 and _params(model) - norms == PUBLISHED_DETECTOR_PARAMS[name]
+
+
+def test_a_vit_takes_sides_that_are_a_multiple_of_its_patch_only():
+    from dlbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cuts images into 16x16 patches: .* multiple of 16"):
+        build_spec(workload="vit-b16", image_size=40)
+    assert build_spec(workload="vit-s16", image_size=64).input_shape == (3, 64, 64)
 
 
 def test_seed_model_a_is_vgg19_base_plus_four_convs_and_three_fc():

@@ -36,6 +36,7 @@ class WorkloadSpec:
     task: str = "classify"  # classify | detect
     resizable: bool = False  # takes any --image-size of at least min_image_size
     min_image_size: int = 1
+    image_size_multiple: int = 1  # a ViT's patches: the side must be a multiple of them
     depth: int | None = None  # weight layers, as the family counts them (resnet50 -> 50)
     parametric: bool = False  # takes --depth and --width (the calibration families)
 
@@ -66,6 +67,7 @@ def _zoo(
     min_size: int = 32,
     optimizer: OptimizerSpec = _SGD_IMAGENET,
     builder: str | None = None,
+    multiple: int = 1,
 ) -> WorkloadSpec:
     return WorkloadSpec(
         name=name,
@@ -83,6 +85,7 @@ def _zoo(
         },
         resizable=True,
         min_image_size=min_size,
+        image_size_multiple=multiple,
         depth=depth,
     )
 
@@ -158,6 +161,21 @@ _ZOO = (
         32,
         size=299,
         min_size=71,
+    ),
+    *(
+        _zoo(
+            f"vit-{size}16",
+            f"ViT-{size.upper()}/16 (torchvision VisionTransformer, width {width}, 12 layers, "
+            "16x16 patches; --image-size a multiple of 16)",
+            "vit",
+            12,
+            64,
+            min_size=16,
+            multiple=16,
+            # torchvision's ViT recipe: AdamW, lr 3e-3 for batch 512, weight decay 0.3
+            optimizer=OptimizerSpec("adamw", lr=3e-3, weight_decay=0.3),
+        )
+        for size, width in (("b", 768), ("s", 384))
     ),
     _zoo(
         "model-a",

@@ -53,6 +53,24 @@ def resnet152(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     return _resnet(152, num_classes)
 
 
+def vit_b16(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """torchvision's ViT-B/16 at the input's side (its position embeddings follow it)."""
+    return torchvision.models.vit_b_16(
+        weights=None, image_size=input_shape[1], num_classes=num_classes
+    )
+
+
+def vit_s16(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """ViT-S/16 (DeiT-S's shape: width 384, 6 heads, MLP 1536), built as torchvision builds
+    ViT-B/16, which torchvision does not ship."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(
+        image_size=input_shape[1], patch_size=16, num_layers=12, num_heads=6, hidden_dim=384,
+        mlp_dim=1536, num_classes=num_classes,
+    )  # fmt: skip
+
+
 def inception_v3(input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Auxiliary logits in training where the input is large enough for the auxiliary head
     (the runner adds 0.4 x their loss, as the paper and torchvision's reference do)."""
