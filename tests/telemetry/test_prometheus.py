@@ -134,12 +134,13 @@ def test_monitor_serves_its_run_while_the_command_runs(db_path):
 )
 def test_a_taken_port_is_one_line_and_stores_nothing(db_path, capsys, command, after):
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind(("0.0.0.0", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        options = ["--metrics-port", str(port), "--db", str(db_path)]
+        options = ["--metrics-port", str(port), "--metrics-host", "0.0.0.0", "--db", str(db_path)]
         code, _, err = call_main(capsys, *command, *options, *after)
-    assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err
+    assert code == 2 and f"cannot listen on 0.0.0.0:{port}" in err
+    assert "warning: --metrics-host 0.0.0.0 serves the metrics to every network" in err
     assert "Traceback" not in err
     assert not db_path.exists() or Store(str(db_path)).count_runs() == 0
 

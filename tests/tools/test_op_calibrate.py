@@ -9,6 +9,7 @@ import pytest
 from dlbench.predict.operators import SHAPES, work
 from dlbench.records import Interference
 from dlbench.store import operators as stored_ops
+from dlbench.tools import op_calibrate
 from dlbench.tools.calibrate import design
 from dlbench.tools.op_calibrate import (
     KINDS,
@@ -154,12 +155,20 @@ def test_a_shape_the_device_has_no_memory_for_is_skipped(store):
     assert "conv2d" not in found.kinds and found.stored > 0
 
 
-def test_calibrate_ops_times_operators_on_this_cpu(db_path, capsys):
+def test_calibrate_ops_times_operators_on_this_cpu(db_path, capsys, monkeypatch):
+    asked = []
+    real = op_calibrate.design_shapes
+    monkeypatch.setattr(
+        op_calibrate,
+        "design_shapes",
+        lambda families, device: asked.append(families) or real(families, device),
+    )
     code, out, err = call_main(
         capsys, "calibrate", "--ops", "--device", "cpu", "--budget", "0.05", "--precisions",
-        "fp32", "--db", str(db_path),
+        "fp32", "--families", "mlp", "--db", str(db_path),
     )  # fmt: skip
     assert code == 0, err
+    assert asked == [("mlp",)]  # only the chosen families' models add their shapes
     with sqlite3.connect(db_path) as conn:
         rows = conn.execute(
             "SELECT kind, precision, shape, forward_s, train_s, quality_verdict "
@@ -177,6 +186,7 @@ def test_calibrate_ops_times_operators_on_this_cpu(db_path, capsys):
     ("args", "message"),
     [
         (["--precisions", "tf32"], "does not run ['tf32']"),
+        (["--families", "gpt"], "--families 'gpt': unknown ['gpt']"),
         (["--budget", "0"], "--budget must be positive"),
     ],
 )

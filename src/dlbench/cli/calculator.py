@@ -134,7 +134,11 @@ def predict(
 @app.command()
 def calibrate(
     families: Annotated[
-        str, typer.Option(help="Comma-separated: vgg, resnet, inception, mlp.")
+        str,
+        typer.Option(
+            help="Comma-separated: vgg, resnet, inception, mlp (with --ops: whose models' "
+            "operator shapes are timed beside the grids)."
+        ),
     ] = "vgg,resnet,inception,mlp",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
@@ -155,9 +159,6 @@ def calibrate(
 ) -> None:
     """Benchmark a space-filling design of model shapes (or, with --ops, of operator shapes)
     here, for dlbench predict."""
-    if ops:
-        _calibrate_ops(device, budget, precisions, wait_quiet, require_quiet, db)
-        return
     from dlbench.api import preflight_device
     from dlbench.config import build_spec
     from dlbench.predict.question import FAMILIES
@@ -174,6 +175,9 @@ def calibrate(
         raise ConfigError(
             f"--families {families!r}: unknown {unknown}", f"of {FAMILIES}", option="--families"
         )
+    if ops:  # the operator shapes of these families' calibration models are timed too
+        _calibrate_ops(device, budget, precisions, chosen, wait_quiet, require_quiet, db)
+        return
     if budget <= 0 or repeats < 1:
         raise ConfigError("--budget must be positive and --repeats at least 1", option="--budget")
     quiet = quiet_policy(wait_quiet, require_quiet)
@@ -206,6 +210,7 @@ def _calibrate_ops(
     device: str,
     budget: float,
     precisions: str | None,
+    families: tuple[str, ...],
     wait_quiet: float | None,
     require_quiet: bool,
     db: str | None,
@@ -217,7 +222,6 @@ def _calibrate_ops(
     from dlbench.engines.pytorch import op_timing as torch_ops
     from dlbench.launch.quiet import QuietGate
     from dlbench.measure.peaks import device_peak, gpu_bandwidth
-    from dlbench.predict.question import FAMILIES
     from dlbench.render import calculator as render_calculator
     from dlbench.render.console import QuietConsole
     from dlbench.store.database import Store
@@ -266,7 +270,7 @@ def _calibrate_ops(
             f"pytorch {hardware.get('torch') or ''}".strip(),
             on_block=bar.block,
             meter=lambda: InterferenceMeter(os.getpid(), gpus).start(),
-            model_shapes=op_calibrate.design_shapes(FAMILIES, info.device),
+            model_shapes=op_calibrate.design_shapes(families, info.device),
         )
     out.print(render_calculator.op_calibration_lines(found, info.device_name, store.describe()))
     raise typer.Exit(0 if found.stored else 1)

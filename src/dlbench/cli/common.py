@@ -57,6 +57,15 @@ MetricsHostOption = Annotated[
 ]
 
 
+def warn_exposed(host: str, option: str = "--metrics-host") -> None:
+    """Say on stderr when metrics would be served to every network (0.0.0.0, ::)."""
+    from dlbench.telemetry.prometheus import exposed_host_warning
+
+    warning = exposed_host_warning(host, option)
+    if warning:
+        err.print(f"[yellow]{warning}[/]")
+
+
 def quiet_policy(wait_s: float | None, require: bool) -> Any:
     """The pre-run check's policy from --wait-quiet / --require-quiet."""
     from dlbench.launch.quiet import QuietPolicy

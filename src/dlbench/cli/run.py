@@ -18,6 +18,7 @@ from dlbench.cli.common import (
     err,
     out,
     quiet_policy,
+    warn_exposed,
     write_json,
 )
 from dlbench.errors import ConfigError
@@ -194,6 +195,8 @@ def run(
         metrics_host=metrics_host,
     )
     check_timeout(timeout)
+    if metrics_port is not None:
+        warn_exposed(metrics_host)
     if repeat < 1:
         raise ConfigError("--repeat must be at least 1", option="--repeat")
     quiet = quiet_policy(wait_quiet, require_quiet)

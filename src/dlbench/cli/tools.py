@@ -16,24 +16,18 @@ from dlbench.cli.common import (
     check_timeout,
     err,
     out,
+    warn_exposed,
     write_json,
 )
 
 
-def metrics_server(port: int | None, host: str, run: str | None = None) -> Any:
+def metrics_server(port: int | None, host: str) -> Any:
     """A started ``/metrics`` server (None without a port), said on stderr."""
     if port is None:
         return None
-    from dlbench.telemetry.prometheus import (
-        MetricsServer,
-        TelemetryCollector,
-        constant_labels,
-        exposed_host_warning,
-    )
+    from dlbench.telemetry.prometheus import MetricsServer, TelemetryCollector, constant_labels
 
-    warning = exposed_host_warning(host)
-    if warning:
-        err.print(f"[yellow]{warning}[/]")
+    warn_exposed(host)
     server = MetricsServer(TelemetryCollector(constant_labels()), port, host)
     err.print(f"metrics: http://{host}:{server.port}/metrics", highlight=False)
     return server
@@ -54,14 +48,11 @@ def exporter(
 
     from dlbench.errors import ConfigError, StoreError
     from dlbench.store.database import Store
-    from dlbench.telemetry.prometheus import exposed_host_warning
     from dlbench.tools.exporter import serve
 
     if not 0.1 <= interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds", option="--interval")
-    warning = exposed_host_warning(host, "--host")
-    if warning:
-        err.print(f"[yellow]{warning}[/]")
+    warn_exposed(host, "--host")
     try:
         store: Store | None = Store(db, read_only=True)
     except StoreError as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -72,7 +72,7 @@ def serve(
     host: str,
     interval_s: float,
     stop: threading.Event,
-    on_ready: Any = None,
+    on_ready: Callable[[MetricsServer], None] | None = None,
 ) -> None:
     """Sample and serve until ``stop`` is set (or Ctrl-C)."""
     labels = constant_labels()
