@@ -69,7 +69,7 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     workload = get_workload(spec.workload)
     assert spec.dataset is not None
     data = spec.data
-    if data not in (datasets.SYNTHETIC, datasets.DIGITS):
+    if data not in datasets.BUILT_IN:
         data = staging.expand(data)
     datasets.check(
         data,

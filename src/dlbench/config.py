@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time")
+LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab")
 # Fields that change only what happens after the timed steps (validation, inference, a
 # profile): the same training configuration, so the same run key in a sweep or calibration.
 AFTER_TIMING_FIELDS = ("no_validate", "no_infer", "profile")
@@ -69,6 +69,8 @@ class RunSpec(BaseModel):
     # model and execution
     image_size: int | None = Field(default=None, gt=0)  # square input side, resizable models
     num_classes: int | None = Field(default=None, gt=1)  # default: the data's, or the workload's
+    seq_len: int | None = Field(default=None, gt=0)  # language models: tokens per sequence
+    vocab: int | None = Field(default=None, gt=1)  # language models: token ids 0 .. vocab-1
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
@@ -129,6 +131,7 @@ class RunSpec(BaseModel):
             raise _invalid("steps", "give --steps or --epochs, not both")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             raise _invalid("optimizer", f"{self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        _check_language(workload, self)
         if self.image_size is not None:
             _check_image_size(workload, self.image_size)
         if (self.depth is not None or self.width is not None) and not workload.parametric:
@@ -139,7 +142,7 @@ class RunSpec(BaseModel):
             )
         if (self.stage_from is None) != (self.stage_to is None):
             raise _invalid("stage_from", "staging needs both --stage-from and --stage-to")
-        if self.stage_from is not None and self.data in ("synthetic", "digits"):
+        if self.stage_from is not None and self.data in ("synthetic", "digits", "stdlib"):
             raise _invalid(
                 "stage_from",
                 f"--data {self.data} has no files to stage; give --data a folder "
@@ -181,6 +184,7 @@ class RunSpec(BaseModel):
     def resolved(self) -> RunSpec:
         """This spec with every default filled in, as it is stored with the run."""
         workload = get_workload(self.workload)
+        language = workload.task == "language"
         epochs = self.epochs
         if self.target_accuracy is not None and epochs is None:
             epochs = DEFAULT_TTA_EPOCHS
@@ -195,7 +199,10 @@ class RunSpec(BaseModel):
                 "epochs": epochs,
                 # Time to accuracy counts every training step from the first.
                 "warmup": 0 if self.target_accuracy is not None else self.warmup,
-                "image_size": self.image_size or workload.input_shape[1],
+                "image_size": None if language else self.image_size or workload.input_shape[1],
+                "seq_len": self.seq_len or workload.input_shape[1] if language else None,
+                # a language model's classes are its vocabulary
+                "num_classes": self.vocab or self.num_classes if language else self.num_classes,
                 "optimizer": self.optimizer or workload.optimizer.name,
                 "lr": self.lr or workload.optimizer.lr,
                 "max_time": self.max_time
@@ -244,8 +251,11 @@ class RunSpec(BaseModel):
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width) of the model's input, at --image-size when given."""
+        """(channels, height, width) of the model's input, at --image-size when given; a
+        language model's (1, seq_len, 1)."""
         channels, height, width = get_workload(self.workload).input_shape
+        if self.seq_len is not None:
+            return 1, self.seq_len, 1
         if self.image_size is None:
             return channels, height, width
         return channels, self.image_size, self.image_size
@@ -273,6 +283,38 @@ def _check_image_size(workload: WorkloadSpec, size: int) -> None:
             f"{workload.name} needs inputs of at least "
             f"{workload.min_image_size}x{workload.min_image_size} (its feature maps vanish "
             "below that)",
+        )
+
+
+def _check_language(workload: WorkloadSpec, spec: RunSpec) -> None:
+    """--seq-len and --vocab are a language model's; --image-size and --num-classes are not."""
+    if workload.task != "language":
+        if spec.seq_len is not None or spec.vocab is not None:
+            raise _invalid(
+                "seq_len" if spec.seq_len is not None else "vocab",
+                f"{workload.name} is not a language model; --seq-len and --vocab are for "
+                "gpt and param-transformer",
+            )
+        if spec.data == "stdlib":
+            raise _invalid(
+                "data",
+                f"--data stdlib is text, for gpt and param-transformer; {workload.name} "
+                "trains on images (--data synthetic, digits or a folder)",
+            )
+        return
+    if spec.image_size is not None:
+        raise _invalid(
+            "image_size", f"{workload.name} reads token sequences: give --seq-len, not --image-size"
+        )
+    if spec.num_classes is not None and spec.num_classes != (spec.vocab or spec.num_classes):
+        raise _invalid("num_classes", f"{workload.name} has a vocabulary: give --vocab only")
+    if spec.num_classes is not None and spec.vocab is None:
+        raise _invalid(
+            "num_classes", f"{workload.name} predicts tokens: give --vocab, not --num-classes"
+        )
+    if spec.data == "digits":
+        raise _invalid(
+            "data", f"{workload.name} trains on text: --data stdlib is the text always there"
         )
 
 

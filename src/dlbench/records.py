@@ -89,6 +89,9 @@ class ModelStats:
     num_classes: int
     activation_bytes: int | None = None  # outputs of every layer in one forward pass
     width: int | None = None  # first convolution's channels, or first linear layer's units
+    # the scaled_dot_product_attention kernel(s) the step called: "flash", "memory-efficient",
+    # "cudnn", "math", "flash (CPU)"; None without attention
+    attention_backend: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,9 +197,13 @@ class RunResult:
     train_time_s: float | None = None
     val_time_s: float | None = None
     total_time_s: float | None = None  # train + validation
-    accuracy: float | None = None
-    val_loss: float | None = None
+    accuracy: float | None = None  # a language model's: next-token accuracy
+    val_loss: float | None = None  # a language model's: per token (nats)
     map50: float | None = None  # detection: mean average precision at IoU 0.5
+    # language models: sequences x seq_len / step time, from mean_speed and its interval
+    tokens_per_s: float | None = None
+    tokens_per_s_ci95: tuple[float, float] | None = None
+    perplexity: float | None = None  # exp(val_loss)
     final_train_loss: float | None = None
     warmup_time_s: float | None = None  # warm-up steps, torch.compile's compilation included
     setup_time_s: float | None = None  # process start to model ready: imports, data, model

@@ -28,7 +28,9 @@ KNOWN_PARAMS = {
 }
 
 
-CLASSICS = sorted(n for n, w in WORKLOADS.items() if w.data_format not in ("images", "coco"))
+CLASSICS = sorted(
+    n for n, w in WORKLOADS.items() if w.data_format not in ("images", "coco", "text")
+)
 
 
 @pytest.mark.parametrize("name", CLASSICS)

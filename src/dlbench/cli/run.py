@@ -44,7 +44,11 @@ def run(
         int | None, typer.Option(help="Timed epochs (after the warm-up steps), instead of --steps.")
     ] = None,
     data: Annotated[
-        str, typer.Option(help="synthetic, digits, or a folder in the workload's format.")
+        str,
+        typer.Option(
+            help="synthetic, digits (images), stdlib (text), or a folder or file in the "
+            "workload's format.",
+        ),
     ] = "synthetic",
     dataset: Annotated[
         str | None,
@@ -93,6 +97,13 @@ def run(
     num_classes: Annotated[
         int | None, typer.Option(help="Output classes [default: the data's, or the workload's].")
     ] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Language models: tokens per sequence [default: 1024].")
+    ] = None,
+    vocab: Annotated[
+        int | None,
+        typer.Option(help="Language models: vocabulary [default: the data's, or 50257]."),
+    ] = None,
     precision: Annotated[
         str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16 (autocast).")
     ] = "fp32",
@@ -122,8 +133,12 @@ def run(
     gpus: Annotated[
         int, typer.Option(help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.")
     ] = 1,
-    depth: Annotated[int | None, typer.Option(help="param-* workloads: weight layers.")] = None,
-    width: Annotated[int | None, typer.Option(help="param-* workloads: base width.")] = None,
+    depth: Annotated[
+        int | None, typer.Option(help="param-* workloads and gpt: weight layers (gpt: blocks).")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="param-* workloads and gpt: base width (gpt: model width).")
+    ] = None,
     stage_from: Annotated[
         str | None, typer.Option(help="Copy this data folder before the run (timed) ...")
     ] = None,
@@ -176,6 +191,8 @@ def run(
         tags=parse_tags(tag),
         image_size=image_size,
         num_classes=num_classes,
+        seq_len=seq_len,
+        vocab=vocab,
         precision=precision,
         channels_last=channels_last,
         compile=compile_model,
@@ -202,13 +219,17 @@ def run(
     quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
     store = Store(db)  # makes its own folder (results/), where --json files often go
+    _check_json_out(json_out)
+    if repeat == 1:
+        _run_once(spec, store, timeout, quiet, human, json_out)
+    _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
+
+
+def _check_json_out(json_out: str | None) -> None:
     if json_out and json_out != "-":
         from dlbench.api import writable_folder
 
         writable_folder(Path(json_out).expanduser().parent, "--json")
-    if repeat == 1:
-        _run_once(spec, store, timeout, quiet, human, json_out)
-    _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
 
 
 def _run_once(

@@ -2,7 +2,9 @@
 
 ``--data synthetic`` makes no arrays here: the engine generates batches on the device so that
 they add no input-pipeline cost. ``--data digits`` is scikit-learn's bundled digits, a real
-dataset that exists on every machine. Any other value is a path read by the workload's format.
+dataset that exists on every machine; ``--data stdlib`` is its text counterpart, the Python
+standard library's own source (``text.py``). Any other value is a path read by the workload's
+format.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dlbench.registry import resolve
 
 SYNTHETIC = "synthetic"
 DIGITS = "digits"
+STDLIB = "stdlib"
+BUILT_IN = (SYNTHETIC, DIGITS, STDLIB)  # --data values that name no path
 
 # format -> (loader, probe). A probe checks presence and headers cheaply, before a run starts.
 FORMATS: dict[str, tuple[str, str]] = {
@@ -29,6 +33,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     # Any-size RGB images for the zoo; --dataset picks the layout (folder, CIFAR, ImageNet32).
     "images": ("dlbench.datasets.images:load_images", "dlbench.datasets.images:probe_images"),
     "coco": ("dlbench.datasets.coco:load_coco", "dlbench.datasets.coco:probe_coco"),
+    # token ids for the language models: a text file, a nanoGPT .bin, or its folder
+    "text": ("dlbench.datasets.text:load_text", "dlbench.datasets.text:probe_text"),
 }
 RESIZED_FORMATS = ("images", "coco")  # the engine resizes these to the run's --image-size
 CHECKED_SAMPLE = 32  # items per split decoded before a run
@@ -39,6 +45,8 @@ SYNTHETIC_SIZES: dict[str, tuple[int, int]] = {
     "cifar10-python": (50_000, 10_000),
     "images": (1_281_167, 50_000),  # ImageNet-1k
     "coco": (118_287, 5_000),  # COCO 2017
+    # OpenWebText as nanoGPT prepares it (9.0 G and 4.4 M GPT-2 tokens), in sequences of 1,024
+    "text": (8_823_811, 4_331),
 }
 
 
@@ -151,7 +159,7 @@ def check_shape(data: ArrayData, input_shape: tuple[int, int, int]) -> ArrayData
 
 def probe(data: str, data_format: str, dataset: str) -> None:
     """Fail fast, with the file and format named, if ``data`` cannot be read."""
-    if data in (SYNTHETIC, DIGITS):
+    if data in BUILT_IN:
         return
     path = Path(data).expanduser()
     if not path.exists():
@@ -186,9 +194,14 @@ def check(
             f"{data}: cannot be read as {dataset} ({type(exc).__name__}: {exc})",
             "check that the files are complete and of the expected format",
         ) from exc
+    from dlbench.datasets.text import TokenData, check_tokens
+
+    if isinstance(loaded, TokenData):  # whole sequences and token ids within the vocabulary
+        vocab = num_classes or loaded.vocab or workload_classes
+        check_tokens(loaded, vocab, given=num_classes is not None)
     for name, split in (("training", loaded.train), ("test", loaded.test)):
         if len(split) == 0:
-            raise DataError(f"{data}: the {name} split of {dataset} holds no images")
+            raise DataError(f"{data}: the {name} split of {dataset} holds no items")
         _decode_sample(split, data, dataset)
     if isinstance(loaded, ArrayData):
         _check_labels(loaded, num_classes or workload_classes, given=num_classes is not None)
@@ -229,6 +242,10 @@ def load(data: str, data_format: str, dataset: str, input_shape: tuple[int, int,
         from dlbench.datasets.digits import load_digits
 
         return load_digits(input_shape)
+    if data == STDLIB:
+        from dlbench.datasets.text import load_stdlib
+
+        return load_stdlib(input_shape[1])
     loaded: Dataset = resolve(_format(data_format)[0])(
         Path(data).expanduser(), dataset, input_shape
     )

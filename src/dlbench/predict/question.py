@@ -1,6 +1,7 @@
 """The calculator's question: a zoo workload, a family description (``--family resnet
 --depth 50 --width 64 --input 224 --batch 64``, built by the parametric families
-``param-<family>``), or the user's own module (``--model-file my_model.py:build``).
+``param-<family>``; a transformer's --input is its sequence length), or the user's own
+module (``--model-file my_model.py:build``).
 
 Its descriptors (FLOPs, activations, layers) are counted on the real module by the engine
 (``dlbench.engines.pytorch.describe.describe_question``), which the CLI calls: this package
@@ -10,8 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FAMILIES = ("mlp", "vgg", "resnet", "inception")
+FAMILIES = ("mlp", "vgg", "resnet", "inception", "transformer")
+LANGUAGE_FAMILIES = ("transformer",)  # --input is their sequence length in tokens
 DEFAULT_BATCH = 64
+
+
+def input_option(family: str, size: int | None) -> dict[str, int | None]:
+    """A family's input size as the run option it is: --seq-len or --image-size."""
+    return {"seq_len" if family in LANGUAGE_FAMILIES else "image_size": size}
 
 
 @dataclass(frozen=True)

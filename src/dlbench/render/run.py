@@ -72,6 +72,24 @@ def _ms(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1e3:,.2f}"
 
 
+def _tokens(summary: StoredRun) -> str | None:
+    """A language model's tokens/s and its 95% interval."""
+    mean, interval = summary.tokens_per_s, summary.tokens_per_s_ci95
+    if mean is None:
+        return None
+    if not interval:
+        return f"{mean:,.0f}"
+    return f"{mean:,.0f} ({interval[0]:,.0f}–{interval[1]:,.0f})"
+
+
+def _language_eval(summary: StoredRun) -> str | None:
+    if summary.seq_len is None or summary.val_loss is None:
+        return None
+    perplexity = f"{summary.perplexity:,.2f}" if summary.perplexity is not None else "n/a"
+    text = f"{summary.val_loss:.4f} / {perplexity}"
+    return f"[dim]{text} (synthetic)[/]" if summary.data == "synthetic" else text
+
+
 def _accuracy(summary: StoredRun) -> str | None:
     value, label = summary.accuracy, ""
     if value is None and summary.map50 is not None:
@@ -89,6 +107,10 @@ def _execution(summary: StoredRun) -> str:
     config = summary.config
     precision = str(summary.precision or config.get("precision") or "fp32")
     layout = "channels-last" if config.get("channels_last") else "channels-first"
+    if summary.seq_len:
+        layout = f"{summary.seq_len} tokens per sequence"
+        backend = summary.model.attention_backend if summary.model else None
+        layout += f", {backend} attention" if backend else ""
     if config.get("compile"):
         layout += ", compiled"
     optimizer = config.get("optimizer")
@@ -150,7 +172,26 @@ _OPTIONAL_ROWS = (
     "time to accuracy",
     "until stable",
     "measurement quality",
+    "tokens/s (95% CI)",
+    "validation loss / perplexity",
 )
+
+
+def _speed_rows(summary: StoredRun) -> list[tuple[str, Any]]:
+    unit = summary.speed_unit
+    return [
+        (f"mean speed ({unit}, 95% CI)", speed_text(summary)),
+        ("tokens/s (95% CI)", _tokens(summary)),
+        ("measurement quality", quality_word(summary)),
+        (
+            f"median / p5 / p95 speed ({unit})",
+            _triple(summary, "median_speed", "p5_speed", "p95_speed"),
+        ),
+        (f"speed jitter ({unit})", fmt(summary.speed_jitter)),
+        ("mean step time (ms)", _ms(summary.mean_step_time_s)),
+        ("data wait (% of step time)", fmt(_pct(summary.data_wait_fraction))),
+        (f"end-to-end throughput ({unit})", fmt(summary.throughput_e2e)),
+    ]
 
 
 def run_panel(summary: StoredRun, detail: bool = False) -> Group:
@@ -171,23 +212,15 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
         ("parameters / FLOPs per step", _flops(summary)),
         ("timed steps", summary.timed_steps),
         ("until stable", _stability(summary)),
-        ("mean speed (img/s, 95% CI)", speed_text(summary)),
-        ("measurement quality", quality_word(summary)),
-        (
-            "median / p5 / p95 speed (img/s)",
-            _triple(summary, "median_speed", "p5_speed", "p95_speed"),
-        ),
-        ("speed jitter (img/s)", fmt(summary.speed_jitter)),
-        ("mean step time (ms)", _ms(summary.mean_step_time_s)),
-        ("data wait (% of step time)", fmt(_pct(summary.data_wait_fraction))),
-        ("end-to-end throughput (img/s)", fmt(summary.throughput_e2e)),
+        *_speed_rows(summary),
         ("achieved TFLOP/s (MFU)", _mfu(summary)),
         ("warm-up (s)", fmt(summary.warmup_time_s, 2)),
         (
             "train / validation / total (s)",
             _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
         ),
-        ("accuracy", _accuracy(summary)),
+        ("next-token accuracy" if summary.seq_len else "accuracy", _accuracy(summary)),
+        ("validation loss / perplexity", _language_eval(summary)),
         ("time to accuracy", _tta(summary)),
         *_inference_rows(summary.inference),
         (

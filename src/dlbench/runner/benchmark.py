@@ -43,6 +43,7 @@ from dlbench.workloads import get_workload
 T = TypeVar("T")
 PROFILE_STEPS = 5  # profiled after the timed steps: the profiler slows a step
 SYNTHETIC_EVAL_BATCHES = 20  # test batches validated and predicted on synthetic data by default
+LANGUAGE_EVAL_BATCHES = 200  # a language model's text, by default (nanoGPT's eval_iters)
 
 
 class Progress(Protocol):
@@ -192,7 +193,7 @@ def _register(
 ) -> tuple[DeviceInfo, dict[str, Any]]:
     """Store the device and hardware fingerprint; return both."""
     device = engine.resolve_device(spec.device)
-    data_dir = None if spec.data in (datasets.SYNTHETIC, datasets.DIGITS) else spec.data
+    data_dir = None if spec.data in datasets.BUILT_IN else spec.data
     hardware = sysinfo.collect(data_dir)
     store.set_hardware(
         run_id,
@@ -256,7 +257,7 @@ def _prepare(spec: RunSpec, engine: Engine) -> None:
     if spec.data != datasets.SYNTHETIC:
         assert spec.dataset is not None
         data = datasets.load(
-            staging.expand(spec.data) if spec.data != datasets.DIGITS else spec.data,
+            staging.expand(spec.data) if spec.data not in datasets.BUILT_IN else spec.data,
             workload.data_format,
             spec.dataset,
             spec.input_shape,
@@ -406,11 +407,12 @@ def _profile(engine: Engine, measured: Measured, progress: Progress) -> dict[str
 def eval_batches(spec: RunSpec, engine: Engine) -> int | None:
     """Batches of the test set that validation and inference pass over: --val-batches when
     given; on synthetic data (where accuracy means nothing) at most half the timed steps and
-    SYNTHETIC_EVAL_BATCHES, so they cost less than the timed training; else all of it."""
+    SYNTHETIC_EVAL_BATCHES, so they cost less than the timed training; a language model's
+    text at most LANGUAGE_EVAL_BATCHES (nanoGPT's eval_iters); else all of it."""
     if spec.val_batches:
         return spec.val_batches
     if spec.data != datasets.SYNTHETIC:
-        return None
+        return LANGUAGE_EVAL_BATCHES if spec.seq_len is not None else None
     timed = (
         spec.timed_epochs * engine.steps_per_epoch
         if spec.timed_epochs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -146,19 +147,14 @@ def build_result(
     total = train_s + measured.val_time_s if train_s and measured.val_time_s else None
     peak, source = engine.peak_memory() if engine else (None, None)
     loss = _safe_loss(engine) if status == "ok" else None
-    device_peak = peaks.Peak(None, "the run ended before its device was known")
-    if measured.device is not None:
-        device_peak = peaks.device_peak(
-            measured.device.kind, measured.device.device_name, spec.precision, measured.hardware
-        )
+    device_peak = _device_peak(spec, measured, world)
     flops = (
         measured.model.flops_per_step * world
         if measured.model and measured.model.flops_per_step
         else None
     )
-    if device_peak.tflops and world > 1:
-        device_peak = peaks.Peak(device_peak.tflops * world, f"{world} x {device_peak.source}")
     achieved, mfu = peaks.mfu(flops, speed.mean_step_time_s if speed else None, device_peak)
+    tokens, tokens_ci95, perplexity = _token_figures(spec, speed, measured.val_loss)
     return RunResult(
         run_id=run_id,
         status=status,  # type: ignore[arg-type]
@@ -173,6 +169,9 @@ def build_result(
         accuracy=measured.accuracy,
         val_loss=measured.val_loss,
         map50=measured.map50,
+        tokens_per_s=tokens,
+        tokens_per_s_ci95=tokens_ci95,
+        perplexity=perplexity,
         final_train_loss=loss,
         warmup_time_s=measured.warmup_time_s,
         setup_time_s=measured.setup_time_s,
@@ -193,6 +192,33 @@ def build_result(
         profile=_scaled_profile(measured.profile, speed),
         steps=steps,
     )
+
+
+def _device_peak(spec: RunSpec, measured: Measured, world: int) -> peaks.Peak:
+    """The dense peak of the run's devices (all ``world`` of them) at its precision."""
+    if measured.device is None:
+        return peaks.Peak(None, "the run ended before its device was known")
+    peak = peaks.device_peak(
+        measured.device.kind, measured.device.device_name, spec.precision, measured.hardware
+    )
+    if peak.tflops and world > 1:
+        return peaks.Peak(peak.tflops * world, f"{world} x {peak.source}")
+    return peak
+
+
+def _token_figures(
+    spec: RunSpec, speed: SpeedStats | None, val_loss: float | None
+) -> tuple[float | None, tuple[float, float] | None, float | None]:
+    """A language model's tokens/s (sequences/s x seq_len, with its 95% interval) and
+    validation perplexity; None for the others."""
+    if spec.seq_len is None:
+        return None, None, None
+    perplexity = math.exp(val_loss) if val_loss is not None and val_loss < 700 else None
+    if speed is None:
+        return None, None, perplexity
+    low_high = speed.speed_ci95
+    interval = (low_high[0] * spec.seq_len, low_high[1] * spec.seq_len) if low_high else None
+    return speed.mean_speed * spec.seq_len, interval, perplexity
 
 
 def _descriptors(spec: RunSpec, measured: Measured, peak: peaks.Peak) -> dict[str, Any] | None:

@@ -89,6 +89,9 @@ class StoredRun:
     accuracy: float | None = None
     val_loss: float | None = None
     map50: float | None = None
+    tokens_per_s: float | None = None
+    tokens_per_s_ci95: tuple[float, float] | None = None
+    perplexity: float | None = None
     final_train_loss: float | None = None
     warmup_time_s: float | None = None
     setup_time_s: float | None = None
@@ -137,9 +140,10 @@ class StoredRun:
         values["config"] = frozen(summary.get("config"))
         values["hardware"] = frozen(summary["hardware"]) if summary.get("hardware") else None
         values["timed_steps"] = int(summary.get("timed_steps") or 0)
-        if values.get("speed_ci95") is not None:
-            low, high = values["speed_ci95"]
-            values["speed_ci95"] = (float(low), float(high))
+        for interval in ("speed_ci95", "tokens_per_s_ci95"):
+            if values.get(interval) is not None:
+                low, high = values[interval]
+                values[interval] = (float(low), float(high))
         values["quality"] = _quality(summary.get("quality"))
         values["inference"] = record_from(InferenceStats, summary.get("inference"))
         values["model"] = _model(summary.get("model"))
@@ -187,6 +191,17 @@ class StoredRun:
         if self.accuracy is not None and self.data == "synthetic":
             return None
         return self.accuracy if self.accuracy is not None else self.map50
+
+    @property
+    def seq_len(self) -> int | None:
+        """A language model's tokens per sequence (its speeds are sequences/s); else None."""
+        value = self.config.get("seq_len")
+        return int(value) if value else None
+
+    @property
+    def speed_unit(self) -> str:
+        """What a step's items are: "seq/s" for a language model, else "img/s"."""
+        return "seq/s" if self.seq_len else "img/s"
 
     @property
     def label(self) -> str:

@@ -25,6 +25,7 @@ SUMMARY_METRICS = (
     "mean_speed", "median_speed", "p5_speed", "p95_speed", "speed_stderr", "speed_jitter",
     "mean_step_time_s", "median_step_time_s", "throughput_e2e", "train_time_s", "val_time_s",
     "total_time_s", "wall_time_s", "setup_time_s", "accuracy", "achieved_tflops", "mfu",
+    "tokens_per_s", "val_loss", "perplexity",
     "peak_memory_bytes", "timed_steps", "foreign_cpu_cores",
 )  # fmt: skip
 BATCH = 1000  # MLflow's limit of metrics in one log_batch

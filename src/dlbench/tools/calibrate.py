@@ -1,8 +1,9 @@
 """``dlbench calibrate``: benchmark a space-filling design of model shapes on this device, so
 that ``dlbench predict`` has runs to learn from.
 
-For each family (param-mlp, param-vgg, param-resnet, param-inception) a scrambled Latin
-hypercube over depth, width, input size and batch size (log scales where sizes multiply) gives
+For each family (param-mlp, param-vgg, param-resnet, param-inception, param-transformer) a
+scrambled Latin hypercube over depth, width, input size (a transformer's: sequence length)
+and batch size (log scales where sizes multiply) gives
 configurations that cover the space without a grid's waste; they are run round-robin across
 families, each briefly and with repeats, until the time budget is spent. Every run is stored
 as part of the sweep ``calibrate-<device>``; a second call resumes (stored runs are skipped).
@@ -21,6 +22,7 @@ from scipy.stats import qmc
 
 from dlbench.config import RunSpec, build_spec
 from dlbench.predict.fitting import MIN_RUNS, Predictor
+from dlbench.predict.question import LANGUAGE_FAMILIES, input_option
 from dlbench.store.database import Store
 
 # (low, high) per knob; log scale for width and batch.
@@ -29,9 +31,12 @@ RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "vgg": {"depth": (6, 19), "width": (8, 64)},
     "resnet": {"depth": (10, 34), "width": (8, 48)},
     "inception": {"depth": (2, 10), "width": (8, 48)},
+    # a step's work grows with tokens (batch x seq_len): fewer sequences, longer ones
+    "transformer": {"depth": (1, 8), "width": (64, 512), "input": (32, 512), "batch": (2, 32)},
 }
 INPUT_SIZES = (16, 64)
 BATCH_SIZES = (8, 128)
+WIDTH_STEP = {"transformer": 64}  # whole 64-wide heads
 DESIGN_POINTS = 64  # per family; the budget decides how many run
 WARMUP, TIMED = 3, 20
 MIN_RUN_TIMEOUT_S = 30.0  # a run is never stopped sooner, however small the budget
@@ -48,18 +53,17 @@ def design(families: tuple[str, ...], seed: int = 0) -> list[dict[str, Any]]:
     for index, family in enumerate(families):
         points = qmc.LatinHypercube(d=4, scramble=True, seed=seed + index).random(DESIGN_POINTS)
         ranges = RANGES[family]
+        inputs, batches = ranges.get("input", INPUT_SIZES), ranges.get("batch", BATCH_SIZES)
+        step = WIDTH_STEP.get(family, 8)
         per_family[family] = [
             {
                 "family": family,
                 "depth": int(
                     round(ranges["depth"][0] + p[0] * (ranges["depth"][1] - ranges["depth"][0]))
                 ),
-                "width": max(8, _log_pick(p[1], *ranges["width"]) // 8 * 8),
-                "image_size": int(
-                    round((INPUT_SIZES[0] + p[2] * (INPUT_SIZES[1] - INPUT_SIZES[0])) / 8)
-                )
-                * 8,
-                "batch_size": _log_pick(p[3], *BATCH_SIZES),
+                "width": max(step, _log_pick(p[1], *ranges["width"]) // step * step),
+                "image_size": int(round((inputs[0] + p[2] * (inputs[1] - inputs[0])) / 8)) * 8,
+                "batch_size": _log_pick(p[3], *batches),
             }
             for p in points
         ]
@@ -70,7 +74,9 @@ def design(families: tuple[str, ...], seed: int = 0) -> list[dict[str, Any]]:
 
 def cost(config: dict[str, Any]) -> float:
     """A configuration's relative work per step: what orders the design cheapest first."""
-    pixels = 1 if config["family"] == "mlp" else config["image_size"] ** 2
+    family = config["family"]
+    positions = config["image_size"] if family in LANGUAGE_FAMILIES else config["image_size"] ** 2
+    pixels = 1 if family == "mlp" else positions
     return float(config["depth"] * config["width"] ** 2 * pixels * config["batch_size"])
 
 
@@ -86,7 +92,7 @@ def specs(config: dict[str, Any], device: str, sweep: str, repeats: int) -> list
             workload=f"param-{config['family']}",
             depth=config["depth"],
             width=config["width"],
-            image_size=config["image_size"],
+            **input_option(config["family"], config["image_size"]),
             batch_size=config["batch_size"],
             device=device,
             warmup=WARMUP,

@@ -15,10 +15,11 @@ from dlbench.registry import unknown_name
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    name: str  # sgd | adam | rmsprop
+    name: str  # sgd | adam | adamw | rmsprop
     lr: float
     momentum: float = 0.0
     weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam and AdamW
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,16 @@ class WorkloadSpec:
     name: str
     description: str
     family: str
-    input_shape: tuple[int, int, int]  # channels, height, width (the default --image-size)
-    num_classes: int
+    # channels, height, width (the default --image-size); a language model's is
+    # (1, seq_len, 1): one channel of seq_len tokens (the default --seq-len)
+    input_shape: tuple[int, int, int]
+    num_classes: int  # a language model's: its vocabulary (the default --vocab)
     default_batch_size: int
     optimizer: OptimizerSpec
     data_format: str  # a key of dlbench.datasets.FORMATS
     datasets: tuple[str, ...]  # values --dataset accepts; the first is the default
     builders: dict[str, str] = field(default_factory=dict)  # framework -> "module:function"
-    task: str = "classify"  # classify | detect
+    task: str = "classify"  # classify | detect | language (next-token prediction)
     resizable: bool = False  # takes any --image-size of at least min_image_size
     min_image_size: int = 1
     image_size_multiple: int = 1  # a ViT's patches: the side must be a multiple of them
@@ -129,6 +132,59 @@ def _parametric(family: str, description: str, depth: int, width: int, batch: in
         parametric=True,
     )
 
+
+_TORCH_LANGUAGE = "dlbench.workloads.language_models"
+_TEXT = ("text",)
+# GPT-2/GPT-3 small's recipe (nanoGPT's train_gpt2 defaults): AdamW, betas (0.9, 0.95)
+_ADAMW_GPT = OptimizerSpec("adamw", lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95))
+
+
+def _language(
+    name: str, description: str, family: str, seq_len: int, vocab: int, batch: int, depth: int
+) -> WorkloadSpec:
+    return WorkloadSpec(
+        name=name,
+        description=description,
+        family=family,
+        input_shape=(1, seq_len, 1),
+        num_classes=vocab,
+        default_batch_size=batch,
+        optimizer=_ADAMW_GPT,
+        data_format="text",
+        datasets=_TEXT,
+        builders={
+            "pytorch": f"{_TORCH_LANGUAGE}:{family}",
+            "keras": f"{_KERAS}:{family}",
+        },
+        task="language",
+        depth=depth,
+        parametric=True,
+    )
+
+
+_LANGUAGE = (
+    _language(
+        "gpt",
+        "GPT-2-style decoder: pre-norm blocks, causal SDPA attention, GELU MLP, tied "
+        "embeddings (--depth 12, --width 768, --seq-len 1024, --vocab 50257: GPT-2 small, "
+        "124 M parameters)",
+        "gpt",
+        1024,
+        50257,
+        12,
+        12,
+    ),
+    _language(
+        "param-transformer",
+        "The gpt decoder, small, for calibration (--depth, default 4; --width, default 256; "
+        "--seq-len 256; --vocab 256)",
+        "transformer",
+        256,
+        256,
+        16,
+        4,
+    ),
+)
 
 _PARAMETRIC = (
     _parametric("mlp", "MLP of depth - 1 hidden layers of width units", 3, 512, 128),
@@ -266,6 +322,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         ),
         *_ZOO,
         *_PARAMETRIC,
+        *_LANGUAGE,
     )
 }
 

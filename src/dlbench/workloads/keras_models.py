@@ -145,3 +145,66 @@ def model_a(input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:
     x = layers.Dense(512, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
     return keras.Model(base.input, layers.Dense(num_classes)(x), name="model_a")
+
+
+HEAD_WIDTH = 64  # as language_models.HEAD_WIDTH: heads = width / 64
+
+
+class GPTBlock(layers.Layer):
+    """GPT-2's pre-norm block, as language_models.Block: causal attention, GELU MLP."""
+
+    def __init__(self, width: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.width, self.heads = width, max(1, width // HEAD_WIDTH)
+        self.ln_1 = layers.LayerNormalization(epsilon=1e-5)
+        self.qkv = layers.Dense(3 * width)
+        self.proj = layers.Dense(width)
+        self.ln_2 = layers.LayerNormalization(epsilon=1e-5)
+        self.fc = layers.Dense(4 * width)
+        self.fc_out = layers.Dense(width)
+
+    def call(self, x: Any) -> Any:
+        length = x.shape[1]  # static; the batch may not be known in a traced graph
+        shape = (-1, length, self.heads, self.width // self.heads)
+        q, k, v = (ops.reshape(t, shape) for t in ops.split(self.qkv(self.ln_1(x)), 3, axis=-1))
+        attended = ops.dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(ops.reshape(attended, (-1, length, self.width)))
+        hidden = keras.activations.gelu(self.fc(self.ln_2(x)), approximate=True)
+        return x + self.fc_out(hidden)
+
+
+class GPT(keras.Model):
+    """language_models.GPT in Keras: token and position embeddings, pre-norm blocks, a final
+    layer norm, logits through the token embedding's transpose (tied, as in GPT-2)."""
+
+    def __init__(self, vocab: int, seq_len: int, depth: int, width: int) -> None:
+        super().__init__(name="gpt")
+        init = keras.initializers.RandomNormal(stddev=0.02)
+        self.width = width
+        self.wte = layers.Embedding(vocab, width, embeddings_initializer=init)
+        self.wpe = layers.Embedding(seq_len, width, embeddings_initializer=init)
+        self.blocks = [GPTBlock(width) for _ in range(depth)]
+        self.ln_f = layers.LayerNormalization(epsilon=1e-5)
+
+    def call(self, tokens: Any, training: bool | None = None) -> Any:
+        x = self.wte(tokens) + self.wpe(ops.arange(tokens.shape[1]))
+        for block in self.blocks:
+            x = block(x)
+        x = self.ln_f(x)
+        table = ops.cast(self.wte.embeddings, x.dtype)
+        return ops.cast(ops.matmul(x, ops.transpose(table)), "float32")
+
+
+def gpt(
+    input_shape: tuple[int, int, int], num_classes: int, depth: int = 12, width: int = 768
+) -> keras.Model:
+    """The gpt workload (input_shape (1, seq_len, 1), num_classes the vocabulary), built."""
+    model = GPT(num_classes, input_shape[1], depth, width)
+    model(ops.zeros((1, input_shape[1]), dtype="int32"))
+    return model
+
+
+def transformer(
+    input_shape: tuple[int, int, int], num_classes: int, depth: int = 4, width: int = 256
+) -> keras.Model:
+    return gpt(input_shape, num_classes, depth, width)

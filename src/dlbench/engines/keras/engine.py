@@ -31,8 +31,9 @@ import numpy as np
 
 from dlbench.config import RunSpec
 from dlbench.datasets import ArrayData, Dataset
+from dlbench.datasets.text import TokenData
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
-from dlbench.engines.keras.input import Batch, KerasInput
+from dlbench.engines.keras.input import Batch, KerasInput, KerasTokens
 from dlbench.errors import EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
@@ -166,7 +167,7 @@ class KerasEngine:
     def setup(self, spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> None:
         # --gpus, --compile, --channels-last and workloads without a Keras model are refused
         # with the run's options (config.RunSpec), before anything starts.
-        if data is not None and not isinstance(data, ArrayData):
+        if data is not None and not isinstance(data, (ArrayData, TokenData)):
             raise EngineUnavailable(
                 f"--framework {self.backend} reads array datasets (MNIST, CIFAR-10, "
                 f"ImageNet32, digits); {data.source} is a folder of image files",
@@ -187,11 +188,19 @@ class KerasEngine:
         self.spec, self.workload = spec, workload
         self.input_shape = spec.input_shape
         self.num_classes = spec.num_classes or (data.num_classes if data else 0)
+        if isinstance(data, TokenData):  # a token file's vocabulary is --vocab's or the model's
+            self.num_classes = spec.num_classes or data.vocab or workload.num_classes
         self.num_classes = self.num_classes or workload.num_classes
         self.batch = int(spec.batch_size or workload.default_batch_size)
-        self._input = KerasInput(
-            workload, self.input_shape, self.num_classes, self.batch, data, spec.seed
-        )
+        self._input: KerasInput | KerasTokens
+        if workload.task == "language":
+            self._input = KerasTokens(
+                workload, self.input_shape, self.num_classes, self.batch, data
+            )
+        else:
+            self._input = KerasInput(
+                workload, self.input_shape, self.num_classes, self.batch, data, spec.seed
+            )
         self.steps_per_epoch = self._input.steps_per_epoch
         self.model = self._build()
         self._stats = self._measure_model()
@@ -199,7 +208,7 @@ class KerasEngine:
     def _build(self) -> Any:
         import keras
 
-        model = resolve(self.workload.builders["keras"])(self.input_shape, self.num_classes)
+        model = self._model()
         optimizer = self.workload.optimizer
         name = str(self.spec.optimizer or optimizer.name)
         lr = float(self.spec.lr or optimizer.lr)
@@ -207,10 +216,12 @@ class KerasEngine:
         # Keras applies weight decay decoupled (w -= lr x decay x w), PyTorch's SGD/Adam add
         # it to the gradient: the same for plain SGD, close with momentum.
         decay = optimizer.weight_decay or None
+        betas = {"beta_1": optimizer.betas[0], "beta_2": optimizer.betas[1]}
         made = {
             "sgd": lambda: keras.optimizers.SGD(lr, momentum=momentum, weight_decay=decay),
-            "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay),
-            "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=decay or 0.01),  # as torch
+            "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay, **betas),
+            # weight decay 0.01 when the workload has none, as torch's AdamW
+            "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=decay or 0.01, **betas),
             "rmsprop": lambda: keras.optimizers.RMSprop(lr, weight_decay=decay),
         }[name]()
         model.compile(
@@ -218,6 +229,10 @@ class KerasEngine:
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         return model
+
+    def _model(self) -> Any:
+        builder = resolve(self.workload.builders["keras"])
+        return builder(self.input_shape, self.num_classes, **self.spec.architecture)
 
     def _measure_model(self) -> ModelStats:
         leaves = list(_leaf_layers(self.model))
@@ -233,7 +248,7 @@ class KerasEngine:
             input_shape=self.input_shape,
             num_classes=self.num_classes,
             activation_bytes=None,
-            width=_width(leaves),
+            width=getattr(self.model, "width", None) or _width(leaves),
         )
 
     def _count_flops(self) -> tuple[int | None, str]:
@@ -289,8 +304,12 @@ class KerasEngine:
     ) -> EvalResult:
         seen = correct = 0
         loss_sum = 0.0
+        items = 0
         for images, labels in self._input.test_batches(max_batches):
             logits = np.asarray(self.model.predict_on_batch(images), dtype=np.float64)
+            items += len(labels)
+            # a language model's logits (N, T, V): every position is a prediction
+            logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
             shifted = logits - logits.max(axis=1, keepdims=True)
             log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
             loss_sum += float(-log_probs[np.arange(len(labels)), labels].sum())
@@ -300,13 +319,13 @@ class KerasEngine:
                 on_batch()
         if not seen:
             return EvalResult(0, None, None)
-        return EvalResult(seen, correct / seen, loss_sum / seen)
+        return EvalResult(items, correct / seen, loss_sum / seen)
 
     def save_checkpoint(self, path: Path) -> None:
         self.model.save_weights(str(_weights_path(path)))
 
     def load_checkpoint(self, path: Path) -> object:
-        model = resolve(self.workload.builders["keras"])(self.input_shape, self.num_classes)
+        model = self._model()
         model.load_weights(str(_weights_path(path)))
         return model
 

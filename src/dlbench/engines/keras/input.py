@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from dlbench.datasets import SYNTHETIC_SIZES, ArrayData, Dataset
+from dlbench.datasets.text import TokenData
 from dlbench.workloads import WorkloadSpec
 
 Batch = tuple[np.ndarray, np.ndarray]
@@ -96,5 +97,66 @@ class KerasInput:
     def sample(self, size: int) -> Batch:
         """``size`` images (the first training batch or data, repeated to fill)."""
         x, y = self._pool[0] if self.synthetic else self._train
+        reps = math.ceil(size / len(y))
+        return np.concatenate([x] * reps)[:size], np.concatenate([y] * reps)[:size]
+
+
+class KerasTokens:
+    """A language model's batches: int32 token ids (N, seq_len) and their next tokens, from
+    a text dataset's sequences in a fresh order each epoch, or synthetic ones cycled."""
+
+    def __init__(
+        self,
+        workload: WorkloadSpec,
+        input_shape: tuple[int, int, int],
+        vocab: int,
+        batch: int,
+        data: Dataset | None,
+    ) -> None:
+        self.seq_len, self.vocab, self.batch = input_shape[1], vocab, batch
+        self._rng = np.random.default_rng(0)
+        self.data = data if isinstance(data, TokenData) else None
+        if self.data is None:
+            train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
+            self._pool = [self._random() for _ in range(SYNTHETIC_POOL)]
+            self._test_pool = [self._random() for _ in range(SYNTHETIC_TEST_POOL)]
+        else:
+            train_size, test_size = len(self.data.train), len(self.data.test)
+        self.steps_per_epoch = max(1, train_size // batch)
+        self.test_steps = math.ceil(test_size / batch)
+
+    def _random(self) -> Batch:
+        tokens = self._rng.integers(0, self.vocab, (self.batch, self.seq_len + 1))
+        return tokens[:, :-1].astype(np.int32), tokens[:, 1:].astype(np.int64)
+
+    @staticmethod
+    def _ids(batch: tuple[np.ndarray, np.ndarray]) -> Batch:
+        return batch[0].astype(np.int32), batch[1]
+
+    def train_batches(self) -> Iterator[Batch]:
+        if self.data is None:
+            for i in range(self.steps_per_epoch):
+                yield self._pool[i % SYNTHETIC_POOL]
+            return
+        order = self._rng.permutation(len(self.data.train))
+        for i in range(self.steps_per_epoch):
+            yield self._ids(
+                self.data.train.take(list(order[i * self.batch : (i + 1) * self.batch]))
+            )
+
+    def test_batch_count(self, max_batches: int | None) -> int:
+        return min(self.test_steps, max_batches) if max_batches else self.test_steps
+
+    def test_batches(self, max_batches: int | None) -> Iterator[Batch]:
+        count = self.test_batch_count(max_batches)
+        for i in range(count):
+            if self.data is None:
+                yield self._test_pool[i % SYNTHETIC_TEST_POOL]
+                continue
+            end = min((i + 1) * self.batch, len(self.data.test))
+            yield self._ids(self.data.test.take(list(range(i * self.batch, end))))
+
+    def sample(self, size: int) -> Batch:
+        x, y = self._pool[0] if self.data is None else self._ids(self.data.train.take([0]))
         reps = math.ceil(size / len(y))
         return np.concatenate([x] * reps)[:size], np.concatenate([y] * reps)[:size]

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from dlbench.config import RunSpec, build_spec
-from dlbench.engines.pytorch.operators import walk
+from dlbench.engines.pytorch.operators import example_input, walk
 from dlbench.errors import ConfigError, EngineUnavailable
 from dlbench.measure.operators import OpUse
-from dlbench.predict.question import DEFAULT_BATCH, FAMILIES, Question
+from dlbench.predict.question import DEFAULT_BATCH, FAMILIES, LANGUAGE_FAMILIES, Question
 from dlbench.registry import resolve
 from dlbench.workloads import get_workload
 
@@ -50,8 +50,11 @@ class ActivationBytes:
 
 
 def model_width(model: nn.Module) -> int | None:
-    """The model's base width: output channels of its first convolution, else units of its
-    first linear layer."""
+    """The model's base width: a transformer's own (``width``), else output channels of its
+    first convolution, else units of its first linear layer."""
+    width = getattr(model, "width", None)
+    if isinstance(width, int):
+        return width
     for kind, attribute in ((nn.Conv2d, "out_channels"), (nn.Linear, "out_features")):
         first = next((m for m in model.modules() if isinstance(m, kind)), None)
         if first is not None:
@@ -77,19 +80,21 @@ def describe_module(
     device (meta: nothing computed)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    images = torch.empty(batch, *input_shape, device=device)
+    images = example_input(model, input_shape, batch)
+    device = images.device
     activations = ActivationBytes(model)
     try:
         with FlopCounterMode(display=False) as counter:
             out = model(images)
             logits = out.logits if hasattr(out, "logits") else out
+            if getattr(model, "takes_tokens", False):  # next-token logits at every position
+                logits = logits.flatten(0, 1)
             if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
                 raise ConfigError(
                     "the model must return class scores of shape (batch, classes), got "
                     f"{type(logits).__name__} {tuple(getattr(logits, 'shape', ()))}"
                 )
-            labels = torch.zeros(batch, dtype=torch.long, device=device)
+            labels = torch.zeros(logits.shape[0], dtype=torch.long, device=device)
             nn.functional.cross_entropy(logits, labels).backward()
     finally:
         activations.remove()
@@ -107,8 +112,10 @@ def describe_module(
 def _meta_model(spec: RunSpec) -> tuple[nn.Module, int]:
     """``spec``'s model built on the meta device, and its batch size."""
     workload = get_workload(spec.workload)
-    if workload.task != "classify":
-        raise EngineUnavailable(f"{workload.name}: only classification models can be described")
+    if workload.task == "detect":
+        raise EngineUnavailable(
+            f"{workload.name}: only classification and language models can be described"
+        )
     classes = spec.num_classes or workload.num_classes
     with torch.device("meta"):
         model: nn.Module = resolve(workload.builders["pytorch"])(
@@ -219,6 +226,14 @@ def describe_model_file(
     return {"family": "custom", "depth": None, **described, "precision": precision}
 
 
+def _shape_options(language: bool, question: Question) -> dict[str, int | None]:
+    """The question's input size and classes as run options: a language model's are its
+    sequence length and vocabulary."""
+    if language:
+        return {"seq_len": question.input_size, "vocab": question.num_classes}
+    return {"image_size": question.input_size, "num_classes": question.num_classes}
+
+
 def describe_question(question: Question) -> dict[str, Any]:
     """The question's descriptors (family, depth, width, params, FLOPs per step, activation
     bytes, layers, input size, batch size, precision), counted on the real module built on
@@ -249,10 +264,9 @@ def describe_question(question: Question) -> dict[str, Any]:
             workload=f"param-{question.family}",
             depth=question.depth,
             width=question.width,
-            image_size=question.input_size,
             batch_size=question.batch_size,
-            num_classes=question.num_classes,
             precision=question.precision,
+            **_shape_options(question.family in LANGUAGE_FAMILIES, question),
         )
     else:
         if question.depth is not None or question.width is not None:
@@ -262,9 +276,8 @@ def describe_question(question: Question) -> dict[str, Any]:
             )
         spec = build_spec(
             workload=str(question.workload),
-            image_size=question.input_size,
             batch_size=question.batch_size,
-            num_classes=question.num_classes,
             precision=question.precision,
+            **_shape_options(get_workload(str(question.workload)).task == "language", question),
         )
     return describe_model(spec)

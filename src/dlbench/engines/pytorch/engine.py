@@ -18,8 +18,9 @@ from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.pytorch import distributed as torch_dist
 from dlbench.engines.pytorch.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from dlbench.engines.pytorch.describe import ActivationBytes, layer_counts, model_width
+from dlbench.engines.pytorch.flops import count_step
 from dlbench.engines.pytorch.input import Batch, LoaderInput, SyntheticInput, default_workers
-from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask
+from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask, LanguageTask
 from dlbench.errors import DataError, EngineUnavailable
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
@@ -27,6 +28,7 @@ from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
 __all__ = ["TorchEngine", "default_workers", "make_optimizer"]
 
+Task = ClassifyTask | DetectTask | LanguageTask
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
 AMP_DTYPES = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}
 
@@ -110,6 +112,7 @@ class TorchEngine:
             float(spec.lr or workload.optimizer.lr),
             momentum=workload.optimizer.momentum or (0.9 if spec.optimizer == "sgd" else 0.0),
             weight_decay=workload.optimizer.weight_decay,
+            betas=workload.optimizer.betas,
         )
         self.optimizer = make_optimizer(optimizer, self.model.parameters())
         self.amp_dtype = AMP_DTYPES.get(spec.precision)
@@ -143,9 +146,11 @@ class TorchEngine:
                 data, batch, self.device, spec, self.topology.rank, self.topology.world_size
             )
         self.steps_per_epoch = self._input.steps_per_epoch
-        self.task: ClassifyTask | DetectTask
+        self.task: Task
         if workload.task == "detect":
             self.task = DetectTask(self.device)
+        elif workload.task == "language":
+            self.task = LanguageTask(self.device)
         else:
             self.task = ClassifyTask(
                 self._input.channel_stats, self.input_shape[1], self.device, spec.channels_last
@@ -170,7 +175,7 @@ class TorchEngine:
         layers = layer_counts(self.model)
         activations = ActivationBytes(self.model)
         try:
-            flops, note = self._count_flops()
+            flops, note, attention = self._count_flops()
         finally:
             activations.remove()
         return ModelStats(
@@ -183,22 +188,29 @@ class TorchEngine:
             num_classes=self.num_classes,
             activation_bytes=activations.total or None,
             width=model_width(self.model),
+            attention_backend=", ".join(attention) or None,
         )
 
-    def _count_flops(self) -> tuple[int | None, str]:
+    def _count_flops(self) -> tuple[int | None, str, tuple[str, ...]]:
         """FLOPs of one training step (forward + backward) on the real model and batch, in
-        fp32 eager mode: the work is the same at any precision."""
+        eager mode under the run's autocast (the work is the same at any precision; the
+        attention kernel is not), and the SDPA backends the step called."""
         images, labels = next(iter(self._input.train_batches()))
+
+        def loss() -> torch.Tensor:
+            with self._autocast():
+                return self.task.loss(self.model, images, labels)
+
         try:
-            flops = train_step_flops(self.model, self.task, images, labels)
+            flops, attention = count_step(self.model, loss)
         except Exception as exc:
             if self.is_out_of_memory(exc):
                 raise
-            return None, f"FlopCounterMode failed: {type(exc).__name__}: {exc}"[:200]
+            return None, f"FlopCounterMode failed: {type(exc).__name__}: {exc}"[:200], ()
         note = "torch.utils.flop_counter.FlopCounterMode, forward + backward, one batch"
         if self.workload.task == "detect":
             note += "; RoI align and NMS are not counted"
-        return flops, note
+        return flops, note, attention
 
     @property
     def rank(self) -> int:
@@ -328,24 +340,25 @@ class TorchEngine:
         return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MESSAGES)
 
 
-def train_step_flops(
-    model: nn.Module, task: ClassifyTask | DetectTask, images: torch.Tensor, labels: Any
-) -> int:
+def train_step_flops(model: nn.Module, task: Task, images: torch.Tensor, labels: Any) -> int:
     """FLOPs of the forward and backward pass of one batch, gradients cleared after."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        with FlopCounterMode(display=False) as counter:
-            task.loss(model, images, labels).backward()
-    finally:
-        model.zero_grad(set_to_none=True)
-    return int(counter.get_total_flops())
+    return count_step(model, lambda: task.loss(model, images, labels))[0]
 
 
 def _num_classes(spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) -> int:
-    """--num-classes, else the data's own count, else the workload's."""
+    """--num-classes (a language model's --vocab), else the data's own count (a token file's
+    vocabulary is --vocab's or the model's), else the workload's."""
     if data is None:
         return spec.num_classes or workload.num_classes
+    if workload.task == "language" and spec.num_classes is None:
+        vocab = getattr(data, "vocab", None) or workload.num_classes
+        if data.num_classes > vocab:
+            raise DataError(
+                f"{data.source}: token ids run up to {data.num_classes - 1}, beyond the "
+                f"model's vocabulary of {vocab}",
+                f"give --vocab {data.num_classes} or more",
+            )
+        return vocab
     if spec.num_classes is not None and spec.num_classes < data.num_classes:
         raise DataError(
             f"--num-classes {spec.num_classes}: {data.source} has {data.num_classes} classes",
@@ -398,9 +411,13 @@ def make_optimizer(spec: OptimizerSpec, params: Any) -> torch.optim.Optimizer:
             params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
         )
     if spec.name == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+        return torch.optim.Adam(
+            params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay
+        )
     if spec.name == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay or 0.01)
+        return torch.optim.AdamW(
+            params, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay or 0.01
+        )
     if spec.name == "rmsprop":
         return torch.optim.RMSprop(params, lr=spec.lr, weight_decay=spec.weight_decay)
     raise ValueError(f"unknown optimizer {spec.name}")

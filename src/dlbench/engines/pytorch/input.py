@@ -2,7 +2,8 @@
 a DataLoader with workers and pinned memory.
 
 A batch is ``(images, labels)``: uint8 images (N, C, H, W) on the device and either int64
-class labels or, for detection, a list of per-image target dicts (boxes, labels).
+class labels or, for detection, a list of per-image target dicts (boxes, labels); for a
+language model, int64 token ids (N, seq_len) and their next tokens (N, seq_len).
 """
 
 from __future__ import annotations
@@ -65,10 +66,7 @@ class SyntheticInput:
         self.test_steps = math.ceil(test_size / batch)
         # Validation batches are distinct from training ones: a model that memorises the
         # training pool must not show it as accuracy.
-        if workload.task == "detect":
-            make = _waldo_batch
-        else:
-            make = _random_batch
+        make = {"detect": _waldo_batch, "language": _token_batch}.get(workload.task, _random_batch)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         self.pool = [
             make(input_shape, num_classes, batch, generator, device, seed * 1000 + i)
@@ -102,6 +100,19 @@ def _random_batch(
     images = torch.randint(0, 256, (batch, *input_shape), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, num_classes, (batch,), generator=generator)
     return images.to(device), labels.to(device)
+
+
+def _token_batch(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    batch: int,
+    generator: torch.Generator,
+    device: torch.device,
+    seed: int,
+) -> Batch:
+    """Random token ids (batch, seq_len) and the same sequence shifted by one as targets."""
+    tokens = torch.randint(0, num_classes, (batch, input_shape[1] + 1), generator=generator)
+    return tokens[:, :-1].contiguous().to(device), tokens[:, 1:].contiguous().to(device)
 
 
 def _waldo_batch(

@@ -105,12 +105,20 @@ class _Recorder(TorchDispatchMode):
         return out
 
 
+def example_input(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> torch.Tensor:
+    """A batch for ``model`` on its own device: token ids (batch, seq_len) for a language
+    model (``takes_tokens``, its input shape (1, seq_len, 1)), else images."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    if getattr(model, "takes_tokens", False):
+        return torch.zeros(batch, input_shape[1], dtype=torch.long, device=device)
+    return torch.empty(batch, *input_shape, device=device)
+
+
 def walk(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[OpUse, ...]:
     """The operators of one training step of ``model`` on a batch of ``input_shape``: every
     forward operator (its backward is measured with it) and the optimizer's update. Runs on
     the model's own device; build it on meta to compute nothing."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    images = torch.empty(batch, *input_shape, device=device)
+    images = example_input(model, input_shape, batch)
     recorder = _Recorder()
     with recorder:
         model(images)

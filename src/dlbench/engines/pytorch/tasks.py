@@ -1,5 +1,6 @@
-"""What differs between classification and detection in the PyTorch engine: how images are
-prepared, what the loss is, how the validation set is scored, what a prediction is."""
+"""What differs between classification, detection and language modelling in the PyTorch
+engine: how inputs are prepared, what the loss is, how the validation set is scored, what a
+prediction is."""
 
 from __future__ import annotations
 
@@ -147,3 +148,57 @@ class DetectTask:
                 }
             )
         return out
+
+
+class LanguageTask:
+    """Next-token prediction: token ids in, logits (batch, length, vocabulary) out, the loss
+    the mean cross-entropy over every position; validation reports it per token, with
+    next-token accuracy (the perplexity is its exponential)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def preprocess(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens
+
+    def loss(self, model: nn.Module, tokens: torch.Tensor, targets: Any) -> torch.Tensor:
+        logits = model(tokens)
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+    def evaluate(
+        self,
+        model: nn.Module,
+        batches: Iterator[Batch],
+        autocast: Callable[[], Any],
+        on_batch: Callable[[], None] | None,
+    ) -> EvalResult:
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        sequences = tokens = 0
+        with torch.no_grad(), autocast():
+            for inputs, targets in batches:
+                logits = model(inputs).float().flatten(0, 1)
+                flat = targets.flatten()
+                loss_sum += nn.functional.cross_entropy(logits, flat, reduction="sum")
+                correct += (logits.argmax(dim=1) == flat).sum()
+                sequences += int(inputs.shape[0])
+                tokens += int(flat.numel())
+                if on_batch:
+                    on_batch()
+        counts = torch.tensor([float(correct.item()), float(loss_sum.item()), float(tokens)])
+        torch_dist.all_reduce_sum(counts)
+        correct_all, loss_all, tokens_all = int(counts[0]), float(counts[1]), int(counts[2])
+        return EvalResult(
+            images=sequences,
+            accuracy=correct_all / tokens_all if tokens_all else None,
+            mean_loss=loss_all / tokens_all if tokens_all else None,
+        )
+
+    def predict(self, model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+        """The most likely next token at every position."""
+        return model(tokens).argmax(dim=-1)
+
+    def scores(self, model: nn.Module, tokens: torch.Tensor) -> list[dict[str, Any]]:
+        probabilities = model(tokens)[:, -1].float().softmax(dim=-1)
+        best, index = probabilities.max(dim=-1)
+        return [{"class": int(i), "score": float(p)} for p, i in zip(best, index, strict=True)]
