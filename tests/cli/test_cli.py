@@ -1,6 +1,7 @@
 """The dlbench command as a user runs it: real processes, a real database file."""
 
 import json
+import math
 import signal
 import subprocess
 import time
@@ -159,7 +160,7 @@ READ_COMMANDS = ("show", "export", "predict")
         (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
         (["maxbatch", "resnet18", "--memory-limit", "lots"], "not a size"),
         (["predict", "mlp-mnist", "--dataset-size", "100"], "no stored runs with model"),
-        (["predict", "fasterrcnn", "--dataset-size", "100"], "only classification models"),
+        (["predict", "fasterrcnn", "--dataset-size", "100"], "only classification and language models"),
         (["infer", "lenet-mnist", "--checkpoint", "/no/x.pt", "--images", "/tmp"], "not exist"),
         (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
     ],
@@ -293,18 +294,21 @@ def test_quickstart_runs_every_workload_and_learns_digits(db_path):
     done = dlbench(db_path, "quickstart", timeout=600)
     assert done.returncode == 0, done.stderr
     runs = Store(str(db_path)).list_runs()
-    assert len(runs) == 6 and {r["status"] for r in runs} == {"ok"}
+    assert len(runs) == 7 and {r["status"] for r in runs} == {"ok"}
     assert {r["workload"] for r in runs} == {
         "lenet-mnist",
         "deepmnist",
         "cifar10-cnn",
         "mlp-mnist",
         "resnet18",
+        "gpt",
     }
     (digits,) = [r for r in runs if r["data"] == "digits"]
     assert digits["accuracy"] > 0.9
+    (text,) = [r for r in runs if r["data"] == "stdlib"]
+    assert text["result"]["val_loss"] < 0.75 * math.log(256) and text["result"]["tokens_per_s"]
     assert (
-        "6 of 6 runs ok" in done.stdout and "TFLOP/s" in done.stdout and str(db_path) in done.stdout
+        "7 of 7 runs ok" in done.stdout and "TFLOP/s" in done.stdout and str(db_path) in done.stdout
     )
     print(f"quickstart took {time.monotonic() - started:.0f} s")
 

@@ -220,7 +220,38 @@ def test_the_runs_table_reads_as_words_and_a_monitor_run_is_not_a_training(db_pa
     table = app.dataframe[0].value.set_index("run_id")
     assert table.loc["20260101-000002-bbbbbb", "device_name"] == "(monitor: make)"
     label = RUN_TABLE_LABELS["mean_speed"]
-    assert label["label"] == "Speed (img/s)"
+    assert label["label"] == "Speed (img/s; seq/s for language models)"
     assert all(
         not isinstance(v, str) or " " in v or v[0].isupper() for v in RUN_TABLE_LABELS.values()
     )
+
+
+def test_compare_page_shows_a_language_models_tokens_and_perplexity(db_path):
+    store = Store(str(db_path))
+    run_id = "20260101-000004-dddddd"
+    store.create_run(
+        run_id, "train", {"workload": "gpt", "seq_len": 64, "gpus": 1}, workload="gpt",
+        framework="pytorch", device="cpu", batch_size=16, precision="fp32",
+    )  # fmt: skip
+    stats = SpeedStats(30, 0.1, 0.1, 0.1, 160.0, 160.0, 150.0, 170.0, 1.0, 0.5, 0.0, 0.0,
+                       (150.0, 170.0))  # fmt: skip
+    store.finish_run(
+        RunResult(
+            run_id=run_id,
+            status="ok",
+            speed=stats,
+            tokens_per_s=10_240.0,
+            tokens_per_s_ci95=(9_600.0, 10_880.0),
+            val_loss=2.0,
+            perplexity=7.389,
+        )  # fmt: skip
+    )
+    store.close()
+    app = _app(db_path)
+    app.sidebar.radio[0].set_value("Compare").run()
+    app.sidebar.multiselect[0].set_value([run_id]).run()
+    assert not app.exception
+    assert "Language models" in [h.value for h in app.subheader]
+    table = app.dataframe[0].value
+    assert table["tokens/s"][0] == 10_240 and table["95% CI"][0] == "9,600–10,880"
+    assert table["perplexity"][0] == pytest.approx(7.389)

@@ -84,7 +84,24 @@ def test_a_family_description_builds_the_parametric_model():
     with pytest.raises(ConfigError, match="say which model"):
         describe(Question(workload="resnet18", family="vgg"))
     with pytest.raises(ConfigError, match="not one dlbench can build"):
-        describe(Question(family="transformer"))
+        describe(Question(family="rnn"))
+
+
+def test_a_transformer_question_is_sized_by_its_sequence_length():
+    """--family transformer --input is the sequence length; gpt's FLOPs follow it, and its
+    operators include causal attention of that length (the operator predictor's input)."""
+    found = describe(
+        Question(family="transformer", depth=2, width=128, input_size=64, batch_size=4)
+    )
+    assert (found["family"], found["depth"], found["width"]) == ("transformer", 2, 128)
+    assert found["input_size"] == 64 and found["layers"]["LayerNorm"] == 5
+    attention = [op for op in found["operators"] if op["kind"] == "attention"]
+    assert attention and attention[0]["shape"]["length"] == 64
+    assert attention[0]["shape"]["heads"] == 2 and attention[0]["count"] == 2
+    short = describe(Question(workload="gpt", input_size=128, batch_size=1))
+    long = describe(Question(workload="gpt", input_size=256, batch_size=1))
+    assert long["params"] - short["params"] == 128 * 768  # position embeddings only
+    assert 2 < long["flops_per_step"] / short["flops_per_step"] < 2.2  # tokens, and attention
 
 
 def test_validation_start_up_gpus_and_price_are_exact_arithmetic(store):

@@ -365,6 +365,21 @@ def test_a_profiled_run_says_where_its_step_time_goes(db_path, capsys):
     assert code == 0 and "Where a step's time goes" in out and "LocalResponseNorm" in out
 
 
+@pytest.mark.slow
+def test_a_profiled_transformer_shows_attention_as_its_own_category(db_path):
+    done = run_dlbench(
+        db_path, "run", "param-transformer", "--depth", "2", "--width", "128", "--seq-len",
+        "128", "--batch-size", "8", "--steps", "8", "--warmup", "2", "--val-batches", "1",
+        "--no-infer", "--profile", "--no-telemetry", "--json", "-",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    profile = json.loads(done.stdout)["profile"]
+    categories = profile["categories"]
+    assert categories["attention"]["share"] > 0.01 and categories["matmul"]["share"] > 0.1
+    assert categories["normalisation"]["share"] > 0  # the blocks' layer norms
+    assert {"Linear", "LayerNorm", "Embedding"} <= {layer["module"] for layer in profile["layers"]}
+
+
 def test_an_engine_without_a_profiler_says_so_and_the_run_goes_on():
     from types import SimpleNamespace
 

@@ -23,15 +23,17 @@ from dlbench.tools.calibrate import (
 def test_the_design_fills_each_familys_ranges_and_interleaves_families():
     points = design(FAMILIES)
     assert len(points) == DESIGN_POINTS * len(FAMILIES)
-    assert [p["family"] for p in points[:4]] == list(FAMILIES)  # any prefix covers all
+    assert [p["family"] for p in points[: len(FAMILIES)]] == list(FAMILIES)  # any prefix: all
     for family in FAMILIES:
         mine = [p for p in points if p["family"] == family]
         depths = sorted(p["depth"] for p in mine)
         low, high = RANGES[family]["depth"]
         assert depths[0] <= low + 1 and depths[-1] >= high - 1  # spread end to end
-        assert all(p["width"] % 8 == 0 for p in mine)
-        assert all(INPUT_SIZES[0] <= p["image_size"] <= INPUT_SIZES[1] for p in mine)
-        assert all(BATCH_SIZES[0] <= p["batch_size"] <= BATCH_SIZES[1] for p in mine)
+        assert all(p["width"] % (64 if family == "transformer" else 8) == 0 for p in mine)
+        inputs = RANGES[family].get("input", INPUT_SIZES)
+        batches = RANGES[family].get("batch", BATCH_SIZES)
+        assert all(inputs[0] <= p["image_size"] <= inputs[1] for p in mine)
+        assert all(batches[0] <= p["batch_size"] <= batches[1] for p in mine)
         assert len({(p["depth"], p["width"], p["batch_size"]) for p in mine}) > 0.8 * len(mine)
 
 
@@ -101,8 +103,8 @@ def test_cli_calibrate_runs_stores_and_refuses_bad_families(db_path):
     runs = Store(str(db_path)).list_runs()
     assert runs and all(r["sweep"].startswith("calibrate-") for r in runs)
     assert all(r["status"] == "ok" for r in runs)
-    bad = run_dlbench(db_path, "calibrate", "--families", "transformer")
-    assert bad.returncode == 2 and "unknown ['transformer']" in bad.stderr
+    bad = run_dlbench(db_path, "calibrate", "--families", "rnn")
+    assert bad.returncode == 2 and "unknown ['rnn']" in bad.stderr
 
 
 def test_the_design_runs_each_familys_cheapest_configurations_first():
@@ -120,3 +122,11 @@ def test_one_slow_configuration_cannot_spend_the_whole_budget():
 
     assert run_timeout(120) == MIN_RUN_TIMEOUT_S  # a 2-minute budget: 30 s a run at most
     assert run_timeout(20 * 60) == 20 * 60 / MIN_RUNS
+
+
+def test_the_transformer_family_is_calibrated_by_sequence_length():
+    (first,) = [p for p in design(("transformer",))[:1]]
+    (spec, _) = specs(first, "cpu", "calibrate-x", repeats=2)
+    assert spec.workload == "param-transformer" and spec.seq_len == first["image_size"]
+    assert spec.image_size is None and spec.input_shape == (1, first["image_size"], 1)
+    assert spec.width % 64 == 0

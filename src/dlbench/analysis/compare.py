@@ -40,6 +40,9 @@ FIELDS = (
     "staged_from",
     "hostname",
     "image_size",
+    "seq_len",
+    "depth",
+    "width",
 )
 
 

@@ -164,7 +164,7 @@ def show(
     if telemetry:
         out.print(telemetry_table(summary.telemetry, all_metrics=True))
     if steps:
-        out.print(steps_table(step_rows, summary.batch_size or 0))
+        out.print(steps_table(step_rows, summary.batch_size or 0, summary.speed_unit))
 
 
 @app.command()

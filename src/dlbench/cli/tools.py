@@ -74,6 +74,11 @@ def maxbatch(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
     image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Language models: tokens per sequence.", min=1)
+    ] = None,
+    depth: Annotated[int | None, typer.Option(help="param-* and gpt: depth.", min=1)] = None,
+    width: Annotated[int | None, typer.Option(help="param-* and gpt: width.", min=1)] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     start: Annotated[
         int | None, typer.Option(help="First batch size tried [default: the workload's].", min=1)
@@ -107,6 +112,9 @@ def maxbatch(
         device=device,
         precision=precision,
         image_size=image_size,
+        seq_len=seq_len,
+        depth=depth,
+        width=width,
         channels_last=channels_last,
         telemetry=False,
     )

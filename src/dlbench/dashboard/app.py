@@ -119,7 +119,9 @@ RUN_TABLE_LABELS: dict[str, Any] = {
     "precision": "Precision",
     "batch_size": "Batch",
     "status": "Status",
-    "mean_speed": st.column_config.NumberColumn("Speed (img/s)", format="%.1f"),
+    "mean_speed": st.column_config.NumberColumn(
+        "Speed (img/s; seq/s for language models)", format="%.1f"
+    ),
     "quality_verdict": "Quality",
     "foreign_cpu_cores": st.column_config.NumberColumn("Other work (cores)", format="%.2f"),
     "accuracy": st.column_config.NumberColumn("Accuracy", format="%.4f"),
@@ -287,6 +289,7 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     if ok:
         st.plotly_chart(throughput_figure(ok, _bar_label, height=380), width="stretch")
         _quality_notes(summaries)
+        _language_figures(ok)
     if len(ok) >= 2:
         _contrasts(url, ok)
     profiled = profile_figure(ok, _bar_label)
@@ -316,6 +319,28 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+
+
+def _language_figures(ok: list[StoredRun]) -> None:
+    """Tokens/s (95% interval), validation loss and perplexity of the language runs."""
+    rows = [
+        {
+            "run": s.run_id,
+            "tokens/s": round(s.tokens_per_s or 0),
+            "95% CI": "—"
+            if not s.tokens_per_s_ci95
+            else f"{s.tokens_per_s_ci95[0]:,.0f}–{s.tokens_per_s_ci95[1]:,.0f}",
+            "tokens per sequence": s.seq_len,
+            "validation loss": s.val_loss,
+            "perplexity": s.perplexity,
+            "attention": s.model.attention_backend if s.model else None,
+        }
+        for s in ok
+        if s.seq_len
+    ]
+    if rows:
+        st.subheader("Language models")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def _bar_label(s: StoredRun) -> str:

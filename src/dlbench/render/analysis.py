@@ -16,7 +16,7 @@ from dlbench.analysis.regression import CheckResult
 from dlbench.analysis.scaling import Series
 from dlbench.measure.units import fmt, fmt_metric
 from dlbench.render.console import hms, table
-from dlbench.store.stored import StoredRun
+from dlbench.store.stored import StoredRun, speed_unit
 
 
 def _verdict_counts(runs: list[StoredRun]) -> str:
@@ -31,7 +31,14 @@ def _verdict_counts(runs: list[StoredRun]) -> str:
 def comparison(result: Comparison) -> Group:
     groups = table(
         f"runs by {result.by}",
-        (result.by, "Runs", "Steps", "Speed (img/s)", "Step (ms)", "Quality"),
+        (
+            result.by,
+            "Runs",
+            "Steps",
+            f"Speed ({speed_unit(r for g in result.groups for r in g.runs)})",
+            "Step (ms)",
+            "Quality",
+        ),
         [
             (
                 g.value + (" (baseline)" if i == 0 else ""),

@@ -85,7 +85,16 @@ def workload_dict(w: WorkloadSpec) -> dict[str, Any]:
         "image_size": {"default": w.input_shape[1], "min": w.min_image_size}
         if w.resizable
         else None,
+        "seq_len": w.input_shape[1] if w.task == "language" else None,
     }
+
+
+def _input_text(w: WorkloadSpec) -> str:
+    if w.task == "language":
+        return f"{w.input_shape[1]} tokens (any), vocabulary {w.num_classes:,}"
+    return "x".join(map(str, w.input_shape)) + (
+        f" (any ≥{w.min_image_size})" if w.resizable else ""
+    )
 
 
 def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
@@ -96,8 +105,7 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
             (
                 w.name,
                 w.description,
-                "x".join(map(str, w.input_shape))
-                + (f" (any ≥{w.min_image_size})" if w.resizable else ""),
+                _input_text(w),
                 w.default_batch_size,
                 f"{w.optimizer.name} lr {w.optimizer.lr:g}",
                 ", ".join(w.datasets),
@@ -172,9 +180,15 @@ def maxbatch_panel(found: Any) -> str:
         )
     best = found.best
     capped = " (the --limit; larger may fit)" if found.capped else ""
+    tokens = (
+        f" sequences of {found.seq_len:,} tokens ({found.max_batch_size * found.seq_len:,} "
+        "tokens a step)"
+        if getattr(found, "seq_len", None)
+        else ""
+    )
     text = (
-        f"largest batch that trains: [bold]{found.max_batch_size:,}[/]{capped}, peak memory "
-        f"{fmt_bytes(best.peak_memory_bytes if best else None)} "
+        f"largest batch that trains: [bold]{found.max_batch_size:,}[/]{tokens}{capped}, "
+        f"peak memory {fmt_bytes(best.peak_memory_bytes if best else None)} "
         f"({best.peak_memory_source if best else 'n/a'}){limit}; {len(found.probes)} probes"
     )
     fitted = found.memory_per_sample()

@@ -11,7 +11,7 @@ from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
 from dlbench.render.console import hms, status_text, table
-from dlbench.store.stored import StoredRun
+from dlbench.store.stored import StoredRun, speed_unit
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
@@ -315,7 +315,7 @@ def comparison_table(summaries: list[StoredRun], title: str) -> Table:
             "Device",
             "Batch",
             "Precision",
-            "Speed (img/s, 95% CI)",
+            f"Speed ({speed_unit(summaries)}, 95% CI)",
             "Quality",
             "Step (ms)",
             "TFLOP/s (MFU)",
@@ -370,7 +370,7 @@ def runs_table(summaries: list[StoredRun]) -> Table:
             "Workload",
             "Device",
             "Batch",
-            "Speed (img/s, 95% CI)",
+            f"Speed ({speed_unit(summaries)}, 95% CI)",
             "Quality",
             "Accuracy",
             "Status",
@@ -392,10 +392,10 @@ def runs_table(summaries: list[StoredRun]) -> Table:
     )
 
 
-def steps_table(steps: list[StepRecord], batch_size: int) -> Table:
+def steps_table(steps: list[StepRecord], batch_size: int, unit: str = "img/s") -> Table:
     return table(
         "Timed steps",
-        ("Step", "Epoch", "Step time (ms)", "Data wait (ms)", "Speed (img/s)"),
+        ("Step", "Epoch", "Step time (ms)", "Data wait (ms)", f"Speed ({unit})"),
         [
             (
                 s.step,

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from dlbench.render.console import status_text, table
 from dlbench.render.run import quality_word, speed_text
-from dlbench.store.stored import StoredRun
+from dlbench.store.stored import StoredRun, speed_unit
 
 if TYPE_CHECKING:  # a type only: rendering sits below the sweep package
     from dlbench.sweep.execute import SweepRow
@@ -77,7 +77,9 @@ class SweepProgress:
     def end(self, run: Any, summary: StoredRun) -> None:
         self.bar.advance(self.task)
         speed = summary.mean_speed
-        figure = f"{speed:,.1f} img/s" if speed else summary.error or ""
+        figure = f"{speed:,.1f} {summary.speed_unit}" if speed else summary.error or ""
+        if summary.tokens_per_s:
+            figure += f", {summary.tokens_per_s:,.0f} tokens/s"
         self.console.print(
             f"{run.label}: {status_text(summary.status)} {figure} "
             f"({time.monotonic() - self._started:,.0f} s)"
@@ -92,7 +94,7 @@ def sweep_table(name: str, rows: list[SweepRow]) -> Table:
             "Device",
             "GPUs",
             "Batch",
-            "Speed (img/s, 95% CI)",
+            f"Speed ({speed_unit(row.run for row in rows)}, 95% CI)",
             "Quality",
             "Scaling eff.",
             "Staged from",

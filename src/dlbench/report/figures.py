@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dlbench.analysis.scaling import AXES, Series
-from dlbench.store.stored import StoredRun
+from dlbench.store.stored import StoredRun, speed_unit
 
 PHASE_COLOURS = {
     "setup": "#eeeeee",
@@ -55,9 +55,10 @@ def throughput_figure(
             error_y=speed_error_bars(runs),
             name=device,
         )
+    unit = speed_unit(ok)
     fig.update_layout(
-        title="Training throughput (images/s, error bars: 95% confidence interval)",
-        yaxis_title="images/s",
+        title=f"Training throughput ({unit}, error bars: 95% confidence interval)",
+        yaxis_title=unit,
         height=height,
         barmode="group",
         template="plotly_white",

@@ -27,7 +27,7 @@ from dlbench.report.figures import (
 )
 from dlbench.report.page import Markup, esc, html, join, page, table
 from dlbench.store.database import Store
-from dlbench.store.stored import StoredRun
+from dlbench.store.stored import StoredRun, speed_unit
 from dlbench.version import __version__
 
 MAX_POINTS = 1500  # per telemetry trace; peaks are kept (max of each bin)
@@ -127,6 +127,8 @@ def _hardware(summaries: list[StoredRun]) -> Markup:
 
 
 def _results(summaries: list[StoredRun]) -> Markup:
+    """One row per run; a Tokens/s column where language models are among them."""
+    tokens = any(s.seq_len for s in summaries)
     rows = [
         [
             _esc(s.run_id),
@@ -137,6 +139,7 @@ def _results(summaries: list[StoredRun]) -> Markup:
             s.batch_size,
             _num(s.mean_speed),
             _interval(s),
+            *([_num(s.tokens_per_s, 0)] if tokens else []),
             _num(s.mean_step_time_s * 1e3 if s.mean_step_time_s else None, 2),
             _num(s.achieved_tflops, 3),
             "—" if s.mfu is None else f"{s.mfu:.1%}",
@@ -146,26 +149,11 @@ def _results(summaries: list[StoredRun]) -> Markup:
         ]
         for s in summaries
     ]
-    return _table(
-        [
-            "Run",
-            "Workload",
-            "Framework",
-            "Device",
-            "Precision",
-            "Batch",
-            "Images/s",
-            "95% CI",
-            "Step (ms)",
-            "TFLOP/s",
-            "MFU",
-            "Accuracy",
-            "Quality",
-            "Status",
-        ],
-        rows,
-        {5, 6, 7, 8, 9, 10, 11},
-    )
+    unit = {"img/s": "Images/s", "seq/s": "Sequences/s"}.get(speed_unit(summaries), "Items/s")
+    columns = ["Run", "Workload", "Framework", "Device", "Precision", "Batch", unit, "95% CI"]
+    columns += ["Tokens/s"] if tokens else []
+    columns += ["Step (ms)", "TFLOP/s", "MFU", "Accuracy", "Quality", "Status"]
+    return _table(columns, rows, set(range(5, 12 + tokens)))
 
 
 def _interval(s: StoredRun) -> Markup:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +208,12 @@ class StoredRun:
         """workload · device name (or device) · batch N · precision."""
         device = self.device_name or self.device
         return f"{self.workload} · {device} · batch {self.batch_size} · {self.precision}"
+
+
+def speed_unit(runs: Iterable[StoredRun]) -> str:
+    """The unit of a table of runs' speeds: "img/s", "seq/s" (language models only) or both."""
+    units = sorted({run.speed_unit for run in runs}) or ["img/s"]
+    return " or ".join(units)
 
 
 def _plain(value: Any) -> Any:

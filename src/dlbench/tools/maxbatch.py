@@ -52,6 +52,7 @@ class MaxBatch:
     max_batch_size: int | None = None  # None: not even batch 1 fits
     probes: list[Probe] = field(default_factory=list)
     capped: bool = False  # the search stopped at --limit, not at an out-of-memory
+    seq_len: int | None = None  # a language model's tokens per sequence
 
     @property
     def best(self) -> Probe | None:
@@ -195,6 +196,13 @@ def find_max_batch(
             on_probe(result)
         return result
 
-    found = MaxBatch(spec.workload, spec.device, spec.precision, spec.image_size, memory_limit)
+    found = MaxBatch(
+        spec.workload,
+        spec.device,
+        spec.precision,
+        spec.image_size,
+        memory_limit,
+        seq_len=spec.seq_len,
+    )
     found.max_batch_size, found.probes, found.capped = search(probe, start, limit, granularity)
     return found

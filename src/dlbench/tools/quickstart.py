@@ -1,6 +1,6 @@
 """``dlbench quickstart``: every standard workload once on the best device, a small ResNet-18
-(FLOPs and MFU), and a real-data accuracy run on scikit-learn's digits, in about two minutes
-on a 2-core CPU."""
+(FLOPs and MFU), a real-data accuracy run on scikit-learn's digits, and a small GPT on the
+standard library's source (tokens/s, perplexity), in about two minutes on a 2-core CPU."""
 
 from __future__ import annotations
 
@@ -18,6 +18,18 @@ PLAN: tuple[dict[str, object], ...] = (
     {"workload": "mlp-mnist", "steps": 210, "warmup": 10},
     {"workload": "resnet18", "image_size": 64, "batch_size": 32, "steps": 25, "warmup": 5},
     {"workload": "lenet-mnist", "data": "digits", "epochs": 12, "warmup": 5},
+    # a small GPT on the standard library's source: tokens/s, and a loss that falls
+    {
+        "workload": "gpt",
+        "data": "stdlib",
+        "depth": 2,
+        "width": 128,
+        "seq_len": 64,
+        "batch_size": 16,
+        "steps": 110,
+        "warmup": 10,
+        "val_batches": 20,
+    },
 )
 VAL_BATCHES_SYNTHETIC = 20  # synthetic accuracy is chance; a short pass times validation
 

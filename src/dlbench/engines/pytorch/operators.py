@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from dlbench.measure.operators import OpUse
@@ -96,13 +97,38 @@ class _Recorder(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.uses: Counter[tuple[str, tuple[tuple[str, int], ...]]] = Counter()
+        self.in_attention = False  # inside one scaled_dot_product_attention call
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        use = classify(func.overloadpacket.__name__, tuple(args), out)
+        use = None if self.in_attention else classify(func.overloadpacket.__name__, args, out)
         if use is not None:
             self.uses[(use.kind, use.shape)] += 1
         return out
+
+
+class _AttentionCalls(TorchFunctionMode):
+    """``scaled_dot_product_attention`` as one attention operator: on the meta device (and
+    wherever no fused kernel applies) it decomposes into matrix products and a softmax that
+    the device, running a fused kernel, does not run."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is not nn.functional.scaled_dot_product_attention or self.recorder.in_attention:
+            return func(*args, **(kwargs or {}))
+        q = args[0]
+        use = OpUse.of(
+            "attention", batch=q.shape[0], heads=q.shape[1], length=q.shape[2], head_dim=q.shape[3]
+        )
+        self.recorder.uses[(use.kind, use.shape)] += 1
+        self.recorder.in_attention = True
+        try:
+            return func(*args, **(kwargs or {}))
+        finally:
+            self.recorder.in_attention = False
 
 
 def example_input(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> torch.Tensor:
@@ -120,7 +146,7 @@ def walk(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[Op
     the model's own device; build it on meta to compute nothing."""
     images = example_input(model, input_shape, batch)
     recorder = _Recorder()
-    with recorder:
+    with _AttentionCalls(recorder), recorder:
         model(images)
     params = [p for p in model.parameters() if p.requires_grad]
     uses = [OpUse(kind, shape, count) for (kind, shape), count in sorted(recorder.uses.items())]
