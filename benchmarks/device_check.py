@@ -1,6 +1,6 @@
 """Every GPU path of dlbench, measured on a GPU machine, into docs/benchmarks.md.
 
-Five steps, each with its own time budget, each writing its own section as soon as it is done
+Seven steps, each with its own time budget, each writing its own section as soon as it is done
 (so a step that runs out of time keeps the others' figures):
 
 1. ``pytest -m gpu``: the tests that need a CUDA GPU;
@@ -12,7 +12,9 @@ Five steps, each with its own time budget, each writing its own section as soon 
    contended, naming that process, and a run without it must not;
 6. ``calibrate --ops`` on the GPU (and briefly on the host CPU): operator shapes timed, the
    best achieved TFLOP/s per kind, and the GPU/CPU operator-class ratios the calculator
-   would carry a CPU-calibrated model to the GPU with.
+   would carry a CPU-calibrated model to the GPU with;
+7. GPT-2 small in bf16 with flash attention, eager and compiled: tokens/s and MFU beside
+   published GPT-2 124M training figures (run third, after the throughput step).
 
     scripts/device-check                       # the whole check, at most 8 minutes
     .venv/bin/python benchmarks/device_check.py --rehearse   # every step on the CPU, tiny,
@@ -317,9 +319,65 @@ def operators(check: Check) -> None:
     )
 
 
+# Published GPT-2 124M training throughput, per GPU, derived from the figures their authors
+# state (tokens trained, wall time, GPUs), with MFU by the same 6N + 12 L d T count.
+PUBLISHED_GPT2 = (
+    '- llm.c (karpathy/llm.c discussion #481, "Reproducing GPT-2 (124M) in llm.c in 90 '
+    'minutes for $20"): 10 B tokens in about 90 minutes on 8x A100 80GB SXM: ~231k '
+    "tokens/s per GPU, ~199 TFLOP/s, ~64% of the A100's 312 bf16 TFLOP/s.\n"
+    "- The same run on 8x H100 in 45 minutes (KellerJordan/modded-nanogpt README, which "
+    "starts from it): ~463k tokens/s per GPU, ~398 TFLOP/s, ~40% of the H100 SXM's 989.\n"
+    "- nanoGPT (karpathy/nanoGPT README and config/train_gpt2.py): 600,000 iterations of "
+    "491,520 tokens in about 4 days on 8x A100 40GB: ~107k tokens/s per GPU, ~29% MFU."
+)
+WHY_GPT2_DIFFERS = (
+    "Why they differ from dlbench's figure: llm.c is hand-written CUDA (fused kernels, cuDNN "
+    "flash attention, bf16 master weights, fused AdamW); nanoGPT pads the vocabulary to "
+    "50,304 (a multiple of 64) and uses fused AdamW, dlbench keeps GPT-2's 50,257 and "
+    "PyTorch's default AdamW; their figures are whole runs of 8 GPUs with gradient "
+    "accumulation and data loading, dlbench's one GPU's timed steps on synthetic tokens."
+)
+
+
+def gpt2(check: Check) -> None:
+    """Step 7: GPT-2 small (124 M, 1,024 tokens) in bf16 with flash attention, eager and
+    compiled: tokens/s, MFU and the attention kernel, beside published GPT-2 figures."""
+    shape = ["--depth", "2", "--width", "128", "--seq-len", "64"] if check.rehearse else []
+    batch, steps = ("4", 3) if check.rehearse else ("16", 30)
+    rows = []
+    for name, options in {"amp-bf16": [], "amp-bf16 compiled": ["--compile"]}.items():
+        warmup = 15 if options else 5
+        s = check.run("gpt", warmup, steps, "--batch-size", batch, "--precision", "amp-bf16",
+                      "--no-telemetry", "--no-infer", *shape, *options)  # fmt: skip
+        low, high = s["tokens_per_s_ci95"] or (0.0, 0.0)
+        mfu = f"{s['mfu']:.1%}" if s.get("mfu") is not None else "n/a"
+        rows.append(
+            f"| {name} | {s['tokens_per_s']:,.0f} | {low:,.0f}–{high:,.0f} | "
+            f"{s['achieved_tflops']:.3g} | {mfu} | {s['model']['attention_backend']} | "
+            f"{s.get('quality_verdict')} | {(s.get('warmup_time_s') or 0):.1f} |"
+        )
+        print(rows[-1], flush=True)
+    check.write(
+        "device-check-gpt2",
+        f"{check.header()} gpt ("
+        + (
+            "rehearsal: 2 x 128, 64 tokens"
+            if check.rehearse
+            else "GPT-2 small, 124 M, 1,024 tokens"
+        )
+        + f"), batch {batch}, "
+        f"{steps} timed steps, synthetic tokens, one fresh process each.\n\n"
+        "| variant | tokens/s | 95% CI | achieved TFLOP/s | MFU | attention kernel | quality "
+        "| warm-up (s) |\n|---|---|---|---|---|---|---|---|\n"
+        + "\n".join(rows)
+        + f"\n\nPublished, for comparison:\n\n{PUBLISHED_GPT2}\n\n{WHY_GPT2_DIFFERS}",
+    )
+
+
 STEPS: dict[str, Callable[[Check], None]] = {
     "gpu-tests": Check.gpu_tests,
     "throughput": Check.throughput,
+    "gpt2": gpt2,  # third: the headline transformer figure before the longer checks
     "telemetry": Check.telemetry,
     "compare": Check.compare,
     "interference": Check.interference,

@@ -160,7 +160,10 @@ READ_COMMANDS = ("show", "export", "predict")
         (["run", "vgg11", "--image-size", "16"], "at least 32x32"),
         (["maxbatch", "resnet18", "--memory-limit", "lots"], "not a size"),
         (["predict", "mlp-mnist", "--dataset-size", "100"], "no stored runs with model"),
-        (["predict", "fasterrcnn", "--dataset-size", "100"], "only classification and language models"),
+        (
+            ["predict", "fasterrcnn", "--dataset-size", "100"],
+            "only classification and language models",
+        ),
         (["infer", "lenet-mnist", "--checkpoint", "/no/x.pt", "--images", "/tmp"], "not exist"),
         (["maxbatch", "resnet18", "--device", "cpu", "--precision", "tf32"], "TF32"),
     ],

@@ -176,6 +176,31 @@ def test_the_walk_on_the_meta_device_matches_the_real_modules_flops(workload, de
     assert run_operators(dict(spec.model_dump())) == ops  # the stored configuration's walk
 
 
+def test_a_transformer_walks_into_attention_layer_norms_embeddings_and_adam():
+    """SDPA is one attention operator (not the math path's products it decomposes into on
+    the meta device); the walked products and attention equal FlopCounterMode's forward
+    count on the real module, the CPU's flash kernel included."""
+    import dlbench.engines.pytorch.flops  # noqa: F401 - registers the CPU flash kernel's FLOPs
+
+    spec = build_spec(workload="param-transformer", depth=2, width=128, seq_len=64, batch_size=4)
+    ops = run_operators(dict(spec.model_dump()))
+    counts = {k: sum(o.count for o in ops if o.kind == k) for k in {o.kind for o in ops}}
+    assert counts["attention"] == 2 and counts["layernorm"] == 5 and counts["embedding"] == 2
+    assert "optimizer" not in counts and counts["adam"] == 1  # AdamW, the workload's
+    (attention,) = [o for o in ops if o.kind == "attention"]
+    assert attention.dims == {"batch": 4, "heads": 2, "length": 64, "head_dim": 64}
+    tables = sorted(o.dims["vocab"] for o in ops if o.kind == "embedding")
+    assert tables == [64, 256]  # positions, tokens
+    walked = sum(
+        work(o.kind, o.dims)[0] / 3 * o.count for o in ops if o.kind in ("linear", "attention")
+    )
+    real, batch = _meta_model(spec)
+    real = real.to_empty(device="cpu")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        real(torch.zeros(batch, 64, dtype=torch.long))
+    assert walked == counter.get_total_flops()
+
+
 def test_a_residual_add_and_a_concatenation_are_operators_too():
     class Block(nn.Module):
         def __init__(self):

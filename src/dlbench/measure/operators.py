@@ -32,7 +32,12 @@ SHAPES: dict[str, tuple[str, ...]] = {
     "activation": ("elements",),
     "elementwise": ("elements",),
     "attention": ("batch", "heads", "length", "head_dim"),
-    "optimizer": ("params", "tensors"),
+    "optimizer": ("params", "tensors"),  # SGD with momentum
+    # added with the transformers; kept after the older kinds (each kind's grid is seeded by
+    # its place here)
+    "layernorm": ("rows", "features"),
+    "embedding": ("tokens", "vocab", "width"),
+    "adam": ("params", "tensors"),  # Adam and AdamW: two moment buffers
 }
 KINDS = tuple(SHAPES)
 # A field older measurements lack, and the field whose value it takes there (square kernels).
@@ -113,6 +118,14 @@ def work(kind: str, dims: Mapping[str, int], element_bytes: int = 4) -> tuple[fl
         ] * element_bytes
     if kind == "optimizer":  # SGD with momentum: read weight, gradient, buffer; write two
         return 4.0 * d["params"], 5.0 * d["params"] * 4
+    if kind == "adam":  # read weight, gradient, two moments; write weight and two moments
+        return 12.0 * d["params"], 7.0 * d["params"] * 4
+    if kind == "layernorm":
+        elements = d["rows"] * d["features"]
+        return 10.0 * elements, 5.0 * elements * element_bytes
+    if kind == "embedding":  # gather rows forward; the gradient table zeroed and scattered into
+        gathered = d["tokens"] * d["width"]
+        return 1.0 * gathered, (3.0 * gathered + 2.0 * d["vocab"] * d["width"]) * element_bytes
     raise ValueError(f"unknown operator kind {kind!r}")
 
 

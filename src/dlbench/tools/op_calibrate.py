@@ -80,6 +80,11 @@ SHAPE_GRIDS: dict[str, tuple[int, Callable[[np.ndarray], dict[str, int]]]] = {
         "batch": _log(u[0], 1, 32), "heads": _log(u[1], 1, 16), "length": _log(u[2], 16, 2048),
         "head_dim": _pick(u[3], (32, 64, 64, 128))}),
     "optimizer": (2, lambda u: {"params": _log(u[0], 1e3, 2e8), "tensors": _log(u[1], 2, 320)}),
+    "layernorm": (2, lambda u: {"rows": _log(u[0], 16, 65536), "features": _log(u[1], 32, 4096)}),
+    "embedding": (3, lambda u: {
+        "tokens": _log(u[0], 16, 65536), "vocab": _log(u[1], 256, 65536),
+        "width": _log(u[2], 32, 2048)}),
+    "adam": (2, lambda u: {"params": _log(u[0], 1e3, 2e8), "tensors": _log(u[1], 2, 320)}),
 }  # fmt: skip
 
 

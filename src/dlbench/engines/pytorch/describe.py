@@ -132,7 +132,7 @@ def describe_model(spec: RunSpec) -> dict[str, Any]:
         "family": workload.family,
         "depth": spec.depth or workload.depth,
         **describe_module(model, spec.input_shape, batch),
-        "operators": operator_list(walk(model, spec.input_shape, batch)),
+        "operators": operator_list(walk(model, spec.input_shape, batch, str(spec.optimizer))),
         "precision": spec.precision,
     }
 
@@ -146,7 +146,7 @@ def operator_list(uses: tuple[OpUse, ...]) -> list[dict[str, Any]]:
 def _walk_config(config_json: str) -> tuple[OpUse, ...]:
     spec = RunSpec(**json.loads(config_json))
     model, batch = _meta_model(spec)
-    return walk(model, spec.input_shape, batch)
+    return walk(model, spec.input_shape, batch, str(spec.optimizer))
 
 
 def run_operators(config: Mapping[str, Any]) -> tuple[OpUse, ...]:

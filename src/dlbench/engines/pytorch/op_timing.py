@@ -57,17 +57,30 @@ def _forward(kind: str, dims: dict[str, int], device: torch.device) -> Callable[
         shape = (d["batch"], d["heads"], d["length"], d["head_dim"])
         q, k, v = (_tensor(shape, device) for _ in range(3))
         return lambda: f.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if kind == "layernorm":
+        x = _tensor((d["rows"], d["features"]), device)
+        w, b = _tensor((d["features"],), device), _tensor((d["features"],), device)
+        return lambda: f.layer_norm(x, (d["features"],), w, b)
+    if kind == "embedding":
+        ids = torch.randint(0, d["vocab"], (d["tokens"],), device=device)
+        table = _tensor((d["vocab"], d["width"]), device)
+        return lambda: f.embedding(ids, table)
     raise ValueError(f"unknown operator kind {kind!r}")
 
 
-def _optimizer_step(d: dict[str, int], device: torch.device) -> Callable[[], None]:
-    """SGD with momentum (the families' optimizer) over ``tensors`` tensors of ``params``."""
+def _optimizer_step(kind: str, d: dict[str, int], device: torch.device) -> Callable[[], None]:
+    """SGD with momentum (the CNN families' optimizer) or AdamW (the transformers') over
+    ``tensors`` tensors of ``params``."""
     sizes = [d["params"] // d["tensors"]] * d["tensors"]
     sizes[0] += d["params"] - sum(sizes)
     weights = [torch.zeros(max(s, 1), device=device, requires_grad=True) for s in sizes]
     for w in weights:
         w.grad = torch.randn_like(w)
-    optimizer = torch.optim.SGD(weights, lr=1e-3, momentum=0.9)
+    optimizer: torch.optim.Optimizer = (
+        torch.optim.AdamW(weights, lr=1e-3)
+        if kind == "adam"
+        else torch.optim.SGD(weights, lr=1e-3, momentum=0.9)
+    )
     return optimizer.step
 
 
@@ -81,8 +94,8 @@ def time_operator(
     budget_s: float,
 ) -> tuple[list[float], list[float]]:
     """Seconds per forward call and per forward + backward call (after two warm-up calls)."""
-    if kind == "optimizer":
-        step = _optimizer_step(dims, device)
+    if kind in ("optimizer", "adam"):
+        step = _optimizer_step(kind, dims, device)
         time_calls(step, sync, 2, budget_s)
         return [], time_calls(step, sync, repeats, budget_s)
     forward = _forward(kind, dims, device)

@@ -80,6 +80,12 @@ def classify(name: str, args: tuple[Any, ...], out: Any) -> OpUse | None:
             "pool", batch=first.shape[0], channels=first.shape[1], size=_size(first),
             kernel=kernel, stride=stride,
         )  # fmt: skip
+    if name == "native_layer_norm" and first is not None:
+        features = int(first.shape[-1])
+        return OpUse.of("layernorm", rows=first.numel() // max(features, 1), features=features)
+    if name == "embedding" and len(args) > 1:
+        table, ids = args[0], args[1]
+        return OpUse.of("embedding", tokens=ids.numel(), vocab=table.shape[0], width=table.shape[1])
     if name in ATTENTION and first is not None:
         q = first
         return OpUse.of(
@@ -140,10 +146,13 @@ def example_input(model: nn.Module, input_shape: tuple[int, ...], batch: int) ->
     return torch.empty(batch, *input_shape, device=device)
 
 
-def walk(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[OpUse, ...]:
+def walk(
+    model: nn.Module, input_shape: tuple[int, ...], batch: int, optimizer: str = "sgd"
+) -> tuple[OpUse, ...]:
     """The operators of one training step of ``model`` on a batch of ``input_shape``: every
-    forward operator (its backward is measured with it) and the optimizer's update. Runs on
-    the model's own device; build it on meta to compute nothing."""
+    forward operator (its backward is measured with it) and the optimizer's update (Adam's
+    and AdamW's as "adam", the others' as SGD with momentum's). Runs on the model's own
+    device; build it on meta to compute nothing."""
     images = example_input(model, input_shape, batch)
     recorder = _Recorder()
     with _AttentionCalls(recorder), recorder:
@@ -151,7 +160,6 @@ def walk(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[Op
     params = [p for p in model.parameters() if p.requires_grad]
     uses = [OpUse(kind, shape, count) for (kind, shape), count in sorted(recorder.uses.items())]
     if params:
-        uses.append(
-            OpUse.of("optimizer", params=sum(p.numel() for p in params), tensors=len(params))
-        )
+        kind = "adam" if optimizer in ("adam", "adamw") else "optimizer"
+        uses.append(OpUse.of(kind, params=sum(p.numel() for p in params), tensors=len(params)))
     return tuple(uses)
