@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import re
@@ -58,3 +59,13 @@ def dlbench_run(workload: str, warmup: int, steps: int, db: Path, *options: str)
     if done.returncode != 0:
         raise SystemExit(f"dlbench run {workload} {' '.join(options)}: {done.stderr[-400:]}")
     return json.loads(done.stdout)
+
+
+def throughput_arguments() -> argparse.Namespace:
+    """The options of the interleaved throughput benchmarks (zoo, transformers)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--gpu", action="store_true", help="GPU variants and batch sizes")
+    parser.add_argument("--print-only", action="store_true", help="do not edit the doc")
+    return parser.parse_args()

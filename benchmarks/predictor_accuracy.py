@@ -160,6 +160,8 @@ ZOO = (  # never calibrated: other shapes, other families, small inputs for a 2-
     ("inception-v3", 96, 8),
     ("xception", 96, 8),
     ("model-a", 64, 8),
+    ("vit-s16", 64, 8),
+    ("gpt", 128, 4),  # GPT-2 small at 128 tokens: the size is the sequence length
 )
 
 
@@ -171,15 +173,17 @@ def zoo_table(db: str | None, table, makers) -> str:
     from dlbench.config import build_spec
     from dlbench.engines.pytorch.describe import describe_model
     from dlbench.launch.local import run_local
+    from dlbench.workloads import get_workload
 
     store = Store(db)
     fitted = {name: make().fit(table) for name, make in makers.items()}
     lines = []
     for workload, size, batch in ZOO:
+        language = get_workload(workload).task == "language"
         spec = build_spec(
-            workload=workload, image_size=size, batch_size=batch, device="cpu",
-            warmup=WARMUP, steps=WARMUP + TIMED, val_batches=1, no_validate=True, no_infer=True,
-            sweep="zoo-check",
+            workload=workload, batch_size=batch, device="cpu", warmup=WARMUP,
+            steps=WARMUP + TIMED, val_batches=1, no_validate=True, no_infer=True,
+            sweep="zoo-check", **{"seq_len" if language else "image_size": size},
         )  # fmt: skip
         stored = [
             r for r in store.runs(sweep="zoo-check", status="ok") if r.run_key == spec.run_key
@@ -200,8 +204,9 @@ def zoo_table(db: str | None, table, makers) -> str:
             predicted = float(model.predict(query)[0])
             cells.append(f"{predicted * 1e3:,.0f} ({(predicted / measured - 1) * 100:+.0f}%)")
         verdict = run.quality_verdict or "n/a"
+        unit = " tokens" if language else "px"
         lines.append(
-            f"| {workload} {size}px batch {batch} | {measured * 1e3:,.0f} | {verdict} | "
+            f"| {workload} {size}{unit} batch {batch} | {measured * 1e3:,.0f} | {verdict} | "
             + " | ".join(cells)
             + " |"
         )

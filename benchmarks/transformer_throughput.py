@@ -12,12 +12,11 @@ quotes medians over rounds and the median per-round ratio to fp32.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from pathlib import Path
 
-from _report import dlbench_run, machine, write_section
+from _report import dlbench_run, machine, throughput_arguments, write_section
 
 # (label, workload, options, timed steps): 10-60 s of training each on a 2-core CPU.
 CPU_CASES = (
@@ -90,12 +89,7 @@ def measure(rounds: int, device: str, gpu: bool) -> tuple[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--gpu", action="store_true", help="GPU variants and batch sizes")
-    parser.add_argument("--print-only", action="store_true", help="do not edit the doc")
-    args = parser.parse_args()
+    args = throughput_arguments()
     device_name, table = measure(args.rounds, args.device, args.gpu)
     text = (
         f"Device: {device_name} ({machine()}). {args.rounds} rounds, precisions interleaved; "

@@ -100,3 +100,10 @@ def test_bad_text_is_refused_in_one_line_before_a_run(capsys, tmp_path, db_path)
         )  # fmt: skip
         assert expected in one_line_error(code, err), err
     assert not db_path.exists() or Store(str(db_path)).list_runs() == []  # nothing stored
+
+
+def test_infer_refuses_a_language_model_in_one_line(capsys, tmp_path):
+    code, _, err = call_main(
+        capsys, "infer", "gpt", "--checkpoint", str(tmp_path / "x.pt"), "--images", str(tmp_path)
+    )
+    assert "dlbench infer predicts images; gpt is a language model" in one_line_error(code, err)

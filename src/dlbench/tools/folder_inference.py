@@ -49,6 +49,11 @@ def infer_folder(
     framework: str = "pytorch",
     on_prediction: Callable[[Prediction], None] | None = None,
 ) -> InferenceReport:
+    if get_workload(workload_name).task == "language":
+        raise DataError(
+            f"dlbench infer predicts images; {workload_name} is a language model",
+            "its inference figures (latency of one sequence) are in its run: dlbench show RUN_ID",
+        )
     if not checkpoint.is_file():
         raise DataError(
             f"checkpoint {checkpoint} does not exist", "save one with dlbench run --checkpoint FILE"
