@@ -167,3 +167,27 @@ def test_framework_in_the_matrix(tmp_path):
     )
     assert [r.spec.framework for r in sweep.runs] == ["pytorch", "tensorflow", "jax"]
     assert len({r.key for r in sweep.runs}) == 3
+
+
+def test_a_language_models_shape_in_the_matrix(tmp_path):
+    sweep = load(
+        _write(
+            tmp_path,
+            """
+        name: gpt-shapes
+        base: {workload: gpt, width: 64, vocab: 256, steps: 12, device: cpu}
+        matrix:
+          seq_len: [32, 64]
+          depth: [1, 2]
+          batch_size: [4, max]
+    """,
+        )
+    )
+    assert len(sweep.runs) == 8 and len({r.key for r in sweep.runs}) == 8
+    shapes = {(r.spec.seq_len, r.spec.depth) for r in sweep.runs}
+    assert shapes == {(32, 1), (32, 2), (64, 1), (64, 2)}
+    assert all(r.spec.num_classes == 256 and r.spec.input_shape[1] == r.spec.seq_len
+               for r in sweep.runs)  # fmt: skip
+    assert "seq_len=32 depth=1" in sweep.runs[0].label
+    with pytest.raises(ConfigError, match="resnet18 is not a language model"):
+        load(_write(tmp_path, "name: x\nbase: {workload: resnet18}\nmatrix: {seq_len: [8]}\n"))

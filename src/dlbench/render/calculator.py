@@ -300,8 +300,9 @@ class CalibrationProgress:
 
     @staticmethod
     def label(spec: Any) -> str:
+        size = f"{spec.seq_len} tokens" if spec.seq_len else f"{spec.image_size}px"
         return (
-            f"{spec.workload} depth {spec.depth} width {spec.width} {spec.image_size}px "
+            f"{spec.workload} depth {spec.depth} width {spec.width} {size} "
             f"batch {spec.batch_size} #{spec.repeat}"
         )
 
