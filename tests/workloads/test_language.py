@@ -73,6 +73,8 @@ def test_a_training_step_and_the_engine_record_flops_attention_and_betas():
     assert stats.input_shape == (1, 32, 1) and stats.num_classes == 256
     assert stats.flops_per_step and stats.flops_per_step > 0
     assert engine.optimizer.param_groups[0]["betas"] == (0.9, 0.95)
+    # a synthetic epoch is OpenWebText's 9.0 G tokens in sequences of this run's length
+    assert engine.steps_per_epoch == 8_823_811 * 1024 // 32 // 4
     tokens, targets = next(iter(engine.train_epoch()))
     assert tokens.shape == (4, 32) and tokens.dtype == torch.int64
     assert torch.equal(tokens[:, 1:], targets[:, :-1])  # targets are the next tokens

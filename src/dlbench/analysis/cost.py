@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from dlbench import yaml_files
-from dlbench.datasets import SYNTHETIC_SIZES
+from dlbench.datasets import synthetic_sizes
 from dlbench.errors import ConfigError
 from dlbench.measure.training_plan import plan
 from dlbench.store.stored import StoredRun
@@ -86,7 +86,8 @@ def run_cost(
     """Cost of ``epochs`` epochs of ``dataset_size`` images (default: the workload's standard
     dataset) at the run's measured step time, on as many GPUs as it used."""
     workload = get_workload(str(summary.workload))
-    size = dataset_size or SYNTHETIC_SIZES[workload.data_format][0]
+    shape = (1, summary.seq_len, 1) if summary.seq_len else workload.input_shape
+    size = dataset_size or synthetic_sizes(workload.data_format, shape)[0]
     config = summary.config or {}
     gpus = int(config.get("gpus", 1))
     batch = summary.batch_size or 0

@@ -326,6 +326,7 @@ def _language_figures(ok: list[StoredRun]) -> None:
     rows = [
         {
             "run": s.run_id,
+            "data": s.data,  # a synthetic run's loss is a random text's: no learning to see
             "tokens/s": round(s.tokens_per_s or 0),
             "95% CI": "—"
             if not s.tokens_per_s_ci95

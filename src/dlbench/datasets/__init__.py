@@ -45,9 +45,22 @@ SYNTHETIC_SIZES: dict[str, tuple[int, int]] = {
     "cifar10-python": (50_000, 10_000),
     "images": (1_281_167, 50_000),  # ImageNet-1k
     "coco": (118_287, 5_000),  # COCO 2017
-    # OpenWebText as nanoGPT prepares it (9.0 G and 4.4 M GPT-2 tokens), in sequences of 1,024
+    # OpenWebText as nanoGPT prepares it (9.0 G and 4.4 M GPT-2 tokens), in sequences of
+    # SYNTHETIC_SEQ_LEN tokens (synthetic_sizes scales them to the run's --seq-len)
     "text": (8_823_811, 4_331),
 }
+SYNTHETIC_SEQ_LEN = 1024
+
+
+def synthetic_sizes(data_format: str, input_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """Items in the train and test split of a synthetic epoch: the real dataset's images, or
+    its tokens in sequences of the run's length."""
+    train, test = SYNTHETIC_SIZES[data_format]
+    if data_format == "text":
+        return train * SYNTHETIC_SEQ_LEN // input_shape[1], test * SYNTHETIC_SEQ_LEN // input_shape[
+            1
+        ]
+    return train, test
 
 
 class Split(Protocol):

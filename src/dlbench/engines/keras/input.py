@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from dlbench.datasets import SYNTHETIC_SIZES, ArrayData, Dataset
+from dlbench.datasets import ArrayData, Dataset, synthetic_sizes
 from dlbench.datasets.text import TokenData
 from dlbench.workloads import WorkloadSpec
 
@@ -36,7 +36,7 @@ class KerasInput:
         self._rng = np.random.default_rng(seed)
         channels = input_shape[0]
         if data is None:
-            train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
+            train_size, test_size = synthetic_sizes(workload.data_format, input_shape)
             self.steps_per_epoch = max(1, train_size // batch)
             self.test_steps = math.ceil(test_size / batch)
             # Uniform 0-255 noise on the 0-1 scale: mean 0.5, std 0.29.
@@ -117,7 +117,7 @@ class KerasTokens:
         self._rng = np.random.default_rng(0)
         self.data = data if isinstance(data, TokenData) else None
         if self.data is None:
-            train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
+            train_size, test_size = synthetic_sizes(workload.data_format, input_shape)
             self._pool = [self._random() for _ in range(SYNTHETIC_POOL)]
             self._test_pool = [self._random() for _ in range(SYNTHETIC_TEST_POOL)]
         else:

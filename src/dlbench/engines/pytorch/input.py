@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sequ
 from torch.utils.data import Dataset as TorchDataset
 
 from dlbench.config import RunSpec
-from dlbench.datasets import SYNTHETIC_SIZES, Dataset, Split
+from dlbench.datasets import Dataset, Split, synthetic_sizes
 from dlbench.datasets.coco import waldo_scenes
 from dlbench.sysinfo import usable_cpus
 from dlbench.workloads import WorkloadSpec
@@ -55,7 +55,7 @@ class SyntheticInput:
         seed: int,
         world_size: int = 1,
     ) -> None:
-        train_size, test_size = SYNTHETIC_SIZES[workload.data_format]
+        train_size, test_size = synthetic_sizes(workload.data_format, input_shape)
         # Under DDP each rank takes its share of the epoch, as a DistributedSampler would.
         train_size, test_size = train_size // world_size, test_size // world_size
         channels = input_shape[0]
