@@ -377,7 +377,9 @@ def test_a_profiled_transformer_shows_attention_as_its_own_category(db_path):
     categories = profile["categories"]
     assert categories["attention"]["share"] > 0.01 and categories["matmul"]["share"] > 0.1
     assert categories["normalisation"]["share"] > 0  # the blocks' layer norms
-    assert {"Linear", "LayerNorm", "Embedding"} <= {layer["module"] for layer in profile["layers"]}
+    # the slowest leaf layers (the top 15 of 18): products first, never the blocks themselves
+    modules = {layer["module"] for layer in profile["layers"]}
+    assert "Linear" in modules and modules <= {"Linear", "LayerNorm", "Embedding", "GELU"}
 
 
 def test_an_engine_without_a_profiler_says_so_and_the_run_goes_on():
