@@ -60,7 +60,7 @@ def check(sweep: Sweep, store: Store | None, planned: list[Planned], local: bool
     for item in planned:
         spec = item.run.spec
         key: tuple[Any, ...] = (spec.device, spec.precision, spec.data, spec.dataset)
-        key += (spec.workload, spec.num_classes, spec.image_size, spec.checkpoint)
+        key += (spec.workload, spec.num_classes, spec.image_size, spec.seq_len, spec.checkpoint)
         if item.skip_reason or key in seen:
             continue
         seen.add(key)
