@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -69,3 +70,18 @@ def throughput_arguments() -> argparse.Namespace:
     parser.add_argument("--gpu", action="store_true", help="GPU variants and batch sizes")
     parser.add_argument("--print-only", action="store_true", help="do not edit the doc")
     return parser.parse_args()
+
+
+def interleaved(
+    variants: dict[str, list[str]], rounds: int, measure: Callable[[list[str]], dict], label: str
+) -> dict[str, list[dict]]:
+    """Each variant's run summaries over ``rounds``, the variants interleaved A B, B A, ...
+    so that the machine's drift hits them alike."""
+    names = list(variants)
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            summary = measure(variants[name])
+            results[name].append(summary)
+            print(f"{label} {name}: {summary['mean_speed']:.2f} items/s", flush=True)
+    return results

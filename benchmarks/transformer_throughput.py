@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _report import dlbench_run, machine, throughput_arguments, write_section
+from _report import dlbench_run, interleaved, machine, throughput_arguments, write_section
 
 # (label, workload, options, timed steps): 10-60 s of training each on a 2-core CPU.
 CPU_CASES = (
@@ -73,13 +73,13 @@ def measure(rounds: int, device: str, gpu: bool) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite"
         for label, workload, options, steps in cases:
-            results: dict[str, list[dict]] = {name: [] for name in names}
-            for r in range(rounds):
-                for name in names if r % 2 == 0 else names[::-1]:
-                    summary = run(workload, options + variants[name], steps, device, db)
-                    results[name].append(summary)
-                    device_name = summary["device_name"]
-                    print(f"{label} {name}: {summary['mean_speed']:.2f} items/s", flush=True)
+            results = interleaved(
+                variants,
+                rounds,
+                lambda extra, w=workload, o=options, n=steps: run(w, o + extra, n, device, db),
+                label,
+            )
+            device_name = results[names[0]][-1]["device_name"]
             rows += [_row(label, name, results[name], results[names[0]]) for name in names]
     header = (
         f"| Model | Batch | Precision | Speed (median) | vs {names[0]} | Parameters "

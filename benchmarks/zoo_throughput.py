@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _report import dlbench_run, machine, throughput_arguments, write_section
+from _report import dlbench_run, interleaved, machine, throughput_arguments, write_section
 
 # (workload, extra options, timed steps): about 20-30 s of training each on a 2-core CPU.
 CPU_CASES = (
@@ -50,14 +50,13 @@ def measure(rounds: int, device: str, gpu: bool) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite"
         for workload, options, steps in cases:
-            results: dict[str, list[dict]] = {name: [] for name in names}
-            for r in range(rounds):
-                order = names if r % 2 == 0 else names[::-1]
-                for name in order:
-                    summary = run(workload, options + variants[name], steps, device, db)
-                    results[name].append(summary)
-                    device_name = summary["device_name"]
-                    print(f"{workload} {name}: {summary['mean_speed']:.1f} img/s", flush=True)
+            results = interleaved(
+                variants,
+                rounds,
+                lambda extra, w=workload, o=options, n=steps: run(w, o + extra, n, device, db),
+                workload,
+            )
+            device_name = results[names[0]][-1]["device_name"]
             base = [s["mean_speed"] for s in results[names[0]]]
             for name in names:
                 speeds = [s["mean_speed"] for s in results[name]]

@@ -51,7 +51,12 @@ def predict(
     ] = None,
     input_size: Annotated[
         int | None,
-        typer.Option("--input", "--image-size", help="Square input side in pixels.", min=1),
+        typer.Option(
+            "--input",
+            "--image-size",
+            help="Square input side in pixels; a language model's sequence length in tokens.",
+            min=1,
+        ),
     ] = None,
     channels: Annotated[int, typer.Option(help="Input channels (with --model-file).", min=1)] = 3,
     num_classes: Annotated[int | None, typer.Option(help="Output classes.", min=1)] = None,

@@ -128,13 +128,15 @@ def page(url: str, table: pd.DataFrame, model_dir: Path | None = None) -> None:
             form["model_file"] = left.selectbox(f"File in {model_dir}", files)
             form["function"] = middle.text_input("Function that builds the model", "build")
         else:
-            names = [w.name for w in WORKLOADS.values() if w.task == "classify"]
+            names = [w.name for w in WORKLOADS.values() if w.task in ("classify", "language")]
             form["workload"] = left.selectbox(
                 "Workload", names, index=names.index("resnet18") if "resnet18" in names else 0
             )
         left, middle, right = st.columns(3)
         form["batch_size"] = left.number_input("Batch size (0: the model's)", 0, 65536, 64)
-        form["input_size"] = middle.number_input("Input side in pixels (0: default)", 0, 2048, 0)
+        form["input_size"] = middle.number_input(
+            "Input side in pixels; a transformer's tokens (0: default)", 0, 65536, 0
+        )
         form["precision"] = right.selectbox("Precision", ["fp32", "tf32", "amp-fp16", "amp-bf16"])
         left, middle, right = st.columns(3)
         form["dataset_size"] = left.number_input("Images per epoch", 1, 10**10, 50_000)

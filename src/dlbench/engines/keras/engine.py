@@ -31,7 +31,7 @@ import numpy as np
 
 from dlbench.config import RunSpec
 from dlbench.datasets import ArrayData, Dataset
-from dlbench.datasets.text import TokenData
+from dlbench.datasets.text import TokenData, check_tokens
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.keras.input import Batch, KerasInput, KerasTokens
 from dlbench.errors import EngineUnavailable
@@ -190,12 +190,13 @@ class KerasEngine:
         self.num_classes = spec.num_classes or (data.num_classes if data else 0)
         if isinstance(data, TokenData):  # a token file's vocabulary is --vocab's or the model's
             self.num_classes = spec.num_classes or data.vocab or workload.num_classes
+            check_tokens(data, self.num_classes, given=spec.num_classes is not None)
         self.num_classes = self.num_classes or workload.num_classes
         self.batch = int(spec.batch_size or workload.default_batch_size)
         self._input: KerasInput | KerasTokens
         if workload.task == "language":
             self._input = KerasTokens(
-                workload, self.input_shape, self.num_classes, self.batch, data
+                workload, self.input_shape, self.num_classes, self.batch, data, spec.seed
             )
         else:
             self._input = KerasInput(

@@ -112,9 +112,10 @@ class KerasTokens:
         vocab: int,
         batch: int,
         data: Dataset | None,
+        seed: int,
     ) -> None:
         self.seq_len, self.vocab, self.batch = input_shape[1], vocab, batch
-        self._rng = np.random.default_rng(0)
+        self._rng = np.random.default_rng(seed)
         self.data = data if isinstance(data, TokenData) else None
         if self.data is None:
             train_size, test_size = synthetic_sizes(workload.data_format, input_shape)

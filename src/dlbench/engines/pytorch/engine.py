@@ -14,6 +14,7 @@ from torch import nn
 
 from dlbench.config import RunSpec
 from dlbench.datasets import Dataset
+from dlbench.datasets.text import TokenData, check_tokens
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.pytorch import distributed as torch_dist
 from dlbench.engines.pytorch.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
@@ -350,14 +351,9 @@ def _num_classes(spec: RunSpec, workload: WorkloadSpec, data: Dataset | None) ->
     vocabulary is --vocab's or the model's), else the workload's."""
     if data is None:
         return spec.num_classes or workload.num_classes
-    if workload.task == "language" and spec.num_classes is None:
-        vocab = getattr(data, "vocab", None) or workload.num_classes
-        if data.num_classes > vocab:
-            raise DataError(
-                f"{data.source}: token ids run up to {data.num_classes - 1}, beyond the "
-                f"model's vocabulary of {vocab}",
-                f"give --vocab {data.num_classes} or more",
-            )
+    if isinstance(data, TokenData):  # the data's vocabulary, or the model's for token ids
+        vocab = spec.num_classes or data.vocab or workload.num_classes
+        check_tokens(data, vocab, given=spec.num_classes is not None)
         return vocab
     if spec.num_classes is not None and spec.num_classes < data.num_classes:
         raise DataError(

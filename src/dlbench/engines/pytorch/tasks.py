@@ -17,6 +17,36 @@ from dlbench.engines.pytorch.input import Batch, ChannelStats
 AUX_LOSS_WEIGHT = 0.4  # Inception v3's auxiliary classifier (Szegedy et al. 2016)
 
 
+def score(
+    scored: Iterator[tuple[torch.Tensor, torch.Tensor, int]],
+    device: torch.device,
+    on_batch: Callable[[], None] | None,
+) -> EvalResult:
+    """Top-1 accuracy and mean cross-entropy over ``(logits (N, C), labels (N,), items)``
+    batches, added up over the ranks under DDP (each scored its share of the validation set).
+    ``items`` counts what a batch holds (images, or sequences of N / items predictions)."""
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    predictions = items = 0
+    for logits, labels, held in scored:
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        correct += (logits.argmax(dim=1) == labels).sum()
+        predictions += int(labels.numel())
+        items += held
+        if on_batch:
+            on_batch()
+    counts = torch.tensor(
+        [float(correct.item()), float(loss_sum.item()), float(predictions), float(items)]
+    )
+    torch_dist.all_reduce_sum(counts)
+    correct_all, loss_all, predicted = int(counts[0]), float(counts[1]), int(counts[2])
+    return EvalResult(
+        images=int(counts[3]),
+        accuracy=correct_all / predicted if predicted else None,
+        mean_loss=loss_all / predicted if predicted else None,
+    )
+
+
 class ClassifyTask:
     """Images normalised with the training set's channel statistics, resized on the device
     when the data's size differs from the model's input."""
@@ -57,28 +87,12 @@ class ClassifyTask:
         autocast: Callable[[], Any],
         on_batch: Callable[[], None] | None,
     ) -> EvalResult:
-        device = self.mean.device
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        total = 0
         with torch.no_grad(), autocast():
-            for images, labels in batches:
-                logits = model(self.preprocess(images))
-                loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
-                correct += (logits.argmax(dim=1) == labels).sum()
-                total += int(labels.shape[0])
-                if on_batch:
-                    on_batch()
-        # Under DDP each rank scored its share of the validation set: add them up.
-        counts = torch.tensor([float(correct.item()), float(loss_sum.item()), float(total)])
-        torch_dist.all_reduce_sum(counts)
-        correct_all, loss_all, total = int(counts[0]), float(counts[1]), int(counts[2])
-        count = max(total, 1)
-        return EvalResult(
-            images=total,
-            accuracy=correct_all / count if total else None,
-            mean_loss=loss_all / count,
-        )
+            scored = (
+                (model(self.preprocess(images)), labels, int(labels.shape[0]))
+                for images, labels in batches
+            )
+            return score(scored, self.mean.device, on_batch)
 
     def predict(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return model(self.preprocess(images)).argmax(dim=1)
@@ -172,27 +186,13 @@ class LanguageTask:
         autocast: Callable[[], Any],
         on_batch: Callable[[], None] | None,
     ) -> EvalResult:
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        sequences = tokens = 0
         with torch.no_grad(), autocast():
-            for inputs, targets in batches:
-                logits = model(inputs).float().flatten(0, 1)
-                flat = targets.flatten()
-                loss_sum += nn.functional.cross_entropy(logits, flat, reduction="sum")
-                correct += (logits.argmax(dim=1) == flat).sum()
-                sequences += int(inputs.shape[0])
-                tokens += int(flat.numel())
-                if on_batch:
-                    on_batch()
-        counts = torch.tensor([float(correct.item()), float(loss_sum.item()), float(tokens)])
-        torch_dist.all_reduce_sum(counts)
-        correct_all, loss_all, tokens_all = int(counts[0]), float(counts[1]), int(counts[2])
-        return EvalResult(
-            images=sequences,
-            accuracy=correct_all / tokens_all if tokens_all else None,
-            mean_loss=loss_all / tokens_all if tokens_all else None,
-        )
+            # every position is a prediction; an item is a sequence
+            scored = (
+                (model(inputs).flatten(0, 1), targets.flatten(), int(inputs.shape[0]))
+                for inputs, targets in batches
+            )
+            return score(scored, self.device, on_batch)
 
     def predict(self, model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
         """The most likely next token at every position."""
