@@ -152,3 +152,116 @@ def test_the_calculator_answers_in_the_browser(db_path, tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     assert shot.stat().st_size > 10_000
+
+
+@contextlib.contextmanager
+def _beacon():
+    """A web server that counts every request: what a rendered stored string would fetch."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _hostile_runs(db_path, port: int) -> str:
+    """Two finished runs and a failed one whose every stored text is Markdown, HTML or Plotly
+    markup that would fetch from the beacon or restyle the page if rendered; the text."""
+    from dlbench.records import Quality, RunResult, SpeedStats, StepRecord, TelemetrySample
+    from dlbench.store.database import Store
+
+    beacon = f"http://127.0.0.1:{port}"
+    evil = (
+        f"![]({beacon}/md-image) <img src='{beacon}/img'> <a href='{beacon}/a'>link</a> "
+        "<span style='font-size:90px'>big</span> **bold** :red[red] $x^2$"
+    )
+    store = Store(str(db_path))
+    for run_id, device, step in (("evil-cpu", "cpu", 0.1), ("evil-gpu", "cuda:0", 0.05)):
+        store.create_run(run_id, "train", {"gpus": 1}, workload="resnet18", device=device,
+                         batch_size=64, precision="fp32", sweep=evil)  # fmt: skip
+        store.set_hardware(run_id, {"hostname": evil, "os": evil}, device_name=evil)
+        store.set_tags(run_id, {"note": evil})
+        samples = [TelemetrySample(t, t, evil, m, 50.0 + t) for t in range(6)
+                   for m in (evil, "cpu.util_percent")]  # fmt: skip
+        store.add_samples(run_id, samples)
+        speed = SpeedStats(20, step, step, step, 64 / step, 64 / step, 1, 1, 1.0, 1.0, 0.0,
+                           0.0, (0.9 * 64 / step, 1.1 * 64 / step))  # fmt: skip
+        profile = {
+            "available": True,
+            "steps": 5,
+            "categories": {evil: {"seconds_per_step": step, "share": 1.0, "tflops": None}},
+            "layers": [],
+        }
+        store.finish_run(
+            RunResult(
+                run_id=run_id,
+                status="ok",
+                speed=speed,
+                steps=tuple(StepRecord(i, 0, step, 0.0) for i in range(20)),
+                quality=Quality("contended", (evil,), 1.0, 0.0, None),
+                profile=profile,
+            )
+        )
+    store.create_run("evil-failed", "train", {}, workload="resnet18", device="cpu")
+    store.finish_run(RunResult(run_id="evil-failed", status="failed", error=evil))
+    store.close()
+    return evil
+
+
+def test_stored_markup_is_shown_as_text_and_fetches_nothing(db_path, tmp_path):
+    """Markdown, HTML and Plotly markup in every stored string: the browser fetches nothing
+    from it on any page, and shows it as the characters it is."""
+    from playwright.sync_api import sync_playwright
+
+    with _beacon() as (port, seen):
+        evil = _hostile_runs(db_path, port)
+        with _dashboard(db_path) as (url, _):
+            with sync_playwright() as playwright:
+                browser, page = _launch(playwright, 1600)
+                page.goto(url)
+                page.get_by_text("Selected runs").wait_for(timeout=60_000)
+                for run_id in ("evil-cpu", "evil-gpu", "evil-failed"):
+                    _pick(page, run_id)
+                texts, links = {}, {}
+                for name in ("Telemetry", "Compare", "Scaling", "Hardware", "Runs"):
+                    page.get_by_test_id("stRadioGroup").get_by_text(name, exact=True).click()
+                    page.get_by_role("heading", name=name).wait_for(timeout=60_000)
+                    page.wait_for_timeout(2500)  # charts and images would load by now
+                    main = page.locator("[data-testid='stMain']")
+                    # shown as it is stored, less the invisible joiners that keep links text
+                    texts[name] = main.inner_text().replace("\u2060", "")
+                    links[name] = main.locator(f"a[href*='127.0.0.1:{port}']").count()
+                    if name == "Compare":
+                        shot = tmp_path / "dashboard-hostile-compare.png"
+                        page.screenshot(path=str(shot), full_page=True)
+                        ticks = page.locator(".js-plotly-plot .xtick text").all_text_contents()
+                browser.close()
+        keep = os.environ.get("DLBENCH_SCREENSHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(shot, Path(keep) / shot.name)
+        assert seen == []  # not one request from any page
+        assert links == dict.fromkeys(texts, 0)  # nor a link to click
+    # The Compare page's error and quality boxes show the stored text, characters and all.
+    assert f"![](http://127.0.0.1:{port}/md-image)" in texts["Compare"]
+    assert "**bold** :red[red] $x^2$" in texts["Compare"]
+    # Plotly's bar labels show the tags as text instead of a link and a 90 px span.
+    assert any("<span style='font-size:90px'>big</span>" in t for t in ticks), ticks
+    assert evil

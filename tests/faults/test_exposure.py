@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fault_helpers import call_main
+from fault_helpers import call_main, one_line_error
 from streamlit.testing.v1 import AppTest
 
 from dlbench.dashboard.calculator import confined_model_file, model_files, predict_command
@@ -104,3 +104,70 @@ def test_only_the_folders_own_py_files_are_offered_and_accepted(tmp_path):
         predict_command(
             "sqlite:///x", {"how": "Model file", "model_file": "mine.py", "function": "build"}, None
         )
+
+
+# Rich markup (an unmatched closing tag raises, a link restyles) and a terminal escape.
+MARKUP = "[/x][link=file:///etc/passwd]L[/link][bold]\x1b[2J"
+SHOWN = "[/x][link=file:///etc/passwd]L[/link][bold]"
+
+
+def _markup_runs(store):
+    """Two finished runs whose every stored text is hostile, as a foreign writer could leave."""
+    from dlbench.records import Quality
+
+    for run_id, device, speed in (("mk-a", "cpu", 100.0), ("mk-b", "cuda:0", 200.0)):
+        store.create_run(
+            run_id,
+            "train",
+            {"tags": {}, "optimizer": MARKUP},
+            workload="lenet-mnist",
+            device=device,
+            batch_size=8,
+            sweep=MARKUP,
+            data=MARKUP,
+            dataset=MARKUP,
+        )
+        store.set_hardware(
+            run_id, {"hostname": MARKUP, "os": MARKUP, "cpu": {"model": MARKUP}}, device_name=MARKUP
+        )
+        store.set_tags(run_id, {"note": MARKUP + run_id})
+        quality = Quality("noisy", (MARKUP,), 0.1, 0.0, None)
+        result = _result(run_id, speed)
+        from dataclasses import replace
+
+        store.finish_run(replace(result, error=MARKUP, quality=quality))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs"],
+        ["show", "mk-a", "--telemetry", "--steps"],
+        ["compare", "mk-a", "mk-b"],
+        ["compare", "--by", "tags.note", "mk-a", "mk-b"],
+        ["cost", "mk-a", "mk-b", "--price-per-hour", "1"],
+        ["scaling"],
+    ],
+    ids=" ".join,
+)
+def test_stored_markup_reaches_the_terminal_as_text(store, capsys, command):
+    _markup_runs(store)
+    code, out, err = call_main(capsys, *command)
+    assert code == 0, err
+    assert "\x1b[2J" not in out + err  # no escape sequence from the store reaches the terminal
+    if command[0] == "show" or "tags.note" in command:
+        assert SHOWN in out.replace("\n", "")
+
+
+def test_a_tag_or_baseline_name_in_markup_is_text_or_refused(store, capsys):
+    _markup_runs(store)
+    code, out, err = call_main(capsys, "tag", "mk-a", "note=[/bold]")
+    assert code == 0, err
+    code, out, err = call_main(capsys, "show", "mk-a")
+    assert code == 0 and "note=[/bold]" in out, err
+    line = one_line_error(*call_main(capsys, "baseline", "set", "[/x]", "mk-a")[::2])
+    assert "baseline name '[/x]' is not 1 to 128 letters" in line
+    for bad in ("a/b", "a\nb", ""):
+        one_line_error(*call_main(capsys, "baseline", "set", bad, "mk-a")[::2])
+    line = one_line_error(*call_main(capsys, "tag", "mk-a", "--exclude", " ")[::2])
+    assert "--exclude needs a reason" in line

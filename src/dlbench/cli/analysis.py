@@ -13,6 +13,7 @@ from dlbench.cli.common import (
     app,
     err,
     out,
+    plain,
 )
 from dlbench.errors import ConfigError, DlbenchError
 
@@ -119,7 +120,7 @@ def report(
         out_path.write_text(page)
     except OSError as exc:
         raise DlbenchError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
-    out.print(f"wrote {out_path} ({len(page) / 2**20:.1f} MiB, {len(rows)} runs)")
+    out.print(f"wrote {plain(out_path)} ({len(page) / 2**20:.1f} MiB, {len(rows)} runs)")
 
 
 @app.command()
@@ -149,7 +150,7 @@ def dashboard(
         raise ConfigError(f"--model-dir {model_dir} is not a folder", option="--model-dir")
     if host in ("0.0.0.0", "::", ""):
         err.print(
-            f"[yellow]warning: --host {host} serves the dashboard to every network this "
+            f"[yellow]warning: --host {plain(host)} serves the dashboard to every network this "
             "machine is on; its results become readable by anyone who can reach it[/]"
         )
     script = str(resources.files("dlbench.dashboard") / "app.py")
@@ -176,7 +177,7 @@ def dashboard(
     ]
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
     out.print(
-        f"dlbench dashboard on http://{shown}:{port} (database {store.describe()}, "
+        f"dlbench dashboard on http://{plain(shown)}:{port} (database {plain(store.describe())}, "
         "read-only); Ctrl-C stops it",
         highlight=False,
     )

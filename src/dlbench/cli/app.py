@@ -8,14 +8,8 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from dlbench.cli.common import (
-    app,
-    err,
-    out,
-    state,
-)
+from dlbench.cli.common import app, err, out, plain, state
 from dlbench.errors import DlbenchError
 from dlbench.version import __version__
 
@@ -84,7 +78,7 @@ def _terminate_as_interrupt(_signum: int, _frame: Any) -> None:
 def _fail(message: str, exc: BaseException) -> int:
     if state["debug"]:
         err.print_exception()
-    err.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/] {plain(message)}", highlight=False, soft_wrap=True)
     return 2
 
 

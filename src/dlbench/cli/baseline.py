@@ -16,6 +16,7 @@ from dlbench.cli.common import (
     check_timeout,
     err,
     out,
+    plain,
     quiet_policy,
     write_json,
 )
@@ -42,7 +43,7 @@ def baseline_set(
 
     kept = set_baseline(Store(db), name, runs, replace=replace)
     out.print(render_analysis.baselines_table([kept]))
-    out.print(f"check this machine against it: dlbench check {name}")
+    out.print(f"check this machine against it: dlbench check {plain(name)}")
 
 
 @baseline_app.command("list")
@@ -70,9 +71,9 @@ def baseline_rm(
     from dlbench.store import baselines
     from dlbench.store.database import Store
 
-    store = Store(db)
+    store = Store(db, create=False)
     baselines.remove(store, name)
-    out.print(f"removed baseline {name} from {store.describe()}")
+    out.print(f"removed baseline {plain(name)} from {plain(store.describe())}")
 
 
 @app.command()
@@ -100,7 +101,7 @@ def check(
     check_timeout(timeout)
     human = err if json_out == "-" else out
     result = run_check(
-        Store(db),
+        Store(db, create=False),  # a mistyped --db is an error, not a new, empty database
         name,
         repeat,
         tolerance,
@@ -109,7 +110,7 @@ def check(
         timeout_s=timeout,
         show_progress=err.is_terminal,
         on_start=lambda run: human.print(
-            f"[bold]({run.spec.repeat + 1}/{repeat})[/] {name}: {run.run_id}"
+            f"[bold]({run.spec.repeat + 1}/{repeat})[/] {plain(name)}: {run.run_id}"
         ),
     )
     human.print(render_analysis.check_lines(result), highlight=False)

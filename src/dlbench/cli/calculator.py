@@ -16,6 +16,7 @@ from dlbench.cli.common import (
     app,
     err,
     out,
+    plain,
     quiet_policy,
 )
 from dlbench.errors import ConfigError, DlbenchError
@@ -190,8 +191,8 @@ def calibrate(
     store = Store(db)
     store.check_writable()
     out.print(
-        f"calibrating {', '.join(chosen)} on {info.device_name} for {budget:g} min "
-        f"(sweep {sweep_name(info.device_name)}; rerun to continue)"
+        f"calibrating {', '.join(chosen)} on {plain(info.device_name)} for {budget:g} min "
+        f"(sweep {plain(sweep_name(info.device_name))}; rerun to continue)"
     )
     with render_calculator.CalibrationProgress(budget * 60, err) as bar:
         made = run_design(
@@ -258,7 +259,7 @@ def _calibrate_ops(
     gpus = (int(info.device.partition(":")[2] or 0),) if info.kind == "cuda" else ()
     QuietGate(quiet_policy(wait_quiet, require_quiet), QuietConsole(err), gpus).before()
     out.print(
-        f"timing operators on {info.device_name} at {', '.join(chosen)} for {budget:g} min "
+        f"timing operators on {plain(info.device_name)} at {', '.join(chosen)} for {budget:g} min "
         "(rerun to continue)"
     )
     with render_calculator.CalibrationProgress(budget * 60, err) as bar:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.render.console import make_console
+from dlbench.render.console import make_console, plain
 
 app = typer.Typer(
     name="dlbench",
@@ -20,6 +20,7 @@ app = typer.Typer(
 out = make_console()
 err = make_console(stderr=True)
 state = {"debug": False}
+__all__ = ["app", "err", "out", "plain", "state"]
 
 DbOption = Annotated[
     str | None,
@@ -63,7 +64,7 @@ def warn_exposed(host: str, option: str = "--metrics-host") -> None:
 
     warning = exposed_host_warning(host, option)
     if warning:
-        err.print(f"[yellow]{warning}[/]")
+        err.print(f"[yellow]{plain(warning)}[/]")
 
 
 def quiet_policy(wait_s: float | None, require: bool) -> Any:

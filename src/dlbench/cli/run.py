@@ -17,6 +17,7 @@ from dlbench.cli.common import (
     check_timeout,
     err,
     out,
+    plain,
     quiet_policy,
     warn_exposed,
     write_json,
@@ -261,7 +262,7 @@ def _run_once(
         human.print(profiled)
     human.print(quality_lines(summary), highlight=False)
     if not outcome.unsaved_path:
-        human.print(f"stored as [bold]{outcome.run_id}[/] in {store.describe()}")
+        human.print(f"stored as [bold]{outcome.run_id}[/] in {plain(store.describe())}")
     if json_out:
         write_json(summary.to_dict(), json_out)
     raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
@@ -301,7 +302,7 @@ def _run_repeats(
     spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
     human.print(runs_table(summaries))
     human.print(between_runs_lines(spread, summaries), highlight=False)
-    human.print(f"stored in {store.describe()} (tag repeat_group={outcomes[0].run_id})")
+    human.print(f"stored in {plain(store.describe())} (tag repeat_group={outcomes[0].run_id})")
     human.print(
         "keep them as a reference for dlbench check: dlbench baseline set NAME "
         + " ".join(o.run_id for o in outcomes if o.status == "ok"),

@@ -14,6 +14,7 @@ from dlbench.cli.common import (
     app,
     err,
     out,
+    plain,
     write_json,
 )
 from dlbench.errors import ConfigError
@@ -38,7 +39,7 @@ def import_runs(
         completed = unsaved.import_file(target, path)
         run_id = unsaved.load(path)["run"]["run_id"]
         what = "imported" if completed else "already stored (nothing changed):"
-        out.print(f"{what} run {run_id} from {path} into {target.describe()}")
+        out.print(f"{what} run {plain(run_id)} from {plain(path)} into {plain(target.describe())}")
         return
     source = Store(other, create=False)
     target = Store(db)
@@ -47,7 +48,7 @@ def import_runs(
     added, skipped = target.import_from(source)
     operators = import_operators(target, source)
     out.print(
-        f"imported {added} run(s) from {source.describe()} into {target.describe()}; "
+        f"imported {added} run(s) from {plain(source.describe())} into {plain(target.describe())}; "
         f"{skipped} already there" + (f"; {operators} operator measurement(s)" if operators else "")
     )
 
@@ -119,7 +120,9 @@ def runs(
     if json_flag:
         write_json([r.to_dict() for r in rows], "-")
     elif not rows:
-        out.print(f"no runs in {store.describe()} match; start with [bold]dlbench quickstart[/]")
+        out.print(
+            f"no runs in {plain(store.describe())} match; start with [bold]dlbench quickstart[/]"
+        )
     else:
         out.print(runs_table(rows))
 
@@ -224,7 +227,7 @@ def export(
         frame, what = runs_frame(rows), f"{len(rows)} runs"
     path = write(frame, fmt, Path(out_path) if out_path else None, telemetry)
     if path is not None:
-        err.print(f"wrote {what} to {path}")
+        err.print(f"wrote {what} to {plain(path)}")
 
 
 def _to_mlflow(store: Any, rows: list[dict[str, Any]], uri: str | None, experiment: str) -> None:
@@ -240,7 +243,7 @@ def _to_mlflow(store: Any, rows: list[dict[str, Any]], uri: str | None, experime
     runs = [StoredRun.from_row(r) for r in rows if r["status"] != "running"]
     logged, present = export_runs(store, runs, uri, experiment)
     err.print(
-        f"logged {logged} run(s) to MLflow at {uri} (experiment {experiment}); "
+        f"logged {logged} run(s) to MLflow at {plain(uri)} (experiment {plain(experiment)}); "
         f"{present} already there"
     )
 
@@ -270,7 +273,7 @@ def rm(
             err.print("nothing deleted")
             raise typer.Exit(1)
     deleted = store.delete_runs([r.run_id for r in found])
-    out.print(f"deleted {deleted} run(s) from {store.describe()}")
+    out.print(f"deleted {deleted} run(s) from {plain(store.describe())}")
 
 
 @app.command()
@@ -310,9 +313,13 @@ def tag(
         else:
             tags.pop(key.strip(), None)
     if exclude is not None:
-        tags[EXCLUDE_TAG] = exclude.strip() or "excluded by hand"
+        if not exclude.strip():
+            raise ConfigError(
+                "--exclude needs a reason", 'e.g. --exclude "fan failed during the run"'
+            )
+        tags[EXCLUDE_TAG] = exclude.strip()
     if include:
         tags.pop(EXCLUDE_TAG, None)
     store.set_tags(run.run_id, tags)
     shown = ", ".join(f"{k}={v}" for k, v in tags.items()) or "none"
-    out.print(f"{run.run_id}: tags {shown}")
+    out.print(f"{plain(run.run_id)}: tags {plain(shown)}")

@@ -17,6 +17,7 @@ from dlbench.cli.common import (
     app,
     err,
     out,
+    plain,
     quiet_policy,
     warn_exposed,
 )
@@ -88,8 +89,15 @@ def sweep(
     run_sweep.check(spec, store, planned, local=runner.local)
     if archive:
         moved = run_sweep.archive(spec.results_dir)
-        out.print(f"archived {moved} older result file(s) in {spec.results_dir / 'archived'}")
-    events = SweepEvents(say=out.print, quiet=quiet, report=QuietConsole(err), wait=not no_wait)
+        out.print(
+            f"archived {moved} older result file(s) in {plain(spec.results_dir / 'archived')}"
+        )
+    events = SweepEvents(
+        say=lambda line: out.print(plain(line)),
+        quiet=quiet,
+        report=QuietConsole(err),
+        wait=not no_wait,
+    )
     if runner.local:
         with render_sweep.SweepProgress(sum(1 for p in planned if not p.skip_reason), err) as bar:
             runner.run(spec, store, planned, replace(events, on_start=bar.start, on_end=bar.end))

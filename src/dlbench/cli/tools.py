@@ -16,6 +16,7 @@ from dlbench.cli.common import (
     check_timeout,
     err,
     out,
+    plain,
     warn_exposed,
     write_json,
 )
@@ -29,7 +30,7 @@ def metrics_server(port: int | None, host: str) -> Any:
 
     warn_exposed(host)
     server = MetricsServer(TelemetryCollector(constant_labels()), port, host)
-    err.print(f"metrics: http://{host}:{server.port}/metrics", highlight=False)
+    err.print(f"metrics: http://{plain(host)}:{server.port}/metrics", highlight=False)
     return server
 
 
@@ -57,10 +58,12 @@ def exporter(
         store: Store | None = Store(db, read_only=True)
     except StoreError as exc:
         store = None
-        err.print(f"no stored runs are served: {exc.message}", highlight=False)
+        err.print(f"no stored runs are served: {plain(exc.message)}", highlight=False)
 
     def ready(server: Any) -> None:
-        err.print(f"serving http://{host}:{server.port}/metrics (Ctrl-C stops)", highlight=False)
+        err.print(
+            f"serving http://{plain(host)}:{server.port}/metrics (Ctrl-C stops)", highlight=False
+        )
 
     try:
         serve(store, port, host, interval, threading.Event(), on_ready=ready)
@@ -122,7 +125,7 @@ def maxbatch(
     info = preflight_device(spec)
     cap = parse_bytes(memory_limit) if memory_limit else None
     human = err if json_flag else out
-    human.print(f"probing {workload} on {info.device} ({info.device_name}), {precision}")
+    human.print(f"probing {workload} on {info.device} ({plain(info.device_name)}), {precision}")
     found = find_max_batch(
         spec,
         info.kind,
@@ -201,7 +204,9 @@ def quickstart(
 
     def started(run: Any) -> None:
         numbers[run.run_id] = number = len(numbers) + 1
-        out.print(f"[bold]({number}/{len(specs)})[/] {run.spec.workload} on {run.spec.data} data")
+        out.print(
+            f"[bold]({number}/{len(specs)})[/] {run.spec.workload} on {plain(run.spec.data)} data"
+        )
 
     outcomes = run_series(
         specs, store, show_progress=err.is_terminal, report=QuietConsole(err), on_start=started
@@ -248,5 +253,5 @@ def monitor(
     summary = store.run(run_id)
     err.print(telemetry_table(summary.telemetry))
     err.print(quality_lines(summary), highlight=False)
-    err.print(f"{summary.status}: stored as [bold]{run_id}[/] in {store.describe()}")
+    err.print(f"{summary.status}: stored as [bold]{run_id}[/] in {plain(store.describe())}")
     raise typer.Exit(code)

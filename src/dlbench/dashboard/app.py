@@ -16,8 +16,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dlbench.dashboard import data
+from dlbench.dashboard.data import markdown_text as md
 from dlbench.errors import DlbenchError
-from dlbench.report.figures import profile_figure, shade_phases, throughput_figure
+from dlbench.report.figures import plotly_text, profile_figure, shade_phases, throughput_figure
 from dlbench.store.database import Store, default_url
 from dlbench.store.stored import StoredRun
 
@@ -80,7 +81,7 @@ def main() -> None:
     try:
         runs = _runs(url)
     except DlbenchError as exc:
-        st.error(exc.one_line())
+        st.error(md(exc.one_line()))
         return
     st.sidebar.title("dlbench")
     page = str(st.sidebar.radio("Page", PAGES, key="page"))
@@ -215,8 +216,10 @@ def _telemetry_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         for run_id in selected:
             summary = (_run(url, run_id).get("result") or {}).get("telemetry") or {}
             st.warning(
-                f"{run_id}: no telemetry stored"
-                + (f" ({summary['reason']})" if summary.get("reason") else "")
+                md(
+                    f"{run_id}: no telemetry stored"
+                    + (f" ({summary['reason']})" if summary.get("reason") else "")
+                )
             )
         return
     gpus = sorted({m.split(".")[0] for m in available if m.startswith("gpu")})
@@ -249,7 +252,7 @@ def _telemetry_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
             )
     missing = [r for r in selected if not _metrics(url, r)]
     for run_id in missing:
-        st.caption(f"{run_id}: no telemetry stored for this run")
+        st.caption(md(f"{run_id}: no telemetry stored for this run"))
 
 
 def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> go.Figure:
@@ -259,12 +262,12 @@ def _telemetry_figure(url: str, run_ids: list[str], metric: str, align: str) -> 
         t, v, spans = _series(url, run_id, metric, align)
         if len(t) == 0:
             continue
-        fig.add_scatter(x=t, y=v, mode="lines", name=run_id)
+        fig.add_scatter(x=t, y=v, mode="lines", name=plotly_text(run_id))
         if not shaded:  # the first run's phases; the others are aligned to them
             shade_phases(fig, spans)
             shaded = True
     fig.update_layout(
-        title=metric,
+        title=plotly_text(metric),
         xaxis_title="seconds",
         template="plotly_white",
         height=420,
@@ -285,7 +288,7 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     for s in summaries:
         if s.status != "ok":
-            st.error(f"{s.run_id}: {s.status} — {s.error or ''}")
+            st.error(md(f"{s.run_id}: {s.status} — {s.error or ''}"))
     if ok:
         st.plotly_chart(throughput_figure(ok, _bar_label, height=380), width="stretch")
         _quality_notes(summaries)
@@ -299,8 +302,8 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     for s in ok:
         found = bottleneck.verdicts(s)
         st.markdown(
-            f"**{s.run_id}**: "
-            + ("; ".join(f"{v.name} ({v.evidence})" for v in found) or "none found")
+            f"**{md(s.run_id)}**: "
+            + md("; ".join(f"{v.name} ({v.evidence})" for v in found) or "none found")
         )
     st.subheader("Cost and energy, one epoch of the workload's dataset")
     price = st.number_input("USD per GPU-hour (0: the price table)", min_value=0.0, value=0.0)
@@ -345,7 +348,9 @@ def _language_figures(ok: list[StoredRun]) -> None:
 
 
 def _bar_label(s: StoredRun) -> str:
-    return f"{s.run_id}<br>{s.workload} · {s.device_name or s.device}"
+    return (
+        plotly_text(s.run_id) + "<br>" + plotly_text(f"{s.workload} · {s.device_name or s.device}")
+    )
 
 
 def _contrasts(url: str, ok: list[StoredRun]) -> None:
@@ -359,13 +364,13 @@ def _contrasts(url: str, ok: list[StoredRun]) -> None:
         result = compare(_store(url), [s.run_id for s in ok], by)
         for c in result.contrasts:
             if c.quality_warning and c.quality_warning.startswith("Warning"):
-                st.error(c.quality_warning)
+                st.error(md(c.quality_warning))
             elif c.quality_warning:
-                st.warning(c.quality_warning)
-            st.success(c.verdict)
-            st.markdown(f"- Hypothesis {c.hypothesis_a}\n- Hypothesis {c.hypothesis_b}")
+                st.warning(md(c.quality_warning))
+            st.success(md(c.verdict))
+            st.markdown(f"- Hypothesis {md(c.hypothesis_a)}\n- Hypothesis {md(c.hypothesis_b)}")
     except DlbenchError as exc:
-        st.info(exc.one_line())
+        st.info(md(exc.one_line()))
 
 
 def _quality_notes(summaries: list[StoredRun]) -> None:
@@ -373,15 +378,16 @@ def _quality_notes(summaries: list[StoredRun]) -> None:
     st.subheader("Measurement quality")
     for s in summaries:
         verdict = s.quality.verdict if s.quality else None
-        reasons = "; ".join(s.quality.reasons if s.quality else ())
+        reasons = md("; ".join(s.quality.reasons if s.quality else ()))
+        run_id = md(s.run_id)
         if verdict == "contended":
-            st.error(f"{s.run_id}: contended — {reasons}")
+            st.error(f"{run_id}: contended — {reasons}")
         elif verdict == "noisy":
-            st.warning(f"{s.run_id}: noisy — {reasons}")
+            st.warning(f"{run_id}: noisy — {reasons}")
         elif verdict == "clean":
-            st.markdown(f"**{s.run_id}**: clean — {reasons}")
+            st.markdown(f"**{run_id}**: clean — {reasons}")
         else:
-            st.caption(f"{s.run_id}: quality not measured (an older run, or no timed phase)")
+            st.caption(f"{run_id}: quality not measured (an older run, or no timed phase)")
 
 
 def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:

@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from dlbench.analysis.insights import correlations
+from dlbench.dashboard.data import markdown_text
 from dlbench.predict.question import FAMILIES
 from dlbench.render.console import hms
 from dlbench.report.figures import insights_figure, step_time_figure
@@ -125,7 +126,7 @@ def page(url: str, table: pd.DataFrame, model_dir: Path | None = None) -> None:
             form["depth"] = middle.number_input("Depth (weight layers)", 2, 200, 18)
             form["width"] = right.number_input("Width (base channels or units)", 8, 4096, 64)
         elif how == "Model file":
-            form["model_file"] = left.selectbox(f"File in {model_dir}", files)
+            form["model_file"] = left.selectbox(f"File in {markdown_text(model_dir)}", files)
             form["function"] = middle.text_input("Function that builds the model", "build")
         else:
             names = [w.name for w in WORKLOADS.values() if w.task in ("classify", "language")]
@@ -156,7 +157,7 @@ def page(url: str, table: pd.DataFrame, model_dir: Path | None = None) -> None:
             st.session_state["calculator_answer"] = ask(url, form, model_dir)
     answer, error = st.session_state.get("calculator_answer", (None, None))
     if error:
-        st.error(error)
+        st.error(markdown_text(error))
     elif answer is not None and "by_time" in answer:
         _ranking(answer)
     elif answer is not None:
@@ -184,22 +185,23 @@ def _answer(answer: dict[str, Any]) -> None:
         column.caption(band)
     startup = answer["startup_s"]
     notes = [
-        f"{answer['steps_per_epoch']:,} steps per epoch on {answer['device']}; "
+        f"{answer['steps_per_epoch']:,} steps per epoch on {markdown_text(answer['device'])}; "
         + (f"start-up {startup:.1f} s" if startup is not None else "start-up not counted")
     ]
     if answer.get("price_source"):
-        notes.append(f"price: {answer['price_source']}")
+        notes.append(f"price: {markdown_text(answer['price_source'])}")
     if answer.get("transfer"):
-        notes.append(answer["transfer"]["note"])
-    notes += [f"**warning**: {line}" for line in answer.get("extrapolation") or []]
+        notes.append(markdown_text(answer["transfer"]["note"]))
+    notes += [f"**warning**: {markdown_text(line)}" for line in answer.get("extrapolation") or []]
     predictor = answer["predictor"]
     errors = predictor["errors"].get("random 5-fold", {})
     notes.append(
-        f"predictor: {predictor['model']}, learned from {predictor['training']['runs']} runs; "
+        f"predictor: {markdown_text(predictor['model'])}, "
+        f"learned from {predictor['training']['runs']} runs; "
         f"cross-validated MAPE {errors.get('mape', float('nan')):.1f}%, "
         f"P90 {errors.get('p90_ape', float('nan')):.1f}%"
     )
-    st.success("\n\n".join(notes))
+    st.success("\n\n".join(notes))  # each note's stored text escaped as Markdown
     st.subheader("Nearest stored runs")
     nearest = pd.DataFrame(
         {
@@ -229,7 +231,7 @@ def _ranking(answer: dict[str, Any]) -> None:
     ]
     st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
     for device, why in answer["refused"].items():
-        st.warning(f"{device}: not predicted ({why})")
+        st.warning(markdown_text(f"{device}: not predicted ({why})"))
 
 
 def _insights(table: pd.DataFrame) -> None:

@@ -3,6 +3,8 @@ the app stays a thin layer of widgets and cached calls."""
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,9 @@ from dlbench.records import TelemetrySample
 from dlbench.report.figures import downsample, phase_spans
 from dlbench.store.database import Store
 
+# Every ASCII punctuation character may start Markdown (links, images, emphasis, HTML) or one of
+# Streamlit's own directives (:red[...], $math$); a backslash before each makes it text.
+_MARKDOWN = str.maketrans({c: "\\" + c for c in string.punctuation})
 MAX_POINTS = 2000  # per trace; each bin keeps its maximum, so peaks stay visible
 RUN_COLUMNS = (
     "run_id",
@@ -54,6 +59,17 @@ def runs_frame(store: Store) -> pd.DataFrame:
     frame.loc[monitor, "precision"] = "—"
     frame.loc[frame["data"] == "synthetic", "accuracy"] = None
     return frame
+
+
+# GitHub's Markdown turns bare addresses into links after escapes are read: an invisible word
+# joiner inside "://", "www." and "@" leaves them text.
+_AUTOLINKS = re.compile(r"(?<=:)(?=//)|(?i:(?<=www))(?=\.)|(?<=@)")
+
+
+def markdown_text(value: Any) -> str:
+    """A stored or typed string as Markdown that shows it literally: ``![](http://x)`` is
+    those characters, not an image a viewer's browser fetches, nor a link to click."""
+    return _AUTOLINKS.sub("\u2060", str(value)).translate(_MARKDOWN)
 
 
 def label(row: dict[str, Any]) -> str:

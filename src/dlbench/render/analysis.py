@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dlbench.analysis import stats
 from dlbench.analysis.bottleneck import Verdict
@@ -15,7 +15,7 @@ from dlbench.analysis.cost import Cost
 from dlbench.analysis.regression import CheckResult
 from dlbench.analysis.scaling import Series
 from dlbench.measure.units import fmt, fmt_metric
-from dlbench.render.console import hms, table
+from dlbench.render.console import hms, plain, table
 from dlbench.store.stored import StoredRun, speed_unit
 
 
@@ -53,7 +53,9 @@ def comparison(result: Comparison) -> Group:
     )
     parts: list[Any] = [groups]
     if result.by_chosen:
-        parts.insert(0, f"grouped by {result.by}, the first field these runs differ in (--by)")
+        parts.insert(
+            0, f"grouped by {plain(result.by)}, the first field these runs differ in (--by)"
+        )
     for c in result.contrasts:
         parts.append(
             table(
@@ -74,11 +76,11 @@ def comparison(result: Comparison) -> Group:
             parts.append(_telemetry_differences(c))
         if c.quality_warning:
             colour = "red" if c.quality_warning.startswith("Warning") else "yellow"
-            parts.append(f"[{colour}]{escape(c.quality_warning)}[/]")
+            parts.append(f"[{colour}]{plain(c.quality_warning)}[/]")
         parts += [
-            f"[bold]{escape(c.verdict)}[/]",
-            f"Hypothesis {c.hypothesis_a}",
-            f"Hypothesis {c.hypothesis_b}",
+            f"[bold]{plain(c.verdict)}[/]",
+            f"Hypothesis {plain(c.hypothesis_a)}",
+            f"Hypothesis {plain(c.hypothesis_b)}",
             "",
         ]
     return Group(*parts)
@@ -105,7 +107,7 @@ def _telemetry_differences(c: Contrast) -> Table:
                 f"{m.ks_statistic:.2f}",
                 stats.format_p(m.p_value),
                 f"{m.cliffs_delta:+.2f} {stats.magnitude(m.cliffs_delta)}",
-                "[bold]yes[/]" if m.differs else "no",
+                Text("yes", style="bold") if m.differs else "no",
             )
             for m in c.metrics
         ],
@@ -148,8 +150,10 @@ def scaling_tables(series: list[Series]) -> Group | str:
 
 def verdict_lines(run_id: str, found: list[Verdict]) -> str:
     if not found:
-        return f"{run_id}: no bottleneck found"
-    return "\n".join(f"{run_id}: [yellow]{v.name}[/]: {v.evidence}" for v in found)
+        return f"{plain(run_id)}: no bottleneck found"
+    return "\n".join(
+        f"{plain(run_id)}: [yellow]{plain(v.name)}[/]: {plain(v.evidence)}" for v in found
+    )
 
 
 def cost_table(costs: list[Cost]) -> Group:
@@ -184,7 +188,7 @@ def cost_table(costs: list[Cost]) -> Group:
             for c in costs
         ],
     )
-    notes = [f"{c.run_id}: kWh — {c.energy_note}" for c in costs if c.kwh_total is None]
+    notes = [Text(f"{c.run_id}: kWh — {c.energy_note}") for c in costs if c.kwh_total is None]
     return Group(priced, *notes)
 
 
@@ -199,15 +203,17 @@ VERDICT_STYLE = {
 def check_lines(result: CheckResult) -> str:
     """A check's verdict, its figures and why, and any warning."""
     colour = VERDICT_STYLE.get(result.verdict, "white")
-    lines = [f"[bold {colour}]{result.verdict}[/] against baseline {escape(result.baseline)}"]
-    lines += [f"  - {escape(reason)}" for reason in result.reasons]
+    lines = [f"[bold {colour}]{result.verdict}[/] against baseline {plain(result.baseline)}"]
+    lines += [f"  - {plain(reason)}" for reason in result.reasons]
     if result.method:
-        lines.append(f"  - interval: {escape(result.method)}")
+        lines.append(f"  - interval: {plain(result.method)}")
     speeds = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.speeds)
     reference = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.reference_speeds)
     lines.append(f"  - img/s now: {speeds}; baseline: {reference}")
-    lines += [f"[yellow]warning: {escape(w)}[/]" for w in result.warnings]
-    lines.append(f"runs stored: {', '.join(result.runs)} (tag check={escape(result.baseline)})")
+    lines += [f"[yellow]warning: {plain(w)}[/]" for w in result.warnings]
+    lines.append(
+        f"runs stored: {plain(', '.join(result.runs))} (tag check={plain(result.baseline)})"
+    )
     return "\n".join(lines)
 
 

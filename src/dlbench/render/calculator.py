@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dlbench.measure.units import fmt
-from dlbench.render.console import hms, table
+from dlbench.render.console import hms, plain, table
 
 SPLIT_ORDER = ("random 5-fold", "leave one family out")
 
@@ -43,12 +43,12 @@ def prediction(answer: Any, label: str) -> Group:
     )
     notes = [f"{plans[0].steps_per_epoch:,} steps per epoch; {startup}"]
     if answer.price_source:
-        notes.append(f"price: {answer.price_source}")
+        notes.append(f"price: {plain(answer.price_source)}")
     elif plans[0].usd is None:
         notes.append("no price for this device: give --price-per-hour for a cost")
     if answer.transfer is not None:
-        notes.append(transfer_line(answer.transfer))
-    notes += [f"[yellow]warning: {line}[/]" for line in answer.extrapolation]
+        notes.append(plain(transfer_line(answer.transfer)))
+    notes += [f"[yellow]warning: {plain(line)}[/]" for line in answer.extrapolation]
     nearest = table(
         "nearest stored runs",
         ("Run", "Workload", "Batch", "GFLOP/step", "Step (ms)"),
@@ -63,7 +63,7 @@ def prediction(answer: Any, label: str) -> Group:
             for r in answer.nearest
         ],
     )
-    return Group(head, "\n".join(notes), predictor(answer.predictor), nearest)
+    return Group(head, "\n".join(notes), plain(predictor(answer.predictor)), nearest)
 
 
 def transfer_line(moved: Any) -> str:
@@ -122,6 +122,7 @@ def calibration_lines(found: Any, device: str, where: str) -> str:
     """What a calibration made, and whether the device has a predictor from it."""
     from dlbench.predict.fitting import MIN_RUNS
 
+    device, where = plain(device), plain(where)
     lines = [
         f"{found.made} run(s) started now; {found.calibrated} calibration run(s) of {device} "
         f"stored ok in {where}"
@@ -140,7 +141,7 @@ def calibration_lines(found: Any, device: str, where: str) -> str:
         return "\n".join(lines)
     if found.made == 0:
         lines.append("no new run this time (the budget was spent, or the design is complete):")
-    lines.append(predictor(found.predictor))
+    lines.append(plain(predictor(found.predictor)))
     return "\n".join(lines)
 
 
@@ -229,8 +230,8 @@ def comparison(answers: list[Any], refused: dict[str, str], label: str) -> Group
         ("Device", "Rank by time", "Rank by cost", "Total", "90% interval", "USD", "From"),
         rows,
     )
-    notes = [transfer_line(a.transfer) for a in answers if a.transfer]
-    notes += [f"{device}: not predicted ({why})" for device, why in refused.items()]
+    notes = [plain(transfer_line(a.transfer)) for a in answers if a.transfer]
+    notes += [plain(f"{device}: not predicted ({why})") for device, why in refused.items()]
     return Group(head, *notes)
 
 
@@ -308,27 +309,30 @@ class CalibrationProgress:
 
     def start(self, spec: Any) -> None:
         self._run_began = time.monotonic()
-        self.bar.update(self.task, description=self.label(spec))
+        self.bar.update(self.task, description=plain(self.label(spec)))
 
     def end(self, spec: Any, status: str) -> None:
         now = time.monotonic()
         self.runs += 1
         self.bar.update(self.task, completed=now - self._began, runs=self.runs)
-        self.console.print(f"{self.label(spec)}: {status} ({now - self._run_began:,.0f} s)")
+        self.console.print(
+            f"{plain(self.label(spec))}: {plain(status)} ({now - self._run_began:,.0f} s)"
+        )
 
     def block(self, shapes: int, verdict: str) -> None:
         """One block of operator shapes timed (``calibrate --ops``)."""
         now = time.monotonic()
         self.runs += shapes
         self.bar.update(self.task, completed=now - self._began, runs=self.runs)
-        self.console.print(f"{shapes} operator shape(s) timed: {verdict}")
+        self.console.print(f"{shapes} operator shape(s) timed: {plain(verdict)}")
 
 
 def op_calibration_lines(found: Any, device: str, where: str) -> str:
     """What ``calibrate --ops`` left: shapes timed, by kind, and the blocks' verdicts."""
+    device, where = plain(device), plain(where)
     if not found.stored:
         return f"no operator measurements of {device} in {where}: the budget ran out first"
-    kinds = ", ".join(f"{k} {n}" for k, n in sorted(found.kinds.items()))
+    kinds = plain(", ".join(f"{k} {n}" for k, n in sorted(found.kinds.items())))
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(found.verdicts.items())) or "none"
     return (
         f"{found.measured} operator shape(s) timed now ({verdicts} block(s)); {found.stored} "

@@ -104,14 +104,41 @@ class RichProgress:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
-    out = Table(title=title, title_justify="left", header_style="bold")
+    """A table whose title, headers and text cells are shown as written: a stored ``[/x]`` or
+    ``[link=...]`` is text, never Rich markup. A styled cell is a ``Text``."""
+    out = Table(
+        title=None if title is None else plain(title), title_justify="left", header_style="bold"
+    )
     for i, name in enumerate(columns):
         justify: JustifyMethod = "left" if i == 0 or not _numeric(name) else "right"
         # The first column names the row (a run id, a metric): it is never cut or wrapped.
-        out.add_column(name, justify=justify, no_wrap=i == 0)
+        out.add_column(plain(name), justify=justify, no_wrap=i == 0)
     for row in rows:
-        out.add_row(*("—" if v is None else str(v) for v in row))
+        out.add_row(*(_cell(v) for v in row))
     return out
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return "—"
+    if isinstance(value, Text):
+        return value
+    return plain(value)
+
+
+# Control characters other than newline and tab: an ESC in a stored string would otherwise
+# reach the terminal as an escape sequence (colours, cursor moves, hyperlinks, a cleared screen).
+_CONTROLS = {c: "\ufffd" for c in (*range(0, 9), *range(11, 32), 127)}
+
+
+def plain(value: Any) -> str:
+    """Any value, stored or typed by a user, as console markup that shows it literally."""
+    return escape(str(value).translate(_CONTROLS))
+
+
+def text(value: Any, style: str = "") -> Text:
+    """A stored or user-given string as one styled ``Text``: never markup, never a control."""
+    return Text(str(value).translate(_CONTROLS), style=style)
 
 
 def _numeric(name: str) -> bool:
@@ -145,8 +172,9 @@ STATUS_STYLE = {
 }
 
 
-def status_text(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+def status_text(status: str) -> Text:
+    """A run's status in its colour (in a line: ``status_text(s).markup``)."""
+    return text(status, STATUS_STYLE.get(status, "white"))
 
 
 DAY_S = 86_400
@@ -174,10 +202,10 @@ class QuietConsole:
         self._status: Any = None
 
     def warn(self, message: str) -> None:
-        self._console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+        self._console.print(f"[yellow]warning:[/] {plain(message)}", highlight=False)
 
     def waiting(self, seconds_left: float, why: str) -> None:
-        text = f"waiting for a quiet machine, {seconds_left:.0f} s left: {escape(why)}"
+        text = f"waiting for a quiet machine, {seconds_left:.0f} s left: {plain(why)}"
         if self._status is None:
             self._status = self._console.status(text)
             self._status.start()
@@ -189,4 +217,4 @@ class QuietConsole:
             self._status.stop()
             self._status = None
         if message:
-            self._console.print(message, highlight=False)
+            self._console.print(plain(message), highlight=False)

@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.measure.units import fmt, fmt_bytes
-from dlbench.render.console import table
+from dlbench.render.console import plain, table
 from dlbench.store.measurements import TelemetrySummary
 from dlbench.workloads import WorkloadSpec, frameworks_of
 
@@ -121,7 +121,7 @@ def telemetry_table(telemetry: TelemetrySummary | None, all_metrics: bool = Fals
     if not telemetry:
         return "no telemetry stored for this run"
     if not telemetry.enabled:
-        return f"no telemetry: {telemetry.reason}"
+        return f"no telemetry: {plain(telemetry.reason)}"
     phases = telemetry.phases
     if not phases:
         return "telemetry was on, but no sample was stored"
@@ -166,7 +166,9 @@ def probe_line(probe: Any) -> str:
         )
     if probe.status == "oom":
         return f"  batch {probe.batch_size:>6,}: [yellow]out of memory[/]"
-    return f"  batch {probe.batch_size:>6,}: [red]{probe.status}[/] {probe.error or ''}"
+    return (
+        f"  batch {probe.batch_size:>6,}: [red]{plain(probe.status)}[/] {plain(probe.error or '')}"
+    )
 
 
 def maxbatch_panel(found: Any) -> str:
@@ -175,7 +177,8 @@ def maxbatch_panel(found: Any) -> str:
     )
     if found.max_batch_size is None:
         return (
-            f"[red]{found.workload} does not fit at batch 1 on {found.device}{limit}[/] "
+            f"[red]{plain(found.workload)} does not fit at batch 1 on "
+            f"{plain(found.device)}{limit}[/] "
             f"({len(found.probes)} probes)"
         )
     best = found.best

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Group
 
 from dlbench.measure.units import fmt
-from dlbench.render.console import table
+from dlbench.render.console import plain, table
 from dlbench.store.measurements import StepProfile
 
 LAYERS_SHOWN = 10
@@ -17,7 +17,7 @@ def profile_tables(profile: StepProfile | None) -> Group | str | None:
     if profile is None:
         return None
     if not profile.available:
-        return f"profile: not available ({profile.reason})"
+        return f"profile: not available ({plain(profile.reason)})"
     overhead = (
         f"; the profiler slowed a step by {profile.profiler_overhead:.0%}"
         if profile.profiler_overhead is not None

@@ -6,27 +6,28 @@ from typing import Any
 
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
-from dlbench.render.console import hms, status_text, table
+from dlbench.render.console import hms, plain, status_text, table, text
 from dlbench.store.stored import StoredRun, speed_unit
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
 
-def speed_text(summary: StoredRun) -> str | None:
+def speed_text(summary: StoredRun) -> Text | None:
     """Mean speed and its 95% interval; marked where too few steps make it unreliable."""
     mean, interval = summary.mean_speed, summary.speed_ci95
     if mean is None:
         return None
     if not interval:
-        return f"{mean:,.1f}"
-    text = f"{mean:,.1f} ({_bound(interval[0])}–{_bound(interval[1])})"
+        return Text(f"{mean:,.1f}")
+    text = Text(f"{mean:,.1f} ({_bound(interval[0])}–{_bound(interval[1])})")
     steps = summary.timed_steps or 0
     if steps < MIN_RELIABLE_STEPS:
-        text += f" [yellow]unreliable: {steps} steps[/]"
+        text.append(f" unreliable: {steps} steps", style="yellow")
     return text
 
 
@@ -35,11 +36,11 @@ def _bound(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
 
 
-def quality_word(summary: StoredRun) -> str | None:
+def quality_word(summary: StoredRun) -> Text | None:
     verdict = summary.quality_verdict
     if verdict is None:
         return None
-    return f"[{QUALITY_STYLE.get(verdict, 'white')}]{verdict}[/]"
+    return Text(verdict, style=QUALITY_STYLE.get(verdict, "white"))
 
 
 def quality_lines(summary: StoredRun) -> str:
@@ -49,22 +50,26 @@ def quality_lines(summary: StoredRun) -> str:
         if summary.kind == "monitor" or summary.timed_steps:
             return "quality: not measured (a run stored by an older dlbench)"
         return "quality: not measured (the run ended before its timed phase)"
-    lines = [f"quality: {quality_word(summary)}"]
-    lines += [f"  - {reason}" for reason in quality.reasons or []]
+    word = quality_word(summary)
+    lines = [f"quality: {word.markup if word else plain(quality.verdict)}"]
+    lines += [f"  - {plain(reason)}" for reason in quality.reasons or []]
     return "\n".join(lines)
 
 
-def _stability(summary: StoredRun) -> str | None:
+def _stability(summary: StoredRun) -> Text | None:
     found = summary.stability
     if not found:
         return None
     reached = found.reached_percent
     shown = "n/a" if reached is None else f"{reached:.2f}%"
     if found.stable:
-        return f"95% interval ±{shown} of the mean step time (asked ±{found.target_percent:g}%)"
-    return (
-        f"[yellow]not reached in {found.max_time_s:g} s: ±{shown} of the mean step time "
-        f"(asked ±{found.target_percent:g}%)[/]"
+        return Text(
+            f"95% interval ±{shown} of the mean step time (asked ±{found.target_percent:g}%)"
+        )
+    return Text(
+        f"not reached in {found.max_time_s:g} s: ±{shown} of the mean step time "
+        f"(asked ±{found.target_percent:g}%)",
+        style="yellow",
     )
 
 
@@ -82,15 +87,15 @@ def _tokens(summary: StoredRun) -> str | None:
     return f"{mean:,.0f} ({interval[0]:,.0f}–{interval[1]:,.0f})"
 
 
-def _language_eval(summary: StoredRun) -> str | None:
+def _language_eval(summary: StoredRun) -> Text | None:
     if summary.seq_len is None or summary.val_loss is None:
         return None
     perplexity = f"{summary.perplexity:,.2f}" if summary.perplexity is not None else "n/a"
     text = f"{summary.val_loss:.4f} / {perplexity}"
-    return f"[dim]{text} (synthetic)[/]" if summary.data == "synthetic" else text
+    return Text(f"{text} (synthetic)", style="dim") if summary.data == "synthetic" else Text(text)
 
 
-def _accuracy(summary: StoredRun) -> str | None:
+def _accuracy(summary: StoredRun) -> Text | None:
     value, label = summary.accuracy, ""
     if value is None and summary.map50 is not None:
         value, label = summary.map50, "mAP@0.5 "
@@ -99,7 +104,7 @@ def _accuracy(summary: StoredRun) -> str | None:
     text = f"{label}{value:.4f}"
     # Synthetic labels are random (chance accuracy); synthetic Waldo scenes are learnable.
     random_labels = summary.data == "synthetic" and not label
-    return f"[dim]{text} (synthetic)[/]" if random_labels else text
+    return Text(f"{text} (synthetic)", style="dim") if random_labels else Text(text)
 
 
 def _execution(summary: StoredRun) -> str:
@@ -135,7 +140,7 @@ def _mfu(summary: StoredRun) -> str | None:
     return f"{achieved:,.3f} ({summary.mfu:.1%} of {summary.peak_tflops:,.3f} peak)"
 
 
-def _tta(summary: StoredRun) -> str | None:
+def _tta(summary: StoredRun) -> str | Text | None:
     tta = summary.time_to_accuracy
     if not tta:
         return None
@@ -145,7 +150,9 @@ def _tta(summary: StoredRun) -> str | None:
             f"{tta.train_time_s:,.1f} s training, {tta.wall_time_s:,.1f} s with evaluation"
         )
     best = max(tta.accuracy_by_epoch, default=0.0)
-    return f"[yellow]{tta.target:.3f} not reached in {tta.epochs} epoch(s), best {best:.4f}[/]"
+    return Text(
+        f"{tta.target:.3f} not reached in {tta.epochs} epoch(s), best {best:.4f}", style="yellow"
+    )
 
 
 def feasibility_line(summary: StoredRun) -> str | None:
@@ -229,7 +236,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
         ),
     ]
     if summary.error:
-        rows.append(("error", f"[red]{summary.error}[/]"))
+        rows.append(("error", text(summary.error, "red")))
     if detail:
         rows += [
             ("created", summary.created_at),
@@ -245,7 +252,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     ]
     plan = feasibility_line(summary)
     if plan:
-        parts.append(plan if "does not fit" not in plan else f"[yellow]{plan}[/]")
+        parts.append(text(plan, "yellow" if "does not fit" in plan else ""))
     return Group(*parts)
 
 
@@ -264,7 +271,7 @@ def monitor_panel(run: StoredRun, detail: bool = False) -> Group:
         ("sampled every (s)", run.config.get("interval")),
     ]
     if run.error:
-        rows.append(("error", f"[red]{run.error}[/]"))
+        rows.append(("error", text(run.error, "red")))
     if detail:
         rows += [
             ("created", run.created_at),
@@ -354,9 +361,10 @@ def _tflops_short(summary: StoredRun) -> str | None:
 def quickstart_footer(summaries: list[StoredRun], where: str) -> str:
     failed = [s for s in summaries if s.status != "ok"]
     lines = [
-        f"[bold]{len(summaries) - len(failed)} of {len(summaries)} runs ok[/], stored in {where}"
+        f"[bold]{len(summaries) - len(failed)} of {len(summaries)} runs ok[/], stored in "
+        + plain(where)
     ]
-    lines += [f"[red]{s.workload}: {s.status}: {s.error}[/]" for s in failed]
+    lines += [f"[red]{plain(f'{s.workload}: {s.status}: {s.error}')}[/]" for s in failed]
     lines.append("next: dlbench runs · dlbench show RUN_ID --steps · dlbench export --format csv")
     return "\n".join(lines)
 
@@ -435,7 +443,7 @@ def between_runs_lines(spread: Any, summaries: list[StoredRun]) -> str:
     if not_clean:
         lines.append(
             "[yellow]"
-            + ", ".join(f"{s.run_id} {s.quality_verdict}" for s in not_clean)
+            + plain(", ".join(f"{s.run_id} {s.quality_verdict}" for s in not_clean))
             + ": see dlbench show RUN for why[/]"
         )
     return "\n".join(lines)

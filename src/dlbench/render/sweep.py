@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dlbench.render.console import status_text, table
+from dlbench.render.console import plain, status_text, table, text
 from dlbench.render.run import quality_word, speed_text
 from dlbench.store.stored import StoredRun, speed_unit
 
@@ -31,7 +31,7 @@ def sweep_plan(sweep: Any, planned: list[Any], executor: str) -> Group:
             str(i + 1),
             p.run.label,
             p.run.key[:12],
-            f"[dim]skip: {p.skip_reason}[/]" if p.skip_reason else "run",
+            text(f"skip: {p.skip_reason}", "dim") if p.skip_reason else "run",
         )
         for i, p in enumerate(planned)
     ]
@@ -72,7 +72,7 @@ class SweepProgress:
 
     def start(self, run: Any) -> None:
         self._started = time.monotonic()
-        self.bar.update(self.task, description=run.label)
+        self.bar.update(self.task, description=plain(run.label))
 
     def end(self, run: Any, summary: StoredRun) -> None:
         self.bar.advance(self.task)
@@ -81,7 +81,7 @@ class SweepProgress:
         if summary.tokens_per_s:
             figure += f", {summary.tokens_per_s:,.0f} tokens/s"
         self.console.print(
-            f"{run.label}: {status_text(summary.status)} {figure} "
+            f"{plain(run.label)}: {status_text(summary.status).markup} {plain(figure)} "
             f"({time.monotonic() - self._started:,.0f} s)"
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
@@ -19,6 +20,12 @@ PHASE_COLOURS = {
     "validate": "#d9e8fb",
     "infer": "#eadcf8",
 }
+
+
+def plotly_text(value: Any) -> str:
+    """A stored string as a Plotly label that shows it literally: Plotly reads a subset of
+    HTML in every title, name, tick and hover label (``<a href>``, ``<span style>``)."""
+    return html.escape(str(value), quote=False)
 
 
 class HasSpeed(Protocol):
@@ -53,7 +60,7 @@ def throughput_figure(
             x=[label(s) + _flag(s) for s in runs],
             y=[s.mean_speed for s in runs],
             error_y=speed_error_bars(runs),
-            name=device,
+            name=plotly_text(device),
         )
     unit = speed_unit(ok)
     fig.update_layout(
@@ -73,7 +80,7 @@ def _flag(s: StoredRun) -> str:
 
 def scaling_figure(series: Series) -> go.Figure:
     """Speed (95% interval) along the axis; efficiency too over GPU counts."""
-    x = [str(p.value) for p in series.points]
+    x = [plotly_text(p.value) for p in series.points]
     fig = go.Figure()
     fig.add_scatter(
         x=x,
@@ -99,7 +106,7 @@ def scaling_figure(series: Series) -> go.Figure:
             }
         )
     fig.update_layout(
-        title=f"{AXES[series.axis]}: {series.label}",
+        title=f"{AXES[series.axis]}: {plotly_text(series.label)}",
         xaxis_title=series.axis,
         yaxis_title="images/s",
         height=380,
@@ -118,7 +125,7 @@ def shade_phases(fig: go.Figure, spans: list[tuple[str, float, float]], **where:
             opacity=0.5,
             layer="below",
             line_width=0,
-            annotation_text=phase,
+            annotation_text=plotly_text(phase),
             annotation_position="top left",
             **where,
         )
@@ -139,8 +146,8 @@ def insights_figure(found: list[Any]) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=descriptors,
-            y=families,
+            x=[plotly_text(d) for d in descriptors],
+            y=[plotly_text(f) for f in families],
             text=text,
             texttemplate="%{text}",
             zmin=-1,
@@ -167,7 +174,7 @@ def step_time_figure(table: Any) -> go.Figure:
             x=part["flops"] / 1e9,
             y=part["step_s"] * 1e3,
             mode="markers",
-            name=str(family),
+            name=plotly_text(family),
             text=[f"batch {int(b)}" for b in part["batch_size"]],
             hovertemplate="%{x:.2f} GFLOP, %{y:.1f} ms, %{text}",
         )
@@ -215,7 +222,7 @@ def profile_figure(runs: list[StoredRun], label: Callable[[StoredRun], str]) -> 
                 p.categories[kind].seconds_per_step * 1e3 if kind in p.categories else 0.0
                 for _, p in profiles
             ],
-            name=kind,
+            name=plotly_text(kind),
             orientation="h",
         )
     fig.update_layout(

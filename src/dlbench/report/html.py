@@ -20,6 +20,7 @@ from dlbench.measure.units import fmt_metric
 from dlbench.report.figures import (
     downsample,
     phase_spans,
+    plotly_text,
     profile_figure,
     scaling_figure,
     shade_phases,
@@ -185,7 +186,7 @@ def _throughput(summaries: list[StoredRun]) -> Markup:
     ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     if not ok:
         return html("<p class='note'>No run ended ok with timed steps.</p>")
-    fig = throughput_figure(ok, lambda s: _label(s) + f" ({s.run_id[-6:]})")
+    fig = throughput_figure(ok, lambda s: plotly_text(_label(s) + f" ({s.run_id[-6:]})"))
     return _figure(fig)
 
 
@@ -226,7 +227,7 @@ def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
         timeline = sorted((at, phase) for values in series.values() for at, _, phase in values)
         shade_phases(fig, phase_spans(timeline))
         fig.update_layout(
-            title=f"{_label(s)} — {s.run_id}",
+            title=plotly_text(f"{_label(s)} — {s.run_id}"),
             height=640,
             xaxis3_title="seconds since sampling began",
         )
@@ -235,7 +236,7 @@ def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
 
 
 def _profiles(summaries: list[StoredRun]) -> Markup:
-    fig = profile_figure(summaries, lambda s: f"{_label(s)} ({s.run_id[-6:]})")
+    fig = profile_figure(summaries, lambda s: plotly_text(f"{_label(s)} ({s.run_id[-6:]})"))
     if fig is None:
         return html("<p class='note'>No run here was profiled (dlbench run --profile).</p>")
     return _figure(fig)

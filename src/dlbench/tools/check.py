@@ -9,6 +9,7 @@ reference (``analysis/regression.py``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +27,8 @@ from dlbench.store.stored import StoredRun
 # Fields that may differ between runs of one configuration.
 NOT_CONFIGURATION = {"repeat", "tags", "sweep"}
 MIN_TIMED_STEPS = 2
+# A name typed again at `dlbench check NAME` and shown in tables: no slash, space or newline.
+BASELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,127}$")
 
 
 def _configuration(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,8 +58,12 @@ def set_baseline(
     store: Store, name: str, run_ids: list[str], replace: bool = False
 ) -> dict[str, Any]:
     """Keep ``run_ids`` (runs of one configuration, ended ok, not contended) as ``name``."""
-    if not name.strip() or len(name) > 128:
-        raise ConfigError("a baseline name must be 1 to 128 characters")
+    if not BASELINE_NAME.match(name):
+        raise ConfigError(
+            f"baseline name {name[:80]!r} is not 1 to 128 letters, digits, '_', '.', '-', "
+            "'+' or '@' (starting with a letter or digit)",
+            "e.g. dlbench baseline set node17-resnet50 RUN...",
+        )
     summaries = [store.run(r) for r in dict.fromkeys(run_ids)]
     for s in summaries:
         if s.kind != "train" or s.status != "ok":
