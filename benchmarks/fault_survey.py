@@ -1,10 +1,14 @@
-"""Faults tried and survived, bad inputs tried and refused: the tally of tests/faults.
+"""Faults tried and survived, bad inputs and security probes tried and refused: the tally of
+tests/faults and the hostile cases beside it.
 
 Runs the fault suite (real processes killed with real signals, a real 8 MB tmpfs filled in the
-middle of a run, other programs' SQLite files, a hostile report and dashboard, broken data
-files, absurd options) and counts, per group, the cases tried and the cases that held: for a
-fault, nothing lost and no row left ``running``; for a bad input, one line and exit code 2
-with nothing stored. It also times the YAML alias bomb's refusal in a fresh process.
+middle of a run, the database deleted or replaced under a run, a kernel OOM kill in a memory
+cgroup, other programs' SQLite files, broken data files, absurd numbers, crafted imports,
+stored markup in the terminal, the report and a real browser) and counts, per group, the
+cases tried and the cases that held: for a fault, nothing lost and no row left ``running``;
+for a bad input, one line and exit code 2 with nothing stored; for a security probe, nothing
+rendered, fetched or executed. It also times the YAML alias bomb's refusal in a fresh
+process.
 
     .venv/bin/python benchmarks/fault_survey.py
 """
@@ -25,11 +29,31 @@ from _report import machine, write_section
 ROOT = Path(__file__).resolve().parent.parent
 GROUPS = {
     "test_kills": ("fault", "processes killed (SIGKILL, SIGTERM, Ctrl-C) at any moment"),
-    "test_full_disk": ("fault", "the disk under the database fills during a run"),
+    "test_full_disk": (
+        "fault",
+        "the disk fills, the database is deleted or replaced during a run, a kill after training",
+    ),
+    "test_oom": ("fault", "the kernel's OOM killer in a cgroup v1 or v2 memory limit"),
     "test_foreign_files": ("fault", "other programs' databases, missing databases"),
-    "test_exposure": ("fault", "hostile text in a report, a path typed in the dashboard"),
-    "test_bad_input": ("bad input", "broken data files, absurd numbers, unwritable outputs"),
+    "test_bad_input": (
+        "bad input",
+        "broken data, absurd numbers on every option, hostile YAML, unwritable outputs, filters",
+    ),
+    "test_import": ("bad input", "crafted saved runs and databases; malformed rows readers meet"),
+    "test_exposure": (
+        "security probe",
+        "stored markup in the terminal and the report; model files the dashboard may import",
+    ),
+    "test_browser": ("security probe", "stored Markdown, HTML and Plotly markup in chromium"),
+    "test_mlflow_export": ("fault", "an MLflow server that does not answer"),
 }
+# What the survey runs beyond tests/faults: the hostile cases that live beside their module.
+BESIDE = (
+    "tests/launch/test_oom.py",
+    "tests/dashboard/test_browser.py::test_stored_markup_is_shown_as_text_and_fetches_nothing",
+    "tests/store/test_mlflow_export.py::"
+    "test_an_mlflow_server_that_does_not_answer_is_one_line_within_the_timeout",
+)
 
 
 def run_suite(report: Path) -> dict[str, list[tuple[str, bool, bool]]]:
@@ -39,6 +63,7 @@ def run_suite(report: Path) -> dict[str, list[tuple[str, bool, bool]]]:
             "-m",
             "pytest",
             "tests/faults",
+            *BESIDE,
             "-q",
             "-p",
             "no:cacheprovider",
@@ -93,10 +118,12 @@ def main() -> None:
     ]
     table = "\n".join(
         [
-            f"{machine()}; the cases are the tests of `tests/faults/` (one per fault or input).",
+            f"{machine()}; the cases are the tests of `tests/faults/` and "
+            + ", ".join(f"`{b.split('::')[0]}`" for b in BESIDE)
+            + " (one per fault, input or probe).",
             "",
-            "| kind | what | tried | held (nothing lost / one line, exit 2, nothing stored) "
-            "| skipped here |",
+            "| kind | what | tried | held (nothing lost / one line, exit 2, nothing stored / "
+            "nothing rendered or fetched) | skipped here |",
             "|---|---|---|---|---|",
             *rows,
             *summary,

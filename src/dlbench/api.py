@@ -45,19 +45,9 @@ def check_metrics_port(spec: RunSpec) -> None:
     """--metrics-port can be listened on (the run's process listens once it starts)."""
     if spec.metrics_port is None:
         return
-    import socket
+    from dlbench.telemetry.prometheus import check_listen
 
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in spec.metrics_host else socket.AF_INET) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((spec.metrics_host, spec.metrics_port))
-    except OSError as exc:
-        raise ConfigError(
-            f"--metrics-port {spec.metrics_port}: cannot listen on "
-            f"{spec.metrics_host}:{spec.metrics_port}: {exc.strerror or exc}",
-            "choose a free port (or stop what listens there)",
-            option="--metrics-port",
-        ) from exc
+    check_listen(spec.metrics_host, spec.metrics_port, "--metrics-port")
 
 
 def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
@@ -71,6 +61,8 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     data = spec.data
     if data not in datasets.BUILT_IN:
         data = staging.expand(data)
+    if spec.stage_from is not None and spec.stage_to is not None:
+        staging.check_plan(spec.data, spec.stage_from, spec.stage_to)  # moves --data, no harm
     datasets.check(
         data,
         workload.data_format,
@@ -86,7 +78,44 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
 def check_output_folders(spec: RunSpec) -> None:
     """A --checkpoint that could not be written fails now, not after the training."""
     if spec.checkpoint is not None:
-        writable_folder(Path(spec.checkpoint).expanduser().parent, "--checkpoint")
+        writable_file(Path(spec.checkpoint), "--checkpoint")
+
+
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+SQLITE_MAGIC = b"SQLite format 3\0"
+
+
+def writable_file(
+    path: Path, option: str, may_replace: Callable[[bytes], bool] | None = None
+) -> None:
+    """``path`` can be written, new or replacing a file, or one clear error before any work:
+    its folder exists and takes files; it is not a folder, a device or a system file; it is
+    not a database (never overwritten); ``may_replace`` judges an existing file's first KiB."""
+    target = path.expanduser()
+    real = target.resolve()
+    if any(real == d or d in real.parents for d in SYSTEM_FOLDERS):
+        raise ConfigError(f"{option}: {path} is a system file, not a place for dlbench's output")
+    writable_folder(real.parent, option)
+    if real.is_dir():
+        raise ConfigError(f"{option}: {path} is a folder", "give the path of a file in it")
+    if not real.exists():
+        return
+    if not real.is_file():
+        raise ConfigError(f"{option}: {path} is not a regular file")
+    if not os.access(real, os.W_OK):
+        raise ConfigError(f"{option}: cannot write {path}", "give a file you may write")
+    with real.open("rb") as handle:
+        head = handle.read(1024)
+    if head.startswith(SQLITE_MAGIC):
+        raise ConfigError(
+            f"{option}: {path} is a SQLite database; dlbench never writes over one",
+            "give another file name",
+        )
+    if may_replace is not None and not may_replace(head):
+        raise ConfigError(
+            f"{option}: {path} exists and is not what this command writes; it is left as it is",
+            "remove it first, or give another file name",
+        )
 
 
 def writable_folder(folder: Path, option: str) -> None:
@@ -161,6 +190,16 @@ def run(
         from dlbench.store import unsaved
 
         return StoredRun.from_row(unsaved.load(Path(outcome.unsaved_path))["run"])
+    return store.run(outcome.run_id)
+
+
+def stored_run(store: Store, outcome: LaunchOutcome) -> StoredRun:
+    """The run an outcome names, from the store; ``ResultNotStored`` when its result went to
+    a saved-run file instead (a series of runs stops there: the store takes no more)."""
+    if outcome.unsaved_path:
+        from dlbench.errors import ResultNotStored
+
+        raise ResultNotStored(outcome.run_id, outcome.unsaved_path)
     return store.run(outcome.run_id)
 
 

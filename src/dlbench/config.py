@@ -20,6 +20,7 @@ DEFAULT_WARMUP = 10
 DEFAULT_TIMED_STEPS = 100
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 TAG_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+MAX_TAG_VALUE = 1000
 FRAMEWORKS = ("pytorch", "tensorflow", "jax")  # the last two through Keras 3
 PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -34,7 +35,16 @@ SERVING_FIELDS = ("metrics_port", "metrics_host")
 # Bounds that no real run reaches: beyond them a number is a typo (--steps 1e26), not a plan.
 MAX_STEPS = 10**9
 MAX_EPOCHS = 10**6
-MAX_DATASET = 10**15  # images  # options added after sweeps were first stored
+MAX_DATASET = 10**15  # images
+MAX_BATCH = 2**31 - 1  # beyond any memory; below it, too large is an oom result
+MAX_SEED = 2**32 - 1  # what every framework's generator takes (NumPy's is 32-bit)
+MAX_SIDE = 2**16  # pixels of an image side, tokens of a sequence: 65,536
+MAX_CLASSES = 2**24  # output classes or vocabulary: 16.7 million
+MAX_LAYERS = 10_000
+MAX_WIDTH = 2**20
+MAX_PROCESSES = 1024  # GPUs of one node, threads, input workers
+MAX_SECONDS = 10**7  # 116 days of timed steps
+MAX_TEXT = 4096  # characters of a path, a tag value or another free-form option
 Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
 
 
@@ -46,36 +56,36 @@ class RunSpec(BaseModel):
     workload: str
     framework: str = "pytorch"
     device: str = "auto"
-    batch_size: int | None = Field(default=None, gt=0)  # too large: an oom result, not an error
+    batch_size: int | None = Field(default=None, gt=0, le=MAX_BATCH)  # too large: an oom result
     warmup: int = Field(default=DEFAULT_WARMUP, ge=0, le=MAX_STEPS)
     steps: int | None = Field(default=None, gt=0, le=MAX_STEPS)  # total, warm-up included
     epochs: int | None = Field(default=None, gt=0, le=MAX_EPOCHS)  # timed, after the warm-up
-    data: str = "synthetic"
+    data: str = Field(default="synthetic", min_length=1, max_length=MAX_TEXT)
     dataset: str | None = None
-    workers: int | None = Field(default=None, ge=0)
-    val_batches: int | None = Field(default=None, gt=0)  # cap on validation batches
+    workers: int | None = Field(default=None, ge=0, le=MAX_PROCESSES)
+    val_batches: int | None = Field(default=None, gt=0, le=MAX_STEPS)  # cap on validation
     no_validate: bool | None = None  # True: no validation pass (unset: one, capped on synthetic)
     no_infer: bool | None = None  # True: no inference phase
     profile: bool | None = None  # True: PROFILE_STEPS more steps under the profiler, untimed
-    threads: int | None = Field(default=None, gt=0)
-    seed: int = 0
+    threads: int | None = Field(default=None, gt=0, le=MAX_PROCESSES)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     telemetry: bool = True
     interval: float = Field(
         default=1.0, ge=0.01, le=3600, allow_inf_nan=False
     )  # telemetry sampling period, s
     metrics_port: int | None = Field(default=None, ge=1, le=65535)  # Prometheus /metrics
-    metrics_host: str = "127.0.0.1"
-    tags: dict[str, str] = Field(default_factory=dict)
+    metrics_host: str = Field(default="127.0.0.1", max_length=255)
+    tags: dict[str, str] = Field(default_factory=dict, max_length=100)
     # model and execution
-    image_size: int | None = Field(default=None, gt=0)  # square input side, resizable models
-    num_classes: int | None = Field(default=None, gt=1)  # default: the data's, or the workload's
-    seq_len: int | None = Field(default=None, gt=0)  # language models: tokens per sequence
-    vocab: int | None = Field(default=None, gt=1)  # language models: token ids 0 .. vocab-1
+    image_size: int | None = Field(default=None, gt=0, le=MAX_SIDE)  # square input side
+    num_classes: int | None = Field(default=None, gt=1, le=MAX_CLASSES)  # default: the data's
+    seq_len: int | None = Field(default=None, gt=0, le=MAX_SIDE)  # language models: tokens
+    vocab: int | None = Field(default=None, gt=1, le=MAX_CLASSES)  # token ids 0 .. vocab-1
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
     optimizer: str | None = None  # default: the workload's
-    lr: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    lr: float | None = Field(default=None, gt=0, le=100, allow_inf_nan=False)
     # questions a run answers
     # project --epochs of this many images
     dataset_size: int | None = Field(default=None, gt=0, le=MAX_DATASET)
@@ -83,17 +93,19 @@ class RunSpec(BaseModel):
     # keep timing steps until the mean step time's 95% interval is within this % of it
     until_stable: float | None = Field(default=None, gt=0, le=50, allow_inf_nan=False)
     max_time: float | None = Field(
-        default=None, gt=0, allow_inf_nan=False
+        default=None, gt=0, le=MAX_SECONDS, allow_inf_nan=False
     )  # seconds of timed steps, until_stable
-    checkpoint: str | None = None  # save the trained weights here (for `dlbench infer`)
-    depth: int | None = Field(default=None, gt=0)  # parametric workloads: weight layers
-    width: int | None = Field(default=None, gt=0)  # parametric workloads: base channels/units
+    # save the trained weights here (for `dlbench infer`)
+    checkpoint: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    depth: int | None = Field(default=None, gt=0, le=MAX_LAYERS)  # parametric: weight layers
+    width: int | None = Field(default=None, gt=0, le=MAX_WIDTH)  # parametric: channels/units
     # deployment
-    gpus: int = Field(default=1, ge=1)  # processes under torchrun: GPUs, or gloo CPU workers
-    stage_from: str | None = None  # copy this folder to stage_to before the run, timed
-    stage_to: str | None = None
-    sweep: str | None = None  # the sweep this run belongs to
-    repeat: int = Field(default=0, ge=0)  # repeat index within its sweep
+    gpus: int = Field(default=1, ge=1, le=MAX_PROCESSES)  # torchrun processes: GPUs, or gloo
+    # copy this folder to stage_to before the run, timed
+    stage_from: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    stage_to: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    sweep: str | None = Field(default=None, max_length=128)  # the sweep this run belongs to
+    repeat: int = Field(default=0, ge=0, le=MAX_STEPS)  # repeat index within its sweep
 
     @model_validator(mode="after")
     def _check(self) -> RunSpec:
@@ -101,9 +113,8 @@ class RunSpec(BaseModel):
         self._check_framework(workload)
         self._check_options(workload)
         self._check_run_length()
-        for key in self.tags:
-            if not TAG_KEY_PATTERN.match(key):
-                raise _invalid("tags", f"tag key {key!r} must be letters, digits, '_', '.', '-'")
+        for key, value in self.tags.items():
+            check_tag(key, value)
         check_dataset(workload, self.dataset)
         return self
 
@@ -139,6 +150,13 @@ class RunSpec(BaseModel):
                 "depth",
                 f"{workload.name} has a fixed shape; --depth and --width are for the "
                 "param-* workloads (dlbench list)",
+            )
+        multiple = workload.width_multiple
+        if self.width is not None and self.width % multiple:
+            raise _invalid(
+                "width",
+                f"{workload.name}'s width is whole {multiple}-wide attention heads: give a "
+                f"multiple of {multiple} (e.g. {max(multiple, self.width // multiple * multiple)})",
             )
         if (self.stage_from is None) != (self.stage_to is None):
             raise _invalid("stage_from", "staging needs both --stage-from and --stage-to")
@@ -318,6 +336,17 @@ def _check_language(workload: WorkloadSpec, spec: RunSpec) -> None:
         )
 
 
+def check_tag(key: str, value: str) -> None:
+    """A tag's key is a short name (it is typed again in --tag and --by tags.KEY); its value is
+    text of bounded length."""
+    if not TAG_KEY_PATTERN.match(key) or len(key) > 64:
+        raise _invalid(
+            "tags", f"tag key {key[:80]!r} must be 1 to 64 letters, digits, '_', '.', '-'"
+        )
+    if len(value) > MAX_TAG_VALUE:
+        raise _invalid("tags", f"tag {key}: its value is longer than {MAX_TAG_VALUE} characters")
+
+
 def parse_tags(pairs: list[str] | None) -> dict[str, str]:
     """``["key=value", ...]`` from --tag options."""
     tags: dict[str, str] = {}
@@ -325,6 +354,7 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--tag {pair!r} is not key=value", "e.g. --tag cluster=bridges")
+        check_tag(key.strip(), value.strip())
         tags[key.strip()] = value.strip()
     return tags
 

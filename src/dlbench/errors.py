@@ -52,6 +52,33 @@ class RunNotFound(StoreError):
     """No stored run matches the id given."""
 
 
+class MalformedRun(StoreError):
+    """A stored row that does not hold what dlbench writes (another program's, a damaged one):
+    readers leave it out with a warning instead of failing on it. ``field`` is where."""
+
+    def __init__(self, run_id: str, field: str, problem: str) -> None:
+        super().__init__(
+            f"run {str(run_id)[:80]!r} cannot be read: {field}: {problem}",
+            "another program or a damaged import wrote it; dlbench rm RUN removes it",
+        )
+        self.run_id = run_id
+        self.field = field
+
+
+class ResultNotStored(StoreError):
+    """A run ended but its result is not in the database asked for: it is in a saved-run file.
+    The CLI exits with ``exit_code`` (5), not 2: nothing the user typed was wrong."""
+
+    exit_code = 5
+
+    def __init__(self, run_id: str, path: str) -> None:
+        super().__init__(
+            f"run {run_id} was not stored in the database; its result is saved in {path}",
+            f"put it back with dlbench import {path} once the database can take it",
+        )
+        self.run_id, self.path = run_id, path
+
+
 class RunInterrupted(Exception):
     """Raised in a run's process on SIGTERM (Slurm's time limit, a kill, its launcher's
     death), as Ctrl-C raises KeyboardInterrupt."""

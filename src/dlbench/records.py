@@ -11,8 +11,13 @@ from typing import Any, Literal
 
 RunStatus = Literal["running", "ok", "oom", "failed", "interrupted", "timeout", "lost"]
 FINAL_STATUSES: tuple[str, ...] = ("ok", "oom", "failed", "interrupted", "timeout")
+# A run's id as dlbench makes it: its start in UTC to the second, then 6 random hex digits.
+RUN_ID_PATTERN = r"^\d{8}-\d{6}-[0-9a-f]{6}$"
 # A run's process (and `dlbench run`) exits with the code of its status.
 EXIT_CODES = {"ok": 0, "failed": 1, "oom": 3, "timeout": 4, "interrupted": 130}
+# The run's result is not in the database asked for (a full disk, the file deleted or replaced
+# during the run): it is in a saved-run file instead, and whoever called must know.
+NOT_STORED = 5
 
 
 @dataclass(frozen=True)

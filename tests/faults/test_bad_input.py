@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,3 +205,269 @@ def test_an_image_folder_with_a_file_that_is_not_an_image_is_refused(db_path, tm
         "imagefolder",
     )
     assert "cannot decode this image" in line
+
+
+# Each command with what it needs besides the option under test (options go before a
+# monitor's "--").
+COMMAND_ARGS = {
+    "run": ["lenet-mnist"],
+    "maxbatch": ["lenet-mnist"],
+    "infer": ["lenet-mnist", "--checkpoint", "w.pt", "--images", "."],
+    "monitor": ["--", "true"],
+    "sweep": ["sweep.yaml"],
+    "compare": ["a", "b"],
+    "cost": ["a"],
+    "report": ["--all"],
+    "predict": ["lenet-mnist", "--dataset-size", "100"],
+    "check": ["node"],
+    "baseline set": ["node", "a"],
+    "baseline rm": ["node"],
+    "show": ["a"],
+    "tag": ["a"],
+    "rm": ["a"],
+    "import": ["other.sqlite"],
+}
+
+
+def _numeric_options():
+    """(command words, option, value) for every int and float option of every command: an
+    integer past 64 bits, NaN, an infinity, a float past every bound."""
+    import typer
+
+    from dlbench.cli.app import app
+
+    found = []
+
+    def walk(command, words):
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk(sub, [*words, name])
+        for param in getattr(command, "params", ()):
+            kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            if kind not in (int, float) or not param.opts[0].startswith("--"):
+                continue
+            values = [str(2**70)] if kind is int else ["nan", "inf", "-inf", "1e308"]
+            found.extend((" ".join(words), param.opts[0], v) for v in values)
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+@pytest.mark.parametrize("command,option,value", _numeric_options(), ids=str)
+def test_every_numeric_option_has_bounds(
+    db_path, tmp_path, capsys, monkeypatch, command, option, value
+):
+    monkeypatch.chdir(tmp_path)
+    words = command.split()
+    args = COMMAND_ARGS.get(command, [])
+    cut = args.index("--") if "--" in args else len(args)
+    line = _refused(capsys, db_path, *words, *args[:cut], option, value, *args[cut:])
+    assert option in line or "Invalid value" in line or option.removeprefix("--") in line, line
+
+
+def test_the_numeric_options_found_cover_every_command():
+    commands = {c for c, _, _ in _numeric_options()}
+    assert {"run", "sweep", "cost", "report", "predict", "calibrate", "check", "maxbatch",
+            "monitor", "exporter", "dashboard", "runs"} <= commands  # fmt: skip
+
+
+def test_a_language_models_width_is_whole_heads(db_path, capsys):
+    line = _refused(capsys, db_path, "run", "gpt", "--device", "cpu", "--width", "7")
+    assert "whole 64-wide attention heads: give a multiple of 64 (e.g. 64)" in line
+
+
+def _sweep(tmp_path, body):
+    path = tmp_path / "sweep.yaml"
+    path.write_text("name: s\nbase: {workload: lenet-mnist, device: cpu, steps: 12}\n" + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("matrix: {seed: [" + ", ".join(map(str, range(100))) + "], batch_size: ["
+         + ", ".join(map(str, range(1, 201))) + "]}\n", "20,000 combinations x repeat 1"),
+        ("matrix: {seed: [1, 2]}\nrepeat: 1000000000\n", "repeat: Input should be less than"),
+        ("matrix: {batch_size: [8, 1180591620717411303424]}\n", "less than or equal to"),
+        ("matrix: {seed: [18446744073709551616]}\n", "seed"),
+        ("timeout: .inf\n", "timeout: Input should be"),
+        ("slurm: {time: 100000000000}\n", "slurm.time"),
+    ],
+    ids=["a 20,000-run product", "repeat 1e9", "batch 2^70", "seed 2^64", "timeout inf",
+         "slurm time"],
+)  # fmt: skip
+def test_absurd_sweeps_are_refused_before_anything_is_expanded(db_path, tmp_path, capsys, body,
+                                                                expected):  # fmt: skip
+    line = _refused(capsys, db_path, "sweep", str(_sweep(tmp_path, body)), "--dry-run")
+    assert expected in line, line
+
+
+def _deep_yaml(levels):
+    return "name: s\nbase: " + "[" * levels + "]" * levels + "\n"
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        (_deep_yaml(3000).encode(), "nests deeper than 64 levels"),
+        (_deep_yaml(100).encode(), "nests deeper than 64 levels"),
+        (b"name: s\n\xff\xfe base: {}\n", "is not UTF-8 text (byte 8 cannot be decoded)"),
+        (b"\x7fELF\x02\x01\x01\x00\x00\x00", "is binary, not text"),
+        (b"name: s\n# " + b"x" * (2 << 20) + b"\n", "is larger than 1 MiB"),
+    ],
+    ids=["3,000 levels", "100 levels", "latin-1", "an ELF binary", "2 MiB"],
+)
+def test_hostile_yaml_files_are_refused_in_one_line(db_path, tmp_path, capsys, content,
+                                                     expected):  # fmt: skip
+    path = tmp_path / "sweep.yaml"
+    path.write_bytes(content)
+    assert expected in _refused(capsys, db_path, "sweep", str(path))
+    prices = tmp_path / "prices.yaml"
+    prices.write_bytes(content)
+    assert expected in _refused(capsys, db_path, "cost", "x", "--prices", str(prices))
+
+
+@pytest.mark.parametrize("endless", ["/dev/zero", "link", "folder"])
+def test_a_sweep_file_that_is_not_a_file_is_refused_at_once(db_path, tmp_path, capsys, endless):
+    target = {"/dev/zero": Path("/dev/zero"), "link": tmp_path / "link.yaml",
+              "folder": tmp_path}[endless]  # fmt: skip
+    if endless == "link":
+        target.symlink_to("/dev/zero")
+    line = _refused(capsys, db_path, "sweep", str(target))
+    assert "is not a regular file" in line or "is a folder" in line
+
+
+@pytest.mark.parametrize(
+    "entry,expected",
+    [
+        ("{match: H100, usd_per_gpu_hour: -1}", "entry 1, usd_per_gpu_hour: Input should be"),
+        ("{match: H100, usd_per_gpu_hour: .nan}", "Input should be a finite number"),
+        ("{match: H100, usd_per_gpu_hour: .inf}", "Input should be a finite number"),
+        ("{match: '(', usd_per_gpu_hour: 1}", "entry 1, match: not a regular expression"),
+        ("{match: H100, usd_per_gpu_hour: 1, colour: red}", "colour: Extra inputs"),
+    ],
+)
+def test_price_tables_with_absurd_prices_are_refused(db_path, tmp_path, capsys, entry, expected):
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(f"- {entry}\n")
+    for command in (["cost", "x"], ["predict", "lenet-mnist", "--dataset-size", "100"]):
+        line = _refused(capsys, db_path, *command, "--prices", str(prices))
+        assert expected in line, line
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["runs", "--status", "nosuch"], "--status 'nosuch' is not one of running, ok"),
+        (["runs", "--workload", "resnet5"], "--workload 'resnet5' is neither a workload"),
+        (["scaling", "--sweep", "nosuch"], "--sweep 'nosuch': no run of a sweep of that name"),
+        (["export", "--sweep", "nosuch", "-o", "-"], "--sweep 'nosuch': no run of a sweep"),
+        (["report", "--sweep", "nosuch"], "--sweep 'nosuch': no run of a sweep"),
+    ],
+)
+def test_a_filter_naming_nothing_known_is_an_error(store, capsys, args, expected):
+    store.create_run("20260101-000000-aaaaaa", "train", {}, workload="lenet-mnist")
+    code, _, err = call_main(capsys, *args)
+    assert expected in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("host", ["0", "0x0", "::0", "0:0:0:0:0:0:0:0", "[::]", "0.0.0.0"])
+def test_every_spelling_of_every_network_is_warned_about(host):
+    from dlbench.telemetry.prometheus import listen_address
+
+    bound, every = listen_address(host, "--host")
+    assert every and "[" not in bound
+
+
+def test_a_host_that_does_not_resolve_is_one_line(db_path, capsys):
+    bogus = "no-such-host.invalid"
+    for args in (
+        ["dashboard", "--host", bogus],
+        ["exporter", "--host", bogus],
+        ["run", "lenet-mnist", "--metrics-port", "9", "--metrics-host", bogus],
+    ):
+        line = _refused(capsys, db_path, *args)
+        assert "is not an address or a name this machine resolves" in line, line
+
+
+def test_a_taken_dashboard_port_is_one_line(db_path, capsys):
+    import socket
+
+    Store(str(db_path)).close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = call_main(capsys, "dashboard", "--port", str(port))
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in one_line_error(code, err)
+
+
+def _one_stored_run(db_path):
+    store = Store(str(db_path))
+    store.create_run("20260101-000000-aaaaaa", "train", {"tags": {}}, workload="lenet-mnist")
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        ("missing/dir/x.csv", "does not exist"),
+        ("folder", "is a folder"),
+        ("/proc/self/status", "is a system file"),
+        ("/dev/null", "is a system file"),
+        ("results.sqlite", "is a SQLite database; dlbench never writes over one"),
+    ],
+)
+def test_export_and_report_outputs_are_checked_before_any_work(
+    db_path, tmp_path, capsys, monkeypatch, target, expected
+):
+    _one_stored_run(db_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder").mkdir()
+    import shutil
+
+    shutil.copy(db_path, tmp_path / "results.sqlite")
+    before = (tmp_path / "results.sqlite").read_bytes()
+    for command in (["export", "-o", target], ["report", "--all", "-o", target]):
+        code, _, err = call_main(capsys, *command)
+        assert expected in one_line_error(code, err), err
+    assert not (tmp_path / "missing").exists()  # no folder is made
+    assert (tmp_path / "results.sqlite").read_bytes() == before
+
+
+def test_report_replaces_only_an_html_file(db_path, tmp_path, capsys):
+    _one_stored_run(db_path)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    line = one_line_error(*call_main(capsys, "report", "--all", "-o", str(notes))[::2])
+    assert "exists and is not what this command writes" in line
+    assert notes.read_text() == "my notes"
+    page = tmp_path / "report.html"
+    page.write_text("<!DOCTYPE html><html></html>")
+    code, _, err = call_main(capsys, "report", "--all", "-o", str(page))
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("option", ["--json", "--checkpoint"])
+def test_a_run_output_that_is_a_folder_or_a_system_file_is_refused_before_the_run(
+    db_path, tmp_path, capsys, option
+):
+    for target, expected in ((tmp_path, "is a folder"), ("/proc/self/status", "system file")):
+        line = _refused(capsys, db_path, *RUN, option, str(target))
+        assert expected in line, line
+
+
+def test_staging_that_would_not_move_the_data_or_would_destroy_a_folder_is_refused(
+    db_path, tmp_path, capsys
+):
+    scratch, local = tmp_path / "scratch", tmp_path / "local"
+    data = write_mnist(scratch / "mnist", n_train=40, n_test=20)
+    elsewhere = write_mnist(tmp_path / "elsewhere", n_train=40, n_test=20)
+    staged = ["--stage-from", str(scratch), "--stage-to", str(local)]
+    line = _refused(capsys, db_path, *RUN, "--data", str(elsewhere), *staged)
+    assert f"is not inside --stage-from {scratch}" in line
+    precious = local / "scratch"  # a folder of the user's where the copy would go
+    precious.mkdir(parents=True)
+    (precious / "thesis.tex").write_text("years of work")
+    line = _refused(capsys, db_path, *RUN, "--data", str(data), *staged)
+    assert "exists and is not a copy dlbench staged" in line
+    assert (precious / "thesis.tex").read_text() == "years of work"

@@ -76,7 +76,7 @@ def test_a_disk_that_fills_during_a_run_loses_nothing(small_disk, tmp_path):
     finally:
         run.kill()
 
-    assert run.returncode == 0, err
+    assert run.returncode == 5, err  # not stored where asked: a script must know
     assert "Traceback" not in err
     assert err.count("database or disk is full") == 2  # the warning, and where the result went
     (saved,) = state.glob("dlbench/unsaved/dlbench-unsaved-*.json")
@@ -111,9 +111,10 @@ def test_an_unsaved_file_into_a_fresh_database_is_a_whole_run(tmp_path, capsys):
     from dlbench.store.columns import result_columns
 
     source = Store(str(tmp_path / "gone.sqlite"))
-    result = RunResult(run_id="r1", status="ok", steps=(StepRecord(0, 0, 0.01, 0.001),))
+    run_id = "20261202-000000-0000a1"
+    result = RunResult(run_id=run_id, status="ok", steps=(StepRecord(0, 0, 0.01, 0.001),))
     row = {
-        "run_id": "r1",
+        "run_id": run_id,
         "kind": "train",
         "created_at": "2026-12-02T00:00:00+00:00",
         "config": {"workload": "lenet-mnist"},
@@ -128,8 +129,8 @@ def test_an_unsaved_file_into_a_fresh_database_is_a_whole_run(tmp_path, capsys):
     )
     target = Store(str(tmp_path / "new.sqlite"))
     assert unsaved.import_file(target, path) is True
-    assert target.get_run("r1")["workload"] == "lenet-mnist"
-    assert len(target.get_steps("r1")) == 1 and len(target.get_samples("r1")) == 1
+    assert target.get_run(run_id)["workload"] == "lenet-mnist"
+    assert len(target.get_steps(run_id)) == 1 and len(target.get_samples(run_id)) == 1
     assert unsaved.import_file(target, path) is False
     os.remove(path)
 
@@ -141,3 +142,77 @@ def test_a_json_that_is_not_a_saved_run_is_one_line(db_path, tmp_path, capsys):
     other.write_text('{"hello": 1}')
     line = one_line_error(*call_main(capsys, "import", str(other))[::2])
     assert "is not a run dlbench saved" in line
+
+
+def _run_until_training(db_path, tmp_path, steps="400"):
+    env = dict(cli_env(db_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    run = subprocess.Popen(
+        ["dlbench", "run", "lenet-mnist", "--device", "cpu", "--steps", steps, "--warmup", "2",
+         "--val-batches", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    wait_for(lambda: (r := row(db_path)) and r["phase_reached"] == "train", every_s=0.05)
+    return run, env
+
+
+@pytest.mark.parametrize("what", ["deleted", "replaced"])
+def test_a_database_deleted_or_replaced_during_a_run_loses_nothing(db_path, tmp_path, what):
+    """SQLite writes on into a deleted file's inode, and into another database moved in its
+    place: the run notices, saves its result to a file and says so with exit code 5."""
+    other = tmp_path / "other.sqlite"
+    Store(str(other)).close()
+    other_bytes = other.read_bytes()
+    run, env = _run_until_training(db_path, tmp_path)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(f"{db_path}{suffix}"):
+                os.remove(f"{db_path}{suffix}")
+        if what == "replaced":
+            os.replace(other, db_path)
+        out, err = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 5, err
+    assert f"was {what}" in err and "Traceback" not in err and "stored as" not in out
+    (saved,) = list(db_path.parent.glob("dlbench-unsaved-*.json"))
+    document = json.loads(saved.read_text())
+    assert document["run"]["status"] == "ok" and len(document["steps"]) == 398
+    if what == "replaced":
+        assert Store(str(db_path)).count_runs() == 0  # nothing written into the other file
+    fresh = tmp_path / "fresh.sqlite"
+    imported = run_dlbench(fresh, "import", str(saved), env=dict(env, DLBENCH_DB=str(fresh)))
+    assert imported.returncode == 0, imported.stderr
+    assert Store(str(fresh)).run(document["run"]["run_id"]).timed_steps == 398
+    assert other_bytes  # the replacing database was a real, empty dlbench database
+
+
+def test_a_run_killed_after_training_keeps_every_timed_step(db_path, tmp_path):
+    """The steps are flushed as the train phase ends, not only on the heartbeat: a child
+    SIGKILLed while it validates keeps all of them."""
+    import signal
+
+    from fault_helpers import kill, pids_of
+
+    env = cli_env(db_path)
+    run = subprocess.Popen(
+        ["dlbench", "run", "lenet-mnist", "--device", "cpu", "--steps", "60", "--warmup", "5",
+         "--data", "digits", "--batch-size", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        found = wait_for(
+            lambda: (r := row(db_path)) and r["phase_reached"] in ("validate", "infer") and r,
+            every_s=0.01,
+        )
+        child = [p for p in pids_of(found) if p != run.pid][0]
+        kill(child, signal.SIGKILL)
+        run.communicate(timeout=120)
+    finally:
+        run.kill()
+    closed = row(db_path)
+    assert closed["status"] == "failed" and "died of SIGKILL" in closed["error"]
+    with sqlite3.connect(db_path) as conn:
+        (steps,) = conn.execute(
+            "SELECT count(*) FROM steps WHERE run_id = ?", (closed["run_id"],)
+        ).fetchone()
+    assert steps == 55

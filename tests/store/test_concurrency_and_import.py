@@ -61,21 +61,22 @@ def _stored_run(store, run_id):
 
 def test_import_merges_runs_with_their_steps_and_telemetry_once(store, tmp_path):
     other = Store(str(tmp_path / "laptop.sqlite"))
-    for run_id in ("a", "b"):
+    a, b = "20260101-000000-00000a", "20260101-000000-00000b"
+    for run_id in (a, b):
         _stored_run(other, run_id)
     here = store
-    _stored_run(here, "a")  # already here: not duplicated
+    _stored_run(here, a)  # already here: not duplicated
     assert here.import_from(other) == (1, 1)
     assert here.import_from(other) == (0, 2)
-    assert sorted(r["run_id"] for r in here.list_runs()) == ["a", "b"]
-    assert len(here.get_steps("b")) == 3 and len(here.get_samples("b")) == 5
-    assert here.get_run("b")["mean_speed"] == 10.0
+    assert sorted(r["run_id"] for r in here.list_runs()) == [a, b]
+    assert len(here.get_steps(b)) == 3 and len(here.get_samples(b)) == 5
+    assert here.get_run(b)["mean_speed"] == 10.0
     other.close()
 
 
 def test_import_from_the_command_line(db_path, tmp_path):
     other = Store(str(tmp_path / "cluster.sqlite"))
-    _stored_run(other, "remote-1")
+    _stored_run(other, "20260101-000000-0000ff")
     done = subprocess.run(
         ["dlbench", "import", str(tmp_path / "cluster.sqlite")],
         capture_output=True,

@@ -9,7 +9,7 @@ import pytest
 from dlbench.store.database import Store
 from synthetic_runs import stored_device_run
 
-from conftest import call_main
+from conftest import call_main, one_line_error
 
 # MLflow's own SQL store uses loader options SQLAlchemy 2.1 deprecates: its warning, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")
@@ -23,8 +23,9 @@ except ImportError:  # scripts/setup installs it: in CI its absence fails
 
 
 def test_runs_become_mlflow_runs_once_with_params_metrics_histories_and_hardware(
-    db_path, tmp_path, capsys
+    db_path, tmp_path, capsys, monkeypatch
 ):
+    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts in ./mlruns
     store = Store(str(db_path))
     stored_device_run(store, "run-a", "cuda", 0.10, 50, name="A100")
     stored_device_run(store, "run-b", "cpu", 0.25, 80, name="EPYC")
@@ -79,9 +80,18 @@ def test_a_store_mlflow_refuses_is_one_line(db_path, tmp_path, capsys, monkeypat
     code, _, err = call_main(
         capsys, "export", "--format", "mlflow", "--out", str(folder), "--db", str(db_path)
     )
-    if code == 0:  # an MLflow that still takes a folder: the run is there
-        mlflow.set_tracking_uri(str(folder))
-        assert len(mlflow.search_runs(experiment_names=["dlbench"])) == 1
-        return
-    assert code == 2 and f"MLflow at {folder} refused the export" in err
-    assert "Traceback" not in err
+    line = one_line_error(code, err)  # MLflow 3 keeps a folder store only when told to
+    assert f"MLflow at {folder} refused the export" in line and "sqlite:///" in line
+
+
+def test_an_mlflow_server_that_does_not_answer_is_one_line_within_the_timeout(db_path, capsys):
+    import socket
+
+    stored_device_run(Store(str(db_path)), "r", "cpu", 0.1, 50)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    code, _, err = call_main(capsys, "export", "--format", "mlflow", "--out",
+                             f"http://127.0.0.1:{port}", "--timeout", "5")  # fmt: skip
+    line = one_line_error(code, err)  # at once, not after MLflow's minutes of retries
+    assert f"cannot reach MLflow at http://127.0.0.1:{port} within 5 s" in line

@@ -152,6 +152,10 @@ def test_a_check_on_other_hardware_says_which_fields_differ(store, db_path, fake
 
 
 def test_check_refuses_bad_input_with_exit_2(db_path):
+    missing = run_dlbench(db_path, "check", "nosuch")  # a mistyped --db makes no database
+    assert missing.returncode == 2 and "no results database at" in missing.stderr
+    assert not db_path.exists()
+    Store(str(db_path)).close()
     done = run_dlbench(db_path, "check", "nosuch")
     assert done.returncode == 2 and "no baseline named 'nosuch'" in done.stderr
     bad = run_dlbench(db_path, "check", "nosuch", "--tolerance", "1.5")

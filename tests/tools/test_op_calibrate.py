@@ -187,7 +187,7 @@ def test_calibrate_ops_times_operators_on_this_cpu(db_path, capsys, monkeypatch)
     [
         (["--precisions", "tf32"], "does not run ['tf32']"),
         (["--families", "gpt"], "--families 'gpt': unknown ['gpt']"),
-        (["--budget", "0"], "--budget must be positive"),
+        (["--budget", "0"], "'--budget': 0.0 is not a finite number from 0.01"),
     ],
 )
 def test_calibrate_ops_bad_input_is_one_line(db_path, capsys, args, message):

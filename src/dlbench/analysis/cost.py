@@ -4,6 +4,7 @@ measured energy (with --price-per-kwh)."""
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -11,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dlbench import yaml_files
+from dlbench import input_files
 from dlbench.datasets import synthetic_sizes
 from dlbench.errors import ConfigError
 from dlbench.measure.training_plan import plan
@@ -46,23 +48,59 @@ class Cost:
     price_unit: str = "GPU-h"  # what the price is per: a GPU-hour, or for a CPU run an hour
 
 
+class PriceEntry(BaseModel):
+    """One entry of a price table: a regular expression matched against the device's name,
+    and what one GPU-hour (a CPU run: one machine-hour) costs there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str = Field(min_length=1, max_length=200)
+    usd_per_gpu_hour: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    source: str = Field(default="price table", max_length=500)
+    date: str = Field(default="undated", max_length=40)
+
+    @field_validator("match")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        return value
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (datetime.date, int)) else value  # 2024-06-01
+
+
 def load_prices(path: Path | None = None) -> list[dict[str, Any]]:
+    """The price table: ``path``'s (validated: one line naming the entry and field at fault)
+    or the shipped one."""
+    if path is None:
+        text = (resources.files("dlbench") / "data" / "prices.yaml").read_text()
+    else:
+        text = input_files.read_text(path, "price table", input_files.MAX_YAML_BYTES)
     try:
-        text = (
-            path.read_text()
-            if path
-            else (resources.files("dlbench") / "data" / "prices.yaml").read_text()
-        )
-        entries = yaml_files.load(text)[0] or []
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read the price table {path}: {exc}") from exc
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and {"match", "usd_per_gpu_hour"} <= set(e) for e in entries
-    ):
+        entries = input_files.load(text)[0] or []
+    except yaml.YAMLError as exc:
         raise ConfigError(
-            f"{path}: a price table is a list of {{match, usd_per_gpu_hour, source, date}}}}"
+            f"price table {path}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(entries, list):
+        raise ConfigError(
+            f"{path}: a price table is a list of {{match, usd_per_gpu_hour, source, date}}"
         )
-    return entries
+    table = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            table.append(PriceEntry.model_validate(entry).model_dump())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "itself"
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"price table {path}: entry {number}, {where}: {message}") from None
+    return table
 
 
 def find_price(device_name: str, table: list[dict[str, Any]]) -> Price | None:

@@ -10,11 +10,15 @@ import typer
 
 from dlbench.cli.common import (
     DbOption,
+    PricePerHourOption,
+    PricePerKwhOption,
     app,
-    err,
+    check_filters,
     out,
     plain,
+    warn_exposed,
 )
+from dlbench.config import MAX_DATASET, MAX_EPOCHS
 from dlbench.errors import ConfigError, DlbenchError
 
 
@@ -52,7 +56,9 @@ def scaling(
     from dlbench.render import analysis as render_analysis
     from dlbench.store.database import Store
 
-    found = Store(db, create=False).runs(workload=workload, sweep=sweep_name, status="ok")
+    store = Store(db, create=False)
+    check_filters(store, workload=workload, sweep=sweep_name)
+    found = store.runs(workload=workload, sweep=sweep_name, status="ok")
     out.print(render_analysis.scaling_tables(scaling_series(found)))
 
 
@@ -60,11 +66,14 @@ def scaling(
 def cost(
     runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
     dataset_size: Annotated[
-        int | None, typer.Option(help="Images per epoch [default: the workload's dataset].")
+        int | None,
+        typer.Option(
+            help="Images per epoch [default: the workload's dataset].", min=1, max=MAX_DATASET
+        ),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs to price.")] = 1,
-    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
-    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh of energy.")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs to price.", min=1, max=MAX_EPOCHS)] = 1,
+    price_per_hour: PricePerHourOption = None,
+    price_per_kwh: PricePerKwhOption = None,
     prices: Annotated[Path | None, typer.Option(help="Your own price table (YAML).")] = None,
     db: DbOption = None,
 ) -> None:
@@ -73,9 +82,8 @@ def cost(
     from dlbench.render import analysis as render_analysis
     from dlbench.store.database import Store
 
-    if epochs < 1 or (dataset_size is not None and dataset_size < 1):
-        raise ConfigError("--epochs and --dataset-size must be at least 1", option="--epochs")
-    store, table = Store(db, create=False), load_prices(prices)
+    table = load_prices(prices)  # a bad price file is the answer, whatever the database
+    store = Store(db, create=False)
     costs = [
         run_cost(
             store.run(r),
@@ -99,18 +107,21 @@ def report(
         "report.html"
     ),
     title: Annotated[str, typer.Option(help="The report's title.")] = "dlbench report",
-    price_per_hour: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
-    price_per_kwh: Annotated[float | None, typer.Option(help="USD per kWh.")] = None,
+    price_per_hour: PricePerHourOption = None,
+    price_per_kwh: PricePerKwhOption = None,
     db: DbOption = None,
 ) -> None:
     """One self-contained HTML report (opens offline) of runs, a sweep, or everything."""
+    from dlbench.api import writable_file
     from dlbench.report.html import build
     from dlbench.store.database import Store
 
     chosen = sum(bool(x) for x in (runs, sweep_name, all_runs))
     if chosen != 1:
         raise DlbenchError("give run ids, --sweep NAME or --all (one of them)")
+    writable_file(out_path, "--out", may_replace=_is_html)  # before any work
     store = Store(db, create=False)
+    check_filters(store, sweep=sweep_name)
     if runs:
         rows = [store.run(r) for r in runs]
     else:
@@ -123,10 +134,16 @@ def report(
     out.print(f"wrote {plain(out_path)} ({len(page) / 2**20:.1f} MiB, {len(rows)} runs)")
 
 
+def _is_html(head: bytes) -> bool:
+    """An earlier report (or another HTML page) may be replaced; anything else is kept."""
+    start = head.lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
+
+
 @app.command()
 def dashboard(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8501,
     model_dir: Annotated[
         Path | None,
         typer.Option(
@@ -142,17 +159,13 @@ def dashboard(
     from importlib import resources
 
     from dlbench.store.database import Store
+    from dlbench.telemetry.prometheus import check_listen
 
-    store = Store(db, read_only=True)  # a missing or unreadable database fails here, clearly
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a port number", option="--port")
     if model_dir is not None and not model_dir.is_dir():
         raise ConfigError(f"--model-dir {model_dir} is not a folder", option="--model-dir")
-    if host in ("0.0.0.0", "::", ""):
-        err.print(
-            f"[yellow]warning: --host {plain(host)} serves the dashboard to every network this "
-            "machine is on; its results become readable by anyone who can reach it[/]"
-        )
+    host = warn_exposed(host, "--host", "the dashboard")
+    check_listen(host, port, "--port")  # taken: one line here, not Streamlit's log
+    store = Store(db, read_only=True)  # a missing or unreadable database fails here, clearly
     script = str(resources.files("dlbench.dashboard") / "app.py")
     command = [
         sys.executable,

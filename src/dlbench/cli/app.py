@@ -55,7 +55,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except DlbenchError as exc:
-        code = _fail(exc.one_line(), exc)
+        code = _fail(exc.one_line(), exc, getattr(exc, "exit_code", 2))
     except usage_error as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command: its help is the answer
             if exc.format_message().strip():
@@ -75,11 +75,11 @@ def _terminate_as_interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _fail(message: str, exc: BaseException) -> int:
+def _fail(message: str, exc: BaseException, code: int = 2) -> int:
     if state["debug"]:
         err.print_exception()
     err.print(f"[red]error:[/] {plain(message)}", highlight=False, soft_wrap=True)
-    return 2
+    return code
 
 
 def _usage_error_type() -> Any:

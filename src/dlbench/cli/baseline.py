@@ -13,8 +13,10 @@ from dlbench.cli.common import (
     RequireQuietOption,
     WaitQuietOption,
     app,
+    check_json_out,
     check_timeout,
     err,
+    finite,
     out,
     plain,
     quiet_policy,
@@ -79,9 +81,15 @@ def baseline_rm(
 @app.command()
 def check(
     name: Annotated[str, typer.Argument(help="A baseline (dlbench baseline list).")],
-    repeat: Annotated[int, typer.Option(help="Runs here, each a fresh process.")] = 3,
+    repeat: Annotated[
+        int, typer.Option(help="Runs here, each a fresh process.", min=1, max=1000)
+    ] = 3,
     tolerance: Annotated[
-        float, typer.Option(help="Slower than this fraction below the baseline is a regression.")
+        float,
+        typer.Option(
+            help="Slower than this fraction below the baseline is a regression.",
+            callback=finite(0, 1),
+        ),
     ] = 0.05,
     timeout: Annotated[float | None, typer.Option(help="Seconds per run at most.")] = None,
     wait_quiet: WaitQuietOption = None,
@@ -99,6 +107,7 @@ def check(
     from dlbench.tools.check import run_check
 
     check_timeout(timeout)
+    check_json_out(json_out)
     human = err if json_out == "-" else out
     result = run_check(
         Store(db, create=False),  # a mistyped --db is an error, not a new, empty database

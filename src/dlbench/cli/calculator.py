@@ -9,29 +9,42 @@ from typing import Annotated
 import typer
 
 from dlbench.cli.common import (
+    MAX_SECONDS,
     DbOption,
     JsonFlag,
+    PricePerHourOption,
     RequireQuietOption,
     WaitQuietOption,
     app,
     err,
+    finite,
     out,
     plain,
     quiet_policy,
+)
+from dlbench.config import (
+    MAX_BATCH,
+    MAX_CLASSES,
+    MAX_DATASET,
+    MAX_EPOCHS,
+    MAX_LAYERS,
+    MAX_PROCESSES,
+    MAX_SIDE,
+    MAX_WIDTH,
 )
 from dlbench.errors import ConfigError, DlbenchError
 
 
 @app.command()
 def predict(
-    dataset_size: Annotated[int, typer.Option(help="Images per epoch.", min=1)],
+    dataset_size: Annotated[int, typer.Option(help="Images per epoch.", min=1, max=MAX_DATASET)],
     workload: Annotated[
         str | None,
         typer.Argument(
             help="A classification workload from dlbench list (or use --family / --model-file)."
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Epochs to train.", min=1)] = 1,
+    epochs: Annotated[int, typer.Option(help="Epochs to train.", min=1, max=MAX_EPOCHS)] = 1,
     device: Annotated[
         str | None,
         typer.Option(
@@ -42,9 +55,12 @@ def predict(
     family: Annotated[
         str | None, typer.Option(help="Describe the model: mlp, vgg, resnet or inception.")
     ] = None,
-    depth: Annotated[int | None, typer.Option(help="Weight layers (with --family).")] = None,
+    depth: Annotated[
+        int | None, typer.Option(help="Weight layers (with --family).", min=1, max=MAX_LAYERS)
+    ] = None,
     width: Annotated[
-        int | None, typer.Option(help="Base channels or units (with --family).")
+        int | None,
+        typer.Option(help="Base channels or units (with --family).", min=1, max=MAX_WIDTH),
     ] = None,
     model_file: Annotated[
         str | None,
@@ -57,17 +73,24 @@ def predict(
             "--image-size",
             help="Square input side in pixels; a language model's sequence length in tokens.",
             min=1,
+            max=MAX_SIDE,
         ),
     ] = None,
-    channels: Annotated[int, typer.Option(help="Input channels (with --model-file).", min=1)] = 3,
-    num_classes: Annotated[int | None, typer.Option(help="Output classes.", min=1)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch", "--batch-size", "-b", min=1)] = None,
-    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
-    gpus: Annotated[int, typer.Option(help="GPUs (data parallel).", min=1)] = 1,
-    val_size: Annotated[int, typer.Option(help="Images validated after each epoch.", min=0)] = 0,
-    price_per_hour: Annotated[
-        float | None, typer.Option(help="USD per GPU-hour [default: the price table's].", min=0)
+    channels: Annotated[
+        int, typer.Option(help="Input channels (with --model-file).", min=1, max=MAX_WIDTH)
+    ] = 3,
+    num_classes: Annotated[
+        int | None, typer.Option(help="Output classes.", min=1, max=MAX_CLASSES)
     ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch", "--batch-size", "-b", min=1, max=MAX_BATCH)
+    ] = None,
+    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
+    gpus: Annotated[int, typer.Option(help="GPUs (data parallel).", min=1, max=MAX_PROCESSES)] = 1,
+    val_size: Annotated[
+        int, typer.Option(help="Images validated after each epoch.", min=0, max=MAX_DATASET)
+    ] = 0,
+    price_per_hour: PricePerHourOption = None,
     prices: Annotated[Path | None, typer.Option(help="Your own price table (YAML).")] = None,
     compare_devices: Annotated[
         bool, typer.Option("--compare-devices", help="Rank every stored device by time and cost.")
@@ -99,9 +122,9 @@ def predict(
         num_classes=num_classes,
         precision=precision,
     )
+    table = load_prices(prices)
     descriptors = describe(question)
     store = Store(db, create=False, read_only=read_only)
-    table = load_prices(prices)
     if compare_devices:
         answers, refused = calculator.compare_devices(
             store, descriptors, dataset_size, epochs, price_per_hour, gpus, val_size, table,
@@ -147,8 +170,10 @@ def calibrate(
         ),
     ] = "vgg,resnet,inception,mlp",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    budget: Annotated[float, typer.Option(help="Minutes to spend.")] = 20.0,
-    repeats: Annotated[int, typer.Option(help="Runs of each configuration.")] = 2,
+    budget: Annotated[
+        float, typer.Option(help="Minutes to spend.", callback=finite(0.01, MAX_SECONDS / 60))
+    ] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Runs of each configuration.", min=1, max=100)] = 2,
     ops: Annotated[
         bool,
         typer.Option(
@@ -184,8 +209,6 @@ def calibrate(
     if ops:  # the operator shapes of these families' calibration models are timed too
         _calibrate_ops(device, budget, precisions, chosen, wait_quiet, require_quiet, db)
         return
-    if budget <= 0 or repeats < 1:
-        raise ConfigError("--budget must be positive and --repeats at least 1", option="--budget")
     quiet = quiet_policy(wait_quiet, require_quiet)
     info = preflight_device(build_spec(workload="param-mlp", device=device))
     store = Store(db)
@@ -234,8 +257,6 @@ def _calibrate_ops(
     from dlbench.telemetry.interference import InterferenceMeter
     from dlbench.tools import op_calibrate
 
-    if budget <= 0:
-        raise ConfigError("--budget must be positive (minutes)", option="--budget")
     info = preflight_device(build_spec(workload="param-mlp", device=device))
     engine = get_engine("pytorch")
     runs_here = torch_ops.supported_precisions(info.kind, lambda p: engine.check_precision(info, p))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -32,11 +33,30 @@ DbOption = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
+
+def finite(low: float, high: float) -> Callable[[float | None], float | None]:
+    """An option's callback: a finite number from ``low`` to ``high`` (click lets NaN and the
+    infinities through any range: every comparison with NaN is false)."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not a finite number from {low:g} to {high:g}")
+        return value
+
+    return check
+
+
+# Bounds no real use reaches: a larger number is a typo or an attack, refused in one line.
+MAX_COUNT = 10**9  # runs, steps, epochs, images, repeats: fits SQLite's 64-bit integers
+MAX_SECONDS = 10**7  # 116 days: timeouts, waits, budgets
+MAX_USD = 10**6  # a price per hour or per kWh
+
 WaitQuietOption = Annotated[
     float | None,
     typer.Option(
         "--wait-quiet",
         help="Before each run, wait up to SECONDS for the machine to be quiet (a countdown).",
+        callback=finite(0, MAX_SECONDS),
     ),
 ]
 RequireQuietOption = Annotated[
@@ -45,6 +65,15 @@ RequireQuietOption = Annotated[
 ]
 
 
+PricePerHourOption = Annotated[
+    float | None,
+    typer.Option(
+        help="USD per GPU-hour (a CPU run: per machine-hour).", callback=finite(0, MAX_USD)
+    ),
+]
+PricePerKwhOption = Annotated[
+    float | None, typer.Option(help="USD per kWh of energy.", callback=finite(0, MAX_USD))
+]
 MetricsPortOption = Annotated[
     int | None,
     typer.Option(
@@ -56,24 +85,75 @@ MetricsPortOption = Annotated[
 MetricsHostOption = Annotated[
     str, typer.Option(help="Address for --metrics-port (0.0.0.0: every network).")
 ]
+DEFAULT_HOST = "127.0.0.1"
 
 
-def warn_exposed(host: str, option: str = "--metrics-host") -> None:
-    """Say on stderr when metrics would be served to every network (0.0.0.0, ::)."""
-    from dlbench.telemetry.prometheus import exposed_host_warning
+def warn_exposed(host: str, option: str = "--metrics-host", what: str = "the metrics") -> str:
+    """``host`` as it is bound ("[::]" is "::"); said on stderr when ``what`` would be served
+    to every network (0.0.0.0 or :: in any spelling). A name that does not resolve is one
+    error line."""
+    from dlbench.telemetry.prometheus import listen_address
 
-    warning = exposed_host_warning(host, option)
-    if warning:
-        err.print(f"[yellow]{plain(warning)}[/]")
+    bound, every = listen_address(host, option)
+    if every:
+        advice = (
+            "Prometheus on this machine needs only 127.0.0.1"
+            if what == "the metrics"
+            else "its results become readable by anyone who can reach it"
+        )
+        err.print(
+            f"[yellow]warning: {option} {plain(host)} serves {what} to every network this "
+            f"machine is on; {advice}[/]"
+        )
+    return bound
+
+
+def check_filters(
+    store: Any,
+    status: str | None = None,
+    workload: str | None = None,
+    sweep: str | None = None,
+) -> None:
+    """A filter that names nothing known is a typo, not an empty answer: one error line."""
+    import typing
+
+    from dlbench.records import RunStatus
+    from dlbench.workloads import WORKLOADS
+
+    statuses = typing.get_args(RunStatus)
+    if status is not None and status not in statuses:
+        raise ConfigError(
+            f"--status {status!r} is not one of {', '.join(statuses)}", option="--status"
+        )
+    if workload is not None and workload not in WORKLOADS and not store.has("workload", workload):
+        raise ConfigError(
+            f"--workload {workload!r} is neither a workload (dlbench list) nor the name of a "
+            f"stored run in {store.describe()}",
+            option="--workload",
+        )
+    if sweep is not None and not store.has("sweep", sweep):
+        raise ConfigError(
+            f"--sweep {sweep!r}: no run of a sweep of that name in {store.describe()}",
+            "dlbench runs --json shows each run's sweep",
+            option="--sweep",
+        )
 
 
 def quiet_policy(wait_s: float | None, require: bool) -> Any:
     """The pre-run check's policy from --wait-quiet / --require-quiet."""
     from dlbench.launch.quiet import QuietPolicy
 
-    if wait_s is not None and wait_s < 0:
-        raise ConfigError("--wait-quiet must be 0 or more seconds", option="--wait-quiet")
     return QuietPolicy(wait_s=wait_s, require=require)
+
+
+def check_json_out(json_out: str | None) -> None:
+    """A --json FILE can be written: checked before any work, so a run never ends unsaid."""
+    if json_out and json_out != "-":
+        from pathlib import Path
+
+        from dlbench.api import writable_file
+
+        writable_file(Path(json_out), "--json")
 
 
 def write_json(value: Any, target: str) -> None:
@@ -94,9 +174,10 @@ def write_json(value: Any, target: str) -> None:
 
 def check_timeout(timeout: float | None) -> None:
     """--timeout, where given, is a positive and finite number of seconds."""
-    if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails both
+    if timeout is not None and not 0 < timeout <= MAX_SECONDS:  # NaN fails both
         raise ConfigError(
-            "--timeout must be a positive, finite number of seconds", option="--timeout"
+            f"--timeout must be a positive number of seconds, at most {MAX_SECONDS:,}",
+            option="--timeout",
         )
 
 

@@ -14,6 +14,7 @@ from dlbench.cli.common import (
     RequireQuietOption,
     WaitQuietOption,
     app,
+    check_json_out,
     check_timeout,
     err,
     out,
@@ -22,7 +23,6 @@ from dlbench.cli.common import (
     warn_exposed,
     write_json,
 )
-from dlbench.errors import ConfigError
 
 
 @app.command()
@@ -147,7 +147,10 @@ def run(
         str | None, typer.Option(help="... into this one, and train from it.")
     ] = None,
     repeat: Annotated[
-        int, typer.Option(help="Run it N times, each a fresh process: between-run variation.")
+        int,
+        typer.Option(
+            help="Run it N times, each a fresh process: between-run variation.", min=1, max=10_000
+        ),
     ] = 1,
     until_stable: Annotated[
         float | None,
@@ -214,30 +217,20 @@ def run(
     )
     check_timeout(timeout)
     if metrics_port is not None:
-        warn_exposed(metrics_host)
-    if repeat < 1:
-        raise ConfigError("--repeat must be at least 1", option="--repeat")
+        spec = spec.model_copy(update={"metrics_host": warn_exposed(metrics_host)})
     quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
     store = Store(db)  # makes its own folder (results/), where --json files often go
-    _check_json_out(json_out)
+    check_json_out(json_out)
     if repeat == 1:
         _run_once(spec, store, timeout, quiet, human, json_out)
     _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
-
-
-def _check_json_out(json_out: str | None) -> None:
-    if json_out and json_out != "-":
-        from dlbench.api import writable_folder
-
-        writable_folder(Path(json_out).expanduser().parent, "--json")
 
 
 def _run_once(
     spec: Any, store: Any, timeout: float | None, quiet: Any, human: Any, json_out: str | None
 ) -> None:
     from dlbench.api import run_benchmark
-    from dlbench.records import EXIT_CODES
     from dlbench.render.console import QuietConsole
     from dlbench.render.profile import profile_tables
     from dlbench.render.run import quality_lines, run_panel
@@ -250,12 +243,7 @@ def _run_once(
         quiet=quiet,
         report=QuietConsole(err),
     )
-    if outcome.unsaved_path:
-        from dlbench.store import unsaved
-
-        summary = unsaved.summary(Path(outcome.unsaved_path))
-    else:
-        summary = store.run(outcome.run_id)
+    summary = _summary(store, outcome)
     human.print(run_panel(summary))
     profiled = profile_tables(summary.profile)
     if profiled is not None:
@@ -265,7 +253,27 @@ def _run_once(
         human.print(f"stored as [bold]{outcome.run_id}[/] in {plain(store.describe())}")
     if json_out:
         write_json(summary.to_dict(), json_out)
-    raise typer.Exit(EXIT_CODES.get(outcome.status, 1))
+    raise typer.Exit(_exit_code([outcome]))
+
+
+def _summary(store: Any, outcome: Any) -> Any:
+    """The run as stored, or as saved to a file when the store could not take it."""
+    if outcome.unsaved_path:
+        from dlbench.store import unsaved
+
+        return unsaved.summary(Path(outcome.unsaved_path))
+    return store.run(outcome.run_id)
+
+
+def _exit_code(outcomes: list[Any]) -> int:
+    """NOT_STORED when a result is not in the database asked for (before any run's own
+    code: a script must not take a saved file for a stored run), else the first failure's."""
+    from dlbench.records import EXIT_CODES, NOT_STORED
+
+    if any(o.unsaved_path for o in outcomes):
+        return NOT_STORED
+    failed = [o for o in outcomes if o.status != "ok"]
+    return EXIT_CODES.get(failed[0].status, 1) if failed else 0
 
 
 def _run_repeats(
@@ -281,7 +289,6 @@ def _run_repeats(
 
     from dlbench.api import run_repeats
     from dlbench.measure.stats import between_runs
-    from dlbench.records import EXIT_CODES
     from dlbench.render.console import QuietConsole
     from dlbench.render.run import between_runs_lines, runs_table
 
@@ -298,7 +305,7 @@ def _run_repeats(
         report=QuietConsole(err),
         on_start=started,
     )
-    summaries = [store.run(o.run_id) for o in outcomes]
+    summaries = [_summary(store, o) for o in outcomes]
     spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
     human.print(runs_table(summaries))
     human.print(between_runs_lines(spread, summaries), highlight=False)
@@ -316,5 +323,4 @@ def _run_repeats(
             },
             json_out,
         )
-    failed = [o for o in outcomes if o.status != "ok"]
-    raise typer.Exit(EXIT_CODES.get(failed[0].status, 1) if failed else 0)
+    raise typer.Exit(_exit_code(outcomes))

@@ -12,7 +12,9 @@ from dlbench.cli.common import (
     DbOption,
     JsonFlag,
     app,
+    check_filters,
     err,
+    finite,
     out,
     plain,
     write_json,
@@ -32,18 +34,20 @@ def import_runs(
     put back a run saved to a .json file when its database could not take it."""
     from dlbench.store import unsaved
     from dlbench.store.database import Store
+    from dlbench.store.merge import check_runs, import_operators
 
     if unsaved.is_unsaved_file(other):
         path = Path(other).expanduser()
+        content = unsaved.checked(path)  # before any database is opened, or made
         target = Store(db)
-        completed = unsaved.import_file(target, path)
-        run_id = unsaved.load(path)["run"]["run_id"]
+        completed = unsaved.import_checked(target, content)
+        run_id = content[0]["run_id"]
         what = "imported" if completed else "already stored (nothing changed):"
         out.print(f"{what} run {plain(run_id)} from {plain(path)} into {plain(target.describe())}")
         return
     source = Store(other, create=False)
+    check_runs(source)  # every run, before this database is opened, or made
     target = Store(db)
-    from dlbench.store.merge import import_operators
 
     added, skipped = target.import_from(source)
     operators = import_operators(target, source)
@@ -93,7 +97,9 @@ def runs(
         str | None, typer.Option(help="Only this quality verdict: clean, noisy or contended.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(help="At most this many, newest first.", min=1, max=10**9)
+    ] = 20,
     json_flag: JsonFlag = False,
     db: DbOption = None,
 ) -> None:
@@ -102,13 +108,12 @@ def runs(
     from dlbench.render.run import runs_table
     from dlbench.store.database import Store
 
-    if limit <= 0:
-        raise ConfigError("--limit must be at least 1", option="--limit")
     if quality is not None and quality not in ("clean", "noisy", "contended"):
         raise ConfigError(
             f"--quality {quality!r} is not clean, noisy or contended", option="--quality"
         )
     store = Store(db, create=False)
+    check_filters(store, status=status, workload=workload)
     rows = store.runs(
         limit=limit,
         workload=workload,
@@ -181,7 +186,7 @@ def export(
             "--out",
             "-o",
             help="File to write, or - for stdout [default: <date>-dlbench-results.<format>]; "
-            "with mlflow, the tracking URI (a folder, sqlite:///mlflow.db, http://...).",
+            "with mlflow, the tracking URI (sqlite:///mlflow.db or http://host:5000).",
         ),
     ] = None,
     experiment: Annotated[
@@ -203,14 +208,28 @@ def export(
             help="Export the telemetry samples (one row per reading) instead of one row per run.",
         ),
     ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --format mlflow: seconds to wait for the tracking server.",
+            callback=finite(1, 3600),
+        ),
+    ] = 30.0,
     db: DbOption = None,
 ) -> None:
     """Export stored runs (one row per run), or their telemetry samples."""
     from dlbench.config import parse_tags
     from dlbench.store.database import Store
-    from dlbench.store.export import runs_frame, samples_frame, write
+    from dlbench.store.export import FORMATS, default_path, runs_frame, samples_frame, write
 
+    if fmt not in (*FORMATS, "mlflow"):
+        raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}, mlflow")
+    if fmt != "mlflow" and out_path != "-":
+        from dlbench.api import writable_file
+
+        writable_file(Path(out_path) if out_path else default_path(fmt, telemetry), "--out")
     store = Store(db, create=False)
+    check_filters(store, status=status, workload=workload, sweep=sweep_name)
     if run_id:
         rows = [store.get_run(r) for r in run_id]
     else:
@@ -218,7 +237,7 @@ def export(
             workload=workload, status=status, sweep=sweep_name, tags=parse_tags(tag)
         )
     if fmt == "mlflow":
-        _to_mlflow(store, rows, out_path, experiment)
+        _to_mlflow(store, rows, out_path, experiment, timeout)
         return
     if telemetry:
         frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
@@ -230,7 +249,9 @@ def export(
         err.print(f"wrote {what} to {plain(path)}")
 
 
-def _to_mlflow(store: Any, rows: list[dict[str, Any]], uri: str | None, experiment: str) -> None:
+def _to_mlflow(
+    store: Any, rows: list[dict[str, Any]], uri: str | None, experiment: str, timeout_s: float
+) -> None:
     from dlbench.store.stored import StoredRun
     from dlbench.store.to_mlflow import export_runs
 
@@ -241,7 +262,7 @@ def _to_mlflow(store: Any, rows: list[dict[str, Any]], uri: str | None, experime
             option="--out",
         )
     runs = [StoredRun.from_row(r) for r in rows if r["status"] != "running"]
-    logged, present = export_runs(store, runs, uri, experiment)
+    logged, present = export_runs(store, runs, uri, experiment, timeout_s)
     err.print(
         f"logged {logged} run(s) to MLflow at {plain(uri)} (experiment {plain(experiment)}); "
         f"{present} already there"
@@ -292,7 +313,7 @@ def tag(
     db: DbOption = None,
 ) -> None:
     """Label a run (key=value), or keep it but leave it out of fits and comparisons."""
-    from dlbench.config import TAG_KEY_PATTERN
+    from dlbench.config import TAG_KEY_PATTERN, check_tag
     from dlbench.store.database import Store
     from dlbench.store.stored import EXCLUDE_TAG
 
@@ -308,6 +329,7 @@ def tag(
                 f"{pair!r} is not key=value with a key of letters, digits, '_', '.', '-'",
                 "e.g. dlbench tag RUN note=rerun",
             )
+        check_tag(key.strip(), value.strip())
         if value.strip():
             tags[key.strip()] = value.strip()
         else:
@@ -317,6 +339,7 @@ def tag(
             raise ConfigError(
                 "--exclude needs a reason", 'e.g. --exclude "fan failed during the run"'
             )
+        check_tag(EXCLUDE_TAG, exclude.strip())
         tags[EXCLUDE_TAG] = exclude.strip()
     if include:
         tags.pop(EXCLUDE_TAG, None)

@@ -76,8 +76,7 @@ def sweep(
         )
     spec = load(Path(target))
     if metrics_port is not None:  # one port for the whole sweep: each run serves it in turn
-        warn_exposed(metrics_host)
-        serving = {"metrics_port": metrics_port, "metrics_host": metrics_host}
+        serving = {"metrics_port": metrics_port, "metrics_host": warn_exposed(metrics_host)}
         spec = replace(
             spec, runs=tuple(replace(r, spec=r.spec.model_copy(update=serving)) for r in spec.runs)
         )

@@ -13,6 +13,7 @@ from dlbench.cli.common import (
     MetricsHostOption,
     MetricsPortOption,
     app,
+    check_json_out,
     check_timeout,
     err,
     out,
@@ -20,6 +21,7 @@ from dlbench.cli.common import (
     warn_exposed,
     write_json,
 )
+from dlbench.config import MAX_BATCH
 
 
 def metrics_server(port: int | None, host: str) -> Any:
@@ -28,7 +30,7 @@ def metrics_server(port: int | None, host: str) -> Any:
         return None
     from dlbench.telemetry.prometheus import MetricsServer, TelemetryCollector, constant_labels
 
-    warn_exposed(host)
+    host = warn_exposed(host)
     server = MetricsServer(TelemetryCollector(constant_labels()), port, host)
     err.print(f"metrics: http://{plain(host)}:{server.port}/metrics", highlight=False)
     return server
@@ -53,7 +55,7 @@ def exporter(
 
     if not 0.1 <= interval <= 3600:
         raise ConfigError("--interval must be between 0.1 and 3600 seconds", option="--interval")
-    warn_exposed(host, "--host")
+    host = warn_exposed(host, "--host")
     try:
         store: Store | None = Store(db, read_only=True)
     except StoreError as exc:
@@ -84,14 +86,20 @@ def maxbatch(
     width: Annotated[int | None, typer.Option(help="param-* and gpt: width.", min=1)] = None,
     channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
     start: Annotated[
-        int | None, typer.Option(help="First batch size tried [default: the workload's].", min=1)
+        int | None,
+        typer.Option(
+            help="First batch size tried [default: the workload's].", min=1, max=MAX_BATCH
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Largest batch size tried.", min=1)] = 65_536,
+    limit: Annotated[
+        int, typer.Option(help="Largest batch size tried.", min=1, max=MAX_BATCH)
+    ] = 65_536,
     granularity: Annotated[
         int | None,
         typer.Option(
             help="Answer to a multiple of this: fewer probes [default: 8 on a GPU, 1 on a CPU].",
             min=1,
+            max=MAX_BATCH,
         ),
     ] = None,
     memory_limit: Annotated[
@@ -170,6 +178,7 @@ def infer(
     from dlbench.tools.folder_inference import infer_folder
 
     build_spec(workload=workload, device=device, precision=precision)  # validates the options
+    check_json_out(json_out)
     human = err if json_out == "-" else out
     report = infer_folder(workload, checkpoint, images, device, precision)
     human.print(inference_table(report))
@@ -183,7 +192,7 @@ def quickstart(
     db: DbOption = None,
 ) -> None:
     """Run every standard workload and a real-data accuracy run, then compare them."""
-    from dlbench.api import preflight
+    from dlbench.api import preflight, stored_run
     from dlbench.launch.series import run_series
     from dlbench.render.console import QuietConsole, hms
     from dlbench.render.run import comparison_table, quickstart_footer
@@ -211,7 +220,7 @@ def quickstart(
     outcomes = run_series(
         specs, store, show_progress=err.is_terminal, report=QuietConsole(err), on_start=started
     )
-    summaries = [store.run(o.run_id) for o in outcomes]
+    summaries = [stored_run(store, o) for o in outcomes]
     out.print(comparison_table(summaries, "dlbench quickstart"))
     out.print(quickstart_footer(summaries, store.describe()))
     if any(s.status != "ok" for s in summaries):

@@ -214,7 +214,9 @@ def _telemetry_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     available = sorted({m for run_id in selected for m in _metrics(url, run_id)})
     if not available:
         for run_id in selected:
-            summary = (_run(url, run_id).get("result") or {}).get("telemetry") or {}
+            result = _run(url, run_id).get("result")
+            summary = result.get("telemetry") if isinstance(result, dict) else None
+            summary = summary if isinstance(summary, dict) else {}
             st.warning(
                 md(
                     f"{run_id}: no telemetry stored"
@@ -284,7 +286,12 @@ def _compare_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
     if len(selected) < 1:
         st.info("Select runs in the sidebar to compare them.")
         return
-    summaries = [StoredRun.from_row(_run(url, r)) for r in selected]
+    summaries = []
+    for run_id in selected:
+        try:
+            summaries.append(StoredRun.from_row(_run(url, run_id)))
+        except DlbenchError as exc:  # a row another program wrote, or gone since
+            st.warning(md(exc.one_line()))
     ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     for s in summaries:
         if s.status != "ok":

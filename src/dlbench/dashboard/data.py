@@ -103,23 +103,26 @@ def hardware_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Each machine's fingerprint as a column, side by side."""
     machines: dict[str, dict[str, Any]] = {}
     for row in rows:
-        hw = row.get("hardware") or {}
-        host = hw.get("hostname") or row.get("hostname") or "unknown"
+        hw = _mapping(row.get("hardware"))
+        host = str(hw.get("hostname") or row.get("hostname") or "unknown")
         if host in machines:
             continue
-        cpu = hw.get("cpu") or {}
-        storage = hw.get("storage") or {}
+        cpu, storage = _mapping(hw.get("cpu")), _mapping(hw.get("storage"))
+        gpus = [_mapping(g) for g in hw.get("gpus") or [] if isinstance(hw.get("gpus"), list)]
+        memory = hw.get("memory_bytes")
         machines[host] = {
             "CPU": cpu.get("model"),
             "usable CPUs": cpu.get("usable_cpus"),
             "physical cores": cpu.get("physical_cores"),
-            "memory (GiB)": round((hw.get("memory_bytes") or 0) / 2**30, 1),
-            "GPUs": ", ".join(g["name"] for g in hw.get("gpus") or []) or "none",
+            "memory (GiB)": round(float(memory or 0) / 2**30, 1) if _number(memory) else None,
+            "GPUs": ", ".join(str(g.get("name")) for g in gpus) or "none",
             "GPU memory (GiB)": ", ".join(
-                str(round(g["memory_bytes"] / 2**30, 1)) for g in hw.get("gpus") or []
+                str(round(g["memory_bytes"] / 2**30, 1))
+                for g in gpus
+                if _number(g.get("memory_bytes"))
             )
             or "—",
-            "driver": next((g.get("driver") for g in hw.get("gpus") or []), None),
+            "driver": next((g.get("driver") for g in gpus), None),
             "torch": hw.get("torch"),
             "CUDA": hw.get("cuda"),
             "OS": hw.get("os"),
@@ -127,6 +130,16 @@ def hardware_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             "first run": row["run_id"],
         }
     return pd.DataFrame(machines).astype(str)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A stored document's part that should be a mapping, or {} where another writer put
+    something else there."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def calculator_frame(store: Store) -> pd.DataFrame:

@@ -50,12 +50,20 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
+MAX_IDX_BYTES = 2**30  # MNIST's largest file is 47 MB; more, uncompressed, is a gzip bomb
+
+
 def _open(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
-        return gzip.decompress(raw) if path.suffix == ".gz" else raw
+        if path.suffix != ".gz":
+            return path.read_bytes()
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read(MAX_IDX_BYTES + 1)
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read ({exc}); expected {_EXPECTED}") from exc
+    if len(raw) > MAX_IDX_BYTES:
+        raise DataError(f"{path}: uncompresses to more than 1 GiB; expected {_EXPECTED}")
+    return raw
 
 
 def _header(path: Path, head: bytes, ndim: int) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ targets, for non-overlapping windows of T = ``--seq-len`` tokens.
 
 from __future__ import annotations
 
+import stat
 import sysconfig
 import zlib
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from dlbench.datasets import STDLIB
 from dlbench.errors import DataError
 
 BYTE_VOCAB = 256
+MAX_TEXT_BYTES = 4 * 2**30  # a text read whole into memory; beyond, tokenized .bin files
 TEST_EVERY = 10  # one file (or the last tenth of a file) in ten is held out
 BIN_FILES = ("train.bin", "val.bin")  # nanoGPT's prepare.py
 _EXPECTED = (
@@ -124,6 +126,13 @@ def load_text(path: Path, dataset: str, input_shape: tuple[int, int, int]) -> To
         tokens = _token_file(path)
         cut = len(tokens) * (TEST_EVERY - 1) // TEST_EVERY
         return TokenData(path.stem, str(path), tokens[:cut], tokens[cut:], seq_len, None)
+    _regular(path)
+    if path.stat().st_size > MAX_TEXT_BYTES:
+        raise DataError(
+            f"{path}: {path.stat().st_size / 2**30:.1f} GiB of text is more than this reads "
+            f"whole ({MAX_TEXT_BYTES / 2**30:g} GiB)",
+            "tokenize it into train.bin and val.bin (nanoGPT's prepare.py) and give the folder",
+        )
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")
@@ -152,8 +161,15 @@ def _token_file(path: Path) -> np.ndarray:
     return np.memmap(path, dtype=np.uint16, mode="r")
 
 
+def _regular(path: Path) -> None:
+    """A device or a pipe (``/dev/zero``) would be read without end: files only."""
+    if path.exists() and not path.is_dir() and not stat.S_ISREG(path.stat().st_mode):
+        raise DataError(f"{path} is not a regular file", f"give {_EXPECTED}")
+
+
 def probe_text(path: Path, dataset: str) -> None:
     """Presence and form, before a run: a file, or a folder with both .bin files."""
+    _regular(path)
     if path.is_dir():
         missing = [name for name in BIN_FILES if not (path / name).is_file()]
         if missing:

@@ -30,13 +30,13 @@ from types import FrameType
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
 from dlbench.launch import get_launcher
+from dlbench.launch.oom import oom_kills
 from dlbench.records import EXIT_CODES
 from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
 
 CHILD_MODULE = "dlbench.runner.child"
 CRASH_TAIL_CHARS = 1500
-CGROUP_EVENTS = Path("/sys/fs/cgroup/memory.events")
 TEMP_PREFIX = "dlbench-run-"
 PR_SET_PDEATHSIG = 1
 STATUS_OF_EXIT = {code: status for status, code in EXIT_CODES.items()}
@@ -336,18 +336,6 @@ def classify_exit(ended: Ended, oom_before: int | None) -> tuple[str, str]:
             return "oom", f"killed by {name}: the kernel's out-of-memory killer stopped it"
         return "failed", f"the run's process died of {name}"
     return "failed", f"the run's process exited with code {returncode} before storing a result"
-
-
-def oom_kills() -> int | None:
-    """The cgroup's count of out-of-memory kills, where cgroup v2 exposes it."""
-    try:
-        for line in CGROUP_EVENTS.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def _tail(path: Path) -> str:

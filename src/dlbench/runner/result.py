@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class Measured:
     stability: Stability | None = None
     profile: dict[str, Any] | None = None
     steps_stored: int = 0  # completed steps already in the store (a SIGKILL keeps them)
+    _storing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start_meter(self, spec: RunSpec, pid: int) -> None:
         """Account other work from here (the timed phase's start); rank 0 only. Accounting
@@ -98,20 +100,25 @@ class Measured:
         self.sampler.set_phase(phase)
         if self.store is not None:
             try:
+                # The timed steps are in the store as the phase that made them ends: a run
+                # killed while it validates or predicts keeps every one.
+                self.store_new_steps()
                 self.store.set_phase(self.run_id, phase)
             except StoreError as exc:  # a full disk: the run goes on, its result is kept
                 self.store.warn_write_failure(exc)
 
     def store_new_steps(self) -> None:
-        """Store the steps completed since the last call (from the heartbeat thread: the
-        timer's lists only grow, and a step counts once its end is recorded)."""
+        """Store the steps completed since the last call (from the heartbeat thread and at
+        each phase's start: the timer's lists only grow, and a step counts once its end is
+        recorded)."""
         timer = self.timer
         if self.store is None or timer is None:
             return
-        completed = timer.steps(start=self.steps_stored)
-        if completed:
-            self.store.add_steps(self.run_id, list(completed))
-            self.steps_stored = completed[-1].step + 1
+        with self._storing:
+            completed = timer.steps(start=self.steps_stored)
+            if completed:
+                self.store.add_steps(self.run_id, list(completed))
+                self.steps_stored = completed[-1].step + 1
 
 
 def gather_ranks(engine: Engine, measured: Measured, spec: RunSpec) -> tuple[dict[str, Any], ...]:

@@ -29,14 +29,37 @@ def expand(path: str) -> str:
     return expanded
 
 
-def stage(source: str, target_root: str) -> StagingStats:
-    """Copy ``source`` into ``target_root``/<its name>, replacing an older copy, and time it."""
+MARKER = ".dlbench-staged"  # in every copy dlbench makes: only such a folder is replaced
+
+
+def check_plan(data: str, source: str, target_root: str) -> Path:
+    """Before a run: staging ``source`` into ``target_root`` moves ``data`` and destroys
+    nothing. The copy's destination, or one DataError line."""
     src = Path(expand(source))
     if not src.is_dir():
         raise DataError(f"--stage-from {source}: {src} is not a folder")
+    path = Path(expand(data)).resolve()
+    if path != src.resolve() and src.resolve() not in path.parents:
+        raise DataError(
+            f"--data {data} is not inside --stage-from {source}: staging would not move it"
+        )
     destination = Path(expand(target_root)) / src.name
     if destination.resolve() == src.resolve():
         raise DataError(f"--stage-to {target_root}: it is where the data already is")
+    if destination.exists() and not (destination / MARKER).exists():
+        raise DataError(
+            f"--stage-to {target_root}: {destination} exists and is not a copy dlbench staged; "
+            "it is left as it is",
+            "remove it yourself, or give another --stage-to",
+        )
+    return destination
+
+
+def stage(source: str, target_root: str, data: str | None = None) -> StagingStats:
+    """Copy ``source`` into ``target_root``/<its name>, replacing an older copy dlbench made
+    (never another folder), and time it."""
+    src = Path(expand(source))
+    destination = check_plan(data or source, source, target_root)
     if destination.exists():
         shutil.rmtree(destination)  # an old copy would make the copy time a lie
     destination.parent.mkdir(parents=True, exist_ok=True)
@@ -46,6 +69,7 @@ def stage(source: str, target_root: str) -> StagingStats:
     shutil.copytree(src, destination)
     os.sync()  # a copy still in the page cache is not staged yet
     seconds = time.perf_counter() - start
+    (destination / MARKER).write_text("copied here by dlbench --stage-from; removed after\n")
     return StagingStats(
         source=str(src),
         destination=str(destination),

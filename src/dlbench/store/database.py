@@ -16,16 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from dlbench.errors import RunNotFound, StoreError
+from dlbench.errors import StoreError
 from dlbench.records import RunResult, StepRecord, TelemetrySample
 from dlbench.store import liveness, schema
 from dlbench.store.columns import json_safe, result_columns, utc_now
 from dlbench.store.engine import foreign_sqlite_tables, open_engine, reason, to_url
+from dlbench.store.reading import RunReading
 from dlbench.store.schema import runs, steps, telemetry
-from dlbench.store.stored import StoredRun
 
 log = logging.getLogger("dlbench.store")
 __all__ = ["DEFAULT_DB", "Store", "default_url", "to_url", "utc_now"]
@@ -37,7 +37,7 @@ def default_url() -> str:
     return os.environ.get("DLBENCH_DB") or str(DEFAULT_DB)
 
 
-class Store:
+class Store(RunReading):
     """One database. Open it, and the schema is created or migrated to this version."""
 
     def __init__(self, db: str | None = None, create: bool = True, read_only: bool = False) -> None:
@@ -46,6 +46,7 @@ class Store:
         self.url = to_url(db or default_url())
         self.read_only = read_only
         self.write_failed = False
+        self._warned: set[str] = set()  # malformed runs already said
         if (not create or read_only) and self.url.startswith("sqlite:///"):
             path = Path(self.url.removeprefix("sqlite:///"))
             if not path.is_file():
@@ -67,6 +68,7 @@ class Store:
                 f"cannot open the results database {self.describe()}: {reason(exc)}",
                 "check the path or URL given to --db / DLBENCH_DB",
             ) from exc
+        self._file_id = self._identity()
         if not read_only:
             try:
                 self.close_lost_runs()
@@ -99,8 +101,34 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _identity(self) -> tuple[int, int] | None:
+        """The SQLite file's (device, inode) as opened; None for a server database."""
+        if not self.url.startswith("sqlite:///"):
+            return None
+        try:
+            found = os.stat(self.url.removeprefix("sqlite:///"))
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _check_same_file(self, what: str) -> None:
+        """The path still names the file this store opened. SQLite writes on into a deleted
+        file's open inode, and a file moved in its place is another database: either way a
+        write would be lost, so it fails (a run then saves its result to a file)."""
+        if self._file_id is None:
+            return
+        now = self._identity()
+        if now != self._file_id:
+            happened = "deleted" if now is None else "replaced by another file"
+            raise StoreError(
+                f"cannot {what}: the database {self.describe()} was {happened} while this "
+                "process used it",
+                "the result goes to a saved-run file; dlbench import FILE puts it back",
+            )
+
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
+        self._check_same_file(what)
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -266,7 +294,12 @@ class Store:
         """Store a run's result and its step times in one transaction."""
         values = result_columns(result)
         with self._write(f"store the result of run {result.run_id}") as conn:
-            conn.execute(update(runs).where(runs.c.run_id == result.run_id).values(**values))
+            done = conn.execute(update(runs).where(runs.c.run_id == result.run_id).values(**values))
+            if done.rowcount != 1:  # its row is gone (the file was swapped before this opened)
+                raise StoreError(
+                    f"cannot store the result of run {result.run_id}: its row is not in "
+                    f"{self.describe()}"
+                )
             conn.execute(steps.delete().where(steps.c.run_id == result.run_id))
             if result.steps:
                 conn.execute(
@@ -337,90 +370,3 @@ class Store:
                 select(schema.meta.c.value).where(schema.meta.c.key == key)
             ).scalar_one_or_none()
         return json.loads(document) if document else None
-
-    # -- reading ----------------------------------------------------------------------------
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        """One run by id, or by a unique prefix of it."""
-        with self._read("read runs") as conn:
-            rows = (
-                conn.execute(
-                    select(runs).where(runs.c.run_id.startswith(run_id, autoescape=True)).limit(2)
-                )
-                .mappings()
-                .all()
-            )
-        if not rows:
-            raise RunNotFound(f"no run {run_id!r} in {self.describe()}", "see dlbench runs")
-        if len(rows) > 1 and rows[0]["run_id"] != run_id:
-            raise RunNotFound(f"run id {run_id!r} is ambiguous", "give more of the id")
-        return liveness.as_seen(dict(rows[0]))
-
-    def list_runs(self, limit: int | None = None, **filters: Any) -> list[dict[str, Any]]:
-        """Runs, newest first. ``filters`` match columns exactly; ``tags`` matches a subset."""
-        tags = filters.pop("tags", None) or {}
-        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
-        for column, value in filters.items():
-            if value is not None:
-                query = query.where(runs.c[column] == value)
-        with self._read("read runs") as conn:
-            rows = [liveness.as_seen(dict(r)) for r in conn.execute(query).mappings()]
-        if filters.get("status") == "running":
-            rows = [r for r in rows if r["status"] == "running"]
-        if tags:
-            rows = [r for r in rows if all(r["tags"].get(k) == v for k, v in tags.items())]
-        return rows[:limit] if limit else rows
-
-    def run(self, run_id: str) -> StoredRun:
-        """One run (an id or a unique prefix), typed: what readers use."""
-        return StoredRun.from_row(self.get_run(run_id))
-
-    def runs(self, limit: int | None = None, **filters: Any) -> list[StoredRun]:
-        """Runs, newest first, typed; ``filters`` as ``list_runs``'s."""
-        return [StoredRun.from_row(row) for row in self.list_runs(limit, **filters)]
-
-    def run_table(self) -> list[dict[str, Any]]:
-        """Every run's columns without the JSON blobs (config, hardware, result), newest
-        first: what a list of thousands of runs needs, fast."""
-        skip = {"config", "hardware", "result"}
-        columns = [c for c in runs.c if c.name not in skip]
-        query = select(*columns).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
-        with self._read("read runs") as conn:
-            return [liveness.as_seen(dict(r)) for r in conn.execute(query).mappings()]
-
-    def get_steps(self, run_id: str) -> list[StepRecord]:
-        with self._read("read step times") as conn:
-            rows = conn.execute(
-                select(steps.c.step, steps.c.epoch, steps.c.step_time_s, steps.c.data_wait_s)
-                .where(steps.c.run_id == run_id)
-                .order_by(steps.c.step)
-            ).all()
-        return [StepRecord(*row) for row in rows]
-
-    def get_samples(self, run_id: str, metrics: list[str] | None = None) -> list[TelemetrySample]:
-        """A run's samples, all or those of ``metrics``, ordered by metric then time."""
-        query = select(
-            telemetry.c.t_s,
-            telemetry.c.wall,
-            telemetry.c.phase,
-            telemetry.c.metric,
-            telemetry.c.value,
-        ).where(telemetry.c.run_id == run_id)
-        if metrics:
-            query = query.where(telemetry.c.metric.in_(metrics))
-        with self._read("read telemetry") as conn:
-            rows = conn.execute(query.order_by(telemetry.c.metric, telemetry.c.t_s)).all()
-        return [TelemetrySample(*row) for row in rows]
-
-    def sample_metrics(self, run_id: str) -> list[str]:
-        with self._read("read telemetry") as conn:
-            rows = conn.execute(
-                select(telemetry.c.metric)
-                .where(telemetry.c.run_id == run_id)
-                .distinct()
-                .order_by(telemetry.c.metric)
-            ).all()
-        return [row[0] for row in rows]
-
-    def count_runs(self) -> int:
-        with self._read("count runs") as conn:
-            return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())

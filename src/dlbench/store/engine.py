@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dlbench.errors import StoreError
 
 SQLITE_BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10  # a database server's connection
 
 
 def to_url(db: str) -> str:
@@ -33,10 +34,22 @@ def open_engine(url: str, read_only: bool = False) -> Engine:
             configure_sqlite(engine, read_only=True)
             return engine
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {}
+            # One folder is made (results/ beside the data, the default); a path whose
+            # folder's folder is missing too is a typo, and refused.
+            folder = Path(url.removeprefix("sqlite:///")).parent
+            if not folder.parent.is_dir():
+                raise StoreError(
+                    f"cannot open the results database {url.removeprefix('sqlite:///')}: "
+                    f"{folder.parent} does not exist",
+                    "give --db / DLBENCH_DB a path in an existing folder",
+                )
+            folder.mkdir(exist_ok=True)
+        connect_args: dict[str, Any] = {}
+        if url.startswith("postgresql") and "connect_timeout" not in url:
+            # a server that is down or unreachable: one error line after this, not a hang
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
         if read_only and url.startswith("postgresql"):
-            connect_args = {"options": "-c default_transaction_read_only=on"}
+            connect_args["options"] = "-c default_transaction_read_only=on"
         engine = create_engine(url, future=True, connect_args=connect_args)
     except (OSError, SQLAlchemyError, ValueError, ImportError) as exc:
         where = url.removeprefix("sqlite:///")

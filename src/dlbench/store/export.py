@@ -122,8 +122,7 @@ def write(frame: pd.DataFrame, fmt: str, out: Path | None, telemetry: bool = Fal
         print(frame.to_csv(index=False) if fmt == "csv" else _json(frame))
         return None
     path = out or default_path(fmt, telemetry)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # its folder exists (checked before): a missing one is a typo, never made here
         if fmt == "csv":
             frame.to_csv(path, index=False)
         elif fmt == "json":

@@ -47,7 +47,8 @@ def process_ids(pids: list[int]) -> list[list[float]]:
     return found
 
 
-def _alive(pid_pairs: Any) -> bool:
+def processes_alive(pid_pairs: Any) -> bool:
+    """Whether any of these [pid, start time] pairs is a live process on this host."""
     for pair in pid_pairs or []:
         try:
             pid, started = int(pair[0]), float(pair[1])
@@ -70,18 +71,28 @@ def _last_beat(row: dict[str, Any]) -> datetime | None:
 
 
 def is_lost(row: dict[str, Any], now: datetime | None = None) -> bool:
-    """A ``running`` row whose processes have stopped beating (and, here, are gone)."""
+    """A ``running`` row whose processes have stopped beating (and, here, are gone). On its
+    own host a row is lost as soon as none of its processes lives, beat or no beat: a reader
+    right after a SIGKILL shows it lost."""
     if row.get("status") != "running":
         return False
+    if _gone_here(row):
+        return True
     last = _last_beat(row)
     if last is None:
         return False
     now = now or datetime.now(timezone.utc)
     if (now - last).total_seconds() <= stale_after_s(row.get("heartbeat_s")):
         return False
-    if row.get("hostname") in (None, this_host()) and _alive(row.get("pids")):
+    if row.get("hostname") in (None, this_host()) and processes_alive(row.get("pids")):
         return False  # its beat is late (a long database lock), its processes are not gone
     return True
+
+
+def _gone_here(row: dict[str, Any]) -> bool:
+    pids = row.get("pids")
+    here = row.get("hostname") in (None, this_host())
+    return bool(here and isinstance(pids, list) and pids and not processes_alive(pids))
 
 
 def lost_error(row: dict[str, Any]) -> str:
@@ -89,10 +100,8 @@ def lost_error(row: dict[str, Any]) -> str:
     when = f"{last:%Y-%m-%d %H:%M:%S} UTC" if last else "its start"
     host = f" on {row['hostname']}" if row.get("hostname") else ""
     phase = row.get("phase_reached") or "setup"
-    return (
-        f"lost: its processes{host} stopped without storing a result (no heartbeat since "
-        f"{when}); last phase: {phase}"
-    )
+    why = "are gone" if _gone_here(row) else f"stopped beating (no heartbeat since {when})"
+    return f"lost: its processes{host} {why} without storing a result; last phase: {phase}"
 
 
 def as_seen(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 
+from dlbench.errors import ConfigError
 from dlbench.store.schema import op_measurements, runs, steps, telemetry
 
 if TYPE_CHECKING:
     from dlbench.store.database import Store
 
 TELEMETRY_CHUNK = 50_000  # rows per insert statement
+DOCUMENTS = ("config", "hardware", "result", "error")
+MAX_DOCUMENT_CHARS = 64 * 2**20  # a run's result with its telemetry summary is a few hundred KiB
 
 
 def import_runs(target: Store, source: Store) -> tuple[int, int]:
-    """(runs added, runs already in ``target``)."""
+    """(runs added, runs already in ``target``). Every run to add is checked first (row, steps
+    and telemetry, against what dlbench writes): one that is not is one error line naming it
+    and its field, and nothing is written."""
     if source.url == target.url:
         from dlbench.errors import StoreError
 
@@ -29,30 +34,59 @@ def import_runs(target: Store, source: Store) -> tuple[int, int]:
         wanted = [row[0] for row in conn.execute(select(runs.c.run_id).order_by(runs.c.run_id))]
     with target._read("list the runs already here") as conn:
         present = {row[0] for row in conn.execute(select(runs.c.run_id))}
-    added = 0
-    for run_id in wanted:
-        if run_id in present:
-            continue
-        with source._read(f"read run {run_id}") as conn:
-            row = dict(conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().one())
-            step_rows = [
-                dict(r)
-                for r in conn.execute(select(steps).where(steps.c.run_id == run_id)).mappings()
-            ]
-            samples = [
-                dict(r)
-                for r in conn.execute(
-                    select(telemetry).where(telemetry.c.run_id == run_id)
-                ).mappings()
-            ]
-        with target._write(f"import run {run_id}") as conn:
+    new = [run_id for run_id in wanted if run_id not in present]
+    check_runs(source, new)  # the whole source checked before a single row is written
+    for run_id in new:
+        row, step_rows, samples = _read_checked(source, run_id)
+        with target._write(f"import run {row['run_id']}") as conn:
             conn.execute(runs.insert().values(**row))
             if step_rows:
                 conn.execute(steps.insert(), step_rows)
             for start in range(0, len(samples), TELEMETRY_CHUNK):
                 conn.execute(telemetry.insert(), samples[start : start + TELEMETRY_CHUNK])
-        added += 1
-    return added, len(wanted) - added
+    return len(new), len(wanted) - len(new)
+
+
+def check_runs(source: Store, run_ids: list[Any] | None = None) -> None:
+    """Check ``run_ids`` of ``source`` (default: all) as an import would, writing nothing."""
+    if run_ids is None:
+        with source._read("list the runs to import") as conn:
+            run_ids = [row[0] for row in conn.execute(select(runs.c.run_id))]
+    for run_id in run_ids:
+        _read_checked(source, run_id)
+
+
+def _read_checked(
+    source: Store, run_id: Any
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """One run of ``source``, checked: its row (as stored here), steps and telemetry rows."""
+    from dlbench.store import incoming
+
+    where = f"{source.describe()}: run {str(run_id)[:80]!r}"
+    with source._read(f"read run {run_id}") as conn:
+        sizes = conn.execute(
+            select(*(func.length(cast(runs.c[c], Text)) for c in DOCUMENTS)).where(
+                runs.c.run_id == run_id
+            )
+        ).one()
+        for column, size in zip(DOCUMENTS, sizes, strict=True):
+            if (size or 0) > MAX_DOCUMENT_CHARS:
+                raise ConfigError(
+                    f"{where}: {column}: larger than {MAX_DOCUMENT_CHARS:,} characters"
+                )
+        row = dict(conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().one())
+        checked = incoming.run_row(row, where)
+        step_rows = [
+            {k: v for k, v in r.items() if k != "run_id"}
+            for r in conn.execute(select(steps).where(steps.c.run_id == run_id)).mappings()
+        ]
+        samples = [
+            {k: v for k, v in r.items() if k != "run_id"}
+            for r in conn.execute(select(telemetry).where(telemetry.c.run_id == run_id)).mappings()
+        ]
+    step_rows = [{"run_id": run_id, **r} for r in incoming.step_rows(step_rows, where)]
+    samples = [{"run_id": run_id, **r} for r in incoming.sample_rows(samples, where)]
+    return checked, step_rows, samples
 
 
 def import_operators(target: Store, source: Store) -> int:

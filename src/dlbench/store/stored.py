@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import JSON
+
+from dlbench.errors import MalformedRun
 from dlbench.records import (
     Feasibility,
     GpuProcess,
@@ -40,6 +45,7 @@ from dlbench.store.measurements import (
     record_from,
     telemetry_from,
 )
+from dlbench.store.schema import runs
 from dlbench.store.summary import run_summary
 
 EXCLUDE_TAG = "exclude"  # its value: why the run is left out of fits and comparisons
@@ -127,34 +133,37 @@ class StoredRun:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StoredRun:
-        """From a row of the ``runs`` table (its JSON columns decoded)."""
+        """From a row of the ``runs`` table (its JSON columns decoded); ``MalformedRun`` when
+        a column or document does not hold what dlbench writes there."""
+        _check_columns(row)
         return cls.from_summary(run_summary(dict(row)))
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any]) -> StoredRun:
         """From the ``--json`` summary of a run (``run_summary``), the one place where the
-        stored documents become records."""
+        stored documents become records. Every figure and record is checked against its
+        declared type: a record an older or foreign writer garbled is left out (None), a
+        garbled figure makes the whole run ``MalformedRun``."""
+        run_id = summary.get("run_id")
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in summary.items() if k in known}
-        values["tags"] = frozen(summary.get("tags"))
+        values["tags"] = _mapping(summary.get("tags"), run_id, "tags")
         values["config"] = frozen(summary.get("config"))
         values["hardware"] = frozen(summary["hardware"]) if summary.get("hardware") else None
-        values["timed_steps"] = int(summary.get("timed_steps") or 0)
-        for interval in ("speed_ci95", "tokens_per_s_ci95"):
-            if values.get(interval) is not None:
-                low, high = values[interval]
-                values[interval] = (float(low), float(high))
-        values["quality"] = _quality(summary.get("quality"))
-        values["inference"] = record_from(InferenceStats, summary.get("inference"))
-        values["model"] = _model(summary.get("model"))
-        values["time_to_accuracy"] = _tta(summary.get("time_to_accuracy"))
-        values["feasibility"] = record_from(Feasibility, summary.get("feasibility"))
-        values["staging"] = record_from(StagingStats, summary.get("staging"))
-        values["stability"] = record_from(Stability, summary.get("stability"))
-        values["ranks"] = tuple(rank_from(r) for r in summary.get("ranks") or ())
-        values["descriptors"] = descriptors_from(summary.get("descriptors"))
-        values["telemetry"] = telemetry_from(summary.get("telemetry"))
-        values["profile"] = profile_from(summary.get("profile"))
+        try:
+            values["timed_steps"] = int(summary.get("timed_steps") or 0)
+            for interval in ("speed_ci95", "tokens_per_s_ci95"):
+                if values.get(interval) is not None:
+                    low, high = values[interval]
+                    values[interval] = (float(low), float(high))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise MalformedRun(str(run_id), "speed", str(exc)) from None
+        for name, build in _RECORDS.items():
+            try:
+                values[name] = build(summary.get(name))
+            except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError):
+                values[name] = () if name == "ranks" else None  # garbled: not shown
+        _check_types(values, str(run_id))
         values["summary"] = FrozenMap(copy.deepcopy(dict(summary)))
         return cls(**values)
 
@@ -182,7 +191,9 @@ class StoredRun:
     def command(self) -> str | None:
         """A monitor run's command line."""
         command = self.config.get("command")
-        return " ".join(str(part) for part in command) if command else None
+        if isinstance(command, (list, tuple)):
+            return " ".join(str(part) for part in command) or None
+        return str(command) if command else None
 
     @property
     def learned_accuracy(self) -> float | None:
@@ -196,7 +207,7 @@ class StoredRun:
     def seq_len(self) -> int | None:
         """A language model's tokens per sequence (its speeds are sequences/s); else None."""
         value = self.config.get("seq_len")
-        return int(value) if value else None
+        return value if isinstance(value, int) and value > 0 else None
 
     @property
     def speed_unit(self) -> str:
@@ -224,6 +235,78 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def _check_columns(row: Mapping[str, Any]) -> None:
+    """The row's columns hold their declared kinds: numbers in number columns, text in text
+    columns, mappings in the JSON documents (SQLite keeps whatever a writer gives it)."""
+    run_id = str(row.get("run_id"))
+    for column in runs.c:
+        value = row.get(column.name)
+        if value is None:
+            continue
+        python = column.type.python_type if not isinstance(column.type, JSON) else dict
+        if python is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if python in (int, float):
+            good = isinstance(value, python) and not isinstance(value, bool)
+            good = good and math.isfinite(value)
+        elif column.name == "pids":
+            good = isinstance(value, list)
+        else:
+            good = isinstance(value, python)
+        if not good:
+            kind = "a non-finite number" if isinstance(value, float) else type(value).__name__
+            raise MalformedRun(run_id, column.name, f"{kind} where a {python.__name__} belongs")
+
+
+def _mapping(value: Any, run_id: Any, field: str) -> Mapping[str, Any]:
+    if value is None:
+        return EMPTY
+    if not isinstance(value, Mapping):
+        raise MalformedRun(str(run_id), field, f"a {type(value).__name__}, not a mapping")
+    return frozen(value)
+
+
+_RECORDS: dict[str, Any] = {
+    "quality": lambda v: _quality(v),
+    "inference": lambda v: record_from(InferenceStats, v),
+    "model": lambda v: _model(v),
+    "time_to_accuracy": lambda v: _tta(v),
+    "feasibility": lambda v: record_from(Feasibility, v),
+    "staging": lambda v: record_from(StagingStats, v),
+    "stability": lambda v: record_from(Stability, v),
+    "ranks": lambda v: tuple(rank_from(r) for r in v or ()),
+    "descriptors": descriptors_from,
+    "telemetry": telemetry_from,
+    "profile": profile_from,
+}
+
+
+@functools.cache
+def _adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(StoredRun)
+
+
+def _check_types(values: dict[str, Any], run_id: str) -> None:
+    """``values`` hold what ``StoredRun`` declares, records to the last field: a record that
+    does not is dropped (an older or foreign document), a top-level figure that does not makes
+    the run malformed. Readers then never meet a string where a number belongs."""
+    from pydantic import ValidationError
+
+    for _ in range(len(_RECORDS) + 1):
+        try:
+            _adapter().validate_python({k: _plain(v) for k, v in values.items()})
+            return
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "run"
+            if field not in _RECORDS:
+                where = ".".join(str(part) for part in first["loc"])
+                raise MalformedRun(run_id, where or "run", str(first["msg"])) from None
+            values[field] = () if field == "ranks" else None
 
 
 def _quality(value: Any) -> Quality | None:

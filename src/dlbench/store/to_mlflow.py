@@ -28,6 +28,7 @@ SUMMARY_METRICS = (
     "tokens_per_s", "val_loss", "perplexity",
     "peak_memory_bytes", "timed_steps", "foreign_cpu_cores",
 )  # fmt: skip
+DEFAULT_TIMEOUT_S = 30.0  # a tracking server that has not answered by then will not
 BATCH = 1000  # MLflow's limit of metrics in one log_batch
 PARAMS_BATCH = 100  # and of params
 PARAM_CHARS = 6000  # MLflow's limit on a param's value
@@ -72,22 +73,53 @@ def _summary_metrics(run: StoredRun) -> dict[str, float]:
 
 
 def export_runs(
-    store: Store, runs: list[StoredRun], tracking_uri: str, experiment: str = "dlbench"
+    store: Store,
+    runs: list[StoredRun],
+    tracking_uri: str,
+    experiment: str = "dlbench",
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[int, int]:
     """Log ``runs`` to the MLflow tracking store at ``tracking_uri``: (logged, already there).
-    A run is logged whole or, if MLflow refuses it midway, left FAILED with what it got."""
+    A run is logged whole or, if MLflow refuses it midway, left FAILED with what it got. A
+    server that does not answer within ``timeout_s`` is one error line, not minutes of
+    MLflow's retries."""
     client_class = _client_class()  # first: without mlflow, one line saying what to install
     from mlflow.exceptions import MlflowException
 
+    _bound_requests(tracking_uri, timeout_s)
     try:
         return _export(client_class(tracking_uri=tracking_uri), store, runs, experiment)
-    except MlflowException as exc:
-        first = str(exc.message).strip().splitlines()[0][:300]
+    except (MlflowException, OSError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        first = (str(message).strip().splitlines() or ["no reason given"])[0][:300]
         raise DlbenchError(
             f"MLflow at {tracking_uri} refused the export: {first}",
-            "check the tracking URI (sqlite:///mlflow.db, http://host:5000, or a folder with "
-            "MLFLOW_ALLOW_FILE_STORE=true)",
+            "give --out sqlite:///PATH/mlflow.db (a file MLflow 3 keeps) or the http:// "
+            "address of a tracking server",
         ) from exc
+
+
+def _bound_requests(tracking_uri: str, timeout_s: float) -> None:
+    """A tracking server is reachable within ``timeout_s``, and each request MLflow makes
+    gives up after it, without retries (MLflow's default: 7 retries over minutes)."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(tracking_uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int(timeout_s))))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise DlbenchError(
+            f"cannot reach MLflow at {tracking_uri} within {timeout_s:g} s: {exc.strerror or exc}",
+            "start the tracking server, or check the address and port of --out",
+        ) from None
 
 
 def _export(client: Any, store: Store, runs: list[StoredRun], experiment: str) -> tuple[int, int]:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from dlbench.errors import StoreError
+from dlbench.errors import ConfigError, StoreError
 from dlbench.records import RunResult, StepRecord, TelemetrySample
+from dlbench.store.liveness import is_lost
 from dlbench.store.schema import runs, steps, telemetry
 
 if TYPE_CHECKING:
@@ -85,13 +86,15 @@ def keep(
     """Save a result that ``store`` refused (``failure``) to a file, and say so in one line;
     its path, or None when nowhere could take it either. ``known``: the run's columns as its
     process knows them, for when the stored row cannot be read back."""
-    from dlbench.store.columns import result_columns
+    from dlbench.store.columns import result_columns, utc_now
 
     try:
         row = store.get_run(result.run_id)
     except StoreError:
         row = {"run_id": result.run_id, **known}
     row.update({k: v for k, v in known.items() if v is not None and k != "created_at"})
+    row.setdefault("created_at", utc_now())  # a row the store never took: now, roughly
+    row.setdefault("tags", {})
     try:
         path = save(store, row | result_columns(result), result.steps, samples)
     except StoreError as nowhere:
@@ -110,11 +113,18 @@ def is_unsaved_file(path: str) -> bool:
     return path.endswith(".json") and "://" not in path
 
 
+MAX_FILE_BYTES = 256 * 2**20  # a day of telemetry at 1 s is a few tens of MiB
+
+
 def load(path: Path) -> dict[str, Any]:
+    """The saved run in ``path``, read in bounded size and depth; its envelope checked (the
+    run itself is checked by ``checked``)."""
+    from dlbench.input_files import load_json
+
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from None
+        document = load_json(path, "saved run", MAX_FILE_BYTES)
+    except ConfigError as exc:
+        raise StoreError(exc.message, exc.hint) from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise StoreError(
             f"{path} is not a run dlbench saved when its database could not take it",
@@ -125,6 +135,19 @@ def load(path: Path) -> dict[str, Any]:
     return document
 
 
+def checked(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(run row, step rows, telemetry rows) of the saved run, each checked against the schema
+    of what dlbench writes: one error line naming the field, before anything is written."""
+    from dlbench.store import incoming
+
+    document = load(path)
+    row = incoming.run_row(document["run"], f"{path}: run")
+    where = f"{path}: run {row['run_id']}"
+    steps_found = incoming.step_rows(document.get("steps", []), where)
+    samples = incoming.sample_rows(document.get("telemetry", []), where)
+    return row, steps_found, samples
+
+
 def summary(path: Path) -> StoredRun:
     """The saved run, as a reader sees it."""
     from dlbench.store.stored import StoredRun
@@ -133,20 +156,33 @@ def summary(path: Path) -> StoredRun:
 
 
 def import_file(store: Store, path: Path) -> bool:
-    """Put the saved run into ``store``: True if added or completed, False if already there."""
-    document = load(path)
-    row = dict(document["run"])
+    """Put the saved run into ``store``: True if added or completed, False if already there.
+    A row still open here is completed, never one whose processes are alive (a live run)."""
+    return import_checked(store, checked(path))
+
+
+def import_checked(
+    store: Store, content: tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+) -> bool:
+    """``import_file`` of a saved run already read and checked (``checked``)."""
+    row, step_rows, sample_rows = content
     run_id = row["run_id"]
-    step_rows = [{"run_id": run_id, **s} for s in document["steps"]]
-    sample_rows = [{"run_id": run_id, **s} for s in document["telemetry"]]
+    step_rows = [{"run_id": run_id, **s} for s in step_rows]
+    sample_rows = [{"run_id": run_id, **s} for s in sample_rows]
     with store._write(f"import run {run_id}") as conn:
-        found = conn.execute(select(runs.c.status).where(runs.c.run_id == run_id)).first()
-        if found is not None and found[0] not in OPEN_STATUSES:
+        found = conn.execute(select(runs).where(runs.c.run_id == run_id)).mappings().first()
+        if found is not None and found["status"] not in OPEN_STATUSES:
             return False
+        if found is not None and found["status"] == "running" and not is_lost(dict(found)):
+            raise StoreError(
+                f"run {run_id} is running here now: its row is not replaced while its "
+                "processes live",
+                "import the file once the run has ended (dlbench runs shows it)",
+            )
         if found is None:
-            conn.execute(runs.insert().values(**_known_columns(row)))
-        else:
-            kept = {k: v for k, v in _known_columns(row).items() if v is not None}
+            conn.execute(runs.insert().values(**row))
+        else:  # every column the file has, an empty error included: the run is what it says
+            kept = {k: v for k, v in row.items() if v is not None or k in ("error",)}
             kept.pop("run_id")
             conn.execute(update(runs).where(runs.c.run_id == run_id).values(**kept))
         conn.execute(steps.delete().where(steps.c.run_id == run_id))
@@ -162,7 +198,3 @@ def import_file(store: Store, path: Path) -> bool:
         if fresh:
             conn.execute(telemetry.insert(), fresh)
     return True
-
-
-def _known_columns(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k in runs.c}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.analysis.scaling import scaling_efficiency
-from dlbench.api import new_run_id, preflight, preflight_device, writable_folder
+from dlbench.api import new_run_id, preflight, preflight_device, stored_run, writable_folder
 from dlbench.config import RunSpec
 from dlbench.errors import ConfigError
 from dlbench.launch.quiet import QuietPolicy, QuietReport
@@ -244,7 +244,9 @@ def run_locally(
         timeout_s=sweep.file.timeout,
         quiet=quiet,
         report=report,
-        on_end=lambda series_run, outcome: done(launched[series_run.run_id], outcome.run_id),
+        on_end=lambda series_run, outcome: done(
+            launched[series_run.run_id], stored_run(store, outcome).run_id
+        ),
     )
     return summaries
 

@@ -19,6 +19,7 @@ its spec) so that a sweep can be resumed.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dlbench import yaml_files
+from dlbench import input_files
 from dlbench.config import RunSpec, build_spec
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.registry import unknown_name
@@ -35,6 +36,7 @@ MAX_BATCH = "max"
 # Sweep keys that are not RunSpec fields of the same name.
 ALIASES = {"staging": ("stage_from", "stage_to")}
 NOT_SWEEPABLE = ("sweep", "repeat", "tags", "checkpoint")
+MAX_RUNS = 10_000  # in one sweep: weeks of runs on any machine
 
 
 class SlurmOptions(BaseModel):
@@ -42,26 +44,26 @@ class SlurmOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    partition: str | None = None
-    gpus_per_node: int | None = Field(default=None, ge=0)  # default: the run's gpus
-    gres_type: str | None = None  # e.g. p100: --gres=gpu:p100:N
-    time: int = Field(default=60, gt=0)  # minutes
-    mem: str | None = None  # e.g. 64G
-    cpus_per_task: int | None = Field(default=None, gt=0)
-    account: str | None = None
-    extra: dict[str, str] = Field(default_factory=dict)  # more sbatch options
+    partition: str | None = Field(default=None, max_length=128)
+    gpus_per_node: int | None = Field(default=None, ge=0, le=1024)  # default: the run's gpus
+    gres_type: str | None = Field(default=None, max_length=128)  # e.g. p100: --gres=gpu:p100:N
+    time: int = Field(default=60, gt=0, le=10**6)  # minutes
+    mem: str | None = Field(default=None, max_length=32)  # e.g. 64G
+    cpus_per_task: int | None = Field(default=None, gt=0, le=100_000)
+    account: str | None = Field(default=None, max_length=128)
+    extra: dict[str, str] = Field(default_factory=dict, max_length=64)  # more sbatch options
 
 
 class SweepFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=128)
     base: dict[str, Any] = Field(default_factory=dict)
     matrix: dict[str, list[Any]] = Field(default_factory=dict)
     exclude: list[dict[str, Any]] = Field(default_factory=list)
-    repeat: int = Field(default=1, ge=1)
-    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    results: str | None = None
+    repeat: int = Field(default=1, ge=1, le=1000)
+    timeout: float | None = Field(default=None, gt=0, le=10**7, allow_inf_nan=False)
+    results: str | None = Field(default=None, min_length=1, max_length=4096)
     slurm: SlurmOptions | None = None
 
 
@@ -130,14 +132,11 @@ def _where(path: Path, lines: dict[tuple[Any, ...], int], location: tuple[Any, .
 
 def load(path: Path) -> Sweep:
     """Read, validate and expand a sweep file, or raise one ConfigError with file:line."""
+    text = input_files.read_text(path, "sweep file", input_files.MAX_YAML_BYTES)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read sweep file {path}: {exc.strerror or exc}") from exc
-    try:
-        content, node = yaml_files.load(text)
+        content, node = input_files.load(text)
         lines = _lines(node) if content and node is not None else {}
-    except yaml_files.TooLarge as exc:
+    except (input_files.TooLarge, input_files.TooDeep) as exc:
         raise ConfigError(f"{path}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -204,6 +203,13 @@ def expand(sweep_file: SweepFile, where: Any) -> tuple[SweepRun, ...]:
                     f"{where(('exclude', index, key))}: exclude key {key!r} is not in the matrix"
                 )
     keys = list(sweep_file.matrix)
+    combinations = math.prod(len(values) for values in sweep_file.matrix.values())
+    if combinations * sweep_file.repeat > MAX_RUNS:  # counted before a single one is built
+        raise ConfigError(
+            f"{where(('matrix',))}: the matrix makes {combinations:,} combinations x repeat "
+            f"{sweep_file.repeat}: more than {MAX_RUNS:,} runs",
+            "split it into several sweeps",
+        )
     runs: list[SweepRun] = []
     seen: set[str] = set()
     for values in itertools.product(*(sweep_file.matrix[k] for k in keys)):

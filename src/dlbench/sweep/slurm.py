@@ -99,14 +99,22 @@ def submit(sweep: Sweep, store: Store, planned: list[Planned]) -> list[Submitted
             continue
         run = item.run
         executor.update_parameters(**_parameters(options, run.spec.gpus, f"dlbench-{sweep.name}"))
-        job = executor.submit(
-            job_main,
-            run,
-            store.url,
-            sweep.file.timeout,
-            str(sweep.results_dir),
-            gpu_type_of(sweep, run.spec),
-        )
+        try:
+            job = executor.submit(
+                job_main,
+                run,
+                store.url,
+                sweep.file.timeout,
+                str(sweep.results_dir),
+                gpu_type_of(sweep, run.spec),
+            )
+        except Exception as exc:  # noqa: BLE001 - submitit's and subprocess's, one line
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:300]
+            raise DlbenchError(
+                f"sbatch did not take the job of {run.label}: {reason}",
+                f"the jobs submitted before it are recorded (dlbench sweep status "
+                f"{sweep.path}); check the file's slurm: options and the cluster (sinfo)",
+            ) from exc
         done.append(Submitted(run.key, run.label, str(job.job_id), str(folder), _now()))
         _write_submissions(sweep, done)
     return done

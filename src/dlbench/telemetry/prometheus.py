@@ -159,9 +159,56 @@ class MetricsServer:
         self._server.server_close()
 
 
+def listen_address(host: str, option: str) -> tuple[str, bool]:
+    """``host`` as a server binds it ("[::]" is "::") and whether it listens on every network:
+    0.0.0.0 and :: in any spelling (0, 0x0, 0:0:0:0:0:0:0:0, an empty host). A host that does
+    not resolve is one ConfigError naming ``option``."""
+    import ipaddress
+
+    from dlbench.errors import ConfigError
+
+    bare = host.strip()
+    if bare.startswith("[") and bare.endswith("]"):
+        bare = bare[1:-1]
+    if not bare:
+        return "0.0.0.0", True
+    try:
+        found = socket.getaddrinfo(bare, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise ConfigError(
+            f"{option} {host!r} is not an address or a name this machine resolves ({reason})",
+            f"e.g. {option} 127.0.0.1 (this machine only) or the address of one interface",
+            option=option,
+        ) from None
+    every = any(
+        ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_unspecified for info in found
+    )
+    return bare, every
+
+
+def check_listen(host: str, port: int, option: str) -> None:
+    """``host:port`` can be listened on now: a taken port or a foreign address is one line
+    before any work, not a server's traceback after it."""
+    from dlbench.errors import ConfigError
+
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, _, _, address = found[0]
+        with socket.socket(family, kind) as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+    except OSError as exc:
+        raise ConfigError(
+            f"{option} {port}: cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "choose a free port (or stop what listens there)",
+            option=option,
+        ) from None
+
+
 def exposed_host_warning(host: str, option: str = "--metrics-host") -> str | None:
-    """The warning for an address every network can reach (None for a loopback one)."""
-    if host in ("0.0.0.0", "::", ""):
+    """The warning for an address every network can reach (None for any other)."""
+    if listen_address(host, option)[1]:
         return (
             f"warning: {option} {host} serves the metrics to every network this machine "
             "is on; Prometheus on this machine needs only 127.0.0.1"
@@ -171,5 +218,5 @@ def exposed_host_warning(host: str, option: str = "--metrics-host") -> str | Non
 
 __all__ = [
     "DEFAULT_PORT", "MetricsServer", "SeriesName", "TelemetryCollector", "constant_labels",
-    "exposed_host_warning", "series_name",
+    "check_listen", "exposed_host_warning", "listen_address", "series_name",
 ]  # fmt: skip

@@ -22,7 +22,8 @@ import psutil
 
 from dlbench.config import RunSpec
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.launch.local import classify_exit, oom_kills, supervise
+from dlbench.launch.local import classify_exit, supervise
+from dlbench.launch.oom import oom_kills
 
 PROBE_MODULE = "dlbench.launch.probe"
 PROBE_STEPS = 3  # training steps per probe: the first allocates, later ones reuse
@@ -75,6 +76,9 @@ class MaxBatch:
         return float(slope), float(intercept)
 
 
+MAX_MEMORY_BYTES = 2**60  # 1 EiB: no device has more
+
+
 def parse_bytes(text: str) -> int:
     """``8GiB``, ``512MiB``, ``16G``, ``2000000`` -> bytes."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]i?)?b?\s*", text.lower())
@@ -84,10 +88,10 @@ def parse_bytes(text: str) -> int:
         )
     unit = match.group(2) or ""
     scale = _BINARY[unit] if unit.endswith("i") else _UNITS[unit]
-    value = int(float(match.group(1)) * scale)
-    if value <= 0:
-        raise ConfigError("--memory-limit must be more than 0 bytes")
-    return value
+    value = float(match.group(1)) * scale
+    if not 0 < value <= MAX_MEMORY_BYTES:
+        raise ConfigError("--memory-limit must be more than 0 bytes and at most 1 EiB")
+    return int(value)
 
 
 def search(

@@ -20,7 +20,7 @@ from typing import Any
 
 from dlbench import sysinfo
 from dlbench.api import new_run_id
-from dlbench.errors import ConfigError, StoreError
+from dlbench.errors import ConfigError, ResultNotStored, StoreError
 from dlbench.launch.local import shielded, supervise
 from dlbench.measure.quality import judge
 from dlbench.records import RunResult
@@ -133,12 +133,19 @@ def _monitor(
         telemetry=telemetry,
         quality=judge(interference, phase_metrics(telemetry, PHASE)),
     )
+    _store(store, result, samplers[0].unsaved if samplers else [], config)
+    return run_id, _shell_code(ended.returncode)
+
+
+def _store(store: Store, result: RunResult, samples: list[Any], config: dict[str, Any]) -> None:
+    """The monitor's result into the store, or into a saved-run file (``ResultNotStored``)."""
     try:
         store.finish_run(result)
     except StoreError as exc:
-        samples = samplers[0].unsaved if samplers else []
-        unsaved.keep(store, result, samples, {"kind": "monitor", "config": config}, exc)
-    return run_id, _shell_code(ended.returncode)
+        path = unsaved.keep(store, result, samples, {"kind": "monitor", "config": config}, exc)
+        if path is None:
+            raise
+        raise ResultNotStored(result.run_id, str(path)) from exc
 
 
 @contextmanager

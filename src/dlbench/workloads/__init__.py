@@ -42,6 +42,7 @@ class WorkloadSpec:
     image_size_multiple: int = 1  # a ViT's patches: the side must be a multiple of them
     depth: int | None = None  # weight layers, as the family counts them (resnet50 -> 50)
     parametric: bool = False  # takes --depth and --width (the calibration families)
+    width_multiple: int = 1  # a transformer's --width is whole attention heads
 
 
 _MNIST = ("mnist", "fashion-mnist")
@@ -159,6 +160,7 @@ def _language(
         task="language",
         depth=depth,
         parametric=True,
+        width_multiple=64,  # GPT-2's head width: heads = width / 64
     )
 
 
