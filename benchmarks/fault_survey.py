@@ -35,6 +35,7 @@ GROUPS = {
     ),
     "test_oom": ("fault", "the kernel's OOM killer in a cgroup v1 or v2 memory limit"),
     "test_foreign_files": ("fault", "other programs' databases, missing databases"),
+    "test_mlflow_export": ("fault", "an MLflow server that does not answer"),
     "test_bad_input": (
         "bad input",
         "broken data, absurd numbers on every option, hostile YAML, unwritable outputs, filters",
@@ -45,7 +46,6 @@ GROUPS = {
         "stored markup in the terminal and the report; model files the dashboard may import",
     ),
     "test_browser": ("security probe", "stored Markdown, HTML and Plotly markup in chromium"),
-    "test_mlflow_export": ("fault", "an MLflow server that does not answer"),
 }
 # What the survey runs beyond tests/faults: the hostile cases that live beside their module.
 BESIDE = (
