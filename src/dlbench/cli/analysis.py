@@ -188,7 +188,10 @@ def dashboard(
         store.url,
         *(["--model-dir", str(model_dir.resolve())] if model_dir else []),
     ]
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    from dlbench.telemetry.prometheus import listen_address
+
+    local = host in ("127.0.0.1", "::1") or listen_address(host, "--host")[1]
+    shown = "localhost" if local else host
     out.print(
         f"dlbench dashboard on http://{plain(shown)}:{port} (database {plain(store.describe())}, "
         "read-only); Ctrl-C stops it",
