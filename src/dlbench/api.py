@@ -21,6 +21,7 @@ from dlbench import datasets
 from dlbench.config import RunSpec, build_spec
 from dlbench.engines import DeviceInfo, get_engine
 from dlbench.errors import ConfigError
+from dlbench.launch import cpus
 from dlbench.launch.local import LaunchOutcome, new_run_id
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
@@ -55,6 +56,7 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     the database is writable, the framework and device exist, the data can be read."""
     store.check_writable()
     check_metrics_port(spec)
+    cpus.check(spec.cpus)
     device = preflight_device(spec)
     workload = get_workload(spec.workload)
     assert spec.dataset is not None
@@ -246,6 +248,7 @@ def run_repeats(
     report: QuietReport | None = None,
     tags: dict[str, str] | None = None,
     on_start: Callable[[SeriesRun], None] | None = None,
+    on_end: Callable[[SeriesRun, LaunchOutcome], None] | None = None,
 ) -> list[LaunchOutcome]:
     """Preflight once, then ``count`` repeats of ``spec``, each in a fresh process: repeats
     are where most of the variation between measurements is."""
@@ -258,4 +261,5 @@ def run_repeats(
         report=report,
         show_progress=show_progress,
         on_start=on_start,
+        on_end=on_end,
     )

@@ -26,7 +26,9 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab")
+LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab", "cpus")
+# --cpus: auto (the idle ones, chosen before each run) or a list such as 0,2-3
+CPUS_PATTERN = r"^(auto|\d+(-\d+)?(,\d+(-\d+)?)*)$"
 # Fields that change only what happens after the timed steps (validation, inference, a
 # profile): the same training configuration, so the same run key in a sweep or calibration.
 AFTER_TIMING_FIELDS = ("no_validate", "no_infer", "profile")
@@ -68,6 +70,7 @@ class RunSpec(BaseModel):
     no_infer: bool | None = None  # True: no inference phase
     profile: bool | None = None  # True: PROFILE_STEPS more steps under the profiler, untimed
     threads: int | None = Field(default=None, gt=0, le=MAX_PROCESSES)
+    cpus: str | None = Field(default=None, max_length=256)  # see CPUS_PATTERN
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     telemetry: bool = True
     interval: float = Field(
@@ -138,6 +141,8 @@ class RunSpec(BaseModel):
     def _check_options(self, workload: WorkloadSpec) -> None:
         if not DEVICE_PATTERN.match(self.device):
             raise _invalid("device", f"{self.device!r} is not auto, cpu, mps, cuda or cuda:N")
+        if self.cpus is not None and not re.match(CPUS_PATTERN, self.cpus):
+            raise _invalid("cpus", f"{self.cpus!r} is not auto or a list of CPUs like 0,2-3")
         if self.steps is not None and self.epochs is not None and self.dataset_size is None:
             raise _invalid("steps", "give --steps or --epochs, not both")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:

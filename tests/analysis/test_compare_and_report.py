@@ -182,3 +182,70 @@ def test_cost_of_a_cpu_run_is_per_machine_hour_and_says_why_no_energy(store, cap
     assert code == 0, err
     assert "$0.100/h (the machine)" in out and "GPU-h" not in out
     assert "c: kWh — no energy counter on this machine" in out
+
+
+def _sweep_of_two_workloads(store):
+    """lenet and mlp, each at batch 32, 64 and 128: a batch-size sweep, one run each."""
+    for workload, step in (("lenet-mnist", 0.05), ("mlp-mnist", 0.03)):
+        for batch in (32, 64, 128):
+            _run(store, f"{workload}-{batch}", "cpu", step * batch / 32, util=90, batch=batch,
+                 seed=batch, workload=workload)  # fmt: skip
+
+
+def test_groups_that_mix_configurations_are_compared_within_each_one(store, capsys):
+    """Three batch sizes are not three repeats: each batch is a contrast of its own, over its
+    steps, and the workloads are set against each other at the same batch only."""
+    from conftest import call_main
+
+    _sweep_of_two_workloads(store)
+    ids = [r.run_id for r in store.runs()]
+    result = compare(store, ids, by="workload")
+    assert sorted(c.within for c in result.contrasts) == [
+        "batch_size=128", "batch_size=32", "batch_size=64"
+    ]  # fmt: skip
+    assert all("over steps" in c.method and "repeats" not in c.method for c in result.contrasts)
+    for c in result.contrasts:
+        assert 1.5 < c.speedup.estimate < 1.8 or 1 / 1.8 < c.speedup.estimate < 1 / 1.5
+    code, out, err = call_main(capsys, "compare", *ids)
+    assert code == 0, err
+    shown = " ".join(out.split())
+    assert re.search(r"workload=\S+ vs \S+ at batch_size=32", shown), shown
+    page = build(store, store.runs(), "sweep")
+    assert "Within batch_size=64:" in page and "bootstrap over repeats" not in page
+
+
+def test_groups_that_share_no_configuration_are_refused_saying_why(store):
+    _run(store, "l32", "cpu", 0.05, util=90, batch=32, workload="lenet-mnist")
+    _run(store, "m64", "cpu", 0.06, util=90, batch=64, seed=1, workload="mlp-mnist")
+    with pytest.raises(DlbenchError, match="share no configuration apart from workload: they "
+                       "also differ in batch_size"):  # fmt: skip
+        compare(store, ["l32", "m64"], by="workload")
+
+
+def test_a_configuration_one_side_lacks_is_named_and_left_out(store):
+    _run(store, "l32", "cpu", 0.05, util=90, batch=32, workload="lenet-mnist")
+    _run(store, "l64", "cpu", 0.10, util=90, batch=64, seed=1, workload="lenet-mnist")
+    _run(store, "m32", "cpu", 0.03, util=90, batch=32, seed=2, workload="mlp-mnist")
+    result = compare(store, ["l32", "l64", "m32"], by="workload")
+    assert [c.within for c in result.contrasts] == ["batch_size=32"]
+    assert result.unmatched == ["workload=lenet-mnist at batch_size=64"]
+
+
+def test_the_terminal_says_a_contention_warning_once_per_contrast(store, capsys):
+    from conftest import call_main
+
+    _run(store, "cpu-1", "cpu", 0.41, util=98, quality=CONTENDED)
+    _run(store, "gpu-1", "cuda:0", 0.01, util=12, seed=1, gpu_util=95, name="NVIDIA H100")
+    code, out, err = call_main(capsys, "compare", "cpu-1", "gpu-1")
+    assert code == 0, err
+    assert out.count("measured under contention") == 1
+
+
+def test_scaling_says_when_its_runs_were_contended(store, capsys):
+    from conftest import call_main
+
+    _run(store, "b32", "cpu", 0.05, util=90, batch=32, quality=CONTENDED)
+    _run(store, "b64", "cpu", 0.09, util=90, batch=64, seed=1, quality=CONTENDED)
+    code, out, err = call_main(capsys, "scaling")
+    assert code == 0, err
+    assert "2 of 2 runs of this series were measured contended" in " ".join(out.split())

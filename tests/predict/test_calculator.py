@@ -158,7 +158,7 @@ def test_a_device_without_calibration_borrows_by_a_shared_reference_workload(sto
     # A device sharing no workload with a calibrated one is refused, and says why.
     stored_runs(store, runs[:2], device="Z", workload="vgg16")
     stored_runs(store, runs[2:3], device="W", workload="lenet-mnist")
-    with pytest.raises(DlbenchError, match="1 stored runs on W; predicting needs at least 6"):
+    with pytest.raises(DlbenchError, match="1 stored runs on W to learn from; predicting needs"):
         answer(store, query, "W", 1000, 1)
 
 
@@ -252,7 +252,7 @@ def test_contended_runs_are_left_out_of_the_fit_and_counted(store):
     stored_runs(store, runs[:7], step_factor=10.0, quality=busy, prefix="busy-")
     table = stored_table(store)
     assert len(table) == 60 and not table["run_id"].str.startswith("busy-").any()
-    assert table.attrs["left_out_contended"] == {"X": 7}
+    assert table.attrs["left_out"] == {"X": {"contended": 7}}
     found = answer(store, _query(runs), "X", dataset_size=1000, epochs=1)
     assert found.predictor.training["left_out_contended"] == 7
     assert found.predictor.training["runs"] == 60
@@ -310,3 +310,25 @@ def test_a_question_beyond_the_learned_range_says_it_extrapolates(store):
     assert flops.startswith("FLOPs per step") and "55x the largest learned" in flops
     assert flops.endswith("the prediction extrapolates")
     assert batch.startswith("batch size 4,096 is 16x the largest learned (16 - 256)")
+
+
+
+def test_contended_runs_are_learned_from_only_when_asked_and_then_said(store):
+    from dlbench.predict.calculator import stored_table
+    from dlbench.records import Quality
+    from dlbench.render.calculator import predictor
+
+    runs = summaries(12)
+    busy = Quality("contended", ("other work took 1.9 of the 2 usable cores",), 1.9, 0.0, None)
+    stored_runs(store, runs[:3])
+    stored_runs(store, runs[3:], quality=busy, prefix="busy-")
+    with pytest.raises(DlbenchError) as refused:
+        answer(store, _query(runs), "X", dataset_size=1000, epochs=1)
+    assert "3 stored runs on X to learn from (left out: 9 contended)" in refused.value.message
+    assert "--include-contended" in refused.value.hint
+    table = stored_table(store, include_contended=True)
+    found = answer(store, _query(runs), "X", dataset_size=1000, epochs=1, runs=table)
+    assert found.predictor.training["included_contended"] == 9
+    assert "9 of them measured contended and learned from all the same" in predictor(
+        found.predictor
+    )

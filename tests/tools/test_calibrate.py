@@ -1,5 +1,7 @@
 """dlbench calibrate's design and its resumable loop."""
 
+import re
+
 import pytest
 
 from dlbench.config import build_spec
@@ -99,7 +101,7 @@ def test_cli_calibrate_runs_stores_and_refuses_bad_families(db_path):
     assert "calibrating mlp on" in done.stdout and "run(s) started now" in done.stdout
     assert "warning: a predictor needs at least 6 calibration runs" in done.stdout
     assert "predictor for" not in done.stdout
-    assert "param-mlp depth" in done.stderr and ": ok (" in done.stderr
+    assert "param-mlp depth" in done.stderr and re.search(r": ok(, \w+)? \(", done.stderr)
     runs = Store(str(db_path)).list_runs()
     assert runs and all(r["sweep"].startswith("calibrate-") for r in runs)
     assert all(r["status"] == "ok" for r in runs)
@@ -130,3 +132,51 @@ def test_the_transformer_family_is_calibrated_by_sequence_length():
     assert spec.workload == "param-transformer" and spec.seq_len == first["image_size"]
     assert spec.image_size is None and spec.input_shape == (1, first["image_size"], 1)
     assert spec.width % 64 == 0
+
+
+def test_a_contended_configuration_is_run_again_a_bounded_number_of_times(store):
+    """Contended runs are left out of the fit, so their configuration runs again at once,
+    up to CONTENDED_TRIES times in all (earlier calls' included); then it is given up."""
+    from dlbench.records import Quality
+    from dlbench.tools.calibrate import CONTENDED_TRIES, Choices
+
+    ran, heard = [], []
+
+    def contended_run(spec):  # every run measured contended, as on a never-quiet machine
+        ran.append(spec)
+        run_id = f"r{len(ran)}"
+        store.create_run(
+            run_id, "train", spec.model_dump(mode="json"), sweep=spec.sweep, run_key=spec.run_key
+        )
+        quality = Quality("contended", ("busy",), 1.5, 0.0, None)
+        store.finish_run(RunResult(run_id=run_id, status="ok", quality=quality))
+        return "ok/contended"
+
+    ticks = iter([0.0] * (2 * CONTENDED_TRIES + 1) + [1e9] * 1000)
+    calibrate(store, ("mlp",), "cpu", "EPYC", budget_s=10, repeats=1, run=contended_run,
+              clock=lambda: next(ticks), on_run=lambda s, st, v: heard.append(v))  # fmt: skip
+    assert [s.run_key for s in ran[:CONTENDED_TRIES]] == [ran[0].run_key] * CONTENDED_TRIES
+    assert ran[CONTENDED_TRIES].run_key != ran[0].run_key  # given up, the next one runs
+    assert heard[:CONTENDED_TRIES] == ["contended"] * CONTENDED_TRIES
+    again = calibrate(store, ("mlp",), "cpu", "EPYC", budget_s=10, repeats=1,
+                      run=contended_run, clock=iter([0.0, 0.0, 1e9, 1e9]).__next__)  # fmt: skip
+    assert ran[-again:][0].run_key != ran[0].run_key  # the given-up one is not tried again
+    count = len(ran)
+    calibrate(store, ("mlp",), "cpu", "EPYC", budget_s=10, repeats=1, run=contended_run,
+              clock=iter([0.0] * 3 + [1e9] * 9).__next__,
+              choices=Choices(include_contended=True))  # fmt: skip
+    keys = [s.run_key for s in ran[count:]]
+    assert len(keys) == len(set(keys))  # taken as they are: no configuration runs twice
+
+
+def test_a_calibration_line_says_each_runs_verdict(capsys):
+    from rich.console import Console
+
+    from dlbench.render.calculator import CalibrationProgress
+
+    console = Console(width=200, force_terminal=False)
+    progress = CalibrationProgress(60, console)
+    spec = specs(design(("mlp",))[0], "cpu", "calibrate-x", 1)[0]
+    with console.capture() as captured:
+        progress.end(spec, "ok", "contended")
+    assert ": ok, contended (" in captured.get()

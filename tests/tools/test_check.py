@@ -189,3 +189,32 @@ def test_quiet_runs_are_not_contended_and_a_real_check_reruns_them_here(db_path)
     assert "the single run given the other side's between-run variance" in found["method"]
     (stored,) = Store(str(db_path)).list_runs(tags={"check": "mlp"})
     assert stored["config"]["steps"] == 60
+
+
+def test_contended_runs_are_kept_as_a_baseline_only_knowingly_and_said_so(
+    store, db_path, fake_launches
+):
+    ids = [_stored(store, s, verdict="contended") for s in (60.0, 61.0)]
+    refused = _cli(db_path, "baseline", "set", "shared", *ids)
+    assert refused.exit_code != 0 and "--accept-contended" in str(refused.exception.hint)
+    kept = _cli(db_path, "baseline", "set", "shared", *ids, "--accept-contended")
+    assert kept.exit_code == 0, kept.output
+    listed = _cli(db_path, "baseline", "list")
+    assert "2 contended (accepted)" in " ".join(listed.output.split())
+    (record,) = json.loads(_cli(db_path, "baseline", "list", "--json").output)
+    assert [r["accepted_contended"] for r in record["runs"]] == [True, True]
+    fake_launches["speeds"] = [100.0]
+    checked = _cli(db_path, "check", "shared", "--repeat", "2")
+    said = " ".join(checked.output.split())
+    assert "were measured contended and kept knowingly (--accept-contended)" in said
+
+
+def test_repeats_show_each_runs_verdict_and_how_to_keep_contended_ones(store, capsys):
+    from dlbench.render.run_lists import baseline_hint, repeat_line
+
+    ids = [_stored(store, s, verdict="contended") for s in (60.0, 61.0)]
+    runs = [store.run(r) for r in ids]
+    assert "contended" in repeat_line(runs[0]) and "img/s" in repeat_line(runs[0])
+    hint = baseline_hint(runs)
+    assert f"dlbench baseline set NAME {ids[0]} {ids[1]} --accept-contended" in hint
+    assert "--cpus auto" in hint

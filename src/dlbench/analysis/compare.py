@@ -12,11 +12,19 @@ the baseline group (the first, or ``--baseline``):
 
 The two hypotheses of the original study get a sentence each: (A) the groups use the machine
 differently (CPU utilisation's distribution), (B) the group trains faster than the baseline.
+
+Only like is set against like: runs are repeats of each other when their configuration apart
+from the grouping field (batch, precision, workload, ...: ``MATCH_FIELDS``) is the same. When
+the groups hold several configurations, each configuration they share is a contrast of its own
+(``within`` says which); configurations one side lacks are named and left out; groups that
+share none are refused, saying how they differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,10 +91,28 @@ class Contrast:
     welch_p: float | None
     mann_whitney_p: float | None
     metrics: list[MetricTest]
-    verdict: str
-    hypothesis_a: str
-    hypothesis_b: str
+    claim: str  # the verdict, without the quality caveat
+    claim_a: str
+    claim_b: str
     quality_warning: str | None = None  # a side measured on a contended or noisy machine
+    within: str | None = None  # the configuration both sides share, where groups mix several
+
+    # Each sentence on its own carries the quality caveat (it may be pasted anywhere); a page
+    # that shows ``quality_warning`` once shows the claims without it.
+    @property
+    def verdict(self) -> str:
+        return self._caveated(self.claim)
+
+    @property
+    def hypothesis_a(self) -> str:
+        return self._caveated(self.claim_a)
+
+    @property
+    def hypothesis_b(self) -> str:
+        return self._caveated(self.claim_b)
+
+    def _caveated(self, text: str) -> str:
+        return f"{text}. {self.quality_warning}" if self.quality_warning else text
 
 
 @dataclass
@@ -95,6 +121,7 @@ class Comparison:
     groups: list[Group]
     contrasts: list[Contrast]
     by_chosen: bool = False  # ``by`` was not given: the first field the runs differ in
+    unmatched: list[str] = field(default_factory=list)  # configurations one side lacks
 
 
 def field_of(summary: StoredRun, by: str) -> str:
@@ -179,8 +206,66 @@ def compare(
     order += [v for v in grouped if v not in order]
     groups = [_group(store, value, grouped[value]) for value in order]
     base = groups[0]
-    contrasts = [_contrast(g, base, by) for g in groups[1:]]
-    return Comparison(by, groups, contrasts, by_chosen=chosen)
+    contrasts, unmatched = [], []
+    for group in groups[1:]:
+        found, left = _matched(store, group, base, by)
+        contrasts += found
+        unmatched += left
+    return Comparison(by, groups, contrasts, by_chosen=chosen, unmatched=unmatched)
+
+
+# What makes two runs repeats of one configuration, apart from the field they are grouped by:
+# the fields a user chooses (the workload's defaults follow the workload), and where it ran
+# (device, host, storage) left to be the treatment.
+MATCH_FIELDS = (
+    "workload", "framework", "precision", "gpus", "batch_size", "data", "image_size",
+    "seq_len", "depth", "width",
+)  # fmt: skip
+MATCH_CONFIG = ("channels_last", "compile", "cpus", "threads")
+
+
+def configuration(run: StoredRun, by: str) -> tuple[tuple[str, str], ...]:
+    """``run``'s configuration apart from ``by``: (field, value) pairs."""
+    pairs = [(f, field_of(run, f)) for f in MATCH_FIELDS if f != by]
+    return tuple(pairs + [(k, str(run.config.get(k))) for k in MATCH_CONFIG if k != by])
+
+
+def _matched(store: Store, group: Group, base: Group, by: str) -> tuple[list[Contrast], list[str]]:
+    """``group`` against ``base`` within each configuration both have: the contrasts, and the
+    configurations one side lacks; refused when they share none."""
+    mine: dict[tuple[tuple[str, str], ...], list[StoredRun]] = {}
+    theirs: dict[tuple[tuple[str, str], ...], list[StoredRun]] = {}
+    for runs, into in ((group.runs, mine), (base.runs, theirs)):
+        for run in runs:
+            into.setdefault(configuration(run, by), []).append(run)
+    if len(mine) == 1 and mine.keys() == theirs.keys():
+        return [_contrast(group, base, by)], []  # one configuration: the usual question
+    varying = [k for k, _ in next(iter(mine)) if len({dict(c)[k] for c in (*mine, *theirs)}) > 1]
+    shared = [c for c in mine if c in theirs]
+    if not shared:
+        raise DlbenchError(
+            f"the runs of {by}={group.value} and {by}={base.value} share no configuration "
+            f"apart from {by}: they also differ in {', '.join(varying)} "
+            f"({_listed(mine, varying)} against {_listed(theirs, varying)}), so their speeds "
+            f"would compare those too",
+            f"compare runs that differ in {by} alone, or group by {varying[0]} (--by {varying[0]})",
+        )
+    contrasts = []
+    for key in shared:
+        within = ", ".join(f"{k}={dict(key)[k]}" for k in varying)
+        one, other = _group(store, group.value, mine[key]), _group(store, base.value, theirs[key])
+        contrasts.append(dataclasses.replace(_contrast(one, other, by), within=within))
+    left = [
+        f"{by}={side.value} at {', '.join(f'{k}={dict(key)[k]}' for k in varying)}"
+        for side, found, other in ((group, mine, theirs), (base, theirs, mine))
+        for key in found
+        if key not in other
+    ]
+    return contrasts, left
+
+
+def _listed(configurations: dict[Any, Any], fields: list[str]) -> str:
+    return "; ".join(", ".join(f"{k}={dict(c)[k]}" for k in fields) for c in sorted(configurations))
 
 
 def _contrast(group: Group, base: Group, by: str) -> Contrast:
@@ -201,9 +286,6 @@ def _contrast(group: Group, base: Group, by: str) -> Contrast:
     hyp_a = _hypothesis_a(label, baseline, metrics)
     hyp_b = _hypothesis_b(label, baseline, speedup, welch)
     warning = quality_warning([(label, group.runs), (baseline, base.runs)])
-    if warning:
-        # The caveat travels with every sentence that may be pasted on its own.
-        verdict, hyp_a, hyp_b = (f"{text}. {warning}" for text in (verdict, hyp_a, hyp_b))
     return Contrast(
         group.value,
         base.value,

@@ -80,6 +80,7 @@ class CheckResult:
     method: str | None
     reasons: tuple[str, ...]
     warnings: tuple[str, ...]
+    unit: str = "img/s"  # of the speeds: seq/s for a language model
 
     @property
     def exit_code(self) -> int:

@@ -29,6 +29,8 @@ class Point:
     relative: float  # speed / the series' first point
     efficiency: float | None  # gpus: speed(N) / (N x speed(first N) / first N)
     speed_ci95: tuple[float, float] | None = None  # never below 0
+    contended: int = 0  # of the runs, measured contended
+    noisy: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,22 @@ class Series:
     axis: str
     label: str  # the configuration the series shares
     points: tuple[Point, ...]
+    unit: str = "img/s"  # of the speeds: seq/s for a language model
+
+    @property
+    def quality_warning(self) -> str | None:
+        """One sentence when runs of the series were measured contended or noisy."""
+        runs = sum(p.runs for p in self.points)
+        contended = sum(p.contended for p in self.points)
+        noisy = sum(p.noisy for p in self.points)
+        if contended:
+            return (
+                f"{contended} of {runs} runs of this series were measured contended: its "
+                "speeds and their ratios measure the contention as much as the hardware"
+            )
+        if noisy:
+            return f"{noisy} of {runs} runs were measured noisy: a few percent off, perhaps"
+        return None
 
 
 def scaling_efficiency(speed: float, gpus: int, base_speed: float, base_gpus: int = 1) -> float:
@@ -73,7 +91,8 @@ def scaling(runs: list[StoredRun]) -> list[Series]:
             ordered = sorted(by_value, key=lambda v: (str(type(v)), v if v is not None else 0))
             if axis == "staged_from":  # no staging first: the baseline tier
                 ordered.sort(key=lambda v: v != "none")
-            out.append(Series(axis, labels[key], _points(axis, ordered, by_value)))
+            unit = next(iter(by_value.values()))[0].speed_unit
+            out.append(Series(axis, labels[key], _points(axis, ordered, by_value), unit))
     return out
 
 
@@ -101,6 +120,8 @@ def _points(
                 mean / first,
                 efficiency,
                 (float(interval[0]), float(interval[1])) if interval else None,
+                sum(1 for s in runs if s.quality_verdict == "contended"),
+                sum(1 for s in runs if s.quality_verdict == "noisy"),
             )
         )
     return tuple(points)

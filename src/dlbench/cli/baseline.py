@@ -36,6 +36,14 @@ def baseline_set(
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace a baseline of that name.")
     ] = False,
+    accept_contended: Annotated[
+        bool,
+        typer.Option(
+            "--accept-contended",
+            help="Keep runs measured contended as the reference all the same (on a machine "
+            "that is never quiet); baseline list and every check say so.",
+        ),
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Keep runs (one configuration, ended ok, not contended) as a named reference."""
@@ -43,7 +51,9 @@ def baseline_set(
     from dlbench.store.database import Store
     from dlbench.tools.check import set_baseline
 
-    kept = set_baseline(Store(db), name, runs, replace=replace)
+    kept = set_baseline(
+        Store(db, create=False), name, runs, replace=replace, accept_contended=accept_contended
+    )
     out.print(render_analysis.baselines_table([kept]))
     out.print(f"check this machine against it: dlbench check {plain(name)}")
 

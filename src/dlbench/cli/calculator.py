@@ -10,7 +10,9 @@ import typer
 
 from dlbench.cli.common import (
     MAX_SECONDS,
+    CpusOption,
     DbOption,
+    IncludeContendedOption,
     JsonFlag,
     PricePerHourOption,
     RequireQuietOption,
@@ -98,6 +100,7 @@ def predict(
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Never write to the database.")
     ] = False,
+    include_contended: IncludeContendedOption = False,
     json_flag: JsonFlag = False,
     db: DbOption = None,
 ) -> None:
@@ -128,7 +131,7 @@ def predict(
     if compare_devices:
         answers, refused = calculator.compare_devices(
             store, descriptors, dataset_size, epochs, price_per_hour, gpus, val_size, table,
-            operators_of=run_operators,
+            operators_of=run_operators, include_contended=include_contended,
         )  # fmt: skip
         if not answers:
             raise DlbenchError(
@@ -152,7 +155,7 @@ def predict(
         name = device
     found = calculator.answer(
         store, descriptors, name, dataset_size, epochs, price_per_hour, gpus, val_size, table,
-        operators_of=run_operators,
+        calculator.stored_table(store, include_contended), operators_of=run_operators,
     )  # fmt: skip
     if json_flag:
         out.print_json(data=render_calculator.answer_json(found))
@@ -184,6 +187,8 @@ def calibrate(
         str | None,
         typer.Option(help="With --ops: comma-separated [default: all the device runs]."),
     ] = None,
+    cpus: CpusOption = None,
+    include_contended: IncludeContendedOption = False,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
     db: DbOption = None,
@@ -209,8 +214,12 @@ def calibrate(
     if ops:  # the operator shapes of these families' calibration models are timed too
         _calibrate_ops(device, budget, precisions, chosen, wait_quiet, require_quiet, db)
         return
+    from dlbench.launch.cpus import check as check_cpus
+    from dlbench.tools.calibrate import Choices
+
     quiet = quiet_policy(wait_quiet, require_quiet)
-    info = preflight_device(build_spec(workload="param-mlp", device=device))
+    info = preflight_device(build_spec(workload="param-mlp", device=device, cpus=cpus))
+    check_cpus(cpus)
     store = Store(db)
     store.check_writable()
     out.print(
@@ -229,8 +238,9 @@ def calibrate(
             on_start=bar.start,
             quiet=quiet,
             report=QuietConsole(err),
+            choices=Choices(cpus=cpus, include_contended=include_contended),
         )
-    found = calibration_outcome(store, info.device_name, made)
+    found = calibration_outcome(store, info.device_name, made, include_contended)
     out.print(render_calculator.calibration_lines(found, info.device_name, store.describe()))
     raise typer.Exit(0 if found.enough else 1)
 
@@ -316,10 +326,12 @@ def insights(
 
     from dlbench.analysis.insights import correlations
     from dlbench.predict.calculator import match_device, stored_table
+    from dlbench.predict.features import left_out_text
     from dlbench.render import calculator as render_calculator
     from dlbench.store.database import Store
 
     table = stored_table(Store(db, read_only=True))
+    left = left_out_text(table, match_device(table, device)) if device else ""
     if device:
         table = table[table["device"] == match_device(table, device)]
     if sweep:
@@ -329,8 +341,9 @@ def insights(
     found = correlations(table)
     if not found:
         raise DlbenchError(
-            f"{len(table)} stored run(s) with descriptors match; correlations need at least 5 "
-            "of one family whose descriptors vary",
+            f"{len(table)} stored run(s) with descriptors match"
+            + (f" (left out: {left})" if left else "")
+            + "; correlations need at least 5 of one family whose descriptors vary",
             "run dlbench calibrate, or widen the filters",
         )
     if json_flag:

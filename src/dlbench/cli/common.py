@@ -59,6 +59,21 @@ WaitQuietOption = Annotated[
         callback=finite(0, MAX_SECONDS),
     ),
 ]
+CpusOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Measure on these CPUs: auto (the idle ones, chosen before each run) or a list "
+        "like 0,2-3; other work on the others is then not the run's contention.",
+    ),
+]
+IncludeContendedOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-contended",
+        help="Learn from runs measured contended too (their step times are partly the "
+        "contention's); said beside every answer.",
+    ),
+]
 RequireQuietOption = Annotated[
     bool,
     typer.Option("--require-quiet", help="Refuse to start a run on a busy machine (exit 2)."),

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from dlbench.cli.common import (
+    CpusOption,
     DbOption,
     MetricsHostOption,
     MetricsPortOption,
@@ -83,6 +84,7 @@ def run(
         ),
     ] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the framework.")] = None,
+    cpus: CpusOption = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     timeout: Annotated[
         float | None, typer.Option(help="Stop the run after SECONDS (stored as timeout).")
@@ -189,6 +191,7 @@ def run(
         no_infer=no_infer or None,
         profile=profile or None,
         threads=threads,
+        cpus=cpus,
         seed=seed,
         telemetry=not no_telemetry,
         interval=interval,
@@ -290,10 +293,19 @@ def _run_repeats(
     from dlbench.api import run_repeats
     from dlbench.measure.stats import between_runs
     from dlbench.render.console import QuietConsole
-    from dlbench.render.run import between_runs_lines, runs_table
+    from dlbench.render.run_lists import (
+        baseline_hint,
+        between_runs_lines,
+        repeat_line,
+        runs_table,
+    )
 
     def started(run: Any) -> None:
         human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {run.run_id}")
+
+    def ended(run: Any, outcome: Any) -> None:
+        line = repeat_line(_summary(store, outcome))
+        human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {line}")
 
     outcomes = run_repeats(
         spec,
@@ -304,17 +316,14 @@ def _run_repeats(
         quiet=quiet,
         report=QuietConsole(err),
         on_start=started,
+        on_end=ended,
     )
     summaries = [_summary(store, o) for o in outcomes]
     spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
     human.print(runs_table(summaries))
     human.print(between_runs_lines(spread, summaries), highlight=False)
     human.print(f"stored in {plain(store.describe())} (tag repeat_group={outcomes[0].run_id})")
-    human.print(
-        "keep them as a reference for dlbench check: dlbench baseline set NAME "
-        + " ".join(o.run_id for o in outcomes if o.status == "ok"),
-        highlight=False,
-    )
+    human.print(baseline_hint(summaries), highlight=False)
     if json_out:
         write_json(
             {

@@ -105,7 +105,7 @@ def runs(
 ) -> None:
     """List stored runs, newest first."""
     from dlbench.config import parse_tags
-    from dlbench.render.run import runs_table
+    from dlbench.render.run_lists import runs_table
     from dlbench.store.database import Store
 
     if quality is not None and quality not in ("clean", "noisy", "contended"):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from dlbench.cli.common import (
+    CpusOption,
     DbOption,
     JsonFlag,
     MetricsHostOption,
@@ -189,18 +190,19 @@ def infer(
 @app.command()
 def quickstart(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    cpus: CpusOption = None,
     db: DbOption = None,
 ) -> None:
     """Run every standard workload and a real-data accuracy run, then compare them."""
     from dlbench.api import preflight, stored_run
     from dlbench.launch.series import run_series
     from dlbench.render.console import QuietConsole, hms
-    from dlbench.render.run import comparison_table, quickstart_footer
+    from dlbench.render.run_lists import comparison_table, quickstart_footer
     from dlbench.store.database import Store
     from dlbench.tools.quickstart import estimate, plan
 
     store = Store(db)
-    specs = plan(device)
+    specs = plan(device, cpus)
     for spec in specs:
         preflight(spec, store)
     took, unknown = estimate(store, specs)

@@ -370,12 +370,16 @@ def _contrasts(url: str, ok: list[StoredRun]) -> None:
     try:
         result = compare(_store(url), [s.run_id for s in ok], by)
         for c in result.contrasts:
+            if c.within:
+                st.caption(md(f"within {c.within}"))
             if c.quality_warning and c.quality_warning.startswith("Warning"):
                 st.error(md(c.quality_warning))
             elif c.quality_warning:
                 st.warning(md(c.quality_warning))
-            st.success(md(c.verdict))
-            st.markdown(f"- Hypothesis {md(c.hypothesis_a)}\n- Hypothesis {md(c.hypothesis_b)}")
+            st.success(md(c.claim))  # the caveat above, once
+            st.markdown(f"- Hypothesis {md(c.claim_a)}\n- Hypothesis {md(c.claim_b)}")
+        if result.unmatched:
+            st.caption(md("left out, no counterpart: " + "; ".join(result.unmatched)))
     except DlbenchError as exc:
         st.info(md(exc.one_line()))
 
@@ -414,8 +418,9 @@ def _scaling_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:
         )
         return
     for s in series:
-        fig = scaling_figure(s)
-        st.plotly_chart(fig, width="stretch")
+        if s.quality_warning:
+            st.warning(md(s.quality_warning))
+        st.plotly_chart(scaling_figure(s), width="stretch")
 
 
 def _hardware_page(url: str, runs: pd.DataFrame, selected: list[str]) -> None:

@@ -201,6 +201,12 @@ def _answer(answer: dict[str, Any]) -> None:
         f"cross-validated MAPE {errors.get('mape', float('nan')):.1f}%, "
         f"P90 {errors.get('p90_ape', float('nan')):.1f}%"
     )
+    taken = predictor["training"].get("included_contended") or 0
+    if taken:
+        notes.append(
+            f"**warning**: {taken} of those runs were measured contended and learned from all "
+            "the same (--include-contended): the prediction may be slower than the device is"
+        )
     st.success("\n\n".join(notes))  # each note's stored text escaped as Markdown
     st.subheader("Nearest stored runs")
     nearest = pd.DataFrame(

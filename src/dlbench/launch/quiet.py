@@ -93,11 +93,12 @@ class QuietGate:
         report: QuietReport,
         gpus: tuple[int, ...] = (),
         survey_s: float = SURVEY_S,
-        look: Callable[..., Survey] = survey,
+        look: Callable[..., Survey] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``look`` surveys the machine (default: ``survey``; tests give their own)."""
         self.policy, self.report, self.gpus = policy, report, gpus
-        self._survey_s, self._look, self._clock = survey_s, look, clock
+        self._survey_s, self._look, self._clock = survey_s, look or survey, clock
         self._thread: threading.Thread | None = None
 
     def before(self) -> None:

@@ -9,10 +9,12 @@ and ``KeyboardInterrupt`` reaches the caller, with everything done so far alread
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from dlbench.config import RunSpec
+from dlbench.launch.cpus import pinned
 from dlbench.launch.local import LaunchOutcome, new_run_id, run_local
 from dlbench.launch.quiet import QuietGate, QuietPolicy, QuietReport, SilentReport
 from dlbench.store.database import Store
@@ -45,28 +47,30 @@ def run_one(
     report: QuietReport | None = None,
     show_progress: bool = False,
     gpus: tuple[int, ...] | None = None,
+    on_begin: Callable[[], None] | None = None,
 ) -> LaunchOutcome:
-    """The quiet check, then the run in its own process; stored whatever happens. Whether the
+    """On the CPUs ``--cpus`` chose, the quiet check, then the run in its own process; stored
+    whatever happens. ``on_begin`` is called once the check has let the run start. Whether the
     user stopped it is in the outcome (``interrupted``)."""
     run = item if isinstance(item, SeriesRun) else SeriesRun(item)
-    gate = QuietGate(
-        quiet or QuietPolicy(),
-        report or SilentReport(),
-        run_gpus(run.spec) if gpus is None else gpus,
-    )
-    gate.before()
-    try:
-        outcome = run_local(
-            run.spec,
-            run.run_id,
-            store,
-            show_progress=show_progress,
-            timeout_s=timeout_s,
-            run_key=run.run_key,
-            on_start=gate.on_start,
-        )
-    finally:
-        gate.finish()
+    said = report or SilentReport()
+    gate = QuietGate(quiet or QuietPolicy(), said, run_gpus(run.spec) if gpus is None else gpus)
+    with pinned(run.spec.cpus, said.warn):
+        gate.before()
+        if on_begin:
+            on_begin()
+        try:
+            outcome = run_local(
+                run.spec,
+                run.run_id,
+                store,
+                show_progress=show_progress,
+                timeout_s=timeout_s,
+                run_key=run.run_key,
+                on_start=gate.on_start,
+            )
+        finally:
+            gate.finish()
     return outcome
 
 
@@ -85,8 +89,8 @@ def run_series(
     outcomes = []
     for item in items:
         run = item if isinstance(item, SeriesRun) else SeriesRun(item)
-        if on_start:
-            on_start(run)
+        # said once the quiet check lets it start: a refused run is never announced
+        begin = functools.partial(on_start, run) if on_start else None
         outcome = run_one(
             run,
             store,
@@ -94,6 +98,7 @@ def run_series(
             quiet=quiet,
             report=report,
             show_progress=show_progress,
+            on_begin=begin,
         )
         outcomes.append(outcome)
         if on_end:

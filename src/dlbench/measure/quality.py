@@ -18,6 +18,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from dlbench.records import GpuProcess, Interference, Quality
@@ -125,6 +126,19 @@ def judge(i: Interference | None, metrics: dict[str, Any] | None = None) -> Qual
         load_per_core=i.load_per_core,
         window_s=i.window_s,
     )
+
+
+def on_cpus(quality: Quality | None, cpus: str, online: int, asked: str) -> Quality | None:
+    """``quality`` saying that the run was pinned (``--cpus``) to ``cpus`` of the machine's
+    ``online``: other work on the other CPUs was not the run's to count."""
+    if quality is None:
+        return None
+    how = "the idle ones --cpus auto chose" if asked == "auto" else f"--cpus {asked}"
+    note = (
+        f"measured on CPUs {cpus} of the {online} online ({how}); other work on the others "
+        "is not counted against it"
+    )
+    return replace(quality, reasons=(*quality.reasons, note))
 
 
 def busy_reasons(

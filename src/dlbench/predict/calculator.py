@@ -28,7 +28,7 @@ from dlbench.predict.by_operators import (
     operator_data,
     with_operators,
 )
-from dlbench.predict.features import frame
+from dlbench.predict.features import contention, frame, left_out_text
 from dlbench.predict.fitting import MIN_RUNS, Predictor, fit_predictor
 from dlbench.predict.models import interval
 from dlbench.predict.operators import OperatorModel, OpUse, scaled
@@ -82,8 +82,9 @@ class Answer:
         return int(self.predictor.training["runs"])
 
 
-def stored_table(store: Store) -> pd.DataFrame:
-    runs = frame(store.runs(status="ok"))
+def stored_table(store: Store, include_contended: bool = False) -> pd.DataFrame:
+    """The calculator's table of every stored ok run (``features.frame``)."""
+    runs = frame(store.runs(status="ok"), include_contended)
     if runs.empty:
         raise DlbenchError(
             "no stored runs with model descriptors to learn from",
@@ -137,12 +138,20 @@ def transfer(runs: pd.DataFrame, target: str) -> Transfer:
             best = (len(ratios), str(source), ratios)
     if best is None:
         calibrated = ", ".join(counts[counts >= MIN_RUNS].index) or "none"
+        left = left_out_text(runs, target)
         raise DlbenchError(
-            f"{int(counts.get(target, 0))} stored runs on {target}; predicting needs at least "
-            f"{MIN_RUNS}, or a run of a workload also run on a calibrated device "
-            f"({calibrated})",
+            f"{int(counts.get(target, 0))} stored runs on {target} to learn from"
+            + (f" (left out: {left})" if left else "")
+            + f"; predicting needs at least {MIN_RUNS}, or a run of a workload also run on a "
+            f"calibrated device ({calibrated})",
             f"run dlbench calibrate on {target}, or one workload there that a calibrated "
-            "device ran (same batch, size and precision)",
+            "device ran (same batch, size and precision)"
+            + (
+                "; on a machine that is never quiet, --cpus auto measures on its idle CPUs, "
+                "and --include-contended learns from contended runs, said beside the answer"
+                if "contended" in left
+                else ""
+            ),
         )
     _, source, ratios = best
     logs = np.log(ratios.to_numpy(dtype=float))
@@ -259,8 +268,9 @@ def _learner(
     query = _query_row(descriptors, None if np.isnan(peak) else peak)
     if found is not None:
         return source, found, query.assign(ops=[query_ops]), by_classes
-    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
-    return source, fit_predictor(store, training, source, left_out), query, by_classes
+    left_out, included = contention(runs, source)
+    predictor = fit_predictor(store, training, source, left_out, included_contended=included)
+    return source, predictor, query, by_classes
 
 
 def _query_ops(descriptors: dict[str, Any]) -> tuple[OpUse, ...] | None:
@@ -288,8 +298,8 @@ def _operator_predictor(
     walked = with_operators(runs[runs["device"] == source], operators_of, data)
     if len(walked) < MIN_RUNS:
         return None
-    left_out = int(runs.attrs.get("left_out_contended", {}).get(source, 0))
-    return fit_predictor(store, walked, source, left_out, operators=data)
+    left_out, included = contention(runs, source)
+    return fit_predictor(store, walked, source, left_out, data, included_contended=included)
 
 
 def _by_classes(
@@ -374,13 +384,14 @@ def compare_devices(
     val_size: int = 0,
     prices: list[dict[str, Any]] | None = None,
     operators_of: OperatorsOf | None = None,
+    include_contended: bool = False,
 ) -> tuple[list[Answer], dict[str, str]]:
     """One answer per stored device that can be predicted (its own runs or a transfer),
     fastest first; and, for the others, why not. ``price_per_hour`` prices the devices the
     price table does not know."""
     from dlbench.analysis.cost import find_price, load_prices
 
-    runs = stored_table(store)
+    runs = stored_table(store, include_contended)
     table = prices if prices is not None else load_prices()
     answers, refused = [], {}
     op_devices = stored_ops.devices(store) if operators_of else {}

@@ -136,14 +136,20 @@ def fit_predictor(
     device: str,
     left_out_contended: int = 0,
     operators: OperatorData | None = None,
+    included_contended: int = 0,
 ) -> Predictor:
     """The device's predictor on ``table`` (its runs): the kept choice when the runs are the
     same, else a fresh cross-validated choice, kept for next time where the store is
-    writable. ``left_out_contended`` counts the device's contended runs not learned from.
+    writable. ``left_out_contended`` counts the device's contended runs not learned from,
+    ``included_contended`` those learned from all the same (``--include-contended``).
 
     With ``operators`` (and an ``ops`` column in ``table``) the predictor adds each model up
     from its operators; the whole-model predictors' errors are kept beside it."""
-    training = {**describe_training(table), "left_out_contended": left_out_contended}
+    training = {
+        **describe_training(table),
+        "left_out_contended": left_out_contended,
+        "included_contended": included_contended,
+    }
     candidates = whole_model_candidates(table)
     if operators is not None:
         candidates = {OperatorModel.name: lambda: OperatorModel(operators.curves)}

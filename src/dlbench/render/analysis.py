@@ -15,7 +15,7 @@ from dlbench.analysis.cost import Cost
 from dlbench.analysis.regression import CheckResult
 from dlbench.analysis.scaling import Series
 from dlbench.measure.units import fmt, fmt_metric
-from dlbench.render.console import hms, plain, table
+from dlbench.render.console import hms, plain, table, text
 from dlbench.store.stored import StoredRun, speed_unit
 
 
@@ -57,33 +57,42 @@ def comparison(result: Comparison) -> Group:
             0, f"grouped by {plain(result.by)}, the first field these runs differ in (--by)"
         )
     for c in result.contrasts:
+        parts += _contrast_parts(result.by, c)
+    if result.unmatched:
         parts.append(
-            table(
-                f"{result.by}={c.group} vs {c.baseline}",
-                ("Test", "Result"),
-                [
-                    (
-                        "speed-up (95% CI)",
-                        f"{c.speedup.estimate:.3f} ({c.speedup.low:.3f}-{c.speedup.high:.3f}), "
-                        + c.method,
-                    ),
-                    ("Welch's t-test, step speeds", stats.format_p(c.welch_p)),
-                    ("Mann-Whitney U, step speeds", stats.format_p(c.mann_whitney_p)),
-                ],
-            )
+            "[yellow]left out, no counterpart on the other side: "
+            + plain("; ".join(result.unmatched))
+            + "[/]"
         )
-        if c.metrics:
-            parts.append(_telemetry_differences(c))
-        if c.quality_warning:
-            colour = "red" if c.quality_warning.startswith("Warning") else "yellow"
-            parts.append(f"[{colour}]{plain(c.quality_warning)}[/]")
-        parts += [
-            f"[bold]{plain(c.verdict)}[/]",
-            f"Hypothesis {plain(c.hypothesis_a)}",
-            f"Hypothesis {plain(c.hypothesis_b)}",
-            "",
-        ]
     return Group(*parts)
+
+
+def _contrast_parts(by: str, c: Contrast) -> list[Any]:
+    """One contrast: its tests, the telemetry that differs, the caveat once, the claims."""
+    tests = table(
+        f"{by}={c.group} vs {c.baseline}" + (f" at {c.within}" if c.within else ""),
+        ("Test", "Result"),
+        [
+            (
+                "speed-up (95% CI)",
+                f"{c.speedup.estimate:.3f} ({c.speedup.low:.3f}-{c.speedup.high:.3f}), " + c.method,
+            ),
+            ("Welch's t-test, step speeds", stats.format_p(c.welch_p)),
+            ("Mann-Whitney U, step speeds", stats.format_p(c.mann_whitney_p)),
+        ],
+    )
+    parts: list[Any] = [tests]
+    if c.metrics:
+        parts.append(_telemetry_differences(c))
+    if c.quality_warning:
+        colour = "red" if c.quality_warning.startswith("Warning") else "yellow"
+        parts.append(f"[{colour}]{plain(c.quality_warning)}[/]")
+    return parts + [  # the caveat above, once: the claims without it
+        f"[bold]{plain(c.claim)}[/]",
+        f"Hypothesis {plain(c.claim_a)}",
+        f"Hypothesis {plain(c.claim_b)}",
+        "",
+    ]
 
 
 def _telemetry_differences(c: Contrast) -> Table:
@@ -120,10 +129,10 @@ def scaling_tables(series: list[Series]) -> Group | str:
             "no series to show: scaling needs ok runs that differ only in GPU count, "
             "staging tier or batch size (a sweep makes them)"
         )
-    parts = []
+    parts: list[Any] = []
     for s in series:
         efficiency = s.axis == "gpus"
-        columns = (s.axis, "Runs", "Speed (img/s)", "95% CI", "Relative")
+        columns = (s.axis, "Runs", f"Speed ({s.unit})", "95% CI", "Relative", "Quality")
         parts.append(
             table(
                 f"{s.label}",
@@ -135,6 +144,7 @@ def scaling_tables(series: list[Series]) -> Group | str:
                         fmt(p.mean_speed),
                         f"{p.speed_ci95[0]:,.1f}–{p.speed_ci95[1]:,.1f}" if p.speed_ci95 else None,
                         f"{p.relative:.2f}x",
+                        _point_quality(p),
                     )
                     + (
                         (f"{p.efficiency:.0%}" if p.efficiency is not None else None,)
@@ -145,7 +155,16 @@ def scaling_tables(series: list[Series]) -> Group | str:
                 ],
             )
         )
+        if s.quality_warning:
+            parts.append(text(f"warning: {s.quality_warning}", "yellow"))
     return Group(*parts)
+
+
+def _point_quality(point: Any) -> Text:
+    clean = point.runs - point.contended - point.noisy
+    words = [f"{n} {w}" for n, w in ((point.contended, "contended"), (point.noisy, "noisy"),
+                                      (clean, "clean or not measured")) if n]  # fmt: skip
+    return text(", ".join(words), "red" if point.contended else "")
 
 
 def verdict_lines(run_id: str, found: list[Verdict]) -> str:
@@ -209,7 +228,7 @@ def check_lines(result: CheckResult) -> str:
         lines.append(f"  - interval: {plain(result.method)}")
     speeds = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.speeds)
     reference = ", ".join("—" if s is None else f"{s:,.1f}" for s in result.reference_speeds)
-    lines.append(f"  - img/s now: {speeds}; baseline: {reference}")
+    lines.append(f"  - {result.unit} now: {speeds}; baseline: {reference}")
     lines += [f"[yellow]warning: {plain(w)}[/]" for w in result.warnings]
     lines.append(
         f"runs stored: {plain(', '.join(result.runs))} (tag check={plain(result.baseline)})"
@@ -220,8 +239,10 @@ def check_lines(result: CheckResult) -> str:
 def baselines_table(found: list[dict[str, Any]]) -> Table:
     rows = []
     for b in found:
-        speeds = [r.get("mean_speed") for r in b.get("runs") or [] if r.get("mean_speed")]
+        runs = b.get("runs") or []
+        speeds = [r.get("mean_speed") for r in runs if r.get("mean_speed")]
         spec = b.get("spec") or {}
+        unit = "seq/s" if spec.get("seq_len") else "img/s"
         rows.append(
             (
                 b["name"],
@@ -229,15 +250,30 @@ def baselines_table(found: list[dict[str, Any]]) -> Table:
                 f"{spec.get('device')} — {b.get('device_name')}",
                 spec.get("batch_size"),
                 spec.get("precision"),
-                len(b.get("runs") or []),
-                fmt(sum(speeds) / len(speeds)) if speeds else None,
+                len(runs),
+                f"{fmt(sum(speeds) / len(speeds))} {unit}" if speeds else None,
+                _baseline_quality(runs),
                 b.get("hostname"),
                 str(b.get("created_at"))[:19].replace("T", " "),
             )
         )
     return table(
         "baselines",
-        ("Name", "Workload", "Device", "Batch", "Precision", "Runs", "Speed (img/s)", "Host",
+        ("Name", "Workload", "Device", "Batch", "Precision", "Runs", "Speed", "Quality", "Host",
          "Created (UTC)"),
         rows,
     )  # fmt: skip
+
+
+def _baseline_quality(runs: list[dict[str, Any]]) -> Text | None:
+    """'2 clean' or, in yellow, '1 contended (accepted), 1 clean'."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        verdict = run.get("quality_verdict") or "not measured"
+        if run.get("accepted_contended"):
+            verdict += " (accepted)"
+        counts[verdict] = counts.get(verdict, 0) + 1
+    if not counts:
+        return None
+    words = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+    return text(words, "yellow" if any("accepted" in v for v in counts) else "")

@@ -11,8 +11,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dlbench.measure.units import fmt
 from dlbench.render.console import hms, plain, table
+from dlbench.render.run import QUALITY_STYLE
 
 SPLIT_ORDER = ("random 5-fold", "leave one family out")
+
+
+def quality_markup(verdict: str) -> str:
+    return f"[{QUALITY_STYLE.get(verdict, 'white')}]{plain(verdict)}[/]"
 
 
 def _band(values: tuple[float, float, float], show: Any) -> tuple[str, str]:
@@ -99,7 +104,13 @@ def predictor(found: Any) -> str:
     )
     kept = "kept in the store" if not found.reused else "reused from the store"
     left = t.get("left_out_contended") or 0
+    taken = t.get("included_contended") or 0
     skipped = f", {left} contended run(s) left out" if left else ""
+    if taken:
+        skipped += (
+            f", {taken} of them measured contended and learned from all the same "
+            "(--include-contended: the predictions may be slower than this device is)"
+        )
     operators = t.get("operator_measurements")
     name = (
         f"{found.name} (each operator's measured time, {operators} operator shapes, composed "
@@ -130,13 +141,15 @@ def calibration_lines(found: Any, device: str, where: str) -> str:
     if found.left_out_contended:
         lines.append(
             f"[yellow]{found.left_out_contended} contended run(s) on {device} left out of the "
-            "fit[/] (dlbench runs --quality contended lists them; rerun on a quiet machine)"
+            "fit[/] (dlbench runs --quality contended lists them; --cpus auto measures on the "
+            "idle CPUs, --include-contended learns from them, said beside every answer)"
         )
     if not found.enough:
+        left = f" (left out: {plain(found.left_out)})" if found.left_out else ""
         lines.append(
             f"[yellow]warning: a predictor needs at least {MIN_RUNS} calibration runs that "
-            f"ended ok on {device}; there are {found.calibrated}: give a larger --budget, or "
-            "run dlbench calibrate again to continue[/]"
+            f"ended ok on {device}; there are {found.calibrated}{left}: give a larger "
+            "--budget, or run dlbench calibrate again to continue[/]"
         )
         return "\n".join(lines)
     if found.made == 0:
@@ -311,13 +324,14 @@ class CalibrationProgress:
         self._run_began = time.monotonic()
         self.bar.update(self.task, description=plain(self.label(spec)))
 
-    def end(self, spec: Any, status: str) -> None:
+    def end(self, spec: Any, status: str, verdict: str | None = None) -> None:
+        """One run ended: its status, its quality verdict (a contended one is rerun or left
+        out of the fit, so the line says so) and how long it took."""
         now = time.monotonic()
         self.runs += 1
         self.bar.update(self.task, completed=now - self._began, runs=self.runs)
-        self.console.print(
-            f"{plain(self.label(spec))}: {plain(status)} ({now - self._run_began:,.0f} s)"
-        )
+        said = plain(status) + (f", {quality_markup(verdict)}" if verdict else "")
+        self.console.print(f"{plain(self.label(spec))}: {said} ({now - self._run_began:,.0f} s)")
 
     def block(self, shapes: int, verdict: str) -> None:
         """One block of operator shapes timed (``calibrate --ops``)."""

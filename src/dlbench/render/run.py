@@ -12,7 +12,7 @@ from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
 from dlbench.render.console import hms, plain, status_text, table, text
-from dlbench.store.stored import StoredRun, speed_unit
+from dlbench.store.stored import StoredRun
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
@@ -73,7 +73,7 @@ def _stability(summary: StoredRun) -> Text | None:
     )
 
 
-def _ms(seconds: float | None) -> str | None:
+def ms_text(seconds: float | None) -> str | None:
     return None if seconds is None else f"{seconds * 1e3:,.2f}"
 
 
@@ -95,7 +95,7 @@ def _language_eval(summary: StoredRun) -> Text | None:
     return Text(f"{text} (synthetic)", style="dim") if summary.data == "synthetic" else Text(text)
 
 
-def _accuracy(summary: StoredRun) -> Text | None:
+def accuracy_text(summary: StoredRun) -> Text | None:
     value, label = summary.accuracy, ""
     if value is None and summary.map50 is not None:
         value, label = summary.map50, "mAP@0.5 "
@@ -195,7 +195,7 @@ def _speed_rows(summary: StoredRun) -> list[tuple[str, Any]]:
             _triple(summary, "median_speed", "p5_speed", "p95_speed"),
         ),
         (f"speed jitter ({unit})", fmt(summary.speed_jitter)),
-        ("mean step time (ms)", _ms(summary.mean_step_time_s)),
+        ("mean step time (ms)", ms_text(summary.mean_step_time_s)),
         ("data wait (% of step time)", fmt(_pct(summary.data_wait_fraction))),
         (f"end-to-end throughput ({unit})", fmt(summary.throughput_e2e)),
     ]
@@ -226,7 +226,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
             "train / validation / total (s)",
             _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
         ),
-        ("next-token accuracy" if summary.seq_len else "accuracy", _accuracy(summary)),
+        ("next-token accuracy" if summary.seq_len else "accuracy", accuracy_text(summary)),
         ("validation loss / perplexity", _language_eval(summary)),
         ("time to accuracy", _tta(summary)),
         *_inference_rows(summary.inference),
@@ -313,93 +313,6 @@ def _triple(summary: StoredRun, *names: str, digits: int = 1) -> str | None:
     return " / ".join("—" if v is None else f"{v:,.{digits}f}" for v in values)
 
 
-def comparison_table(summaries: list[StoredRun], title: str) -> Table:
-    return table(
-        title,
-        (
-            "Workload",
-            "Data",
-            "Device",
-            "Batch",
-            "Precision",
-            f"Speed ({speed_unit(summaries)}, 95% CI)",
-            "Quality",
-            "Step (ms)",
-            "TFLOP/s (MFU)",
-            "Train (s)",
-            "Accuracy",
-            "Status",
-        ),
-        [
-            (
-                s.workload,
-                s.data,
-                s.device,
-                s.batch_size,
-                s.precision,
-                speed_text(s),
-                quality_word(s),
-                _ms(s.mean_step_time_s),
-                _tflops_short(s),
-                fmt(s.train_time_s, 2),
-                _accuracy(s),
-                status_text(s.status),
-            )
-            for s in summaries
-        ],
-    )
-
-
-def _tflops_short(summary: StoredRun) -> str | None:
-    achieved = summary.achieved_tflops
-    if achieved is None:
-        return None
-    mfu = summary.mfu
-    return f"{achieved:,.3f}" + (f" ({mfu:.0%})" if mfu is not None else "")
-
-
-def quickstart_footer(summaries: list[StoredRun], where: str) -> str:
-    failed = [s for s in summaries if s.status != "ok"]
-    lines = [
-        f"[bold]{len(summaries) - len(failed)} of {len(summaries)} runs ok[/], stored in "
-        + plain(where)
-    ]
-    lines += [f"[red]{plain(f'{s.workload}: {s.status}: {s.error}')}[/]" for s in failed]
-    lines.append("next: dlbench runs · dlbench show RUN_ID --steps · dlbench export --format csv")
-    return "\n".join(lines)
-
-
-def runs_table(summaries: list[StoredRun]) -> Table:
-    return table(
-        None,
-        (
-            "Run",
-            "Date (UTC)",
-            "Workload",
-            "Device",
-            "Batch",
-            f"Speed ({speed_unit(summaries)}, 95% CI)",
-            "Quality",
-            "Accuracy",
-            "Status",
-        ),
-        [
-            (
-                s.run_id,
-                str(s.created_at)[:19].replace("T", " "),
-                f"{s.workload} (monitor)" if s.is_monitor else s.workload,
-                s.device,
-                s.batch_size,
-                speed_text(s),
-                quality_word(s),
-                _accuracy(s),
-                status_text(s.status),
-            )
-            for s in summaries
-        ],
-    )
-
-
 def steps_table(steps: list[StepRecord], batch_size: int, unit: str = "img/s") -> Table:
     return table(
         "Timed steps",
@@ -408,42 +321,10 @@ def steps_table(steps: list[StepRecord], batch_size: int, unit: str = "img/s") -
             (
                 s.step,
                 s.epoch,
-                _ms(s.step_time_s),
-                _ms(s.data_wait_s),
+                ms_text(s.step_time_s),
+                ms_text(s.data_wait_s),
                 fmt(batch_size / s.step_time_s if s.step_time_s else None),
             )
             for s in steps
         ],
     )
-
-
-def between_runs_lines(spread: Any, summaries: list[StoredRun]) -> str:
-    """Repeats of one configuration: the between-run mean, its spread and interval."""
-    if spread is None:
-        return "[red]no repeat ended ok: nothing to summarise[/]"
-    lines = [
-        f"between runs ({spread.runs} ok of {len(summaries)}): mean {spread.mean_speed:,.1f} img/s"
-    ]
-    if spread.ci95 is not None:
-        lines[0] += (
-            f", 95% CI {spread.ci95[0]:,.1f}–{spread.ci95[1]:,.1f}, coefficient of variation "
-            f"{spread.cv:.1%}, range {spread.low:,.1f}–{spread.high:,.1f}"
-        )
-    widths = [
-        (s.speed_ci95[1] - s.speed_ci95[0]) / 2 / s.mean_speed
-        for s in summaries
-        if s.speed_ci95 and s.mean_speed
-    ]
-    if widths and spread.cv is not None:
-        lines.append(
-            f"within a run the 95% CI is ±{sum(widths) / len(widths):.1%} of the speed on "
-            f"average; between runs the speed varies by {spread.cv:.1%} (one standard deviation)"
-        )
-    not_clean = [s for s in summaries if s.quality_verdict in ("noisy", "contended")]
-    if not_clean:
-        lines.append(
-            "[yellow]"
-            + plain(", ".join(f"{s.run_id} {s.quality_verdict}" for s in not_clean))
-            + ": see dlbench show RUN for why[/]"
-        )
-    return "\n".join(lines)

@@ -80,9 +80,11 @@ class SweepProgress:
         figure = f"{speed:,.1f} {summary.speed_unit}" if speed else summary.error or ""
         if summary.tokens_per_s:
             figure += f", {summary.tokens_per_s:,.0f} tokens/s"
+        word = quality_word(summary)
         self.console.print(
-            f"{plain(run.label)}: {status_text(summary.status).markup} {plain(figure)} "
-            f"({time.monotonic() - self._started:,.0f} s)"
+            f"{plain(run.label)}: {status_text(summary.status).markup} {plain(figure)}"
+            + (f", {word.markup}" if word else "")
+            + f" ({time.monotonic() - self._started:,.0f} s)"
         )
 
 

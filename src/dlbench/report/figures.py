@@ -86,7 +86,7 @@ def scaling_figure(series: Series) -> go.Figure:
         x=x,
         y=[p.mean_speed for p in series.points],
         mode="lines+markers",
-        name="images/s",
+        name=series.unit,
         error_y=speed_error_bars(series.points),
     )
     if series.axis == "gpus":
@@ -108,7 +108,7 @@ def scaling_figure(series: Series) -> go.Figure:
     fig.update_layout(
         title=f"{AXES[series.axis]}: {plotly_text(series.label)}",
         xaxis_title=series.axis,
-        yaxis_title="images/s",
+        yaxis_title=series.unit,
         height=380,
         template="plotly_white",
     )

@@ -264,6 +264,8 @@ def _comparison_html(result: Comparison) -> Markup:
         )
     ]
     for c in result.contrasts:
+        if c.within:
+            parts.append(html("<p class='note'>Within {}:</p>", c.within))
         if c.quality_warning:
             kind = "bad" if c.quality_warning.startswith("Warning") else "warn"
             parts.append(html("<p class='{}'>{}</p>", kind, c.quality_warning))
@@ -271,9 +273,9 @@ def _comparison_html(result: Comparison) -> Markup:
             html(
                 "<p class='verdict'>{}</p><ul><li>Hypothesis {}</li><li>Hypothesis {}</li>"
                 "<li>Mann-Whitney U on step speeds: {}; speed-up interval by {}</li></ul>",
-                c.verdict,
-                c.hypothesis_a,
-                c.hypothesis_b,
+                c.claim,  # the caveat above, once
+                c.claim_a,
+                c.claim_b,
                 stats.format_p(c.mann_whitney_p),
                 c.method,
             )
@@ -304,6 +306,10 @@ def _comparison_html(result: Comparison) -> Markup:
                     {1, 2, 3},
                 )
             )
+    if result.unmatched:
+        parts.append(
+            html("<p class='warn'>Left out, no counterpart: {}</p>", "; ".join(result.unmatched))
+        )
     return join(parts)
 
 
@@ -316,8 +322,9 @@ def _scaling(runs: list[StoredRun]) -> Markup:
         )
     parts = []
     for s in series:
-        fig = scaling_figure(s)
-        parts.append(_figure(fig))
+        if s.quality_warning:
+            parts.append(html("<p class='warn'>{}</p>", s.quality_warning))
+        parts.append(_figure(scaling_figure(s)))
     return join(parts)
 
 

@@ -21,7 +21,7 @@ from dlbench import datasets, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
 from dlbench.errors import DlbenchError, RunInterrupted, StoreError
-from dlbench.measure.quality import judge
+from dlbench.measure.quality import judge, on_cpus
 from dlbench.measure.stats import MIN_RELIABLE_STEPS, relative_half_width
 from dlbench.measure.timer import StepTimer
 from dlbench.records import (
@@ -36,6 +36,7 @@ from dlbench.store import unsaved
 from dlbench.store.database import Store, utc_now
 from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
+from dlbench.telemetry.cpu import shown
 from dlbench.telemetry.sampler import NullSampler, Sampler
 from dlbench.telemetry.summary import summarise
 from dlbench.workloads import get_workload
@@ -118,13 +119,21 @@ def execute(
         result,
         wall_time_s=time.monotonic() - started,
         telemetry=telemetry,
-        quality=judge(measured.interference, phase_metrics(telemetry, "train")),
+        quality=_judged(spec, measured, telemetry),
     )
     try:
         store.finish_run(result)
     except StoreError as exc:
         return _save_unstored(spec, store, result, measured, exc)
     return result
+
+
+def _judged(spec: RunSpec, measured: Measured, telemetry: dict[str, Any] | None) -> Any:
+    """The run's quality verdict, saying on which CPUs it ran when --cpus pinned it."""
+    quality = judge(measured.interference, phase_metrics(telemetry, "train"))
+    if spec.cpus is None or not hasattr(os, "sched_getaffinity"):
+        return quality
+    return on_cpus(quality, shown(sorted(os.sched_getaffinity(0))), os.cpu_count() or 0, spec.cpus)
 
 
 def _serving(

@@ -277,7 +277,7 @@ def sweep_table_rows(sweep: Sweep, store: Store) -> list[SweepRow]:
     for run, stored in found:
         base = single.get(_group(run.spec)) if run else None
         efficiency = None
-        if run and base and stored.mean_speed:
+        if run and base and stored.mean_speed and run.spec.gpus > 1:  # 1 GPU: the reference
             efficiency = scaling_efficiency(stored.mean_speed, run.spec.gpus, base)
         label = run.label if run else stored.run_id
         gpus = run.spec.gpus if run else stored.num_gpus

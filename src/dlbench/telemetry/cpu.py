@@ -63,6 +63,17 @@ def affinity(pid: int) -> list[int]:
         return list(range(psutil.cpu_count() or 1))
 
 
+def shown(cpus: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2,5'."""
+    runs: list[list[int]] = []
+    for cpu in sorted(cpus):
+        if runs and cpu == runs[-1][-1] + 1:
+            runs[-1].append(cpu)
+        else:
+            runs.append([cpu])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def cgroup_cpu_limit(pid: int, root: Path = Path("/sys/fs/cgroup")) -> float | None:
     """The CPUs a cgroup v2 quota (cpu.max) allows ``pid``'s group, along its path; None
     without a quota."""

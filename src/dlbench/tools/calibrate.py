@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from scipy.stats import qmc
 
 from dlbench.config import RunSpec, build_spec
+from dlbench.errors import DlbenchError
 from dlbench.predict.fitting import MIN_RUNS, Predictor
 from dlbench.predict.question import LANGUAGE_FAMILIES, input_option
 from dlbench.store.database import Store
@@ -40,6 +42,7 @@ WIDTH_STEP = {"transformer": 64}  # whole 64-wide heads
 DESIGN_POINTS = 64  # per family; the budget decides how many run
 WARMUP, TIMED = 3, 20
 MIN_RUN_TIMEOUT_S = 30.0  # a run is never stopped sooner, however small the budget
+CONTENDED_TRIES = 3  # runs of one configuration measured contended before it is given up
 
 
 def _log_pick(u: float, low: int, high: int) -> int:
@@ -86,7 +89,9 @@ def sweep_name(device_name: str) -> str:
     )
 
 
-def specs(config: dict[str, Any], device: str, sweep: str, repeats: int) -> list[RunSpec]:
+def specs(
+    config: dict[str, Any], device: str, sweep: str, repeats: int, cpus: str | None = None
+) -> list[RunSpec]:
     return [
         build_spec(
             workload=f"param-{config['family']}",
@@ -101,12 +106,22 @@ def specs(config: dict[str, Any], device: str, sweep: str, repeats: int) -> list
             no_validate=True,  # neither is predicted: the budget buys more configurations
             no_infer=True,
             telemetry=False,
+            cpus=cpus,
             sweep=sweep,
             repeat=repeat,
             tags={"calibration": "1"},
         )
         for repeat in range(repeats)
     ]
+
+
+@dataclass(frozen=True)
+class Choices:
+    """How a calibration treats a machine that is never quiet."""
+
+    cpus: str | None = None  # --cpus: measure on the idle CPUs (auto) or these
+    include_contended: bool = False  # keep contended runs, for the fit too (said beside it)
+    tries: int = CONTENDED_TRIES  # a configuration measured contended this often is given up
 
 
 def calibrate(
@@ -117,41 +132,54 @@ def calibrate(
     budget_s: float,
     repeats: int = 2,
     run: Callable[[RunSpec], str] | None = None,
-    on_run: Callable[[RunSpec, str], None] | None = None,
+    on_run: Callable[[RunSpec, str, str | None], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_start: Callable[[RunSpec], None] | None = None,
     quiet: Any = None,
     report: Any = None,
+    choices: Choices = Choices(),
 ) -> int:
     """Run the design until ``budget_s`` is spent; the number of runs made. A configuration
-    stored ok is not run again, unless it was measured contended (it is left out of the fit,
-    so it is measured again). ``run`` replaces launching (the tests' stand-in)."""
+    stored ok is not run again, unless it was measured contended (it is left out of the fit):
+    then it runs again at once, up to ``choices.tries`` contended runs in all (earlier calls'
+    included), and is given up. ``run`` replaces launching (the tests' stand-in: it returns a
+    status, or "status/verdict"); ``on_run`` hears each run's status and quality verdict."""
     sweep = sweep_name(device_name)
+    stored = store.runs(sweep=sweep)
+    contended = Counter(r.run_key for r in stored if _contended(r.status, r.quality_verdict))
     done = {
         r.run_key
-        for r in store.runs(sweep=sweep)
-        if r.status == "ok" and r.quality_verdict != "contended"
+        for r in stored
+        if r.status == "ok" and (choices.include_contended or r.quality_verdict != "contended")
     }
+    last: dict[str | None, str | None] = {}  # run key -> the verdict of its latest run
     started = clock()
 
     def pending() -> Iterator[RunSpec]:
         for config in design(families):
-            for spec in specs(config, device, sweep, repeats):
-                if spec.run_key in done:
-                    continue
-                if clock() - started >= budget_s:
-                    return
-                yield spec
+            for spec in specs(config, device, sweep, repeats, choices.cpus):
+                key = spec.run_key
+                while key not in done and contended[key] < choices.tries:
+                    if clock() - started >= budget_s:
+                        return
+                    yield spec
+                    if choices.include_contended or last.get(key) != "contended":
+                        break
+                    contended[key] += 1
+
+    def heard(spec: RunSpec, status: str, verdict: str | None) -> None:
+        last[spec.run_key] = verdict if status == "ok" else None
+        if on_run:
+            on_run(spec, status, verdict)
 
     if run is not None:
         made = 0
         for spec in pending():
             if on_start:
                 on_start(spec)
-            status = run(spec)
+            status, _, verdict = run(spec).partition("/")
             made += 1
-            if on_run:
-                on_run(spec, status)
+            heard(spec, status, verdict or None)
         return made
     from dlbench.launch.series import run_series
 
@@ -162,9 +190,21 @@ def calibrate(
         quiet=quiet,
         report=report,
         on_start=(lambda r: on_start(r.spec)) if on_start else None,
-        on_end=(lambda r, o: on_run(r.spec, o.status)) if on_run else None,
+        on_end=lambda r, o: heard(r.spec, o.status, _verdict(store, o)),
     )
     return len(outcomes)
+
+
+def _contended(status: str, verdict: str | None) -> bool:
+    return status == "ok" and verdict == "contended"
+
+
+def _verdict(store: Store, outcome: Any) -> str | None:
+    """The quality verdict of a run just ended (None where it could not be read back)."""
+    try:
+        return store.run(outcome.run_id).quality_verdict
+    except DlbenchError:
+        return None
 
 
 def run_timeout(budget_s: float) -> float:
@@ -178,35 +218,40 @@ class Outcome:
     """What a calibration leaves: its runs, and the predictor the device now has."""
 
     made: int  # runs started by this call
-    calibrated: int  # calibration runs of this device stored ok (all calls)
+    calibrated: int  # calibration runs of this device stored ok and learned from (all calls)
     used: int  # ok runs with descriptors on this device (the predictor learns from them)
     left_out_contended: int
     predictor: Predictor | None  # None: too few runs for one
+    included_contended: int = 0  # contended runs learned from all the same
+    left_out: str = ""  # the device's runs not learned from, and why ("19 contended, ...")
 
     @property
     def enough(self) -> bool:
         return self.predictor is not None
 
 
-def outcome(store: Store, device_name: str, made: int) -> Outcome:
+def outcome(store: Store, device_name: str, made: int, include_contended: bool = False) -> Outcome:
     """The device's calibration runs and, with enough of them, its predictor (fitted now, or
     the one kept if nothing changed)."""
-    from dlbench.errors import DlbenchError
     from dlbench.predict.calculator import stored_table
+    from dlbench.predict.features import contention, left_out_text
     from dlbench.predict.fitting import fit_predictor
 
     calibrated = sum(
         1
         for r in store.runs(sweep=sweep_name(device_name), status="ok")
-        if not r.excluded and r.quality_verdict != "contended"
+        if not r.excluded and (include_contended or r.quality_verdict != "contended")
     )
     try:
-        runs = stored_table(store)
+        runs = stored_table(store, include_contended)
     except DlbenchError:  # nothing stored ok with descriptors yet
         return Outcome(made, calibrated, 0, 0, None)
     mine = runs[runs["device"] == device_name]
-    left_out = int(runs.attrs.get("left_out_contended", {}).get(device_name, 0))
+    left_out, included = contention(runs, device_name)
+    why = left_out_text(runs, device_name)
     if calibrated < MIN_RUNS or len(mine) < MIN_RUNS:
-        return Outcome(made, calibrated, len(mine), left_out, None)
-    found = fit_predictor(store, mine, device_name, left_out_contended=left_out)
-    return Outcome(made, calibrated, len(mine), left_out, found)
+        return Outcome(made, calibrated, len(mine), left_out, None, included, why)
+    found = fit_predictor(
+        store, mine, device_name, left_out_contended=left_out, included_contended=included
+    )
+    return Outcome(made, calibrated, len(mine), left_out, found, included, why)

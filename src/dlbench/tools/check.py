@@ -9,6 +9,7 @@ reference (``analysis/regression.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,8 +43,10 @@ def step_time_cv(store: Store, run_id: str) -> float | None:
     return float(times.std(ddof=1) / times.mean())
 
 
-def _run_record(store: Store, summary: StoredRun) -> dict[str, Any]:
+def _run_record(store: Store, summary: StoredRun, accepted: bool = False) -> dict[str, Any]:
+    contended = summary.quality_verdict == "contended"
     return {
+        "accepted_contended": accepted and contended,  # kept by --accept-contended
         "run_id": summary.run_id,
         "created_at": summary.created_at,
         "mean_speed": summary.mean_speed,
@@ -55,9 +58,14 @@ def _run_record(store: Store, summary: StoredRun) -> dict[str, Any]:
 
 
 def set_baseline(
-    store: Store, name: str, run_ids: list[str], replace: bool = False
+    store: Store,
+    name: str,
+    run_ids: list[str],
+    replace: bool = False,
+    accept_contended: bool = False,
 ) -> dict[str, Any]:
-    """Keep ``run_ids`` (runs of one configuration, ended ok, not contended) as ``name``."""
+    """Keep ``run_ids`` (runs of one configuration, ended ok, not contended unless
+    ``accept_contended``: then each such run is kept marked so) as ``name``."""
     if not BASELINE_NAME.match(name):
         raise ConfigError(
             f"baseline name {name[:80]!r} is not 1 to 128 letters, digits, '_', '.', '-', "
@@ -73,11 +81,12 @@ def set_baseline(
             )
         if (s.timed_steps or 0) < MIN_TIMED_STEPS:
             raise ConfigError(f"run {s.run_id} has fewer than {MIN_TIMED_STEPS} timed steps")
-        if s.quality_verdict == "contended":
+        if s.quality_verdict == "contended" and not accept_contended:
             raise ConfigError(
-                f"run {s.run_id} was measured contended: a reference must come from a quiet "
+                f"run {s.run_id} was measured contended: a reference should come from a quiet "
                 "machine",
-                "rerun it with --require-quiet; dlbench show RUN says what interfered",
+                "rerun it with --cpus auto (the idle CPUs) or --wait-quiet SECONDS; or keep it "
+                "knowingly with --accept-contended (baseline list and every check say so)",
             )
     first = _configuration(summaries[0].config)
     for s in summaries[1:]:
@@ -93,7 +102,7 @@ def set_baseline(
         "device_name": summaries[0].device_name,
         "hostname": (summaries[0].hardware or {}).get("hostname"),
         "spec": first,
-        "runs": [_run_record(store, s) for s in summaries],
+        "runs": [_run_record(store, s, accept_contended) for s in summaries],
         "hardware": dict(summaries[0].hardware) if summaries[0].hardware else None,
     }
     baselines.put(store, name, record, replace=replace)
@@ -163,4 +172,12 @@ def run_check(
     warnings = regression.hardware_differences(base.get("hardware") or {}, hardware)
     if warnings:
         warnings = ["this machine differs from the baseline's: " + "; ".join(warnings)]
-    return regression.decide(name, _reference(base), new, tolerance, warnings)
+    accepted = [r["run_id"] for r in base["runs"] if r.get("accepted_contended")]
+    if accepted:
+        warnings.append(
+            f"the baseline's run(s) {', '.join(accepted)} were measured contended and kept "
+            "knowingly (--accept-contended): it may be slower than this machine really was, "
+            "so a pass or an improvement here proves less"
+        )
+    result = regression.decide(name, _reference(base), new, tolerance, warnings)
+    return dataclasses.replace(result, unit=summaries[0].speed_unit if summaries else "img/s")

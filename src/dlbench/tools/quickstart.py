@@ -34,10 +34,10 @@ PLAN: tuple[dict[str, object], ...] = (
 VAL_BATCHES_SYNTHETIC = 20  # synthetic accuracy is chance; a short pass times validation
 
 
-def plan(device: str = "auto") -> list[RunSpec]:
+def plan(device: str = "auto", cpus: str | None = None) -> list[RunSpec]:
     specs = []
     for entry in PLAN:
-        options = {"device": device, "tags": {"suite": "quickstart"}, **entry}
+        options = {"device": device, "cpus": cpus, "tags": {"suite": "quickstart"}, **entry}
         if options.get("data", "synthetic") == "synthetic":
             options["val_batches"] = VAL_BATCHES_SYNTHETIC
         specs.append(build_spec(**options))
