@@ -256,7 +256,8 @@ def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
 
     from dlbench.cli import common, main
 
-    argv, sigterm = sys.argv, signal.getsignal(signal.SIGTERM)
+    argv = sys.argv
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     sys.argv = ["dlbench", *args]
     common.state["debug"] = False
     code: Any = 0
@@ -266,7 +267,8 @@ def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
         code = exc.code
     finally:
         sys.argv = argv
-        signal.signal(signal.SIGTERM, sigterm)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     captured = capsys.readouterr()
     return int(code or 0), captured.out, captured.err
 

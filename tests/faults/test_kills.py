@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 
+import pytest
 from fault_helpers import (
     LONG_RUN,
     _steps,
@@ -103,11 +104,14 @@ def test_sigterm_during_setup_is_an_interruption(db_path):
     assert "out-of-memory" not in (closed["error"] or "")
 
 
-def test_two_ctrl_c_during_setup_are_an_interruption(db_path):
+@pytest.mark.parametrize("gap_s", [0.0, 0.05, 0.3])
+def test_two_ctrl_c_during_setup_are_an_interruption(db_path, gap_s):
+    """The second Ctrl-C at any moment of the first one's unwinding (it once could land
+    between Typer's handling and the exit, leaving the row running)."""
     parent = start_dlbench(db_path, *LONG_RUN)
     wait_for(lambda: row(db_path), every_s=0.02)
     kill(parent.pid, signal.SIGINT)
-    time.sleep(0.05)
+    time.sleep(gap_s)
     kill(parent.pid, signal.SIGINT)
     assert parent.wait(timeout=60) == 130
     assert row(db_path)["status"] == "interrupted"

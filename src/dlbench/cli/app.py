@@ -51,7 +51,10 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: every user error is one red line and exit code 2."""
     usage_error = _usage_error_type()
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)  # a kill ends dlbench as Ctrl-C does
+    # A kill ends dlbench as Ctrl-C does; a second one while the first unwinds (Typer turns
+    # it into exit code 130 on the way) must not cut the unwinding short.
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
         code = app(standalone_mode=False)
     except DlbenchError as exc:
@@ -71,7 +74,11 @@ def main() -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _terminate_as_interrupt(_signum: int, _frame: Any) -> None:
+def _interrupt_once(_signum: int, _frame: Any) -> None:
+    """Ctrl-C or SIGTERM: a KeyboardInterrupt, then every later one ignored (a run's own
+    supervisor forwards them to the run while it lasts, and puts this back after)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
