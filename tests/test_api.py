@@ -77,3 +77,17 @@ def test_importing_dlbench_stays_light():
     code = "import sys, dlbench; print('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_readmes_best_run_leaves_out_monitor_runs(store):
+    """README: max(store.runs(status="ok", kind="train"), key=mean_speed) with a monitor run
+    stored (it has no training speed) picks the fastest training run."""
+    from dlbench.records import RunResult
+    from synthetic_runs import stored_device_run
+
+    stored_device_run(store, "slow", "cpu", 0.2, 50)
+    stored_device_run(store, "fast", "cpu", 0.1, 50)
+    store.create_run("watch", "monitor", {"command": ["make"]}, workload="make")
+    store.finish_run(RunResult(run_id="watch", status="ok", wall_time_s=1.0))
+    runs = dlbench.open_store(store.url.removeprefix("sqlite:///")).runs(status="ok", kind="train")
+    assert max(runs, key=lambda r: r.mean_speed).run_id == "fast"

@@ -288,7 +288,9 @@ def test_sysinfo_and_list(db_path):
     assert by_name["fasterrcnn"]["image_size"]["min"] == 64
     assert by_name["lenet-mnist"]["frameworks"] == ["pytorch", "tensorflow", "jax"]
     assert by_name["xception"]["frameworks"] == ["pytorch"]
-    assert "pytorch, tensorflow, jax" in dlbench(db_path, "list").stdout
+    wide = subprocess.run(["dlbench", "list"], capture_output=True, text=True,
+                          env={**cli_env(db_path), "COLUMNS": "250"}, timeout=60)  # fmt: skip
+    assert "pytorch, tensorflow, jax" in wide.stdout
 
 
 @pytest.mark.slow
@@ -324,14 +326,27 @@ def test_version_alone_prints_dlbench_and_torch(capsys):
     assert out.startswith(f"dlbench {__version__} (torch ")
 
 
-def test_help_lists_running_before_reading(capsys):
+def test_help_lists_commands_in_sections_with_whole_descriptions(capsys):
     import re
 
     code, out, _ = call_main(capsys, "--help")
     assert code == 0
+    sections = re.findall(r"(?m)^([A-Z][a-z ,]+):$", out)
+    assert sections[1:] == ["Measure", "Look at results", "Keep, check and share", "Predict",
+                            "This machine"]  # fmt: skip
     names = re.findall(r"(?m)^  ([a-z]+)  ", out)
-    order = [names.index(name) for name in ("run", "sweep", "compare", "runs", "predict")]
+    order = [names.index(name) for name in ("run", "sweep", "runs", "compare", "predict")]
     assert order == sorted(order)
+    assert "..." not in out.split("\n", 1)[1]  # a description wraps, it is never cut
+
+
+def test_run_help_groups_its_options(capsys):
+    code, out, _ = call_main(capsys, "run", "--help")
+    assert code == 0
+    for section in ("What to train", "How long", "Data", "Measurement", "Output", "Database"):
+        assert f"\n{section}:\n" in out, section
+    measurement = out.split("\nMeasurement:\n")[1].split("\n\n")[0]
+    assert "--cpus" in measurement and "--wait-quiet" in measurement
 
 
 def test_help_text_says_its_defaults_and_flags_take_no_value(capsys):

@@ -228,7 +228,10 @@ def test_the_runs_table_reads_as_words_and_a_monitor_run_is_not_a_training(db_pa
     table = app.dataframe[0].value.set_index("run_id")
     assert table.loc["20260101-000002-bbbbbb", "device_name"] == "(monitor: make)"
     label = RUN_TABLE_LABELS["mean_speed"]
-    assert label["label"] == "Speed (img/s; seq/s for language models)"
+    assert label["label"] == "Speed" and "sequences/s for language models" in label["help"]
+    # a monitor run has no batch or GPU count, a CPU run no GPU count: "—", never "None"
+    assert table.loc["20260101-000002-bbbbbb", "batch"] == "—"
+    assert table.loc["20260101-000001-aaaaaa", "gpus"] == "—"
     assert all(
         not isinstance(v, str) or " " in v or v[0].isupper() for v in RUN_TABLE_LABELS.values()
     )

@@ -265,3 +265,45 @@ def test_stored_markup_is_shown_as_text_and_fetches_nothing(db_path, tmp_path):
     # Plotly's bar labels show the tags as text instead of a link and a 90 px span.
     assert any("<span style='font-size:90px'>big</span>" in t for t in ticks), ticks
     assert evil
+
+
+def test_the_runs_page_fits_a_1400_pixel_window(db_path, tmp_path):
+    """At 1400 px the speed is on screen, 25 runs show without scrolling the table, empty
+    labels read "—" (a CPU run has no GPU count), and a selected run's chip shows whole."""
+    from playwright.sync_api import sync_playwright
+
+    from dlbench.store.database import Store
+    from synthetic_runs import stored_device_run
+
+    store = Store(str(db_path))
+    ids = [f"20261205-10{i:04d}-abc{i:03d}" for i in range(24)]
+    for i, run_id in enumerate(ids):
+        device = "cpu" if i % 2 else "cuda:0"
+        stored_device_run(store, run_id, device, 0.1 + i / 100, 60, seed=i,
+                          name=None if device == "cpu" else "NVIDIA H100 80GB HBM3")  # fmt: skip
+    store.close()
+    with _dashboard(db_path) as (url, _):
+        with sync_playwright() as playwright:
+            browser, page = _launch(playwright, 1000)
+            page.set_viewport_size({"width": 1400, "height": 1000})
+            page.goto(url)
+            page.get_by_text("Selected runs").wait_for(timeout=60_000)
+            _pick(page, ids[0])
+            grid = page.locator("[data-testid='stDataFrame']").first
+            grid.wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            # the grid draws on a canvas; its accessible table lists the columns in view
+            headers = grid.locator("th").all_inner_texts()
+            grid_box = grid.bounding_box()
+            shot = tmp_path / "dashboard-runs-1400.png"
+            page.screenshot(path=str(shot), full_page=True)
+            chip = page.locator("[data-testid='stSidebar']").get_by_text(f"{ids[0]} · resnet18")
+            chip_cut = chip.first.evaluate("el => el.scrollWidth > el.clientWidth + 1")
+            browser.close()
+    keep = os.environ.get("DLBENCH_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / shot.name)
+    assert "Speed" in headers and "Quality" in headers, headers  # on screen, no scrolling
+    assert grid_box["height"] >= 38 + 35 * 24  # every run's row, no scrolling inside
+    assert not chip_cut  # the chip shows the run's id and workload whole

@@ -99,3 +99,18 @@ def test_a_quiet_machine_has_no_reason_to_wait():
     assert reasons[0] == "other work takes 1.90 of the 2 usable cores"
     assert "steals 5.0%" in reasons[1] and "pid 7 x (memory unknown)" in reasons[2]
     assert quality.NOISY_FOREIGN_SHARE < quality.CONTENDED_FOREIGN_SHARE
+
+
+def test_a_pinned_run_says_where_it_measured_and_auto_without_an_idle_cpu_says_so():
+    from dlbench.records import Quality
+
+    base = Quality("contended", ("other work took 2.0 cores",), 2.0, 0.0, ())
+    chosen = quality.on_cpus(base, "1", 1, 2, "auto")
+    assert chosen.reasons[-1].startswith("measured on CPUs 1 of the 2 online (the idle ones")
+    listed = quality.on_cpus(base, "0,2-3", 3, 4, "0,2-3")
+    assert "(--cpus 0,2-3)" in listed.reasons[-1]
+    none_idle = quality.on_cpus(base, "0-1", 2, 2, "auto")
+    assert none_idle.reasons[-1] == (
+        "--cpus auto found no idle CPU: measured on all 2 online, beside other work"
+    )
+    assert quality.on_cpus(None, "0", 1, 2, "auto") is None

@@ -349,6 +349,7 @@ def test_a_profiled_run_says_where_its_step_time_goes(db_path, capsys):
     summary = json.loads(done.stdout)
     assert summary["timed_steps"] == 10  # the profiled steps come after, never counted
     assert "Where a step's time goes" in done.stderr  # run prints it too (JSON on stdout)
+    assert "USDT" not in done.stderr and "profiler_start" not in done.stderr  # kineto's log
     profile = summary["profile"]
     assert profile["available"] and profile["steps"] == 5
     categories = profile["categories"]

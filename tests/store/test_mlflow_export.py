@@ -25,7 +25,9 @@ except ImportError:  # scripts/setup installs it: in CI its absence fails
 def test_runs_become_mlflow_runs_once_with_params_metrics_histories_and_hardware(
     db_path, tmp_path, capsys, monkeypatch
 ):
-    monkeypatch.chdir(tmp_path)  # MLflow puts a SQLite store's artifacts in ./mlruns
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # MLflow's own default for artifacts: ./mlruns of this folder
     store = Store(str(db_path))
     stored_device_run(store, "run-a", "cuda", 0.10, 50, name="A100")
     stored_device_run(store, "run-b", "cpu", 0.25, 80, name="EPYC")
@@ -52,6 +54,9 @@ def test_runs_become_mlflow_runs_once_with_params_metrics_histories_and_hardware
     assert len(util) == len(samples) and util[0].timestamp == int(samples[0].wall * 1000)
     artifacts = [f.path for f in client.list_artifacts(a["run_id"])]
     assert artifacts == ["hardware.json"]
+    # beside the tracking database, and said: never ./mlruns of the command's folder
+    assert f"artifacts in {(tmp_path / 'mlartifacts').as_uri()}" in " ".join(err.split())
+    assert list((tmp_path / "mlartifacts").rglob("hardware.json")) and not list(workdir.iterdir())
     again, _, err = call_main(
         capsys, "export", "--format", "mlflow", "--out", uri, "--experiment", "bench",
         "--db", str(db_path),

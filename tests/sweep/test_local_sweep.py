@@ -149,6 +149,14 @@ def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path
         "staged_from",
         "sweep",
     } <= set(table.columns)
+    # a synthetic run's accuracy is blank, and a column says why (runs shows "(synthetic)")
+    assert table["accuracy"].isna().all() and table["accuracy_synthetic"].all()
+    listed = run_dlbench(db_path, "runs", "--sweep", "again")
+    assert listed.returncode == 0 and listed.stdout.count("mlp-mnist") == 2, listed.stderr
+    as_tag = run_dlbench(db_path, "runs", "--tag", "sweep=again")
+    assert "a run's sweep is not a tag: --sweep NAME" in as_tag.stdout
+    unknown = run_dlbench(db_path, "runs", "--sweep", "nosuch")
+    assert unknown.returncode == 2 and "no run of a sweep of that name" in unknown.stderr
 
 
 def test_staging_copies_times_and_records_the_source(tmp_path, db_path):

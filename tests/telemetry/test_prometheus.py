@@ -146,9 +146,13 @@ def test_a_taken_port_is_one_line_and_stores_nothing(db_path, capsys, command, a
 
 
 def test_the_exporter_serves_the_machine_and_the_last_runs(db_path):
+    from dlbench.records import Quality
+
     store = Store(str(db_path))
     stored_device_run(store, "old", "cuda", 0.2, 50, name="A100")
     stored_device_run(store, "new", "cuda", 0.1, 50, name="A100")
+    busy = Quality("contended", ("busy",), 1.5, 0.0, None)
+    stored_device_run(store, "b32", "cuda", 0.1, 50, batch=32, name="A100", quality=busy)
     store.close()
     port = free_port()
     child = subprocess.Popen(
@@ -158,9 +162,19 @@ def test_the_exporter_serves_the_machine_and_the_last_runs(db_path):
     try:
         wait_for(lambda: "dlbench_cpu_util_percent" in scrape(port))
         families = scrape(port)
-        speed = families["dlbench_last_run_images_per_second"].samples
-        assert [(s.labels["workload"], s.labels["device"]) for s in speed] == [("resnet18", "A100")]
-        assert speed[0].value == pytest.approx(64 / 0.1, rel=0.1)  # the newer run's
+        speed = families["dlbench_last_run_images_per_second"]
+        # one series per configuration (its newest ok run), with its measurement quality
+        by_batch = {s.labels["batch_size"]: s for s in speed.samples}
+        assert sorted(by_batch) == ["32", "64"]
+        assert (by_batch["64"].labels["workload"], by_batch["64"].labels["device"]) == (
+            "resnet18", "A100"
+        )  # fmt: skip
+        assert by_batch["64"].value == pytest.approx(64 / 0.1, rel=0.1)  # the newer run's
+        assert by_batch["32"].labels["quality"] == "contended"
+        assert by_batch["64"].labels["host"] == "node1"  # where it was measured, not here
+        assert speed.documentation.startswith("Training speed of the newest ok run")
+        assert families["dlbench_cpu_busy_cores"].documentation.startswith("CPU busy time")
+        assert not [name for name in families if name.startswith("dlbench_proc_")]
         child.send_signal(signal.SIGTERM)  # how systemd stops a service
         _, stderr = child.communicate(timeout=60)
     finally:
@@ -312,6 +326,12 @@ def test_every_grafana_query_names_only_series_dlbench_serves(db_path):
     named = {m for q in queries for m in re.findall(r"\bdlbench_[a-z0-9_]+", q)}
     assert len(dashboard["panels"]) >= 10 and len(named) >= 12
     assert named <= served, named - served
+    # Every telemetry series says what it is in words, not in dlbench's internal names.
+    from dlbench.telemetry.prometheus import HELP, PREFIX
+
+    telemetry = {n for n in served if not n.startswith(("dlbench_last_run", "dlbench_run_"))}
+    names = {n.removeprefix(PREFIX) for n in telemetry}  # a counter parses without _total
+    assert not [n for n in names if n not in HELP and f"{n}_total" not in HELP], names
 
 
 def test_the_exporter_on_a_taken_port_names_its_own_option(db_path, capsys):

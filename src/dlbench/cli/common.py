@@ -6,17 +6,85 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.render.console import make_console, plain
 
-app = typer.Typer(
+HELP_WIDTH = 110  # help lines: a command's description whole, not cut at 45 characters
+
+
+class SectionedCommand(TyperCommand):
+    """Plain help (no markup: a "[default: ...]" is text) with the options in sections, each
+    option's ``rich_help_panel`` naming its section, in the order they first appear."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        _sections(formatter, ((_panel(p, "Options"), p.get_help_record(ctx))
+                              for p in self.get_params(ctx)))  # fmt: skip
+
+
+# The sections of ``dlbench --help``, in this order, and the commands in each.
+COMMAND_SECTIONS = {
+    "Measure": ("run", "quickstart", "sweep", "maxbatch", "monitor", "infer"),
+    "Look at results": ("runs", "show", "compare", "scaling", "cost", "report", "dashboard"),
+    "Keep, check and share": ("baseline", "check", "tag", "rm", "export", "import"),
+    "Predict": ("predict", "calibrate", "insights"),
+    "This machine": ("sysinfo", "list", "exporter"),
+}
+
+
+class SectionedGroup(TyperGroup):
+    """``dlbench --help``: the commands in sections (``COMMAND_SECTIONS``), each with its
+    whole first sentence."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        found = {n: self.get_command(ctx, n) for n in self.list_commands(ctx)}
+        shown = {n: c for n, c in found.items() if c is not None and not c.hidden}
+        limit = 300  # the first sentence whole; write_dl wraps it, never cuts it
+        listed = [n for names in COMMAND_SECTIONS.values() for n in names]
+        entries = [
+            (section, (n, shown[n].get_short_help_str(limit)))
+            for section, names in COMMAND_SECTIONS.items()
+            for n in names
+            if n in shown
+        ]
+        entries += [("Commands", (n, c.get_short_help_str(limit)))
+                    for n, c in shown.items() if n not in listed]  # fmt: skip
+        _sections(formatter, entries)
+
+
+def _panel(item: Any, default: str) -> str:
+    panel = getattr(item, "rich_help_panel", None)
+    return panel if isinstance(panel, str) else default
+
+
+def _sections(formatter: Any, entries: Any) -> None:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    for section, record in entries:
+        if record:
+            sections.setdefault(section, []).append(record)
+    for section, records in sections.items():
+        with formatter.section(section):
+            formatter.write_dl(records)
+
+
+class DlbenchTyper(typer.Typer):
+    """Every command's help in sections (``SectionedCommand``)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", SectionedCommand)
+        return super().command(*args, **kwargs)
+
+
+app = DlbenchTyper(
     name="dlbench",
     help="Deep-learning hardware benchmarks: how fast, how costly, and where the time goes.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help text is plain: its [default: ...] is text, not a style tag
+    cls=SectionedGroup,
+    context_settings={"max_content_width": HELP_WIDTH},
 )
 out = make_console()
 err = make_console(stderr=True)
@@ -27,6 +95,7 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
+        rich_help_panel="Database",
         help="Results database: a path or SQLAlchemy URL "
         "[default: $DLBENCH_DB or results/dlbench.sqlite]",
     ),
@@ -55,6 +124,7 @@ WaitQuietOption = Annotated[
     float | None,
     typer.Option(
         "--wait-quiet",
+        rich_help_panel="Measurement",
         help="Before each run, wait up to SECONDS for the machine to be quiet (a countdown).",
         callback=finite(0, MAX_SECONDS),
     ),
@@ -62,6 +132,7 @@ WaitQuietOption = Annotated[
 CpusOption = Annotated[
     str | None,
     typer.Option(
+        rich_help_panel="Measurement",
         help="Measure on these CPUs: auto (the idle ones, chosen before each run) or a list "
         "like 0,2-3; other work on the others is then not the run's contention.",
     ),
@@ -70,13 +141,18 @@ IncludeContendedOption = Annotated[
     bool,
     typer.Option(
         "--include-contended",
+        rich_help_panel="Measurement",
         help="Learn from runs measured contended too (their step times are partly the "
         "contention's); said beside every answer.",
     ),
 ]
 RequireQuietOption = Annotated[
     bool,
-    typer.Option("--require-quiet", help="Refuse to start a run on a busy machine (exit 2)."),
+    typer.Option(
+        "--require-quiet",
+        rich_help_panel="Measurement",
+        help="Refuse to start a run on a busy machine (exit 2).",
+    ),
 ]
 
 
@@ -92,13 +168,17 @@ PricePerKwhOption = Annotated[
 MetricsPortOption = Annotated[
     int | None,
     typer.Option(
+        rich_help_panel="Prometheus",
         help="Serve telemetry (and a run's progress) on http://HOST:PORT/metrics for Prometheus.",
         min=1,
         max=65535,
     ),
 ]
 MetricsHostOption = Annotated[
-    str, typer.Option(help="Address for --metrics-port (0.0.0.0: every network).")
+    str,
+    typer.Option(
+        rich_help_panel="Prometheus", help="Address for --metrics-port (0.0.0.0: every network)."
+    ),
 ]
 DEFAULT_HOST = "127.0.0.1"
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,35 +18,55 @@ from dlbench.cli.common import (
     check_timeout,
     err,
     out,
-    plain,
     quiet_policy,
     warn_exposed,
-    write_json,
 )
+from dlbench.cli.running import run_once, run_repeats
 
 
 @app.command()
 def run(
     workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    device: Annotated[
+        str, typer.Option(rich_help_panel="What to train", help="auto, cpu, cuda, cuda:N or mps.")
+    ] = "auto",
     framework: Annotated[
         str,
-        typer.Option(help="pytorch, or tensorflow / jax (through Keras 3: dlbench[tensorflow])."),
+        typer.Option(
+            rich_help_panel="What to train",
+            help="pytorch, or tensorflow / jax (through Keras 3: dlbench[tensorflow]).",
+        ),
     ] = "pytorch",
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", "-b", help="Images per step [default: the workload's]."),
+        typer.Option(
+            "--batch-size",
+            "-b",
+            rich_help_panel="What to train",
+            help="Images per step [default: the workload's].",
+        ),
     ] = None,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up steps.")] = 10,
+    warmup: Annotated[
+        int, typer.Option(rich_help_panel="How long", help="Untimed warm-up steps.")
+    ] = 10,
     steps: Annotated[
-        int | None, typer.Option(help="Training steps, warm-up included [default: warm-up + 100].")
+        int | None,
+        typer.Option(
+            rich_help_panel="How long",
+            help="Training steps, warm-up included [default: warm-up + 100].",
+        ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(help="Timed epochs (after the warm-up steps), instead of --steps.")
+        int | None,
+        typer.Option(
+            rich_help_panel="How long",
+            help="Timed epochs (after the warm-up steps), instead of --steps.",
+        ),
     ] = None,
     data: Annotated[
         str,
         typer.Option(
+            rich_help_panel="Data",
             help="synthetic, digits (images), stdlib (text), or a folder or file in the "
             "workload's format.",
         ),
@@ -55,111 +74,212 @@ def run(
     dataset: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel="Data",
             help="Which dataset of the workload's format: mnist or fashion-mnist (MNIST "
             "workloads); cifar10; imagefolder or imagenet32 (zoo); coco (detectors); "
-            "dlbench list shows each workload's [default: its first]."
+            "dlbench list shows each workload's [default: its first].",
         ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Input-pipeline worker processes.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(rich_help_panel="Data", help="Input-pipeline worker processes.")
+    ] = None,
     val_batches: Annotated[
         int | None,
         typer.Option(
+            rich_help_panel="Phases after the timed steps",
             help="Test batches to validate and predict [default: all on real data, "
             "at most 20 on synthetic data].",
             min=1,
         ),
     ] = None,
     no_validate: Annotated[
-        bool, typer.Option("--no-validate", help="Skip the validation pass.")
+        bool,
+        typer.Option(
+            "--no-validate",
+            rich_help_panel="Phases after the timed steps",
+            help="Skip the validation pass.",
+        ),
     ] = False,
     no_infer: Annotated[
-        bool, typer.Option("--no-infer", help="Skip the inference phase (reload, latency).")
+        bool,
+        typer.Option(
+            "--no-infer",
+            rich_help_panel="Phases after the timed steps",
+            help="Skip the inference phase (reload, latency).",
+        ),
     ] = False,
     profile: Annotated[
         bool,
         typer.Option(
             "--profile",
+            rich_help_panel="Phases after the timed steps",
             help="After the timed steps, profile 5 more: where a step's time goes, by operator "
             "category and by layer (the timed figures are unchanged).",
         ),
     ] = False,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for the framework.")] = None,
-    cpus: CpusOption = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    timeout: Annotated[
-        float | None, typer.Option(help="Stop the run after SECONDS (stored as timeout).")
+    threads: Annotated[
+        int | None,
+        typer.Option(rich_help_panel="Measurement", help="CPU threads for the framework."),
     ] = None,
-    interval: Annotated[float, typer.Option(help="Telemetry sampling period, seconds.")] = 1.0,
+    cpus: CpusOption = None,
+    seed: Annotated[int, typer.Option(rich_help_panel="Measurement", help="Random seed.")] = 0,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            rich_help_panel="How long", help="Stop the run after SECONDS (stored as timeout)."
+        ),
+    ] = None,
+    interval: Annotated[
+        float,
+        typer.Option(rich_help_panel="Measurement", help="Telemetry sampling period, seconds."),
+    ] = 1.0,
     no_telemetry: Annotated[
-        bool, typer.Option("--no-telemetry", help="Do not sample the system during the run.")
+        bool,
+        typer.Option(
+            "--no-telemetry",
+            rich_help_panel="Measurement",
+            help="Do not sample the system during the run.",
+        ),
     ] = False,
-    tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(rich_help_panel="Output", help="key=value, repeatable.")
+    ] = None,
     image_size: Annotated[
-        int | None, typer.Option(help="Square input side for zoo models [default: the model's].")
+        int | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="Square input side for zoo models [default: the model's].",
+        ),
     ] = None,
     num_classes: Annotated[
-        int | None, typer.Option(help="Output classes [default: the data's, or the workload's].")
+        int | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="Output classes [default: the data's, or the workload's].",
+        ),
     ] = None,
     seq_len: Annotated[
-        int | None, typer.Option(help="Language models: tokens per sequence [default: 1024].")
+        int | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="Language models: tokens per sequence [default: 1024].",
+        ),
     ] = None,
     vocab: Annotated[
         int | None,
-        typer.Option(help="Language models: vocabulary [default: the data's, or 50257]."),
+        typer.Option(
+            rich_help_panel="What to train",
+            help="Language models: vocabulary [default: the data's, or 50257].",
+        ),
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16 (autocast).")
+        str,
+        typer.Option(
+            rich_help_panel="What to train", help="fp32, tf32, amp-fp16 or amp-bf16 (autocast)."
+        ),
     ] = "fp32",
     channels_last: Annotated[
-        bool, typer.Option("--channels-last", help="Model and images in channels-last layout.")
+        bool,
+        typer.Option(
+            "--channels-last",
+            rich_help_panel="What to train",
+            help="Model and images in channels-last layout.",
+        ),
     ] = False,
     compile_model: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the model (compiled in warm-up).")
+        bool,
+        typer.Option(
+            "--compile",
+            rich_help_panel="What to train",
+            help="torch.compile the model (compiled in warm-up).",
+        ),
     ] = False,
     optimizer: Annotated[
-        str | None, typer.Option(help="sgd, adam, adamw or rmsprop [default: the workload's].")
+        str | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="sgd, adam, adamw or rmsprop [default: the workload's].",
+        ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Learning rate [default: the workload's].")
+        float | None,
+        typer.Option(
+            rich_help_panel="What to train", help="Learning rate [default: the workload's]."
+        ),
     ] = None,
     dataset_size: Annotated[
         int | None,
-        typer.Option(help="Project the time of --epochs (default 1) epochs of N images."),
+        typer.Option(
+            rich_help_panel="How long",
+            help="Project the time of --epochs (default 1) epochs of N images.",
+        ),
     ] = None,
     target_accuracy: Annotated[
         float | None,
-        typer.Option(help="Train whole epochs until validation accuracy (mAP@0.5) reaches A."),
+        typer.Option(
+            rich_help_panel="How long",
+            help="Train whole epochs until validation accuracy (mAP@0.5) reaches A.",
+        ),
     ] = None,
     checkpoint: Annotated[
-        str | None, typer.Option(help="Save the trained weights to FILE (for dlbench infer).")
+        str | None,
+        typer.Option(
+            rich_help_panel="Phases after the timed steps",
+            help="Save the trained weights to FILE (for dlbench infer).",
+        ),
     ] = None,
     gpus: Annotated[
-        int, typer.Option(help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.")
+        int,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.",
+        ),
     ] = 1,
     depth: Annotated[
-        int | None, typer.Option(help="param-* workloads and gpt: weight layers (gpt: blocks).")
+        int | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="param-* workloads and gpt: weight layers (gpt: blocks).",
+        ),
     ] = None,
     width: Annotated[
-        int | None, typer.Option(help="param-* workloads and gpt: base width (gpt: model width).")
+        int | None,
+        typer.Option(
+            rich_help_panel="What to train",
+            help="param-* workloads and gpt: base width (gpt: model width).",
+        ),
     ] = None,
     stage_from: Annotated[
-        str | None, typer.Option(help="Copy this data folder before the run (timed) ...")
+        str | None,
+        typer.Option(
+            rich_help_panel="Data", help="Copy this data folder before the run (timed) ..."
+        ),
     ] = None,
     stage_to: Annotated[
-        str | None, typer.Option(help="... into this one, and train from it.")
+        str | None,
+        typer.Option(rich_help_panel="Data", help="... into this one, and train from it."),
     ] = None,
     repeat: Annotated[
         int,
         typer.Option(
-            help="Run it N times, each a fresh process: between-run variation.", min=1, max=10_000
+            rich_help_panel="How long",
+            help="Run it N times, each a fresh process: between-run variation.",
+            min=1,
+            max=10_000,
         ),
     ] = 1,
     until_stable: Annotated[
         float | None,
-        typer.Option(help="Add timed steps until the step time's 95% CI is within P% of it."),
+        typer.Option(
+            rich_help_panel="How long",
+            help="Add timed steps until the step time's 95% CI is within P% of it.",
+        ),
     ] = None,
     max_time: Annotated[
-        float | None, typer.Option(help="With --until-stable: seconds of timed steps at most.")
+        float | None,
+        typer.Option(
+            rich_help_panel="How long", help="With --until-stable: seconds of timed steps at most."
+        ),
     ] = None,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
@@ -167,7 +287,11 @@ def run(
     metrics_host: MetricsHostOption = "127.0.0.1",
     json_out: Annotated[
         str | None,
-        typer.Option("--json", help="Write the summary as JSON to FILE, or - for stdout."),
+        typer.Option(
+            "--json",
+            rich_help_panel="Output",
+            help="Write the summary as JSON to FILE, or - for stdout.",
+        ),
     ] = None,
     db: DbOption = None,
 ) -> None:
@@ -226,110 +350,5 @@ def run(
     store = Store(db)  # makes its own folder (results/), where --json files often go
     check_json_out(json_out)
     if repeat == 1:
-        _run_once(spec, store, timeout, quiet, human, json_out)
-    _run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
-
-
-def _run_once(
-    spec: Any, store: Any, timeout: float | None, quiet: Any, human: Any, json_out: str | None
-) -> None:
-    from dlbench.api import run_benchmark
-    from dlbench.render.console import QuietConsole
-    from dlbench.render.profile import profile_tables
-    from dlbench.render.run import quality_lines, run_panel
-
-    outcome = run_benchmark(
-        spec,
-        store,
-        show_progress=err.is_terminal,
-        timeout_s=timeout,
-        quiet=quiet,
-        report=QuietConsole(err),
-    )
-    summary = _summary(store, outcome)
-    human.print(run_panel(summary))
-    profiled = profile_tables(summary.profile)
-    if profiled is not None:
-        human.print(profiled)
-    human.print(quality_lines(summary), highlight=False)
-    if not outcome.unsaved_path:
-        human.print(f"stored as [bold]{outcome.run_id}[/] in {plain(store.describe())}")
-    if json_out:
-        write_json(summary.to_dict(), json_out)
-    raise typer.Exit(_exit_code([outcome]))
-
-
-def _summary(store: Any, outcome: Any) -> Any:
-    """The run as stored, or as saved to a file when the store could not take it."""
-    if outcome.unsaved_path:
-        from dlbench.store import unsaved
-
-        return unsaved.summary(Path(outcome.unsaved_path))
-    return store.run(outcome.run_id)
-
-
-def _exit_code(outcomes: list[Any]) -> int:
-    """NOT_STORED when a result is not in the database asked for (before any run's own
-    code: a script must not take a saved file for a stored run), else the first failure's."""
-    from dlbench.records import EXIT_CODES, NOT_STORED
-
-    if any(o.unsaved_path for o in outcomes):
-        return NOT_STORED
-    failed = [o for o in outcomes if o.status != "ok"]
-    return EXIT_CODES.get(failed[0].status, 1) if failed else 0
-
-
-def _run_repeats(
-    spec: Any,
-    store: Any,
-    repeat: int,
-    timeout: float | None,
-    quiet: Any,
-    human: Any,
-    json_out: str | None,
-) -> None:
-    import dataclasses
-
-    from dlbench.api import run_repeats
-    from dlbench.measure.stats import between_runs
-    from dlbench.render.console import QuietConsole
-    from dlbench.render.run_lists import (
-        baseline_hint,
-        between_runs_lines,
-        repeat_line,
-        runs_table,
-    )
-
-    def started(run: Any) -> None:
-        human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {run.run_id}")
-
-    def ended(run: Any, outcome: Any) -> None:
-        line = repeat_line(_summary(store, outcome))
-        human.print(f"[bold]({run.spec.repeat + 1}/{repeat})[/] {line}")
-
-    outcomes = run_repeats(
-        spec,
-        store,
-        repeat,
-        show_progress=err.is_terminal,
-        timeout_s=timeout,
-        quiet=quiet,
-        report=QuietConsole(err),
-        on_start=started,
-        on_end=ended,
-    )
-    summaries = [_summary(store, o) for o in outcomes]
-    spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
-    human.print(runs_table(summaries))
-    human.print(between_runs_lines(spread, summaries), highlight=False)
-    human.print(f"stored in {plain(store.describe())} (tag repeat_group={outcomes[0].run_id})")
-    human.print(baseline_hint(summaries), highlight=False)
-    if json_out:
-        write_json(
-            {
-                "runs": [s.to_dict() for s in summaries],
-                "between_runs": dataclasses.asdict(spread) if spread else None,
-            },
-            json_out,
-        )
-    raise typer.Exit(_exit_code(outcomes))
+        run_once(spec, store, timeout, quiet, human, json_out)
+    run_repeats(spec, store, repeat, timeout, quiet, human, json_out)

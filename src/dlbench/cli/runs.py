@@ -97,6 +97,9 @@ def runs(
         str | None, typer.Option(help="Only this quality verdict: clean, noisy or contended.")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Only runs with key=value.")] = None,
+    sweep_name: Annotated[
+        str | None, typer.Option("--sweep", help="Only this sweep's runs.")
+    ] = None,
     limit: Annotated[
         int, typer.Option(help="At most this many, newest first.", min=1, max=10**9)
     ] = 20,
@@ -113,9 +116,10 @@ def runs(
             f"--quality {quality!r} is not clean, noisy or contended", option="--quality"
         )
     store = Store(db, create=False)
-    check_filters(store, status=status, workload=workload)
+    check_filters(store, status=status, workload=workload, sweep=sweep_name)
     rows = store.runs(
         limit=limit,
+        sweep=sweep_name,
         workload=workload,
         device=device,
         status=status,
@@ -125,9 +129,12 @@ def runs(
     if json_flag:
         write_json([r.to_dict() for r in rows], "-")
     elif not rows:
-        out.print(
-            f"no runs in {plain(store.describe())} match; start with [bold]dlbench quickstart[/]"
+        hint = (
+            "a run's sweep is not a tag: --sweep NAME"
+            if "sweep" in parse_tags(tag)
+            else "start with [bold]dlbench quickstart[/]"
         )
+        out.print(f"no runs in {plain(store.describe())} match; {hint}")
     else:
         out.print(runs_table(rows))
 
@@ -215,6 +222,13 @@ def export(
             callback=finite(1, 3600),
         ),
     ] = 30.0,
+    artifacts: Annotated[
+        str | None,
+        typer.Option(
+            help="With --format mlflow: where a new experiment keeps its artifacts "
+            "[default: mlartifacts/ beside a sqlite:/// database; the server's choice].",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Export stored runs (one row per run), or their telemetry samples."""
@@ -237,7 +251,7 @@ def export(
             workload=workload, status=status, sweep=sweep_name, tags=parse_tags(tag)
         )
     if fmt == "mlflow":
-        _to_mlflow(store, rows, out_path, experiment, timeout)
+        _to_mlflow(store, rows, out_path, experiment, timeout, artifacts)
         return
     if telemetry:
         frame = samples_frame({r["run_id"]: store.get_samples(r["run_id"]) for r in rows})
@@ -250,7 +264,12 @@ def export(
 
 
 def _to_mlflow(
-    store: Any, rows: list[dict[str, Any]], uri: str | None, experiment: str, timeout_s: float
+    store: Any,
+    rows: list[dict[str, Any]],
+    uri: str | None,
+    experiment: str,
+    timeout_s: float,
+    artifacts: str | None,
 ) -> None:
     from dlbench.store.stored import StoredRun
     from dlbench.store.to_mlflow import export_runs
@@ -262,10 +281,10 @@ def _to_mlflow(
             option="--out",
         )
     runs = [StoredRun.from_row(r) for r in rows if r["status"] != "running"]
-    logged, present = export_runs(store, runs, uri, experiment, timeout_s)
+    logged, present, where = export_runs(store, runs, uri, experiment, timeout_s, artifacts)
     err.print(
-        f"logged {logged} run(s) to MLflow at {plain(uri)} (experiment {plain(experiment)}); "
-        f"{present} already there"
+        f"logged {logged} run(s) to MLflow at {plain(uri)} (experiment {plain(experiment)}, "
+        f"artifacts in {plain(where)}); {present} already there"
     )
 
 

@@ -58,6 +58,16 @@ def runs_frame(store: Store) -> pd.DataFrame:
     frame.loc[monitor, "device_name"] = "(monitor: " + frame.loc[monitor, "workload"] + ")"
     frame.loc[monitor, "precision"] = "—"
     frame.loc[frame["data"] == "synthetic", "accuracy"] = None
+    # Counts a person reads as labels: a CPU run has no GPU count, a monitor run no batch.
+    frame["gpus"] = [
+        "—" if device in ("cpu", "system") or not gpus or gpus != gpus else str(int(gpus))
+        for device, gpus in zip(frame["device"], frame["num_gpus"], strict=True)
+    ]
+    for column in ("quality_verdict", "sweep", "error", "device_name", "workload", "precision"):
+        frame[column] = frame[column].fillna("—")
+    frame["batch"] = [
+        "—" if batch is None or batch != batch else str(int(batch)) for batch in frame["batch_size"]
+    ]
     return frame
 
 
@@ -73,11 +83,9 @@ def markdown_text(value: Any) -> str:
 
 
 def label(row: dict[str, Any]) -> str:
-    return (
-        f"{row['run_id']} · {row['workload']} · {row.get('framework') or 'pytorch'} · "
-        f"{row.get('device_name') or row['device']} · "
-        f"{row['status']}"
-    )
+    """A run in the sidebar's list and chips: its id (what one types to find it) and what it
+    ran, short enough for a chip to show whole."""
+    return f"{row['run_id']} · {row['workload']}"
 
 
 def series(

@@ -128,16 +128,22 @@ def judge(i: Interference | None, metrics: dict[str, Any] | None = None) -> Qual
     )
 
 
-def on_cpus(quality: Quality | None, cpus: str, online: int, asked: str) -> Quality | None:
+def on_cpus(
+    quality: Quality | None, cpus: str, pinned: int, online: int, asked: str
+) -> Quality | None:
     """``quality`` saying that the run was pinned (``--cpus``) to ``cpus`` of the machine's
-    ``online``: other work on the other CPUs was not the run's to count."""
+    ``online`` (``pinned`` of them): other work on the other CPUs was not the run's to count.
+    ``auto`` that found no idle CPU measured on all of them, and says so."""
     if quality is None:
         return None
-    how = "the idle ones --cpus auto chose" if asked == "auto" else f"--cpus {asked}"
-    note = (
-        f"measured on CPUs {cpus} of the {online} online ({how}); other work on the others "
-        "is not counted against it"
-    )
+    if asked == "auto" and pinned >= online:
+        note = f"--cpus auto found no idle CPU: measured on all {online} online, beside other work"
+    else:
+        how = "the idle ones --cpus auto chose" if asked == "auto" else f"--cpus {asked}"
+        note = (
+            f"measured on CPUs {cpus} of the {online} online ({how}); other work on the "
+            "others is not counted against it"
+        )
     return replace(quality, reasons=(*quality.reasons, note))
 
 

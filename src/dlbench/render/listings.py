@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 
 from dlbench.measure.units import fmt, fmt_bytes
-from dlbench.render.console import plain, table
+from dlbench.render.console import plain, table, text
 from dlbench.store.measurements import TelemetrySummary
 from dlbench.workloads import WorkloadSpec, frameworks_of
 
@@ -113,6 +113,7 @@ def workloads_table(workloads: Iterable[WorkloadSpec]) -> Table:
             )
             for w in workloads
         ],
+        optional=("Optimizer", "Frameworks", "Datasets", "Batch", "Input"),
     )
 
 
@@ -142,11 +143,10 @@ def telemetry_table(telemetry: TelemetrySummary | None, all_metrics: bool = Fals
         rows.append(row)
     rows.append(["energy (J)", *(fmt(p.total_energy_j, 1) for p in phases.values())])
     rows.append(["duration (s)", *(fmt(p.duration_s, 1) for p in phases.values())])
-    title = (
-        f"Telemetry every {telemetry.interval_s} s, mean (max) per phase; sources: "
-        + ", ".join(f"{k} {v}" for k, v in telemetry.sources.items())
-    )
-    return table(title, ("Metric", *phases), rows)
+    # The sources below the table, not in its title: a title wraps to the table's width.
+    sources = ", ".join(f"{k} {v}" for k, v in telemetry.sources.items())
+    title = f"Telemetry every {telemetry.interval_s} s, mean (max) per phase"
+    return Group(table(title, ("Metric", *phases), rows), text(f"sources: {sources}", "dim"))
 
 
 def _short(value: float) -> str:

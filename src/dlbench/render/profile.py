@@ -32,7 +32,7 @@ def profile_tables(profile: StepProfile | None) -> Group | str | None:
                 kind,
                 fmt(entry.seconds_per_step * 1e3, 2),
                 f"{entry.share:.1%}",
-                fmt(entry.tflops, 3) if entry.tflops else None,
+                _tflops(entry.tflops),
             )
             for kind, entry in sorted(profile.categories.items(), key=lambda e: -e[1].share)
         ],
@@ -53,3 +53,11 @@ def profile_tables(profile: StepProfile | None) -> Group | str | None:
         ],
     )
     return Group(categories, layers)
+
+
+def _tflops(value: float | None) -> str | None:
+    """A category's TFLOP/s: none where the profiler counted none; an element-wise one's
+    few FLOPs over a memory-bound time say "<0.001", not a rounded 0.000."""
+    if not value:
+        return None
+    return "<0.001" if value < 0.0005 else fmt(value, 3)

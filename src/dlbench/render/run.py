@@ -56,6 +56,28 @@ def quality_lines(summary: StoredRun) -> str:
     return "\n".join(lines)
 
 
+def input_text(summary: StoredRun) -> str | None:
+    """What one item of the run is: "64 px" (a square image's side), "1024 tok" (a
+    sequence), None for a monitor run."""
+    if summary.is_monitor:
+        return None
+    if summary.seq_len:
+        return f"{summary.seq_len} tok"
+    side = summary.config.get("image_size")
+    return f"{side} px" if isinstance(side, int) and side > 0 else None
+
+
+def _input_long(summary: StoredRun) -> str | None:
+    """ "sequences of 1024 tokens" or "3x64x64 images" (channels x side x side)."""
+    if summary.seq_len:
+        return f"sequences of {summary.seq_len:,} tokens"
+    side = summary.config.get("image_size")
+    shape = summary.model.input_shape if summary.model else ()
+    if len(shape) == 3:
+        return f"{'x'.join(map(str, shape))} images"
+    return f"{side}x{side} images" if isinstance(side, int) and side > 0 else None
+
+
 def _stability(summary: StoredRun) -> Text | None:
     found = summary.stability
     if not found:
@@ -212,6 +234,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
             "workload",
             f"{summary.workload} ({summary.dataset}, {summary.data} data)",
         ),
+        ("input", _input_long(summary)),
         ("framework", summary.framework or "pytorch"),
         ("device", f"{summary.device} — {summary.device_name}"),
         ("batch size", summary.batch_size),

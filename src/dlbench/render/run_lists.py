@@ -9,7 +9,7 @@ from rich.table import Table
 
 from dlbench.measure.units import fmt
 from dlbench.render.console import plain, status_text, table
-from dlbench.render.run import accuracy_text, ms_text, quality_word, speed_text
+from dlbench.render.run import accuracy_text, input_text, ms_text, quality_word, speed_text
 from dlbench.store.stored import StoredRun, speed_unit
 
 
@@ -19,6 +19,7 @@ def comparison_table(summaries: list[StoredRun], title: str) -> Table:
         (
             "Workload",
             "Data",
+            "Input",
             "Device",
             "Batch",
             "Precision",
@@ -34,6 +35,7 @@ def comparison_table(summaries: list[StoredRun], title: str) -> Table:
             (
                 s.workload,
                 s.data,
+                input_text(s),
                 s.device,
                 s.batch_size,
                 s.precision,
@@ -47,6 +49,16 @@ def comparison_table(summaries: list[StoredRun], title: str) -> Table:
             )
             for s in summaries
         ],
+        # at 80 columns: the workload, its input, speed, quality, accuracy and status
+        optional=(
+            "Train (s)",
+            "TFLOP/s (MFU)",
+            "Precision",
+            "Device",
+            "Step (ms)",
+            "Batch",
+            "Data",
+        ),  # fmt: skip
     )
 
 
@@ -65,6 +77,14 @@ def quickstart_footer(summaries: list[StoredRun], where: str) -> str:
         + plain(where)
     ]
     lines += [f"[red]{plain(f'{s.workload}: {s.status}: {s.error}')}[/]" for s in failed]
+    contended = [s for s in summaries if s.quality_verdict == "contended"]
+    if contended:
+        lines.append(
+            f"[yellow]{len(contended)} of {len(summaries)} runs were measured contended: other "
+            "work took part of their CPUs, so those speeds are this busy machine's, not its "
+            "hardware's. Measure again on the idle CPUs (dlbench quickstart --cpus auto) or "
+            "when it is quiet; dlbench show RUN_ID says how much other work there was[/]"
+        )
     lines.append("next: dlbench runs · dlbench show RUN_ID --steps · dlbench export --format csv")
     return "\n".join(lines)
 
@@ -76,6 +96,7 @@ def runs_table(summaries: list[StoredRun]) -> Table:
             "Run",
             "Date (UTC)",
             "Workload",
+            "Input",
             "Device",
             "Batch",
             f"Speed ({speed_unit(summaries)}, 95% CI)",
@@ -88,6 +109,7 @@ def runs_table(summaries: list[StoredRun]) -> Table:
                 s.run_id,
                 str(s.created_at)[:19].replace("T", " "),
                 f"{s.workload} (monitor)" if s.is_monitor else s.workload,
+                input_text(s),
                 s.device,
                 s.batch_size,
                 speed_text(s),
@@ -97,6 +119,8 @@ def runs_table(summaries: list[StoredRun]) -> Table:
             )
             for s in summaries
         ],
+        # at 80 columns: the run, its workload, speed, quality and status, never cut
+        optional=("Accuracy", "Date (UTC)", "Batch", "Device", "Input"),
     )
 
 

@@ -133,7 +133,8 @@ def _judged(spec: RunSpec, measured: Measured, telemetry: dict[str, Any] | None)
     quality = judge(measured.interference, phase_metrics(telemetry, "train"))
     if spec.cpus is None or not hasattr(os, "sched_getaffinity"):
         return quality
-    return on_cpus(quality, shown(sorted(os.sched_getaffinity(0))), os.cpu_count() or 0, spec.cpus)
+    mine = sorted(os.sched_getaffinity(0))
+    return on_cpus(quality, shown(mine), len(mine), os.cpu_count() or 0, spec.cpus)
 
 
 def _serving(

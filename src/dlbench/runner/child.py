@@ -22,6 +22,10 @@ INTERRUPTED_EXIT = 130
 
 def main(argv: list[str]) -> int:
     _interrupt_once()
+    # The profiler's library (kineto) logs to the terminal at each profile's start and stop
+    # ("USDT: ... profiler_start", its level 5; errors are 4): above every level, silent.
+    # Read once, as torch is imported.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     try:
         payload = json.loads(Path(argv[0]).read_text())
         crash_log = open(payload["crash_file"], "w")  # noqa: SIM115 - must outlive any crash

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -23,7 +24,13 @@ from dlbench.errors import StoreError
 from dlbench.records import RunResult, StepRecord, TelemetrySample
 from dlbench.store import liveness, schema
 from dlbench.store.columns import json_safe, result_columns, utc_now
-from dlbench.store.engine import foreign_sqlite_tables, open_engine, reason, to_url
+from dlbench.store.engine import (
+    foreign_sqlite_tables,
+    network_filesystem,
+    open_engine,
+    reason,
+    to_url,
+)
 from dlbench.store.reading import RunReading
 from dlbench.store.schema import runs, steps, telemetry
 
@@ -58,6 +65,7 @@ class Store(RunReading):
             # Before WAL mode is set on it: that alone rewrites another program's file header.
             self._refuse_foreign(foreign_sqlite_tables(self.url.removeprefix("sqlite:///")))
         self.engine = open_engine(self.url, read_only)
+        self._warn_network_filesystem()
         try:
             if read_only:
                 self._check_readable()
@@ -74,6 +82,20 @@ class Store(RunReading):
                 self.close_lost_runs()
             except StoreError:
                 pass  # a full disk or a lock: readers still show them as lost
+
+    def _warn_network_filesystem(self) -> None:
+        """One line when a SQLite file lives on a file system several machines share."""
+        if self.read_only or not self.url.startswith("sqlite:///"):
+            return
+        kind = network_filesystem(self.url.removeprefix("sqlite:///"))
+        if kind:
+            print(
+                f"warning: the results database {self.describe()} is on {kind}, a network "
+                "file system: SQLite's WAL mode does not work there, so it uses its rollback "
+                "journal, safe for one machine at a time; several nodes writing at once need "
+                "PostgreSQL (--db postgresql://user@host/dlbench)",
+                file=sys.stderr,
+            )
 
     def import_from(self, source: Store) -> tuple[int, int]:
         """Merge ``source``'s runs into this store: (added, already here)."""

@@ -25,6 +25,35 @@ def to_url(db: str) -> str:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
+# File systems several machines share: SQLite's WAL needs shared memory between its users,
+# which these do not give, and their locks are not to be trusted across hosts.
+NETWORK_FILESYSTEMS = (
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "cephfs",
+    "glusterfs", "fuse.glusterfs", "fuse.sshfs", "afs", "panfs", "pvfs2",
+)  # fmt: skip
+
+
+def network_filesystem(path: str) -> str | None:
+    """The type of the network file system ``path`` lives on (``nfs4``), or None."""
+    import psutil
+
+    real = Path(path).expanduser().resolve()
+    best = None
+    try:
+        partitions = psutil.disk_partitions(all=True)
+    except OSError:
+        return None
+    for part in partitions:
+        mount = Path(part.mountpoint)
+        if (real == mount or mount in real.parents) and (
+            best is None or len(str(mount)) > len(best.mountpoint)
+        ):
+            best = part
+    if best is None:
+        return None
+    return best.fstype if best.fstype.lower() in NETWORK_FILESYSTEMS else None
+
+
 def open_engine(url: str, read_only: bool = False) -> Engine:
     try:
         if url.startswith("sqlite:///") and read_only:
@@ -58,14 +87,15 @@ def open_engine(url: str, read_only: bool = False) -> Engine:
             "give a writable path or a valid SQLAlchemy URL to --db / DLBENCH_DB",
         ) from exc
     if engine.dialect.name == "sqlite":
-        configure_sqlite(engine)
+        configure_sqlite(engine, wal=network_filesystem(url.removeprefix("sqlite:///")) is None)
     return engine
 
 
-def configure_sqlite(engine: Engine, read_only: bool = False) -> None:
+def configure_sqlite(engine: Engine, read_only: bool = False, wal: bool = True) -> None:
     """WAL with a busy timeout, and BEGIN IMMEDIATE so that concurrent writers queue
-    instead of failing with 'database is locked' (see ENVIRONMENT.md). A reader takes no
-    write lock: plain BEGIN."""
+    instead of failing with 'database is locked'. A reader takes no write lock: plain BEGIN.
+    On a network file system (``wal=False``) the rollback journal instead: WAL does not
+    work there."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -73,8 +103,8 @@ def configure_sqlite(engine: Engine, read_only: bool = False) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
         if not read_only:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+            cursor.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

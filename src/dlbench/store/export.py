@@ -47,6 +47,7 @@ COLUMNS = (
     "wall_time_s",
     "exit_code",
     "accuracy",
+    "accuracy_synthetic",
     "tokens_per_s",
     "val_loss",
     "perplexity",
@@ -84,8 +85,11 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "speed_ci95_low": interval[0],
                 "speed_ci95_high": interval[1],
                 "steal_percent": (summary.get("quality") or {}).get("steal_percent"),
-                # A classifier on synthetic data learns random labels: no accuracy to report.
+                # A classifier on synthetic data learns random labels: no accuracy to report,
+                # and a column that says so (``runs`` shows it as "(synthetic)").
                 "accuracy": None if summary.get("data") == "synthetic" else summary["accuracy"],
+                "accuracy_synthetic": summary.get("data") == "synthetic"
+                and summary.get("accuracy") is not None,
                 "command": " ".join(map(str, (run.get("config") or {}).get("command") or []))
                 or None,
                 "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),

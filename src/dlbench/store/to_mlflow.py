@@ -78,17 +78,22 @@ def export_runs(
     tracking_uri: str,
     experiment: str = "dlbench",
     timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> tuple[int, int]:
-    """Log ``runs`` to the MLflow tracking store at ``tracking_uri``: (logged, already there).
-    A run is logged whole or, if MLflow refuses it midway, left FAILED with what it got. A
-    server that does not answer within ``timeout_s`` is one error line, not minutes of
-    MLflow's retries."""
+    artifacts: str | None = None,
+) -> tuple[int, int, str]:
+    """Log ``runs`` to the MLflow tracking store at ``tracking_uri``: (logged, already there,
+    where the experiment keeps its artifacts). A run is logged whole or, if MLflow refuses it
+    midway, left FAILED with what it got. A server that does not answer within ``timeout_s``
+    is one error line, not minutes of MLflow's retries. A new experiment keeps its artifacts
+    in ``artifacts``; without it, a SQLite store's beside the database (MLflow's own default
+    is ./mlruns of whatever folder the command ran in), a server's where the server says."""
     client_class = _client_class()  # first: without mlflow, one line saying what to install
     from mlflow.exceptions import MlflowException
 
     _bound_requests(tracking_uri, timeout_s)
+    location = artifacts or _beside_database(tracking_uri)
     try:
-        return _export(client_class(tracking_uri=tracking_uri), store, runs, experiment)
+        client = client_class(tracking_uri=tracking_uri)
+        return _export(client, store, runs, experiment, location)
     except (MlflowException, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         first = (str(message).strip().splitlines() or ["no reason given"])[0][:300]
@@ -122,11 +127,26 @@ def _bound_requests(tracking_uri: str, timeout_s: float) -> None:
         ) from None
 
 
-def _export(client: Any, store: Store, runs: list[StoredRun], experiment: str) -> tuple[int, int]:
+def _beside_database(tracking_uri: str) -> str | None:
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    from pathlib import Path
+
+    return (Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+
+
+def _export(
+    client: Any, store: Store, runs: list[StoredRun], experiment: str, location: str | None
+) -> tuple[int, int, str]:
     from mlflow.entities import Metric, Param
 
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = (
+        found.experiment_id
+        if found
+        else client.create_experiment(experiment, artifact_location=location)
+    )
+    where = str(client.get_experiment(experiment_id).artifact_location)
     logged = present = 0
     for run in runs:
         if client.search_runs([experiment_id], f"tags.{RUN_TAG} = '{run.run_id}'"):
@@ -150,7 +170,7 @@ def _export(client: Any, store: Store, runs: list[StoredRun], experiment: str) -
             mlflow_id, STATUS.get(run.status, "FAILED"), end_time=_ms(run.finished_at)
         )
         logged += 1
-    return logged, present
+    return logged, present, where
 
 
 def _histories(store: Store, run: StoredRun, started_ms: int) -> list[Any]:

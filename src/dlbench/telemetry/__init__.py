@@ -21,9 +21,12 @@ SOURCES: dict[str, str] = {
 DEFAULT_INTERVAL_S = 1.0
 
 
-def build_sources(pid: int | None = None, data_disk: str | None = None) -> list[Source]:
+def build_sources(
+    pid: int | None = None, data_disk: str | None = None, process: bool = True
+) -> list[Source]:
     """The standard sources; ``pid`` is the process tree to follow (default: this one). The
-    GPU source learns the tree's pids from the process source, read just before it."""
+    GPU source learns the tree's pids from the process source, read just before it.
+    ``process=False``: the machine only (an exporter has no run of its own to follow)."""
     tree = resolve(SOURCES["process"])(pid=pid)
     arguments: dict[str, dict[str, object]] = {
         "cpu": {"pid": pid},
@@ -33,4 +36,5 @@ def build_sources(pid: int | None = None, data_disk: str | None = None) -> list[
     return [
         tree if name == "process" else resolve(path)(**arguments.get(name, {}))
         for name, path in SOURCES.items()
+        if process or name != "process"
     ]

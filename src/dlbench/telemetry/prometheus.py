@@ -47,6 +47,56 @@ INVALID = re.compile(r"[^a-zA-Z0-9_]")
 RENAMED = {"proc.count": "proc.processes"}
 
 
+# Each series' HELP line, by its name without the prefix: what a Grafana user reads.
+HELP = {
+    "cpu_util_percent": "CPU busy time of the usable CPUs, percent",
+    "cpu_core_util_percent": "CPU busy time of one core, percent",
+    "cpu_busy_cores": "CPU busy time of the usable CPUs, in cores (2.0: two cores' worth)",
+    "cpu_foreign_cores": "CPU time of processes other than the run's, in cores",
+    "cpu_freq_hertz": "Mean CPU clock",
+    "cpu_temperature_celsius": "CPU temperature",
+    "cpu_steal_percent": "CPU time the hypervisor gave to other machines, percent",
+    "cpu_load1": "1-minute load average",
+    "cpu_package_power_watts": "CPU package power (RAPL)",
+    "cpu_package_energy_joules_total": "CPU package energy since sampling began (RAPL)",
+    "mem_used_bytes": "Memory in use",
+    "mem_available_bytes": "Memory available to new processes",
+    "mem_percent": "Memory in use, percent",
+    "swap_used_bytes": "Swap in use",
+    "swap_in_bytes_per_second": "Swapped in from disk",
+    "swap_out_bytes_per_second": "Swapped out to disk",
+    "disk_util_percent": "Time the disk was busy, percent (iostat's %util)",
+    "disk_read_bytes_per_second": "Read from the disk",
+    "disk_write_bytes_per_second": "Written to the disk",
+    "disk_read_iops": "Read operations on the disk per second",
+    "disk_write_iops": "Write operations on the disk per second",
+    "net_recv_bytes_per_second": "Received over the network, all interfaces",
+    "net_sent_bytes_per_second": "Sent over the network, all interfaces",
+    "proc_cpu_percent": "CPU time of the run's processes, percent of one core",
+    "proc_rss_bytes": "Resident memory of the run's processes",
+    "proc_threads": "Threads of the run's processes",
+    "proc_processes": "Processes of the run (its input workers included)",
+    "proc_read_chars_per_second": "Bytes the run's processes passed to read calls",
+    "proc_write_chars_per_second": "Bytes the run's processes passed to write calls",
+    "proc_disk_read_bytes_per_second": "Bytes the run's processes read from disks",
+    "proc_disk_write_bytes_per_second": "Bytes the run's processes wrote to disks",
+    "gpu_util_percent": "Time a kernel ran on the GPU, percent (NVML)",
+    "gpu_mem_util_percent": "Time GPU memory was read or written, percent (NVML)",
+    "gpu_mem_used_bytes": "GPU memory in use",
+    "gpu_mem_total_bytes": "GPU memory in all",
+    "gpu_temperature_celsius": "GPU temperature",
+    "gpu_power_watts": "GPU power (NVML's 1 s average on recent GPUs)",
+    "gpu_energy_joules_total": "GPU energy since sampling began",
+    "gpu_sm_clock_hertz": "GPU streaming multiprocessor clock",
+    "gpu_mem_clock_hertz": "GPU memory clock",
+    "gpu_throttle_reasons": "GPU clock event reasons, NVML's bit mask (0: none)",
+    "gpu_pcie_tx_bytes_per_second": "Sent over PCIe by the GPU",
+    "gpu_pcie_rx_bytes_per_second": "Received over PCIe by the GPU",
+    "gpu_other_processes": "Compute processes on the GPU other than the run's",
+    "gpu_other_mem_bytes": "GPU memory of processes other than the run's",
+}
+
+
 @dataclass(frozen=True)
 class SeriesName:
     name: str  # the Prometheus metric name
@@ -117,7 +167,8 @@ class TelemetryCollector:
             if family is None:
                 keys = names + [k for k, _ in series.labels]
                 kind = CounterMetricFamily if series.counter else GaugeMetricFamily
-                family = kind(series.name, f"dlbench telemetry {metric}", labels=keys)
+                text = HELP.get(series.name.removeprefix(PREFIX), f"dlbench telemetry {metric}")
+                family = kind(series.name, text, labels=keys)
                 families[series.name] = family
             label_values = [self.labels[k] for k in names] + [v for _, v in series.labels]
             family.add_metric(label_values, value * series.factor)  # type: ignore[attr-defined]
