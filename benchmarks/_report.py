@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -19,6 +20,22 @@ def machine() -> str:
     from dlbench.sysinfo import cpu_model, usable_cpus
 
     return f"{cpu_model()}, {usable_cpus()} usable CPUs, Python {platform.python_version()}"
+
+
+BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
+
+
+def busy_loops(count: int, cpu: int | None = None) -> list[subprocess.Popen]:
+    """``count`` processes that each keep a CPU busy for an hour (held on ``cpu`` if given):
+    other work that is not the benchmark's."""
+    held = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    return [subprocess.Popen([sys.executable, "-c", BUSY], preexec_fn=held) for _ in range(count)]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.kill()
+        process.wait()
 
 
 def write_section(name: str, markdown: str) -> None:

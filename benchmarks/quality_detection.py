@@ -1,10 +1,11 @@
 """How often dlbench calls a run clean, noisy or contended: quiet, and beside other work.
 
 lenet-mnist on the CPU, each a fresh ``dlbench run``, N times in each condition, conditions
-interleaved (quiet, 1 busy loop, 2 busy loops, quiet, ...) with a pause between runs; then once
-beside a disk writer. The busy loops and the writer are started by this script, so they are
-not the run's processes. Goal: every run beside as many busy loops as the run's cores is
-contended, and no quiet run is.
+interleaved (quiet, 1 busy loop, 2 busy loops, a loop held on CPU 0 with the run unpinned, the
+same with ``--cpus auto``, quiet, ...) with a pause between runs; then once beside a disk
+writer. The busy loops and the writer are started by this script, so they are not the run's
+processes. Goal: every run beside as many busy loops as the run's cores is contended, no quiet
+run is, and ``--cpus auto`` beside a loop held on one CPU measures the others cleanly.
 
     .venv/bin/python benchmarks/quality_detection.py [--runs 10]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -23,9 +25,8 @@ from pathlib import Path
 
 from dlbench.measure.quality import CONTENDED_FOREIGN_SHARE
 
-from _report import dlbench_run, machine, write_section
+from _report import busy_loops, dlbench_run, machine, stop, write_section
 
-BUSY = "import time\nend = time.time() + 3600\nwhile time.time() < end: pass"
 WRITER = """
 import os, sys, time
 data = os.urandom(8 << 20)
@@ -40,9 +41,20 @@ while time.time() < end:
 SETTLE_S = 3.0
 
 
-def _background(kind: str, count: int, folder: Path) -> list[subprocess.Popen]:
+# condition: (background kind, how many, the CPU the loop is held on, dlbench run's options)
+CONDITIONS: dict[str, tuple[str, int, int | None, tuple[str, ...]]] = {
+    "quiet": ("busy", 0, None, ()),
+    "1 busy loop": ("busy", 1, None, ()),
+    "2 busy loops": ("busy", 2, None, ()),
+    "1 busy loop held on CPU 0": ("busy", 1, 0, ()),
+    "1 busy loop held on CPU 0, run with --cpus auto": ("busy", 1, 0, ("--cpus", "auto")),
+    "a disk writer": ("disk", 1, None, ()),
+}
+
+
+def _background(kind: str, count: int, folder: Path, cpu: int | None) -> list[subprocess.Popen]:
     if kind == "busy":
-        return [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(count)]
+        return busy_loops(count, cpu)
     return [
         subprocess.Popen([sys.executable, "-c", WRITER, str(folder / f"blob{i}")])
         for i in range(count)
@@ -50,16 +62,13 @@ def _background(kind: str, count: int, folder: Path) -> list[subprocess.Popen]:
 
 
 def one(condition: str, db: Path, folder: Path, steps: int) -> dict:
-    kind, count = {"quiet": ("busy", 0), "1 busy loop": ("busy", 1), "2 busy loops": ("busy", 2),
-                   "a disk writer": ("disk", 1)}[condition]  # fmt: skip
-    others = _background(kind, count, folder)
+    kind, count, cpu, options = CONDITIONS[condition]
+    others = _background(kind, count, folder, cpu)
     try:
         time.sleep(0.5 if others else 0)
-        return dlbench_run("lenet-mnist", 10, steps, db, "--device", "cpu")
+        return dlbench_run("lenet-mnist", 10, steps, db, "--device", "cpu", *options)
     finally:
-        for proc in others:
-            proc.kill()
-            proc.wait()
+        stop(others)
         time.sleep(SETTLE_S)  # let the machine go quiet again before the next run
 
 
@@ -71,14 +80,24 @@ def cause(summary: dict) -> str:
     return "other work" if share > CONTENDED_FOREIGN_SHARE else "steal only"
 
 
+def _cpus(summaries: list[dict]) -> str:
+    """The CPUs the runs were pinned to (``--cpus``, as their verdict says), or all."""
+    chosen: Counter[str] = Counter()
+    for s in summaries:
+        said = [re.search(r"measured on CPUs? (\S+) of", r) for r in s["quality"]["reasons"]]
+        found = [m.group(1) for m in said if m]
+        chosen[f"CPU {found[0]}" if found else "all"] += 1
+    return ", ".join(f"{where} ({n})" for where, n in chosen.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    conditions = ["quiet", "1 busy loop", "2 busy loops"]
-    found: dict[str, list[dict]] = {c: [] for c in [*conditions, "a disk writer"]}
+    conditions = [c for c in CONDITIONS if c != "a disk writer"]
+    found: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
     with tempfile.TemporaryDirectory() as tmp:
         db, folder = Path(tmp) / "quality.sqlite", Path(tmp)
         for r in range(args.runs):
@@ -102,7 +121,7 @@ def main() -> None:
         rows.append(
             f"| {condition} | {len(summaries)} | {verdicts['clean']} | {verdicts['noisy']} | "
             f"{verdicts['contended']} | {causes['other work']} | {causes['steal only']} | "
-            f"{foreign:.2f} | {steal:.1f} | {speed:,.0f} |"
+            f"{foreign:.2f} | {steal:.1f} | {speed:,.0f} | {_cpus(summaries)} |"
         )
     writer = found["a disk writer"][0]
     table = "\n".join(
@@ -112,8 +131,8 @@ def main() -> None:
             "",
             "| beside | runs | clean | noisy | contended | of which by other work here | "
             "by hypervisor steal only | other work, cores (median) | steal % (median) | "
-            "img/s (median) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "img/s (median) | measured on |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "The disk writer's run: " + "; ".join((writer["quality"] or {}).get("reasons") or []),
