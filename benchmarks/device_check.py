@@ -1,6 +1,6 @@
 """Every GPU path of dlbench, measured on a GPU machine, into docs/benchmarks.md.
 
-Seven steps, each with its own time budget, each writing its own section as soon as it is done
+Eight steps, each with its own time budget, each writing its own section as soon as it is done
 (so a step that runs out of time keeps the others' figures):
 
 1. ``pytest -m gpu``: the tests that need a CUDA GPU;
@@ -14,7 +14,9 @@ Seven steps, each with its own time budget, each writing its own section as soon
    best achieved TFLOP/s per kind, and the GPU/CPU operator-class ratios the calculator
    would carry a CPU-calibrated model to the GPU with;
 7. GPT-2 small in bf16 with flash attention, eager and compiled: tokens/s and MFU beside
-   published GPT-2 124M training figures (run third, after the throughput step).
+   published GPT-2 124M training figures (run third, after the throughput step);
+8. ``dlbench collectives`` over the node's GPUs (NCCL): all-reduce and all-gather bus
+   bandwidth from 8 B to 1 GiB.
 
     scripts/device-check                       # the whole check, at most 8 minutes
     .venv/bin/python benchmarks/device_check.py --rehearse   # every step on the CPU, tiny,
@@ -374,6 +376,42 @@ def gpt2(check: Check) -> None:
     )
 
 
+def collectives(check: Check) -> None:
+    """All-reduce and all-gather over the node's GPUs (NCCL), nccl-tests' bus bandwidth."""
+    import torch
+
+    gpus = 2 if check.rehearse else torch.cuda.device_count()
+    if gpus < 2:
+        check.write("device-check-collectives", f"{check.header()} One GPU: no collective.")
+        return
+    sizes = "1KiB:64KiB" if check.rehearse else "8B:1GiB"
+    done = subprocess.run(
+        [sys.executable, "-m", "dlbench", "collectives", "--device", check.device]
+        + ["--gpus-per-node", str(gpus), "--ops", "all_reduce,all_gather", "--sizes", sizes]
+        + ["--json", "-", "--db", str(check.db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-600:])
+    summary = json.loads(done.stdout)
+    rows = [
+        f"| {r['operation']} | {r['size_bytes']:,} | {r['time_s'] * 1e6:,.1f} "
+        f"| {r['algbw_gb_s']:,.2f} | {r['busbw_gb_s']:,.2f} | {'ok' if r['correct'] else 'WRONG'} |"
+        for r in summary["collectives"]
+        if r["size_bytes"] >= 2**20 or check.rehearse
+    ]
+    check.write(
+        "device-check-collectives",
+        f"{check.header()} `dlbench collectives` over {gpus} processes "
+        f"({'gloo, rehearsal' if check.rehearse else 'NCCL'}), sizes from 1 MiB shown; "
+        f"quality {summary.get('quality_verdict')}.\n\n"
+        "| operation | size (bytes) | time (µs) | algbw (GB/s) | busbw (GB/s) | check |\n"
+        "|---|---|---|---|---|---|\n" + "\n".join(rows),
+    )
+
+
 STEPS: dict[str, Callable[[Check], None]] = {
     "gpu-tests": Check.gpu_tests,
     "throughput": Check.throughput,
@@ -382,6 +420,7 @@ STEPS: dict[str, Callable[[Check], None]] = {
     "compare": Check.compare,
     "interference": Check.interference,
     "operators": operators,
+    "collectives": collectives,
 }
 
 

@@ -126,3 +126,27 @@ def stored_device_run(
             quality=quality,
         )
     )
+
+
+def rank_record(rank, host, synced_s, own_s=None, **more):
+    """One rank's stored record: its step statistics (``synced_s`` a step), host and pace."""
+    record = {
+        "rank": rank,
+        "host": host,
+        "local_rank": rank % 2,
+        "timed_steps": 20,
+        "mean_step_time_s": synced_s,
+        "median_step_time_s": synced_s,
+        "p95_step_time_s": synced_s,
+        "mean_speed": 1 / synced_s,
+        "median_speed": 1 / synced_s,
+        "p5_speed": 1 / synced_s,
+        "p95_speed": 1 / synced_s,
+        "speed_stderr": 0.0,
+        "speed_jitter": 0.0,
+        "mean_data_wait_s": 0.0,
+        "data_wait_fraction": 0.0,
+        "speed_ci95": None,
+        "sync_free_step_time_s": own_s,
+    }
+    return {**record, **more}

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from dlbench import datasets
 from dlbench.config import RunSpec, build_spec
 from dlbench.engines import DeviceInfo, get_engine
-from dlbench.errors import ConfigError
+from dlbench.errors import ConfigError, EngineUnavailable
 from dlbench.launch import cpus
 from dlbench.launch.local import LaunchOutcome, new_run_id
+from dlbench.launch.nodes import Placement
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.runner import staging
@@ -39,6 +40,16 @@ def preflight_device(spec: RunSpec) -> DeviceInfo:
     engine = get_engine(spec.framework)
     device = engine.resolve_device(spec.device)
     engine.check_precision(device, spec.precision)
+    if device.kind == "cuda" and spec.gpus > 1:
+        from dlbench.engines.pytorch.distributed import gpus_here
+
+        here = gpus_here()
+        if spec.gpus > here:
+            option = "--gpus-per-node" if spec.nodes else "--gpus"
+            raise EngineUnavailable(
+                f"{option} {spec.gpus}: this node has {here} GPU(s)",
+                f"give {option} {here} at most (one process per GPU)",
+            )
     return device
 
 
@@ -216,11 +227,19 @@ def run_benchmark(
     timeout_s: float | None = None,
     quiet: QuietPolicy | None = None,
     report: QuietReport | None = None,
+    placement: Placement | None = None,
 ) -> LaunchOutcome:
-    """Preflight, then run ``spec`` in its own process; the result is in ``store``."""
+    """Preflight, then run ``spec`` in its own process; the result is in ``store``. With
+    ``placement``, this node's part of a run over several nodes."""
     preflight(spec, store)
     return run_one(
-        spec, store, timeout_s=timeout_s, quiet=quiet, report=report, show_progress=show_progress
+        spec,
+        store,
+        timeout_s=timeout_s,
+        quiet=quiet,
+        report=report,
+        show_progress=show_progress,
+        placement=placement,
     )
 
 
@@ -249,6 +268,7 @@ def run_repeats(
     tags: dict[str, str] | None = None,
     on_start: Callable[[SeriesRun], None] | None = None,
     on_end: Callable[[SeriesRun, LaunchOutcome], None] | None = None,
+    placement: Placement | None = None,
 ) -> list[LaunchOutcome]:
     """Preflight once, then ``count`` repeats of ``spec``, each in a fresh process: repeats
     are where most of the variation between measurements is."""
@@ -262,4 +282,5 @@ def run_repeats(
         show_progress=show_progress,
         on_start=on_start,
         on_end=on_end,
+        placement=placement,
     )

@@ -26,7 +26,7 @@ PRECISIONS = ("fp32", "tf32", "amp-fp16", "amp-bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 DEFAULT_TTA_EPOCHS = 50  # epoch cap of a --target-accuracy run without --epochs
 DEFAULT_STABLE_MAX_TIME_S = 300.0  # --until-stable without --max-time
-LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab", "cpus")
+LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab", "cpus", "nodes")
 # --cpus: auto (the idle ones, chosen before each run) or a list such as 0,2-3
 CPUS_PATTERN = r"^(auto|\d+(-\d+)?(,\d+(-\d+)?)*)$"
 # Fields that change only what happens after the timed steps (validation, inference, a
@@ -45,6 +45,7 @@ MAX_CLASSES = 2**24  # output classes or vocabulary: 16.7 million
 MAX_LAYERS = 10_000
 MAX_WIDTH = 2**20
 MAX_PROCESSES = 1024  # GPUs of one node, threads, input workers
+MAX_NODES = 4096
 MAX_SECONDS = 10**7  # 116 days of timed steps
 MAX_TEXT = 4096  # characters of a path, a tag value or another free-form option
 Precision = Literal["fp32", "tf32", "amp-fp16", "amp-bf16"]
@@ -103,7 +104,8 @@ class RunSpec(BaseModel):
     depth: int | None = Field(default=None, gt=0, le=MAX_LAYERS)  # parametric: weight layers
     width: int | None = Field(default=None, gt=0, le=MAX_WIDTH)  # parametric: channels/units
     # deployment
-    gpus: int = Field(default=1, ge=1, le=MAX_PROCESSES)  # torchrun processes: GPUs, or gloo
+    gpus: int = Field(default=1, ge=1, le=MAX_PROCESSES)  # torchrun processes per node
+    nodes: int | None = Field(default=None, ge=1, le=MAX_NODES)  # None: this node alone
     # copy this folder to stage_to before the run, timed
     stage_from: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     stage_to: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
@@ -130,10 +132,12 @@ class RunSpec(BaseModel):
                 f"workload {workload.name} has no {self.framework} model (it runs on "
                 f"{', '.join(frameworks_of(workload))})",
             )
-        if self.framework != "pytorch" and (self.gpus > 1 or self.compile or self.channels_last):
+        if self.framework != "pytorch" and (
+            self.processes > 1 or self.compile or self.channels_last
+        ):
             raise _invalid(
                 "framework",
-                f"--gpus N (DDP), --compile and --channels-last are PyTorch's; "
+                f"--gpus N and --nodes N (DDP), --compile and --channels-last are PyTorch's; "
                 f"--framework {self.framework} runs one process, compiled by XLA where the "
                 "backend does, channels-last already",
             )
@@ -228,6 +232,7 @@ class RunSpec(BaseModel):
                 "num_classes": self.vocab or self.num_classes if language else self.num_classes,
                 "optimizer": self.optimizer or workload.optimizer.name,
                 "lr": self.lr or workload.optimizer.lr,
+                "nodes": self.nodes if self.nodes and self.nodes > 1 else None,  # keys as before
                 "max_time": self.max_time
                 or (DEFAULT_STABLE_MAX_TIME_S if self.until_stable is not None else None),
             }
@@ -246,7 +251,7 @@ class RunSpec(BaseModel):
             "sweep": self.sweep,
             "run_key": self.run_key,
             "staged_from": self.stage_from,
-            "num_gpus": self.gpus,
+            "num_gpus": self.processes,
         }
 
     @property
@@ -261,6 +266,11 @@ class RunSpec(BaseModel):
                 fields.pop(name, None)
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         return digest[:16]
+
+    @property
+    def processes(self) -> int:
+        """Processes of the run, all nodes together: the world size under torchrun."""
+        return self.gpus * (self.nodes or 1)
 
     @property
     def timed_epochs(self) -> int | None:

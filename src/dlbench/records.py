@@ -221,6 +221,7 @@ class RunResult:
     feasibility: Feasibility | None = None
     staging: StagingStats | None = None
     ranks: tuple[dict[str, Any], ...] = ()  # per-rank step statistics of a multi-process run
+    collectives: tuple[dict[str, Any], ...] = ()  # a collectives run's sizes, measured
     descriptors: dict[str, Any] | None = None  # what the calculator learns from
     inference: InferenceStats | None = None
     peak_memory_bytes: int | None = None

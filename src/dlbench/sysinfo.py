@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -69,6 +70,37 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+HOST_NAME_VARIABLE = "DLBENCH_HOSTNAME"  # a node's name in ranks and telemetry; tests only
+SYS_NET = Path("/sys/class/net")
+SYS_INFINIBAND = Path("/sys/class/infiniband")
+
+
+def node_name() -> str:
+    """This node's name as a run's ranks carry it: the host name, or DLBENCH_HOSTNAME where
+    a test runs two "nodes" on one machine."""
+    return os.environ.get(HOST_NAME_VARIABLE) or socket.gethostname()
+
+
+def links(net: Path = SYS_NET, infiniband: Path = SYS_INFINIBAND) -> list[dict[str, Any]]:
+    """The node's network links and their nominal rates, from sysfs: each InfiniBand port's
+    rate ("400 Gb/sec (4X NDR)") and each physical NIC that is up and says its speed (Mb/s).
+    Loopback, virtual devices and NICs that report no speed (-1, most VMs) are left out."""
+    found: list[dict[str, Any]] = []
+    for port in sorted(infiniband.glob("*/ports/*")):
+        rate = _read_text(port / "rate")
+        match = re.match(r"\s*([\d.]+)\s*Gb/sec", rate or "")
+        if match:
+            name = f"{port.parent.parent.name}/{port.name}"
+            found.append({"name": name, "kind": "infiniband", "gbit_s": float(match.group(1))})
+    for nic in sorted(net.glob("*")):
+        if not (nic / "device").exists() or _read_text(nic / "operstate") != "up":
+            continue
+        speed = _read_text(nic / "speed")
+        if speed and speed.lstrip("-").isdigit() and int(speed) > 0:
+            found.append({"name": nic.name, "kind": "ethernet", "gbit_s": int(speed) / 1000})
+    return found
+
+
 def collect(data_path: str | None = None) -> dict[str, Any]:
     """The fingerprint of this machine, as plain JSON-ready values."""
     memory = psutil.virtual_memory()
@@ -91,6 +123,7 @@ def collect(data_path: str | None = None) -> dict[str, Any]:
         "memory_bytes": memory.total,
         "swap_bytes": psutil.swap_memory().total,
         "storage": storage_for(data_path or os.getcwd()),
+        "links": links(),
         **_framework_info(),
     }
 

@@ -471,3 +471,38 @@ def test_staging_that_would_not_move_the_data_or_would_destroy_a_folder_is_refus
     line = _refused(capsys, db_path, *RUN, "--data", str(data), *staged)
     assert "exists and is not a copy dlbench staged" in line
     assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([*RUN, "--nodes", "0"], "--nodes: Input should be greater than or equal to 1"),
+        ([*RUN, "--nodes", "2"], "needs --node-rank and --rdzv-endpoint"),
+        ([*RUN, "--nodes", "2", "--node-rank", "0"], "needs --rdzv-endpoint"),
+        ([*RUN, "--nodes", "2", "--node-rank", "0", "--rdzv-endpoint", "a b:1"], "HOST:PORT"),
+        ([*RUN, "--nodes", "2", "--node-rank", "0", "--rdzv-endpoint", "h:0"], "HOST:PORT"),
+        ([*RUN, "--nodes", "2", "--node-rank", "5", "--rdzv-endpoint", "h:1"], "not 0 to 1"),
+        ([*RUN, "--nodes", "2", "--gpus", "2"], "give --gpus-per-node 2 with --nodes 2"),
+        ([*RUN, "--gpus-per-node", "0"], "--gpus-per-node must be 1 to 1024"),
+        ([*RUN, "--node-rank", "1"], "give --nodes N too"),
+        ([*RUN, "--nodes", "2", "--node-rank", "0", "--rdzv-endpoint", "h:1",
+          "--join-timeout", "0"], "--join-timeout must be 1 to 86400"),  # fmt: skip
+        (["collectives", "--sizes", "1GiB:8B"], "the first size is larger than the last"),
+        (["collectives", "--sizes", "8B:1TiB"], "not a size"),
+        (["collectives", "--ops", "allreduce"], "allreduce is not a collective"),
+        (["collectives", "--gpus-per-node", "1"], "a collective needs two processes at least"),
+        (["collectives", "--rounds", "1"], "--rounds must be 2 to 1000"),
+        (["collectives", "--device", "tpu"], "collectives run on cpu or cuda"),
+        (["collectives", "--nodes", "2"], "needs --node-rank and --rdzv-endpoint"),
+    ],
+)
+def test_bad_node_and_collective_options_are_one_line(capsys, db_path, args, says):
+    assert says in _refused(capsys, db_path, *args)
+
+
+def test_more_processes_per_node_than_gpus_is_refused(capsys, db_path, monkeypatch):
+    from dlbench.engines.pytorch import distributed
+
+    monkeypatch.setattr(distributed, "gpus_here", lambda: 1)
+    line = _refused(capsys, db_path, "collectives", "--device", "cuda", "--gpus-per-node", "2")
+    assert "--gpus-per-node 2: this node has 1 GPU(s)" in line

@@ -82,3 +82,50 @@ def test_a_job_cancelled_before_it_ran_is_recorded_by_collect(cluster, tmp_path,
     runs = Store(str(db_path)).list_runs(sweep="held")
     assert len(runs) == 2 and {r["status"] for r in runs} == {"failed"}
     assert all("CANCELLED" in r["error"] for r in runs)
+
+
+@pytest.mark.slow
+def test_a_node_count_sweep_runs_its_one_node_job_through_slurm(cluster, tmp_path, db_path):
+    path = tmp_path / "nodes.yaml"
+    path.write_text(
+        textwrap.dedent("""
+        name: nodes
+        base: {workload: mlp-mnist, steps: 13, warmup: 3, val_batches: 1, device: cpu,
+               telemetry: false, nodes: 1}
+        matrix: {gpus_per_node: [1]}
+        timeout: 300
+        slurm: {time: 10, cpus_per_task: 1, mem: 1G, nodes: 1, exclusive: false}
+    """)
+    )
+    done = run_dlbench(db_path, "sweep", str(path), "--executor", "slurm", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = Store(str(db_path)).runs(sweep="nodes")
+    assert run.status == "ok" and run.config["gpus"] == 1 and run.config.get("nodes") is None
+
+
+def test_a_multi_node_job_is_one_dlbench_per_node_under_srun(tmp_path):
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    from dlbench.sweep.file import SlurmOptions
+    from dlbench.sweep.slurm import _parameters
+
+    options = SlurmOptions(
+        partition="gpu", gres_type="a100", time=30, exclusive=True, constraint="ib"
+    )
+    params = _parameters(options, 4, "dlbench-scale", nodes=2)
+    script = _make_sbatch_string("python -u -m submitit.core._submit X", tmp_path, **params)
+    lines = set(script.splitlines())
+    for expected in (
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --gres=gpu:a100:4",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=30",
+        "#SBATCH --exclusive",
+        "#SBATCH --constraint=ib",
+        "#SBATCH --job-name=dlbench-scale",
+    ):
+        assert expected in lines, script
+    assert any(line.startswith("srun ") for line in lines), script  # one task per node
+    one = _parameters(SlurmOptions(), 2, "dlbench-one")
+    assert one["use_srun"] is False and "nodes" not in one

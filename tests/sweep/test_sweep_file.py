@@ -192,3 +192,17 @@ def test_a_language_models_shape_in_the_matrix(tmp_path):
     assert "seq_len=32 depth=1" in sweep.runs[0].label
     with pytest.raises(ConfigError, match="resnet18 is not a language model"):
         load(_write(tmp_path, "name: x\nbase: {workload: resnet18}\nmatrix: {seq_len: [8]}\n"))
+
+
+def test_node_counts_and_gpus_per_node_are_matrix_keys(tmp_path):
+    path = tmp_path / "scale.yaml"
+    path.write_text(
+        "name: scale\nbase: {workload: lenet-mnist, device: cpu}\n"
+        "matrix: {nodes: [1, 2, 4], gpus_per_node: [1, 2]}\n"
+    )
+    runs = load(path).runs
+    assert sorted((r.spec.nodes or 1, r.spec.gpus) for r in runs) == [
+        (1, 1), (1, 2), (2, 1), (2, 2), (4, 1), (4, 2)
+    ]  # fmt: skip
+    assert len({r.key for r in runs}) == 6
+    assert {r.spec.processes for r in runs} == {1, 2, 4, 8}

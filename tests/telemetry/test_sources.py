@@ -365,3 +365,49 @@ def test_nvml_counts_other_processes_on_each_gpu_once_its_own_are_listed():
     blind = NvmlSource(nvml=fake, own_pids=lambda: frozenset({1}))
     blind.open()
     assert not any("other_processes" in k for k in blind.read(time.monotonic()))
+
+
+def test_infiniband_ports_and_physical_nics_get_their_own_rates(tmp_path):
+    counters = tmp_path / "ib" / "mlx5_0" / "ports" / "1" / "counters"
+    counters.mkdir(parents=True)
+    (tmp_path / "net" / "lo").mkdir(parents=True)  # virtual: no device link
+    net = NetSource(net=tmp_path / "net", infiniband=tmp_path / "ib")
+
+    def write(words_in, words_out):
+        (counters / "port_rcv_data").write_text(f"{words_in}\n")
+        (counters / "port_xmit_data").write_text(f"{words_out}\n")
+
+    write(1000, 500)
+    net.open()
+    assert net.read(10.0) == {}
+    write(1000 + 250_000, 500 + 25_000)  # octets / 4, as the kernel counts them
+    rates = net.read(12.0)
+    assert rates["ib.mlx5_0.1.recv_bytes_per_s"] == 500_000.0  # 250,000 x 4 bytes in 2 s
+    assert rates["ib.mlx5_0.1.sent_bytes_per_s"] == 50_000.0
+    assert "net.recv_bytes_per_s" in rates and not any(".lo." in key for key in rates)
+    write(0, 0)  # a reset counter gives no rate, never a negative one
+    assert "ib.mlx5_0.1.recv_bytes_per_s" not in net.read(14.0)
+
+
+def test_links_are_read_from_sysfs_with_their_nominal_rates(tmp_path):
+    from dlbench.sysinfo import links
+
+    port = tmp_path / "ib" / "mlx5_0" / "ports" / "1"
+    port.mkdir(parents=True)
+    (port / "rate").write_text("400 Gb/sec (4X NDR)\n")
+    for name, speed, state, physical in (
+        ("eth0", "25000", "up", True),
+        ("eth1", "-1", "up", True),  # a VM's NIC: no speed
+        ("eth2", "10000", "down", True),
+        ("docker0", "10000", "up", False),
+    ):
+        nic = tmp_path / "net" / name
+        nic.mkdir(parents=True)
+        (nic / "speed").write_text(speed)
+        (nic / "operstate").write_text(state)
+        if physical:
+            (nic / "device").mkdir()
+    assert links(tmp_path / "net", tmp_path / "ib") == [
+        {"name": "mlx5_0/1", "kind": "infiniband", "gbit_s": 400.0},
+        {"name": "eth0", "kind": "ethernet", "gbit_s": 25.0},
+    ]

@@ -40,9 +40,22 @@ def compare(
     """Speed-up with confidence intervals and tests, and how the machine was used differently."""
     from dlbench.analysis.compare import compare as compare_runs
     from dlbench.render import analysis as render_analysis
+    from dlbench.render.cluster import collectives_comparison, straggler_warning
+    from dlbench.render.console import text
     from dlbench.store.database import Store
 
-    out.print(render_analysis.comparison(compare_runs(Store(db, create=False), runs, by, baseline)))
+    store = Store(db, create=False)
+    stored = [store.run(run_id) for run_id in runs]
+    if stored and all(run.kind == "collective" for run in stored):
+        out.print(collectives_comparison(stored))
+        return
+    result = compare_runs(store, runs, by, baseline)
+    out.print(render_analysis.comparison(result))
+    for group in result.groups:
+        for run in group.runs:
+            warning = straggler_warning(run)
+            if warning:
+                out.print(text(f"straggler: {warning}", "red"))
 
 
 @app.command()
@@ -51,7 +64,7 @@ def scaling(
     sweep_name: Annotated[str | None, typer.Option("--sweep", help="Only this sweep.")] = None,
     db: DbOption = None,
 ) -> None:
-    """Speed and efficiency over GPU counts, staging tiers and batch sizes."""
+    """Speed-up and efficiency over GPU and node counts, staging tiers and batch sizes."""
     from dlbench.analysis.scaling import scaling as scaling_series
     from dlbench.render import analysis as render_analysis
     from dlbench.store.database import Store

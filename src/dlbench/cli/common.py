@@ -25,7 +25,7 @@ class SectionedCommand(TyperCommand):
 
 # The sections of ``dlbench --help``, in this order, and the commands in each.
 COMMAND_SECTIONS = {
-    "Measure": ("run", "quickstart", "sweep", "maxbatch", "monitor", "infer"),
+    "Measure": ("run", "quickstart", "sweep", "maxbatch", "monitor", "infer", "collectives"),
     "Look at results": ("runs", "show", "compare", "scaling", "cost", "report", "dashboard"),
     "Keep, check and share": ("baseline", "check", "tag", "rm", "export", "import"),
     "Predict": ("predict", "calibrate", "insights"),

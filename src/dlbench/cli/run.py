@@ -6,6 +6,15 @@ from typing import Annotated
 
 import typer
 
+from dlbench.cli.cluster import (
+    EndpointOption,
+    GpusPerNodeOption,
+    JoinTimeoutOption,
+    NodeRankOption,
+    NodesOption,
+    processes_per_node,
+    where_to_run,
+)
 from dlbench.cli.common import (
     CpusOption,
     DbOption,
@@ -21,7 +30,7 @@ from dlbench.cli.common import (
     quiet_policy,
     warn_exposed,
 )
-from dlbench.cli.running import run_once, run_repeats
+from dlbench.cli.running import run_as_asked
 
 
 @app.command()
@@ -229,12 +238,17 @@ def run(
         ),
     ] = None,
     gpus: Annotated[
-        int,
+        int | None,
         typer.Option(
             rich_help_panel="What to train",
-            help="Processes under torchrun with DDP: GPUs, or gloo CPU workers.",
+            help="Processes on this node under torchrun with DDP: GPUs, or gloo CPU workers.",
         ),
-    ] = 1,
+    ] = None,
+    nodes: NodesOption = None,
+    gpus_per_node: GpusPerNodeOption = None,
+    node_rank: NodeRankOption = None,
+    rdzv_endpoint: EndpointOption = None,
+    join_timeout: JoinTimeoutOption = None,
     depth: Annotated[
         int | None,
         typer.Option(
@@ -332,7 +346,8 @@ def run(
         dataset_size=dataset_size,
         target_accuracy=target_accuracy,
         checkpoint=checkpoint,
-        gpus=gpus,
+        gpus=processes_per_node(gpus, gpus_per_node, nodes),
+        nodes=nodes,
         stage_from=stage_from,
         stage_to=stage_to,
         depth=depth,
@@ -343,12 +358,11 @@ def run(
         metrics_host=metrics_host,
     )
     check_timeout(timeout)
+    where = where_to_run(nodes, node_rank, rdzv_endpoint, join_timeout)
     if metrics_port is not None:
         spec = spec.model_copy(update={"metrics_host": warn_exposed(metrics_host)})
     quiet = quiet_policy(wait_quiet, require_quiet)
     human = err if json_out == "-" else out
     store = Store(db)  # makes its own folder (results/), where --json files often go
     check_json_out(json_out)
-    if repeat == 1:
-        run_once(spec, store, timeout, quiet, human, json_out)
-    run_repeats(spec, store, repeat, timeout, quiet, human, json_out)
+    run_as_asked(spec, store, where, repeat, timeout, quiet, human, json_out)

@@ -11,8 +11,32 @@ import typer
 from dlbench.cli.common import err, plain, write_json
 
 
+def run_as_asked(
+    spec: Any,
+    store: Any,
+    placement: Any,
+    repeat: int,
+    timeout: float | None,
+    quiet: Any,
+    human: Any,
+    json_out: str | None,
+) -> None:
+    """Once, N times, or as one node of a run over several that node 0 stores."""
+    if placement is not None and placement.node_rank > 0:
+        run_as_node(spec, store, placement, repeat, timeout, human)
+    if repeat == 1:
+        run_once(spec, store, timeout, quiet, human, json_out, placement)
+    run_repeats(spec, store, repeat, timeout, quiet, human, json_out, placement)
+
+
 def run_once(
-    spec: Any, store: Any, timeout: float | None, quiet: Any, human: Any, json_out: str | None
+    spec: Any,
+    store: Any,
+    timeout: float | None,
+    quiet: Any,
+    human: Any,
+    json_out: str | None,
+    placement: Any = None,
 ) -> None:
     from dlbench.api import run_benchmark
     from dlbench.render.console import QuietConsole
@@ -26,6 +50,7 @@ def run_once(
         timeout_s=timeout,
         quiet=quiet,
         report=QuietConsole(err),
+        placement=placement,
     )
     summary = summary_of(store, outcome)
     human.print(run_panel(summary))
@@ -68,6 +93,7 @@ def run_repeats(
     quiet: Any,
     human: Any,
     json_out: str | None,
+    placement: Any = None,
 ) -> None:
     import dataclasses
 
@@ -98,6 +124,7 @@ def run_repeats(
         report=QuietConsole(err),
         on_start=started,
         on_end=ended,
+        placement=placement,
     )
     summaries = [summary_of(store, o) for o in outcomes]
     spread = between_runs([s.mean_speed for s in summaries if s.status == "ok" and s.mean_speed])
@@ -113,4 +140,29 @@ def run_repeats(
             },
             json_out,
         )
+    raise typer.Exit(exit_code(outcomes))
+
+
+def run_as_node(
+    spec: Any, store: Any, placement: Any, repeat: int, timeout: float | None, human: Any
+) -> None:
+    """Node K > 0 of a run over several nodes: take part in each of node 0's runs (node 0
+    prints and stores them); exit with how this node's processes ended."""
+    from dlbench.api import preflight
+    from dlbench.launch.local import run_local
+
+    preflight(spec, store)
+    outcomes = []
+    ranks = placement.ranks(spec.gpus)
+    for index in range(repeat):
+        outcome = run_local(spec, "", store, timeout_s=timeout, placement=placement)
+        outcomes.append(outcome)
+        human.print(
+            f"node {placement.node_rank} (ranks {ranks[0]}-{ranks[-1]}): run "
+            f"{plain(outcome.run_id)} ({index + 1}/{repeat}) ended {plain(outcome.status)} here; "
+            "node 0 stores it",
+            highlight=False,
+        )
+        if outcome.interrupted:
+            break
     raise typer.Exit(exit_code(outcomes))

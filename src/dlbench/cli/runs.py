@@ -150,6 +150,7 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Show one stored run."""
+    from dlbench.render.cluster import collectives_table, link_line, ranks_parts
     from dlbench.render.listings import telemetry_table
     from dlbench.render.profile import profile_tables
     from dlbench.render.run import quality_lines, run_panel, steps_table
@@ -168,6 +169,11 @@ def show(
         return
     out.print(run_panel(summary, detail=True))
     out.print(quality_lines(summary), highlight=False)
+    for part in ranks_parts(summary):
+        out.print(part)
+    if summary.collectives:
+        out.print(collectives_table(summary.collectives, "collectives"))
+        out.print(link_line(summary), highlight=False)
     from dlbench.analysis.bottleneck import verdicts
     from dlbench.render import analysis as render_analysis
 

@@ -1,7 +1,8 @@
 """Launchers start a run's process(es) and make sure the run ends stored, whatever happens.
 
 A launcher is chosen per run through ``LAUNCHERS``: ``local`` starts one process, ``torchrun``
-(for ``--gpus N``) starts N of them on this node under ``torch.distributed.run``. Both are
+(for ``--gpus N``) starts N of them on this node under ``torch.distributed.run``, and on each
+node of a run over several (``--nodes``, ``nodes.py``). Both are
 supervised the same way (``local.py``): a crash, a kill or an out-of-memory error costs that
 run only. The series loop (``series.py``) runs specs one after another behind ``dlbench run
 --repeat``, sweeps, calibration, ``check`` and the quick start; a sweep's executor
@@ -17,6 +18,7 @@ from dlbench.registry import resolve
 
 if TYPE_CHECKING:
     from dlbench.config import RunSpec
+    from dlbench.launch.nodes import Placement
 
 LAUNCHERS: dict[str, str] = {
     "local": "dlbench.launch.local:single_process",
@@ -25,13 +27,16 @@ LAUNCHERS: dict[str, str] = {
 
 
 class Launcher(Protocol):
-    def __call__(self, spec: RunSpec, payload: Path) -> list[str]:
-        """The command that starts the run's process(es), given its payload file."""
+    def __call__(
+        self, spec: RunSpec, payload: Path, placement: Placement | None = None
+    ) -> list[str]:
+        """The command that starts the run's process(es), given its payload file (and, for
+        a run over several nodes, this node's place in it)."""
         ...
 
 
 def launcher_name(spec: RunSpec) -> str:
-    return "torchrun" if spec.gpus > 1 else "local"
+    return "torchrun" if spec.processes > 1 else "local"
 
 
 def get_launcher(spec: RunSpec) -> Launcher:

@@ -11,35 +11,37 @@ that the next launch removes.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
+from typing import Any
 
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
 from dlbench.launch import get_launcher
+from dlbench.launch.node_watch import NodeWatch, PeerFailures, WatchPlan
+from dlbench.launch.nodes import JoinError, Placement, meet
 from dlbench.launch.oom import oom_kills
+from dlbench.launch.supervise import Ended, shielded, supervise
 from dlbench.records import EXIT_CODES
 from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
+from dlbench.sysinfo import node_name
 
 CHILD_MODULE = "dlbench.runner.child"
 CRASH_TAIL_CHARS = 1500
 TEMP_PREFIX = "dlbench-run-"
-PR_SET_PDEATHSIG = 1
 STATUS_OF_EXIT = {code: status for status, code in EXIT_CODES.items()}
+CLOSE_WAIT_S = 120  # another node waits this long for node 0 to close a failed run
 
 
 def new_run_id() -> str:
@@ -67,18 +69,49 @@ def run_local(
     kind: str = "train",
     run_key: str | None = None,
     on_start: Callable[[int], None] | None = None,
+    placement: Placement | None = None,
 ) -> LaunchOutcome:
     """Run ``spec`` in a child process; the run is in ``store`` from start to end.
     ``run_key`` identifies it in its sweep (default: the hash of its spec); ``on_start`` gets
-    the child's pid as soon as it exists."""
+    the child's pid as soon as it exists. With ``placement``, this node's share of a run over
+    several nodes: node 0 stores the run, another takes part in it (``join_run``)."""
+    payload = {"spec": spec.model_dump(mode="json"), "progress": show_progress}
+
+    def command(path: Path) -> list[str]:
+        return child_command(spec, path, placement)
+
+    if placement is not None and placement.node_rank > 0:
+        watch = WatchPlan(spec.interval, spec.device.startswith("cuda")) if spec.telemetry else None
+        return join_run(store, placement, payload, command, timeout_s, spec.gpus, watch)
     store.create_run(
         run_id,
         kind,
         spec.model_dump(mode="json"),
         **{**spec.columns(), "run_key": run_key or spec.run_key},
     )
+    return launch_supervised(run_id, store, payload, command, timeout_s, on_start, placement)
+
+
+def launch_supervised(
+    run_id: str,
+    store: Store,
+    payload: dict[str, Any],
+    command: Callable[[Path], list[str]],
+    timeout_s: float | None = None,
+    on_start: Callable[[int], None] | None = None,
+    placement: Placement | None = None,
+) -> LaunchOutcome:
+    """Start ``command`` (given its payload file) for the run ``run_id``, already recorded
+    as running, and close the run however its process ends. With ``placement`` (node 0 of a
+    run over several nodes), the nodes meet first: one that never comes fails the run."""
     try:
-        return _launch(spec, run_id, store, show_progress, timeout_s, on_start)
+        if placement is not None:
+            try:
+                meet(placement, run_id)
+            except JoinError as exc:
+                store.end_unfinished(run_id, "failed", f"the nodes did not meet: {exc.one_line()}")
+                return LaunchOutcome(run_id, "failed", EXIT_CODES["failed"])
+        return _launch(run_id, store, payload, command, timeout_s, on_start, placement)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the run's process started
         with shielded():  # a second Ctrl-C must not leave the row running
             store.end_unfinished(
@@ -87,21 +120,79 @@ def run_local(
         raise
 
 
+def join_run(
+    store: Store,
+    placement: Placement,
+    payload: dict[str, Any],
+    command: Callable[[Path], list[str]],
+    timeout_s: float | None,
+    processes_per_node: int,
+    watch: WatchPlan | None = None,
+) -> LaunchOutcome:
+    """Node K > 0 of a run over several nodes: meet node 0 (which gives the run's id), start
+    this node's processes, watch them (``watch``: telemetry and other work, judged), and add
+    to the run what ended them if they failed, and this node's verdict. The run itself is
+    node 0's to store."""
+    run_id, _ = meet(placement, None)
+    ranks = placement.ranks(processes_per_node)
+    node = node_name()
+    where = f"node {placement.node_rank} ({node}, ranks {ranks[0]}-{ranks[-1]})"
+    watcher = NodeWatch(store, run_id, node, watch) if watch is not None else None
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
+        path = Path(tmp) / "payload.json"
+        crash_file = str(Path(tmp) / "fault.txt")
+        path.write_text(
+            json.dumps({**payload, "run_id": run_id, "db": store.url, "crash_file": crash_file})
+        )
+        started = watcher.start if watcher is not None else None
+        try:
+            ended = supervise(command(path), timeout_s, on_start=started)
+        finally:
+            quality = watcher.stop() if watcher is not None else None
+    interrupted = ended.signals_forwarded > 0 and not ended.timed_out
+    status, message = ("ok", "") if ended.returncode == 0 else classify_exit(ended, None)
+    said = f"{where}: {message}"
+    try:
+        if ended.returncode != 0:
+            store.add_error(run_id, said)  # node 0 reads it, and stops its own processes
+        _wait_closed(store, run_id)
+        if ended.returncode != 0 and said not in (store.get_run(run_id).get("error") or ""):
+            store.add_error(run_id, said)  # rank 0 stored its own error over it
+        if quality is not None:
+            store.add_node_quality(run_id, where, quality)
+    except StoreError as exc:
+        print(f"dlbench: run {run_id}: {exc.one_line()}", file=sys.stderr)
+    return LaunchOutcome(run_id, status, ended.returncode, interrupted)
+
+
+def _wait_closed(store: Store, run_id: str, timeout_s: float = CLOSE_WAIT_S) -> None:
+    """Until node 0 has closed the run, or ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if store.get_run(run_id)["status"] not in ("running", "lost"):
+            return
+        time.sleep(0.5)
+
+
 def _launch(
-    spec: RunSpec,
     run_id: str,
     store: Store,
-    show_progress: bool,
+    payload_fields: dict[str, Any],
+    command: Callable[[Path], list[str]],
     timeout_s: float | None,
     on_start: Callable[[int], None] | None,
+    placement: Placement | None = None,
 ) -> LaunchOutcome:
     remove_stale_temp_folders()
     heartbeat = Heartbeat(store, run_id, warn=False)  # the run's process says if it fails
+    peers = PeerFailures(store, run_id) if placement is not None else None
 
     def started(pid: int) -> None:
         heartbeat.pids = [os.getpid(), pid]
         heartbeat.beat()
         heartbeat.start()
+        if peers is not None:
+            peers.start(pid)
         if on_start:
             on_start(pid)
 
@@ -112,20 +203,21 @@ def _launch(
         payload.write_text(
             json.dumps(
                 {
-                    "spec": spec.model_dump(mode="json"),
+                    **payload_fields,
                     "run_id": run_id,
                     "db": store.url,
                     "crash_file": str(crash_file),
                     "unsaved_marker": str(marker),
-                    "progress": show_progress,
                 }
             )
         )
         oom_before = oom_kills()
         try:
-            ended = supervise(child_command(spec, payload), timeout_s, on_start=started)
+            ended = supervise(command(payload), timeout_s, on_start=started)
         finally:
             heartbeat.stop()
+            if peers is not None:
+                peers.stop()
         crash_tail = _tail(crash_file)
         unsaved_path = marker.read_text() if marker.exists() else None
     interrupted = ended.signals_forwarded > 0 and not ended.timed_out
@@ -133,18 +225,22 @@ def _launch(
         status = STATUS_OF_EXIT.get(ended.returncode, "failed")
         return LaunchOutcome(run_id, status, ended.returncode, interrupted, unsaved_path)
     status = _close_if_unfinished(store, run_id, ended, oom_before, crash_tail)
+    if peers is not None and peers.said is not None:
+        status = _failed_on_another_node(store, run_id, peers.said)
     return LaunchOutcome(run_id, status, ended.returncode, interrupted)
 
 
-@contextmanager
-def shielded() -> Iterator[None]:
-    """Ctrl-C and SIGTERM ignored while a run's row is being closed."""
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+def _failed_on_another_node(store: Store, run_id: str, said: str) -> str:
+    """The run ended because another node's processes failed: failed, that node's words
+    first (node 0's own processes were stopped, and may have stored interrupted)."""
     try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        own = store.get_run(run_id).get("error") or ""
+        own = own.replace(f"; {said}", "").replace(said, "").strip("; ")  # said once, first
+        tail = f"; node 0 stopped its processes then ({own})" if own else ""
+        store.relabel(run_id, "failed", said + tail)
+    except StoreError as exc:
+        print(f"dlbench: run {run_id}: {exc.one_line()}", file=sys.stderr)
+    return "failed"
 
 
 def remove_stale_temp_folders() -> int:
@@ -170,129 +266,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def child_command(spec: RunSpec, payload: Path) -> list[str]:
-    """The run's process, or with --gpus N, torchrun starting N of them on this node."""
-    return get_launcher(spec)(spec, payload)
+def child_command(spec: RunSpec, payload: Path, placement: Placement | None = None) -> list[str]:
+    """The run's process, or with --gpus N, torchrun starting N of them on this node (on
+    each node of a run over several)."""
+    return get_launcher(spec)(spec, payload, placement)
 
 
-def single_process(spec: RunSpec, payload: Path) -> list[str]:
+def single_process(spec: RunSpec, payload: Path, placement: Placement | None = None) -> list[str]:
     """The ``local`` launcher: the run in one child process."""
     return [sys.executable, "-m", CHILD_MODULE, str(payload)]
 
 
-def torchrun(spec: RunSpec, payload: Path) -> list[str]:
+def torchrun(spec: RunSpec, payload: Path, placement: Placement | None = None) -> list[str]:
     """The ``torchrun`` launcher: ``spec.gpus`` processes on this node, one per GPU (gloo
-    workers on the CPU), rank 0 storing the run."""
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={spec.gpus}",
-        "-m",
-        CHILD_MODULE,
-        str(payload),
-    ]
-
-
-@dataclass(frozen=True)
-class Ended:
-    """How a supervised process ended."""
-
-    returncode: int  # negative: killed by that signal
-    timed_out: bool
-    signals_forwarded: int  # Ctrl-C / SIGTERM passed on to it
-
-
-def supervise(
-    command: list[str],
-    timeout_s: float | None = None,
-    on_start: Callable[[int], None] | None = None,
-    reap_group: bool = True,
-    stdin: int | None = subprocess.DEVNULL,
-) -> Ended:
-    """Run ``command`` in its own process group, forwarding Ctrl-C and SIGTERM, and wait.
-
-    ``on_start`` gets the pid as soon as the process exists. With ``reap_group``, whatever the
-    process left running in its group (input workers of a run) is killed at the end.
-    """
-    forwarded: list[int] = []
-    started: list[subprocess.Popen[bytes]] = []
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        # First signal to the run's process alone (not its input workers), so that it stores
-        # what it has. A second one means it is not listening: kill its whole group. One that
-        # comes while the process starts is passed on as soon as it exists.
-        if started and forwarded:
-            _signal_group(started[0].pid, signal.SIGKILL)
-        elif started:
-            _signal_process(started[0].pid, signum)
-        forwarded.append(signum)
-
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        child = subprocess.Popen(
-            command,
-            stdin=stdin,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(os.getpid()) if reap_group else None,
-        )
-    except BaseException:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        raise
-    started.append(child)
-    if forwarded:
-        _signal_process(child.pid, forwarded[0])
-    if on_start:
-        on_start(child.pid)
-    timed_out = False
-    try:
-        try:
-            child.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _signal_process(child.pid, signal.SIGTERM)
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                _signal_group(child.pid, signal.SIGKILL)
-                child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if reap_group:
-            _signal_group(child.pid, signal.SIGKILL)  # stray workers of the run, if any
-    return Ended(child.returncode, timed_out, len(forwarded))
-
-
-def _die_with_parent(parent: int) -> Callable[[], None] | None:
-    """For the child, between fork and exec: SIGTERM it when this process dies (Linux), so
-    that an orphaned run stores itself interrupted instead of training on unseen."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def arm() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before the line above
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
-
-
-def _signal_process(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+    workers on the CPU), or on each node of ``placement``; rank 0 stores the run."""
+    where = (
+        placement.torchrun_args(spec.gpus)
+        if placement is not None
+        else ["--standalone", f"--nproc-per-node={spec.gpus}"]
+    )
+    return [sys.executable, "-m", "torch.distributed.run", *where, "-m", CHILD_MODULE, str(payload)]
 
 
 def _close_if_unfinished(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from dlbench.config import RunSpec
 from dlbench.launch.cpus import pinned
 from dlbench.launch.local import LaunchOutcome, new_run_id, run_local
+from dlbench.launch.nodes import Placement
 from dlbench.launch.quiet import QuietGate, QuietPolicy, QuietReport, SilentReport
 from dlbench.store.database import Store
 from dlbench.telemetry.nvml import nvml_indices
@@ -48,6 +49,7 @@ def run_one(
     show_progress: bool = False,
     gpus: tuple[int, ...] | None = None,
     on_begin: Callable[[], None] | None = None,
+    placement: Placement | None = None,
 ) -> LaunchOutcome:
     """On the CPUs ``--cpus`` chose, the quiet check, then the run in its own process; stored
     whatever happens. ``on_begin`` is called once the check has let the run start. Whether the
@@ -68,6 +70,7 @@ def run_one(
                 timeout_s=timeout_s,
                 run_key=run.run_key,
                 on_start=gate.on_start,
+                placement=placement,
             )
         finally:
             gate.finish()
@@ -84,6 +87,7 @@ def run_series(
     show_progress: bool = False,
     on_start: Callable[[SeriesRun], None] | None = None,
     on_end: Callable[[SeriesRun, LaunchOutcome], None] | None = None,
+    placement: Placement | None = None,
 ) -> list[LaunchOutcome]:
     """Every run of ``items`` in turn (a lazy iterable may decide the next run from the last)."""
     outcomes = []
@@ -99,6 +103,7 @@ def run_series(
             report=report,
             show_progress=show_progress,
             on_begin=begin,
+            placement=placement,
         )
         outcomes.append(outcome)
         if on_end:

@@ -13,7 +13,7 @@ from dlbench.analysis.bottleneck import Verdict
 from dlbench.analysis.compare import Comparison, Contrast
 from dlbench.analysis.cost import Cost
 from dlbench.analysis.regression import CheckResult
-from dlbench.analysis.scaling import Series
+from dlbench.analysis.scaling import AXES, SCALING_AXES, Series
 from dlbench.measure.units import fmt, fmt_metric
 from dlbench.render.console import hms, plain, table, text
 from dlbench.store.stored import StoredRun, speed_unit
@@ -126,38 +126,52 @@ def _telemetry_differences(c: Contrast) -> Table:
 def scaling_tables(series: list[Series]) -> Group | str:
     if not series:
         return (
-            "no series to show: scaling needs ok runs that differ only in GPU count, "
+            "no series to show: scaling needs ok runs that differ only in GPU or node count, "
             "staging tier or batch size (a sweep makes them)"
         )
     parts: list[Any] = []
     for s in series:
-        efficiency = s.axis == "gpus"
-        columns = (s.axis, "Runs", f"Speed ({s.unit})", "95% CI", "Relative", "Quality")
+        scaled = s.axis in SCALING_AXES
+        columns = (s.axis, "Runs", f"Speed ({s.unit})", "95% CI", "Speed-up", "Quality")
+        extra = ("Efficiency", "Communication") if scaled else ()
         parts.append(
             table(
-                f"{s.label}",
-                columns + (("Efficiency",) if efficiency else ()),
-                [
-                    (
-                        str(p.value),
-                        p.runs,
-                        fmt(p.mean_speed),
-                        f"{p.speed_ci95[0]:,.1f}–{p.speed_ci95[1]:,.1f}" if p.speed_ci95 else None,
-                        f"{p.relative:.2f}x",
-                        _point_quality(p),
-                    )
-                    + (
-                        (f"{p.efficiency:.0%}" if p.efficiency is not None else None,)
-                        if efficiency
-                        else ()
-                    )
-                    for p in s.points
-                ],
+                f"{AXES[s.axis]}: {s.label}",
+                columns + extra,
+                [_scaling_row(p, scaled) for p in s.points],
+                optional=("Communication", "95% CI"),
             )
         )
         if s.quality_warning:
             parts.append(text(f"warning: {s.quality_warning}", "yellow"))
+    if any(p.communication_share is not None for s in series for p in s.points):
+        parts.append(
+            "Communication: the share of a synchronised step its ranks spend beyond their own "
+            "pace (steps timed without the gradient all-reduce): the all-reduce and the wait "
+            "for the slowest rank."
+        )
     return Group(*parts)
+
+
+def _scaling_row(p: Any, scaled: bool) -> tuple[Any, ...]:
+    speedup = f"{p.relative:.2f}x"
+    if p.relative_ci95:
+        speedup += f" ({p.relative_ci95[0]:.2f}–{p.relative_ci95[1]:.2f})"
+    row: tuple[Any, ...] = (
+        str(p.value),
+        p.runs,
+        fmt(p.mean_speed),
+        f"{p.speed_ci95[0]:,.1f}–{p.speed_ci95[1]:,.1f}" if p.speed_ci95 else None,
+        speedup,
+        _point_quality(p),
+    )
+    if not scaled:
+        return row
+    efficiency = f"{p.efficiency:.0%}" if p.efficiency is not None else None
+    if efficiency and p.efficiency_ci95:
+        efficiency += f" ({p.efficiency_ci95[0]:.0%}–{p.efficiency_ci95[1]:.0%})"
+    share = p.communication_share
+    return (*row, efficiency, f"{share:.0%}" if share is not None else None)
 
 
 def _point_quality(point: Any) -> Text:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import plotly.graph_objects as go
 
-from dlbench.analysis.scaling import AXES, Series
+from dlbench.analysis.scaling import AXES, SCALING_AXES, Series
 from dlbench.store.stored import StoredRun, speed_unit
 
 PHASE_COLOURS = {
@@ -79,7 +79,8 @@ def _flag(s: StoredRun) -> str:
 
 
 def scaling_figure(series: Series) -> go.Figure:
-    """Speed (95% interval) along the axis; efficiency too over GPU counts."""
+    """Speed (95% interval) along the axis; efficiency too over GPU, node and process
+    counts."""
     x = [plotly_text(p.value) for p in series.points]
     fig = go.Figure()
     fig.add_scatter(
@@ -89,7 +90,7 @@ def scaling_figure(series: Series) -> go.Figure:
         name=series.unit,
         error_y=speed_error_bars(series.points),
     )
-    if series.axis == "gpus":
+    if series.axis in SCALING_AXES:
         fig.add_scatter(
             x=x,
             y=[(p.efficiency or 0) * 100 for p in series.points],
@@ -231,6 +232,43 @@ def profile_figure(runs: list[StoredRun], label: Callable[[StoredRun], str]) -> 
         barmode="stack",
         height=260 + 40 * len(profiles),
         legend={"orientation": "h", "y": -0.35},  # every category visible, none scrolled away
+        template="plotly_white",
+    )
+    return fig
+
+
+def collectives_figure(runs: Sequence[StoredRun], operation: str) -> go.Figure:
+    """Bus bandwidth against message size (log-log), one line per collectives run, with each
+    size's 95% interval."""
+    fig = go.Figure()
+    for run in runs:
+        found = [r for r in run.collectives if r.operation == operation]
+        if not found:
+            continue
+        intervals = [r.busbw_ci95_gb_s for r in found]
+        fig.add_scatter(
+            x=[r.size_bytes for r in found],
+            y=[r.busbw_gb_s for r in found],
+            mode="lines+markers",
+            name=plotly_text(
+                f"{run.run_id} ({run.config.get('nodes') or 1}x{run.config.get('gpus')})"
+            ),
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [
+                    (i[1] - r.busbw_gb_s) if i else 0 for r, i in zip(found, intervals, strict=True)
+                ],
+                "arrayminus": [
+                    (r.busbw_gb_s - i[0]) if i else 0 for r, i in zip(found, intervals, strict=True)
+                ],
+            },
+        )
+    fig.update_layout(
+        title=f"{operation}: bus bandwidth by message size",
+        xaxis={"title": "size (bytes)", "type": "log"},
+        yaxis={"title": "bus bandwidth (GB/s)", "type": "log"},
+        height=380,
         template="plotly_white",
     )
     return fig

@@ -18,6 +18,7 @@ from dlbench.errors import DlbenchError
 from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.measure.units import fmt_metric
 from dlbench.report.figures import (
+    collectives_figure,
     downsample,
     phase_spans,
     plotly_text,
@@ -328,6 +329,13 @@ def _scaling(runs: list[StoredRun]) -> Markup:
     return join(parts)
 
 
+def _collectives(summaries: list[StoredRun]) -> Markup:
+    """Collectives runs: bus bandwidth by message size, one figure per operation."""
+    runs = [s for s in summaries if s.collectives]
+    operations = dict.fromkeys(r.operation for run in runs for r in run.collectives)
+    return join([_figure(collectives_figure(runs, operation)) for operation in operations])
+
+
 def _bottlenecks(store: Store, summaries: list[StoredRun]) -> Markup:
     rows = []
     for s in summaries:
@@ -416,6 +424,8 @@ def build(
         ),
         ("Telemetry over each run (phases shaded)", _telemetry(store, summaries)),
     ]
+    if any(s.collectives for s in summaries):
+        sections.insert(5, ("Collectives: bus bandwidth by message size", _collectives(summaries)))
     found = _insights(summaries)
     if found:  # with a calibration's or a sweep's many model shapes
         sections.insert(-1, ("Insights: what goes with step time", found))

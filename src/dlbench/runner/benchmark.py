@@ -31,7 +31,8 @@ from dlbench.records import (
 )
 from dlbench.runner import staging
 from dlbench.runner.inference import infer_phase
-from dlbench.runner.result import Measured, build_result, describe, gather_ranks
+from dlbench.runner.ranks import gather_ranks
+from dlbench.runner.result import Measured, build_result, describe
 from dlbench.store import unsaved
 from dlbench.store.database import Store, utc_now
 from dlbench.store.liveness import Heartbeat
@@ -210,7 +211,7 @@ def _register(
         hardware,
         device=device.device,
         device_name=device.device_name,
-        num_gpus=device.num_gpus * spec.gpus,
+        num_gpus=device.num_gpus * spec.processes,
     )
     return device, hardware
 
@@ -232,8 +233,9 @@ def _start_sampler(
 
 
 def _pid_to_follow(spec: RunSpec) -> int:
-    """The run's process tree: under torchrun the launcher's, whose children are the ranks."""
-    return os.getppid() if spec.gpus > 1 else os.getpid()
+    """The run's process tree: under torchrun the launcher's, whose children are the ranks
+    (this node's, over several nodes)."""
+    return os.getppid() if spec.processes > 1 else os.getpid()
 
 
 def telemetry_summary(

@@ -21,7 +21,7 @@ INTERRUPTED_EXIT = 130
 
 
 def main(argv: list[str]) -> int:
-    _interrupt_once()
+    install_interrupt_handlers()
     # The profiler's library (kineto) logs to the terminal at each profile's start and stop
     # ("USDT: ... profiler_start", its level 5; errors are 4): above every level, silent.
     # Read once, as torch is imported.
@@ -36,13 +36,14 @@ def main(argv: list[str]) -> int:
         from dlbench.store.database import Store
 
         spec = RunSpec.model_validate(payload["spec"])
-        rank = int(os.environ.get("RANK", 0))  # under torchrun, rank 0 alone stores the run
+        # Under torchrun, rank 0 alone stores the run (over several nodes, node 0's first).
+        rank = int(os.environ.get("RANK", 0))
         store = Store(payload["db"]) if rank == 0 else None
         progress: Progress = NullProgress()
         if payload.get("progress") and rank == 0:
             from dlbench.render.console import RichProgress
 
-            progress = RichProgress(spec.workload, (spec.batch_size or 0) * spec.gpus)
+            progress = RichProgress(spec.workload, (spec.batch_size or 0) * spec.processes)
     except (KeyboardInterrupt, RunInterrupted):
         return INTERRUPTED_EXIT  # before the run began: the launcher stores it interrupted
     result = execute(spec, payload["run_id"], store, progress)
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
     return EXIT_CODES.get(result.status, 1)
 
 
-def _interrupt_once() -> None:
+def install_interrupt_handlers() -> None:
     """The first SIGINT/SIGTERM stops the run; later ones are ignored so that it can store
     what it measured (the parent escalates to SIGKILL on a second Ctrl-C)."""
     fired: list[int] = []

@@ -3,7 +3,6 @@ DDP), FLOPs and MFU against the device's peak, feasibility, and one-line error d
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -119,18 +118,6 @@ class Measured:
             if completed:
                 self.store.add_steps(self.run_id, list(completed))
                 self.steps_stored = completed[-1].step + 1
-
-
-def gather_ranks(engine: Engine, measured: Measured, spec: RunSpec) -> tuple[dict[str, Any], ...]:
-    """Each rank's step statistics, collected on every rank (one process: itself only)."""
-    if engine.world_size == 1:
-        return ()
-    steps = measured.timer.steps() if measured.timer else ()
-    own = speed_stats(
-        [s.step_time_s for s in steps], [s.data_wait_s for s in steps], int(spec.batch_size or 0)
-    )
-    mine = {"rank": engine.rank, **(dataclasses.asdict(own) if own else {})}
-    return tuple(engine.gather(mine))
 
 
 def build_result(

@@ -75,7 +75,7 @@ def serve_run(
 ) -> tuple[MetricsServer, RunMetrics, TelemetryCollector]:
     """The run's endpoint on ``spec.metrics_port``: its progress and its telemetry."""
     labels = constant_labels(run_id, spec.workload)
-    run = RunMetrics(progress, int(spec.batch_size or 0) * spec.gpus, labels)
+    run = RunMetrics(progress, int(spec.batch_size or 0) * spec.processes, labels)
     collector = TelemetryCollector(labels, extra=run)
     return MetricsServer(collector, spec.metrics_port, spec.metrics_host), run, collector
 

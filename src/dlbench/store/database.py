@@ -21,7 +21,8 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from dlbench.errors import StoreError
-from dlbench.records import RunResult, StepRecord, TelemetrySample
+from dlbench.measure.quality import VERDICTS as VERDICT_ORDER
+from dlbench.records import Quality, RunResult, StepRecord, TelemetrySample
 from dlbench.store import liveness, schema
 from dlbench.store.columns import json_safe, result_columns, utc_now
 from dlbench.store.engine import (
@@ -338,6 +339,40 @@ class Store(RunReading):
                 .values(status=status, error=error, finished_at=utc_now())
             )
         return bool(done.rowcount)
+
+    def add_error(self, run_id: str, text: str) -> None:
+        """Add what another node saw to a run's error (a run over several nodes fails on
+        one; node 0 stores why it saw, the others add why they did)."""
+        with self._write(f"add to the error of run {run_id}") as conn:
+            row = conn.execute(select(runs.c.error).where(runs.c.run_id == run_id)).first()
+            if row is None:
+                return
+            error = f"{row.error}; {text}" if row.error else text
+            conn.execute(update(runs).where(runs.c.run_id == run_id).values(error=error))
+
+    def add_node_quality(self, run_id: str, node: str, quality: Quality) -> None:
+        """Join another node's verdict to a run's: the run's is its worst node's, and the
+        node's reasons are listed after node 0's, each naming the node."""
+        with self._write(f"add a node's verdict to run {run_id}") as conn:
+            row = conn.execute(
+                select(runs.c.result, runs.c.quality_verdict).where(runs.c.run_id == run_id)
+            ).first()
+            if row is None:
+                return
+            result = dict(row.result or {})
+            stored = dict(result.get("quality") or {"verdict": None, "reasons": []})
+            reasons = list(stored.get("reasons") or [])
+            reasons += [f"{node}: {quality.verdict}"] + [f"{node}: {r}" for r in quality.reasons]
+            worst = max(
+                (v for v in (stored.get("verdict"), quality.verdict) if v in VERDICT_ORDER),
+                key=VERDICT_ORDER.index,
+            )
+            result["quality"] = {**stored, "verdict": worst, "reasons": reasons}
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_id == run_id)
+                .values(result=result, quality_verdict=worst)
+            )
 
     def add_samples(self, run_id: str, samples: list[TelemetrySample]) -> None:
         """Append one batch of telemetry samples (the sampler flushes in batches)."""

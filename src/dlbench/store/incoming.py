@@ -85,7 +85,7 @@ class RunRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str = Field(pattern=RUN_ID_PATTERN)
-    kind: Literal["train", "monitor"]
+    kind: Literal["train", "monitor", "collective"]
     created_at: Timestamp
     finished_at: Timestamp | None = None
     status: Literal["running", "ok", "oom", "failed", "interrupted", "timeout", "lost"]

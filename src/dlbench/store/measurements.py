@@ -98,6 +98,9 @@ class RankSteps:
 
     rank: int
     speed: SpeedStats | None
+    host: str | None = None  # the node it ran on
+    local_rank: int | None = None
+    sync_free_step_time_s: float | None = None  # its own pace: steps without the all-reduce
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,22 @@ def record_from(kind: type[Any], value: Any) -> Any:
         return None
 
 
+_RANK_PLACE = ("rank", "host", "local_rank", "sync_free_step_time_s")
+
+
 def rank_from(value: Mapping[str, Any]) -> RankSteps:
-    speed = {k: v for k, v in value.items() if k != "rank"}
+    speed = {k: v for k, v in value.items() if k not in _RANK_PLACE}
     if speed.get("speed_ci95") is not None:
         speed["speed_ci95"] = tuple(speed["speed_ci95"])
-    return RankSteps(int(value.get("rank", 0)), record_from(SpeedStats, speed) if speed else None)
+    host, local = value.get("host"), value.get("local_rank")
+    pace = value.get("sync_free_step_time_s")
+    return RankSteps(
+        int(value.get("rank", 0)),
+        record_from(SpeedStats, speed) if speed else None,
+        str(host) if host is not None else None,
+        int(local) if local is not None else None,
+        float(pace) if pace is not None else None,
+    )
 
 
 def descriptors_from(value: Any) -> Descriptors | None:

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import JSON
 
 from dlbench.errors import MalformedRun
+from dlbench.measure.collectives import CollectiveResult, result_from
 from dlbench.records import (
     Feasibility,
     GpuProcess,
@@ -121,6 +122,7 @@ class StoredRun:
     feasibility: Feasibility | None = None
     staging: StagingStats | None = None
     ranks: tuple[RankSteps, ...] = ()
+    collectives: tuple[CollectiveResult, ...] = ()  # a ``dlbench collectives`` run's sizes
     descriptors: Descriptors | None = None
     stability: Stability | None = None
     telemetry: TelemetrySummary | None = None
@@ -162,7 +164,7 @@ class StoredRun:
             try:
                 values[name] = build(summary.get(name))
             except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError):
-                values[name] = () if name == "ranks" else None  # garbled: not shown
+                values[name] = () if name in SEQUENCES else None  # garbled: not shown
         _check_types(values, str(run_id))
         values["summary"] = FrozenMap(copy.deepcopy(dict(summary)))
         return cls(**values)
@@ -268,6 +270,7 @@ def _mapping(value: Any, run_id: Any, field: str) -> Mapping[str, Any]:
     return frozen(value)
 
 
+SEQUENCES = ("ranks", "collectives")  # records that are tuples: garbled, they are empty
 _RECORDS: dict[str, Any] = {
     "quality": lambda v: _quality(v),
     "inference": lambda v: record_from(InferenceStats, v),
@@ -277,6 +280,7 @@ _RECORDS: dict[str, Any] = {
     "staging": lambda v: record_from(StagingStats, v),
     "stability": lambda v: record_from(Stability, v),
     "ranks": lambda v: tuple(rank_from(r) for r in v or ()),
+    "collectives": lambda v: tuple(r for r in map(result_from, v or ()) if r is not None),
     "descriptors": descriptors_from,
     "telemetry": telemetry_from,
     "profile": profile_from,
@@ -306,7 +310,7 @@ def _check_types(values: dict[str, Any], run_id: str) -> None:
             if field not in _RECORDS:
                 where = ".".join(str(part) for part in first["loc"])
                 raise MalformedRun(run_id, where or "run", str(first["msg"])) from None
-            values[field] = () if field == "ranks" else None
+            values[field] = () if field in SEQUENCES else None
 
 
 def _quality(value: Any) -> Quality | None:

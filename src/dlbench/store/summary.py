@@ -80,6 +80,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["feasibility"] = result.get("feasibility")
     summary["staging"] = result.get("staging")
     summary["ranks"] = result.get("ranks") or []
+    summary["collectives"] = result.get("collectives") or []
     summary["descriptors"] = result.get("descriptors")
     summary["inference"] = result.get("inference")
     summary["wall_time_s"] = result.get("wall_time_s")

@@ -16,6 +16,7 @@ from dlbench.analysis.scaling import scaling_efficiency
 from dlbench.api import new_run_id, preflight, preflight_device, stored_run, writable_folder
 from dlbench.config import RunSpec
 from dlbench.errors import ConfigError
+from dlbench.launch.nodes import Placement
 from dlbench.launch.quiet import QuietPolicy, QuietReport
 from dlbench.launch.series import SeriesRun, run_one, run_series
 from dlbench.records import FINAL_STATUSES
@@ -139,13 +140,16 @@ def execute_one(
     gpu_type: str,
     quiet: QuietPolicy | None = None,
     report: QuietReport | None = None,
+    placement: Placement | None = None,
 ) -> dict[str, Any]:
     """One run of a sweep (a Slurm job's), in its own process, stored; its summary (and JSON
-    file)."""
+    file). With ``placement``, node 0's part of a run over several nodes."""
     prepared, run_id = _prepare(run, store, timeout_s)
     outcome = None
     if prepared is not None:
-        outcome = run_one(prepared, store, timeout_s=timeout_s, quiet=quiet, report=report)
+        outcome = run_one(
+            prepared, store, timeout_s=timeout_s, quiet=quiet, report=report, placement=placement
+        )
     stored = _finish(run, store, run_id, results_dir, gpu_type)
     if outcome is not None and outcome.interrupted:
         raise KeyboardInterrupt  # the job was stopped: say so to its caller
@@ -161,7 +165,9 @@ def write_result_file(folder: Path, summary: dict[str, Any], run: SweepRun, gpu_
     their results; a second combination with the same name gets its run key appended."""
     folder.mkdir(parents=True, exist_ok=True)
     staged = _slug(run.spec.stage_from or "none")
-    name = f"{date.today():%Y-%m-%d}-{_slug(gpu_type)}:{run.spec.gpus}:{staged}"
+    # GPUs per node, and the node count before them over several nodes: 2x4 is 8 GPUs.
+    gpus = f"{run.spec.nodes}x{run.spec.gpus}" if run.spec.nodes else str(run.spec.gpus)
+    name = f"{date.today():%Y-%m-%d}-{_slug(gpu_type)}:{gpus}:{staged}"
     if run.spec.repeat:
         name += f"-r{run.spec.repeat}"
     text = json.dumps({**summary, "run_key": run.key}, indent=2, default=str) + "\n"
@@ -271,16 +277,16 @@ def sweep_table_rows(sweep: Sweep, store: Store) -> list[SweepRow]:
     found = [(by_key.get(key), stored) for key, stored in latest.items()]
     single: dict[tuple[Any, ...], float] = {}
     for run, stored in found:
-        if run and run.spec.gpus == 1 and stored.mean_speed:
+        if run and run.spec.processes == 1 and stored.mean_speed:
             single[_group(run.spec)] = stored.mean_speed
     rows = []
     for run, stored in found:
         base = single.get(_group(run.spec)) if run else None
         efficiency = None
-        if run and base and stored.mean_speed and run.spec.gpus > 1:  # 1 GPU: the reference
-            efficiency = scaling_efficiency(stored.mean_speed, run.spec.gpus, base)
+        if run and base and stored.mean_speed and run.spec.processes > 1:  # 1: the reference
+            efficiency = scaling_efficiency(stored.mean_speed, run.spec.processes, base)
         label = run.label if run else stored.run_id
-        gpus = run.spec.gpus if run else stored.num_gpus
+        gpus = run.spec.processes if run else stored.num_gpus
         rows.append((run, SweepRow(stored, label, gpus, efficiency)))
     order = {run.key: i for i, run in enumerate(sweep.runs)}
     rows.sort(key=lambda pair: order.get(pair[0].key if pair[0] else "", len(order)))
@@ -288,8 +294,9 @@ def sweep_table_rows(sweep: Sweep, store: Store) -> list[SweepRow]:
 
 
 def _group(spec: RunSpec) -> tuple[Any, ...]:
-    # Same per-GPU batch and everything else; only the GPU count (and the repeat) differ.
-    fields = spec.model_dump(mode="json", exclude={"gpus", "repeat", "tags"})
+    # Same per-GPU batch and everything else; only the GPU and node counts (and the repeat)
+    # differ.
+    fields = spec.model_dump(mode="json", exclude={"gpus", "nodes", "repeat", "tags"})
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in fields.items()))
 
 

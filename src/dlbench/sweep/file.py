@@ -34,7 +34,7 @@ from dlbench.registry import unknown_name
 
 MAX_BATCH = "max"
 # Sweep keys that are not RunSpec fields of the same name.
-ALIASES = {"staging": ("stage_from", "stage_to")}
+ALIASES = {"staging": ("stage_from", "stage_to"), "gpus_per_node": ("gpus",)}
 NOT_SWEEPABLE = ("sweep", "repeat", "tags", "checkpoint")
 MAX_RUNS = 10_000  # in one sweep: weeks of runs on any machine
 
@@ -46,6 +46,9 @@ class SlurmOptions(BaseModel):
 
     partition: str | None = Field(default=None, max_length=128)
     gpus_per_node: int | None = Field(default=None, ge=0, le=1024)  # default: the run's gpus
+    nodes: int | None = Field(default=None, ge=1, le=4096)  # default: the run's nodes
+    exclusive: bool = False  # sbatch --exclusive: no other job shares the nodes
+    constraint: str | None = Field(default=None, max_length=256)  # e.g. ib, or a GPU feature
     gres_type: str | None = Field(default=None, max_length=128)  # e.g. p100: --gres=gpu:p100:N
     time: int = Field(default=60, gt=0, le=10**6)  # minutes
     mem: str | None = Field(default=None, max_length=32)  # e.g. 64G
@@ -183,6 +186,10 @@ def _to_spec_options(options: dict[str, Any], where: Any, section: str) -> dict[
                     f"{where((section, key))}: staging is {{from: DIR, to: DIR}} or null"
                 )
             out.update(stage_from=str(value["from"]), stage_to=str(value["to"]))
+        elif key == "gpus_per_node":  # a run's --gpus is per node: the same field
+            if "gpus" in options and options["gpus"] != value:
+                raise ConfigError(f"{where((section, key))}: give gpus or gpus_per_node, not both")
+            out["gpus"] = value
         else:
             out[key] = value
     return out

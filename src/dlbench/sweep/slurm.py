@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from dlbench.errors import DlbenchError
+from dlbench.launch.local import run_local
+from dlbench.launch.nodes import placement
 from dlbench.store.database import Store
 from dlbench.sweep.execute import Planned, execute_one, gpu_type_of, store_unstarted
 from dlbench.sweep.executors import SweepEvents
@@ -43,13 +45,27 @@ class Submitted:
 
 
 def job_main(run: SweepRun, db: str, timeout_s: float | None, results: str, gpu: str) -> dict:
-    """What a Slurm job runs (pickled by submitit): the run, stored, and its result file."""
-    return execute_one(run, Store(db), timeout_s, Path(results), gpu)
+    """What a Slurm job runs (pickled by submitit): the run, stored, and its result file.
+    Over several nodes srun starts it once per node: node 0 stores, the others take part."""
+    where = placement(run.spec.nodes, None, None, None) if (run.spec.nodes or 1) > 1 else None
+    if where is not None and where.node_rank > 0:
+        outcome = run_local(run.spec, "", Store(db), timeout_s=timeout_s, placement=where)
+        return {"run_id": outcome.run_id, "status": outcome.status, "node": where.node_rank}
+    return execute_one(run, Store(db), timeout_s, Path(results), gpu, placement=where)
 
 
-def _parameters(options: SlurmOptions, gpus: int, name: str) -> dict[str, Any]:
+def _parameters(options: SlurmOptions, gpus: int, name: str, nodes: int = 1) -> dict[str, Any]:
+    """submitit's parameters of one run's job. Over several nodes: one task per node, each
+    started by srun, each a dlbench that starts its node's processes (launch/nodes.py)."""
     per_node = options.gpus_per_node if options.gpus_per_node is not None else gpus
-    params: dict[str, Any] = {"job_name": name, "time": options.time, "use_srun": False}
+    nodes = options.nodes or nodes
+    params: dict[str, Any] = {"job_name": name, "time": options.time, "use_srun": nodes > 1}
+    if nodes > 1:
+        params.update(nodes=nodes, ntasks_per_node=1)
+    if options.exclusive:
+        params["exclusive"] = True
+    if options.constraint:
+        params["constraint"] = options.constraint
     if options.partition:
         params["partition"] = options.partition
     if options.mem:
@@ -98,7 +114,9 @@ def submit(sweep: Sweep, store: Store, planned: list[Planned]) -> list[Submitted
         if item.skip_reason:
             continue
         run = item.run
-        executor.update_parameters(**_parameters(options, run.spec.gpus, f"dlbench-{sweep.name}"))
+        executor.update_parameters(
+            **_parameters(options, run.spec.gpus, f"dlbench-{sweep.name}", run.spec.nodes or 1)
+        )
         try:
             job = executor.submit(
                 job_main,

@@ -32,6 +32,8 @@ LABELLED = (
     (re.compile(r"^cpu\.core(\d+)\.(.+)$"), "core", "cpu_core"),
     (re.compile(r"^cpu\.package(\d+)\.(.+)$"), "package", "cpu_package"),
     (re.compile(r"^disk\.([^.]+)\.(.+)$"), "disk", "disk"),
+    (re.compile(r"^net\.([^.]+)\.(.+)$"), "interface", "net_interface"),
+    (re.compile(r"^ib\.([^.]+\.[^.]+)\.(.+)$"), "port", "ib_port"),
 )
 # (suffix of the sampler's name, Prometheus suffix, factor to the base unit)
 UNITS = (
@@ -72,6 +74,10 @@ HELP = {
     "disk_write_iops": "Write operations on the disk per second",
     "net_recv_bytes_per_second": "Received over the network, all interfaces",
     "net_sent_bytes_per_second": "Sent over the network, all interfaces",
+    "net_interface_recv_bytes_per_second": "Received on one physical network interface",
+    "net_interface_sent_bytes_per_second": "Sent on one physical network interface",
+    "ib_port_recv_bytes_per_second": "Received on one InfiniBand port (its data counter x 4)",
+    "ib_port_sent_bytes_per_second": "Sent on one InfiniBand port (its data counter x 4)",
     "proc_cpu_percent": "CPU time of the run's processes, percent of one core",
     "proc_rss_bytes": "Resident memory of the run's processes",
     "proc_threads": "Threads of the run's processes",

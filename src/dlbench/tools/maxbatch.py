@@ -22,8 +22,9 @@ import psutil
 
 from dlbench.config import RunSpec
 from dlbench.errors import ConfigError, DlbenchError
-from dlbench.launch.local import classify_exit, supervise
+from dlbench.launch.local import classify_exit
 from dlbench.launch.oom import oom_kills
+from dlbench.launch.supervise import supervise
 
 PROBE_MODULE = "dlbench.launch.probe"
 PROBE_STEPS = 3  # training steps per probe: the first allocates, later ones reuse

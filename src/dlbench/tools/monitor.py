@@ -21,7 +21,7 @@ from typing import Any
 from dlbench import sysinfo
 from dlbench.api import new_run_id
 from dlbench.errors import ConfigError, ResultNotStored, StoreError
-from dlbench.launch.local import shielded, supervise
+from dlbench.launch.supervise import shielded, supervise
 from dlbench.measure.quality import judge
 from dlbench.records import RunResult
 from dlbench.runner.benchmark import phase_metrics, telemetry_summary

@@ -36,6 +36,37 @@ def topology() -> Topology:
     )
 
 
+def device_for(requested: str) -> torch.device:
+    """This process's device: its own GPU (LOCAL_RANK) for ``cuda``, else the CPU."""
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            from dlbench.errors import EngineUnavailable
+
+            raise EngineUnavailable("--device cuda: this torch build sees no CUDA GPU")
+        return torch.device(f"cuda:{topology().local_rank}")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from dlbench.sysinfo import cpu_model
+
+    return cpu_model()
+
+
+def gpus_here() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def peers() -> list[dict[str, Any]]:
+    """Every rank's place: rank, local rank and node name, in rank order (on every rank)."""
+    from dlbench.sysinfo import node_name
+
+    here = topology()
+    return gather({"rank": here.rank, "local_rank": here.local_rank, "host": node_name()})
+
+
 def init(device: torch.device) -> None:
     if dist.is_initialized():
         return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import resource
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -256,6 +258,20 @@ class TorchEngine:
             loss.backward()
             self.optimizer.step()
         self._last_loss = loss.detach()  # read once at the end: .item() would sync each step
+
+    def sync_free_steps(self, batches: Iterator[Batch], count: int) -> list[float]:
+        """Seconds of each of ``count`` steps trained without DDP's gradient all-reduce
+        (``no_sync``): this rank's own pace, which synchronised steps hide."""
+        no_sync = getattr(self.step_model, "no_sync", contextlib.nullcontext)
+        times = []
+        with no_sync():
+            for batch in itertools.islice(batches, count):
+                self.sync()
+                start = time.perf_counter()
+                self.train_step(batch)
+                self.sync()
+                times.append(time.perf_counter() - start)
+        return times
 
     def final_train_loss(self) -> float | None:
         return float(self._last_loss.item()) if self._last_loss is not None else None
