@@ -103,24 +103,30 @@ def main() -> None:
                     theirs[size].append(value)
             for size in sizes:
                 a, b = statistics.median(ours[size]), statistics.median(theirs[size])
-                rows.append((processes, size, a, b, a / b))
+                # the plain loop against itself: how far apart its own repeats are
+                spread = max(theirs[size]) / min(theirs[size]) - 1
+                rows.append((processes, size, a, b, a / b, spread))
                 print(f"{processes} processes {size:>10} B: dlbench {a:.3f} plain {b:.3f} "
                       f"GB/s, ratio {a / b:.3f}", flush=True)  # fmt: skip
     ratios = [r[4] for r in rows]
     within = sum(1 for r in ratios if abs(r - 1) <= 0.05)
     table = "\n".join(
-        f"| {p} | {s:,} | {a:.3f} | {b:.3f} | {ratio:.3f} |" for p, s, a, b, ratio in rows
+        f"| {p} | {s:,} | {a:.3f} | {b:.3f} | {ratio:.3f} | {spread:.0%} |"
+        for p, s, a, b, ratio, spread in rows
     )
+    spreads = sorted(r[5] for r in rows)
     markdown = f"""
 All-reduce over gloo on this machine ({machine()}); {args.repeats} repeats of each, interleaved;
 medians. Bus bandwidth in GB/s (nccl-tests' 2(n-1)/n factor).
 
-| processes | size (bytes) | dlbench busbw | plain loop busbw | ratio |
-|---|---|---|---|---|
+| processes | size (bytes) | dlbench busbw | plain loop busbw | ratio | plain loop's own spread |
+|---|---|---|---|---|---|
 {table}
 
 {within} of {len(rows)} sizes within 5% (ratio median {statistics.median(ratios):.3f}, range
-{min(ratios):.3f}-{max(ratios):.3f}).
+{min(ratios):.3f}-{max(ratios):.3f}). The plain loop's own repeats differ by a median of
+{statistics.median(spreads):.0%} (largest over smallest, per size): the noise any ratio here
+carries.
 
 Command: `.venv/bin/python benchmarks/collectives.py --repeats {args.repeats} --sizes {args.sizes}`
 """

@@ -37,7 +37,7 @@ def test_nodes_and_strong_scaling_series_with_efficiency_and_intervals():
     runs = [
         _run("a", 1, 2, 64, 1000.0, 50.0),  # 1 node x 2
         _run("b", 2, 2, 64, 1800.0, 90.0),  # 2 nodes x 2, same batch per process: weak
-        _run("c", 2, 2, 32, 950.0, 50.0),  # 2 nodes x 2, half the batch: strong vs "a"
+        _run("c", 1, 4, 32, 950.0, 50.0),  # 1 node x 4, half the batch: strong vs "a"
     ]
     (weak,) = _series(runs, "nodes")
     assert [p.value for p in weak.points] == [1, 2]
@@ -52,7 +52,10 @@ def test_nodes_and_strong_scaling_series_with_efficiency_and_intervals():
     (strong,) = _series(runs, "processes")
     assert [p.value for p in strong.points] == [2, 4]  # global batch 128 both
     assert strong.points[1].efficiency == pytest.approx(950 / (2 * 1000))
-    assert "global_batch=128" in strong.label
+    assert "global_batch=128" in strong.label and "nodes=1" in strong.label
+    # Layouts are not mixed: 2 nodes x 2 at batch 32 is no point of one node's series.
+    mixed = [*runs, _run("d", 2, 2, 32, 900.0, 50.0)]
+    assert [p.runs for p in _series(mixed, "processes")[0].points] == [1, 1]
 
 
 def test_a_gpu_series_on_one_node_is_unchanged_and_says_communication():

@@ -5,9 +5,10 @@ Runs that differ only in the axis (and their repeat) form a series; a series nee
 values of the axis. Speed is the mean over repeats, with its standard error across them and a
 95% interval: Student's t across the repeats, or a single run's own interval.
 
-Three axes scale a job: ``gpus`` (processes on one node) and ``nodes`` (processes per node
-fixed) keep each process's batch, so the work grows with the processes (weak scaling);
-``processes`` keeps the global batch (batch x processes) and splits it (strong scaling).
+Three axes scale a job: ``gpus`` (processes per node, the node count fixed) and ``nodes``
+(processes per node fixed) keep each process's batch, so the work grows with the processes
+(weak scaling); ``processes`` keeps the global batch (batch x processes) and splits it over
+more processes on as many nodes (strong scaling).
 Efficiency is speed(N) / (N / N0 x speed(N0)); the speed-up's interval combines the two
 speeds' relative half-widths in quadrature (the delta method for a ratio). Where the runs'
 ranks timed steps without the gradient all-reduce, a point also says what share of a step
@@ -27,7 +28,7 @@ from dlbench.measure.stats import between_runs, standard_error
 from dlbench.store.stored import StoredRun
 
 AXES = {
-    "gpus": "GPUs on one node (weak scaling)",
+    "gpus": "GPUs (processes) per node (weak scaling)",
     "nodes": "nodes (weak scaling)",
     "processes": "processes, global batch fixed (strong scaling)",
     "staged_from": "staged from",
@@ -39,7 +40,7 @@ IGNORED = {"repeat", "tags", "sweep", "seed", "checkpoint", "stage_to"}
 FOLLOWS = {
     "gpus": {"processes", "global_batch"},
     "nodes": {"processes", "global_batch"},
-    "processes": {"gpus", "nodes", "batch_size"},
+    "processes": {"gpus", "batch_size"},  # over as many nodes: layouts are not mixed
     "staged_from": set(),
     "batch_size": {"global_batch"},
 }

@@ -106,11 +106,14 @@ def launch_supervised(
     run over several nodes), the nodes meet first: one that never comes fails the run."""
     try:
         if placement is not None:
+            waiting = Heartbeat(store, run_id, warn=False).start()  # alive while nodes join
             try:
                 meet(placement, run_id)
             except JoinError as exc:
                 store.end_unfinished(run_id, "failed", f"the nodes did not meet: {exc.one_line()}")
                 return LaunchOutcome(run_id, "failed", EXIT_CODES["failed"])
+            finally:
+                waiting.stop()
         return _launch(run_id, store, payload, command, timeout_s, on_start, placement)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM before the run's process started
         with shielded():  # a second Ctrl-C must not leave the row running
