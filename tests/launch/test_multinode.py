@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,12 +22,12 @@ SHORT += ["--val-batches", "2", "--no-infer"]
 
 
 def free_port() -> int:
-    """A port with its successor free too (the nodes meet at PORT, torchrun's at PORT+1)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65000 and _free(port + 1):
+    """A port with its successor free too (the nodes meet at PORT, torchrun's at PORT+1),
+    below the kernel's ephemeral range, where another test's outgoing connection could take
+    PORT+1 between this check and torchrun's listen."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        if _free(port) and _free(port + 1):
             return port
     raise RuntimeError("no two free ports in a row")
 
@@ -65,9 +66,21 @@ def said(db_path, rank: int) -> tuple[str, str]:
 
 
 def finish(db_path, nodes, timeout_s: float = 600) -> list[tuple[str, str]]:
+    """Every node's output once all have exited; one still running after ``timeout_s`` is
+    killed with its whole session, and the test fails with what each node printed."""
+    deadline = time.monotonic() + timeout_s
     for node in nodes:
-        node.wait(timeout=timeout_s)
-    return [said(db_path, rank) for rank in range(len(nodes))]
+        try:
+            node.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for other in nodes:
+                _end(other)
+            pytest.fail(f"a node ran past {timeout_s} s: {said_all(db_path, len(nodes))}")
+    return said_all(db_path, len(nodes))
+
+
+def said_all(db_path, count: int) -> list[tuple[str, str]]:
+    return [said(db_path, rank) for rank in range(count)]
 
 
 def _rows(db_path):
@@ -228,3 +241,49 @@ def test_a_rank_lost_before_the_group_forms_stops_node_0_at_once(db_path):
     words = "node 1 (node1, ranks 1-1): the run's process exited with code 1"  # torchrun's code
     assert run.error.startswith(words) and run.error.count(words) == 1, run.error
     assert "node 0 stopped its processes then (interrupted during the setup phase)" in run.error
+
+
+@pytest.mark.slow
+def test_a_held_rendezvous_port_is_refused_on_every_node_in_one_line(db_path):
+    """Another program holds PORT+1 on node 0 (accepting, never answering): node 0's torchrun
+    could not listen there and node 1's would wait on the program. Both refuse at the
+    meeting, naming the port."""
+    port = free_port()
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", port + 1))
+        hole.listen(4)
+        args = [*SHORT, "--nodes", "2", "--gpus-per-node", "1", "--join-timeout", "60"]
+        nodes = [start_node(db_path, k, port, *args) for k in (1, 0)]
+        outputs = finish(db_path, nodes, 120)
+    assert nodes[1].returncode == 1 and nodes[0].returncode == 2, outputs
+    (run,) = _stored(db_path)
+    assert run.status == "failed"
+    assert f"port {port + 1} on node 0 (torchrun's rendezvous" in run.error, run.error
+    node1_err = outputs[1][1].strip()
+    assert node1_err.startswith("error: port ") and "Traceback" not in node1_err, node1_err
+    assert "P and P+1 free" in node1_err
+
+
+def test_node_k_stops_its_processes_once_node_0_has_closed_the_run(store):
+    """Node K's processes still running after node 0 closed the run (stuck on a peer that
+    is gone) are stopped after a grace, not left to the backend's half-hour timeout."""
+    from dlbench.launch.node_watch import NodeZeroClosed
+
+    store.create_run("r1", "train", {})
+    stuck = subprocess.Popen(["sleep", "300"])
+    closed = NodeZeroClosed(store, "r1", grace_s=1.0)
+    try:
+        closed.start(stuck.pid)
+        time.sleep(1.5)
+        assert stuck.poll() is None  # the run is open: nothing to stop
+        store.end_unfinished("r1", "failed", "node 0's torchrun could not start")
+        assert stuck.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        closed.stop()
+        if stuck.poll() is None:
+            stuck.kill()
+            stuck.wait()
+    assert closed.said == (
+        "its processes were still running 1 s after node 0 closed the run (failed), and were "
+        "stopped"
+    )

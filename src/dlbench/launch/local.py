@@ -28,7 +28,7 @@ from typing import Any
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
 from dlbench.launch import get_launcher
-from dlbench.launch.node_watch import NodeWatch, PeerFailures, WatchPlan
+from dlbench.launch.node_watch import NodeWatch, NodeZeroClosed, PeerFailures, WatchPlan
 from dlbench.launch.nodes import JoinError, Placement, meet
 from dlbench.launch.oom import oom_kills
 from dlbench.launch.supervise import Ended, shielded, supervise
@@ -147,13 +147,22 @@ def join_run(
         path.write_text(
             json.dumps({**payload, "run_id": run_id, "db": store.url, "crash_file": crash_file})
         )
-        started = watcher.start if watcher is not None else None
+        closed = NodeZeroClosed(store, run_id)
+
+        def started(pid: int) -> None:
+            closed.start(pid)
+            if watcher is not None:
+                watcher.start(pid)
+
         try:
             ended = supervise(command(path), timeout_s, on_start=started)
         finally:
+            closed.stop()
             quality = watcher.stop() if watcher is not None else None
     interrupted = ended.signals_forwarded > 0 and not ended.timed_out
     status, message = ("ok", "") if ended.returncode == 0 else classify_exit(ended, None)
+    if closed.said is not None and ended.returncode != 0:
+        status, message = _closed_status(store, run_id), closed.said
     said = f"{where}: {message}"
     try:
         if ended.returncode != 0:
@@ -166,6 +175,14 @@ def join_run(
     except StoreError as exc:
         print(f"dlbench: run {run_id}: {exc.one_line()}", file=sys.stderr)
     return LaunchOutcome(run_id, status, ended.returncode, interrupted)
+
+
+def _closed_status(store: Store, run_id: str) -> str:
+    """The status node 0 closed the run with (``failed`` if it cannot be read)."""
+    try:
+        return str(store.get_run(run_id)["status"])
+    except StoreError:
+        return "failed"
 
 
 def _wait_closed(store: Store, run_id: str, timeout_s: float = CLOSE_WAIT_S) -> None:

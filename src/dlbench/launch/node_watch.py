@@ -116,12 +116,13 @@ class NodeWatch:
 
 
 NODE_FAILURE = re.compile(r"node \d+ \([^)]*, ranks \d+-\d+\): ")
+CLOSED_GRACE_S = 30.0  # node K's processes may take this long to exit once node 0 has closed
 
 
-class PeerFailures:
-    """Node 0 of a run over several nodes: when another node says, in the run's error, that
-    its processes failed, stop this node's (they would wait on the lost ranks until the
-    backend's timeout). ``said`` is what that node wrote."""
+class _RunRowWatch:
+    """Polls the run's row while this node's processes (torchrun, ``pid``) run, and SIGTERMs
+    them once ``_stop_for`` finds a reason in it: torchrun stops its processes, then itself.
+    ``said`` is that reason."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store, self.run_id = store, run_id
@@ -139,16 +140,53 @@ class PeerFailures:
                 row = self.store.get_run(self.run_id)
             except Exception:  # noqa: BLE001 - a missed poll; the next one may read it
                 continue
-            error = row.get("error") or ""
-            if row["status"] == "running" and NODE_FAILURE.search(error):
-                self.said = error
+            reason = self._stop_for(row)
+            if reason is not None:
+                self.said = reason
                 try:
-                    os.kill(pid, signal.SIGTERM)  # torchrun stops its processes, then itself
+                    os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
                 return
+
+    def _stop_for(self, row: dict[str, Any]) -> str | None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+class PeerFailures(_RunRowWatch):
+    """Node 0 of a run over several nodes: when another node says, in the run's error, that
+    its processes failed, stop this node's (they would wait on the lost ranks until the
+    backend's timeout). ``said`` is what that node wrote."""
+
+    def _stop_for(self, row: dict[str, Any]) -> str | None:
+        error = row.get("error") or ""
+        return error if row["status"] == "running" and NODE_FAILURE.search(error) else None
+
+
+class NodeZeroClosed(_RunRowWatch):
+    """Node K > 0: once node 0 has closed the run (its result stored, or the run failed
+    there), this node's processes have nothing left to wait for; still running
+    ``grace_s`` later, they are stuck (on a peer that is gone, a rendezvous that never
+    came) and are stopped, instead of waiting on the backend's timeout."""
+
+    def __init__(self, store: Store, run_id: str, grace_s: float = CLOSED_GRACE_S) -> None:
+        super().__init__(store, run_id)
+        self.grace_s = grace_s
+        self._closed_at: float | None = None
+
+    def _stop_for(self, row: dict[str, Any]) -> str | None:
+        if row["status"] in ("running", "lost"):
+            return None
+        now = time.monotonic()
+        self._closed_at = self._closed_at or now
+        if now - self._closed_at < self.grace_s:
+            return None
+        return (
+            f"its processes were still running {self.grace_s:.0f} s after node 0 closed the "
+            f"run ({row['status']}), and were stopped"
+        )

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from dlbench.version import __version__
 DEFAULT_PORT = 29400  # the meeting; torchrun's rendezvous takes the next port
 DEFAULT_JOIN_TIMEOUT_S = 300
 MAX_NODES = 4096
+SAME_VERSIONS = "install the same dlbench and torch on every node"
+FREE_PORTS = "give --rdzv-endpoint a port P with P and P+1 free on node 0"
 _HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?)$")
 
 
@@ -246,11 +249,13 @@ def _gather(
             f"{where.endpoint} on each, or raise --join-timeout",
         ) from None
     nodes = [mine] + [json.loads(store.get(key)) for key in others]
-    problem = version_mismatch(nodes)
-    store.set("run", json.dumps({"run_id": run_id, "refused": problem}))
+    problem, hint = version_mismatch(nodes), SAME_VERSIONS
+    if problem is None:
+        problem, hint = rendezvous_port_taken(where.port + 1), FREE_PORTS
+    store.set("run", json.dumps({"run_id": run_id, "refused": problem, "hint": hint}))
     store.wait([f"ack/{k}" for k in range(1, where.nodes)], timedelta(seconds=60))
     if problem:
-        raise JoinError(problem, "install the same dlbench and torch on every node")
+        raise JoinError(problem, hint)
     return nodes
 
 
@@ -267,8 +272,24 @@ def _report(store: Any, where: Placement, mine: dict[str, Any]) -> tuple[str, li
             f"{str(exc).splitlines()[0][:200]}"
         ) from None
     if answer.get("refused"):
-        raise JoinError(answer["refused"], "install the same dlbench and torch on every node")
+        raise JoinError(answer["refused"], answer.get("hint") or SAME_VERSIONS)
     return str(answer["run_id"]), [mine]
+
+
+def rendezvous_port_taken(port: int) -> str | None:
+    """One line if torchrun's rendezvous port on node 0 is held by another program (node 0's
+    torchrun would fail to listen there, and the other nodes would wait on whatever holds
+    it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as torch's store does
+        try:
+            probe.bind(("", port))
+        except OSError as exc:
+            return (
+                f"port {port} on node 0 (torchrun's rendezvous, the meeting port + 1) is in "
+                f"use ({exc.strerror})"
+            )
+    return None
 
 
 def version_mismatch(nodes: list[dict[str, Any]]) -> str | None:
