@@ -19,10 +19,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from dlbench.store.database import Store
 
 BIN = Path(sys.executable).parent
+
+# Hypothesis keeps no example database: the suite writes nothing into the working tree.
+settings.register_profile("dlbench", database=None)
+settings.load_profile("dlbench")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dlbench import datasets
 from dlbench.config import RunSpec, build_spec
 from dlbench.engines import DeviceInfo, get_engine
-from dlbench.errors import ConfigError, EngineUnavailable
+from dlbench.errors import ConfigError, EngineUnavailable, require
 from dlbench.launch import cpus
 from dlbench.launch.local import LaunchOutcome, new_run_id
 from dlbench.launch.nodes import Placement
@@ -70,6 +70,8 @@ def preflight(spec: RunSpec, store: Store) -> DeviceInfo:
     cpus.check(spec.cpus)
     device = preflight_device(spec)
     workload = get_workload(spec.workload)
+    if workload.task == "detect":
+        require("pycocotools", "detection", f"{spec.workload} (its mAP)")
     assert spec.dataset is not None
     data = spec.data
     if data not in datasets.BUILT_IN:

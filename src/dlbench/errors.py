@@ -82,3 +82,21 @@ class ResultNotStored(StoreError):
 class RunInterrupted(Exception):
     """Raised in a run's process on SIGTERM (Slurm's time limit, a kill, its launcher's
     death), as Ctrl-C raises KeyboardInterrupt."""
+
+
+class MissingExtra(ConfigError):
+    """A command needs an optional part of dlbench that is not installed."""
+
+
+def require(module: str, extra: str, needed_by: str) -> None:
+    """Import ``module`` or raise MissingExtra naming the extra that brings it: dlbench's core
+    install leaves the dashboard, PostgreSQL, Slurm, Parquet, ... to extras."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(
+            f"{needed_by} needs the {module.split('.')[0]} package, which is not installed",
+            f"pip install 'dlbench[{extra}]'",
+        ) from None

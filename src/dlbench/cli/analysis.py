@@ -19,7 +19,7 @@ from dlbench.cli.common import (
     warn_exposed,
 )
 from dlbench.config import MAX_DATASET, MAX_EPOCHS
-from dlbench.errors import ConfigError, DlbenchError
+from dlbench.errors import ConfigError, DlbenchError, require
 
 
 @app.command()
@@ -174,6 +174,7 @@ def dashboard(
     from dlbench.store.database import Store
     from dlbench.telemetry.prometheus import check_listen
 
+    require("streamlit", "dashboard", "dlbench dashboard")
     if model_dir is not None and not model_dir.is_dir():
         raise ConfigError(f"--model-dir {model_dir} is not a folder", option="--model-dir")
     host = warn_exposed(host, "--host", "the dashboard")

@@ -34,7 +34,7 @@ from dlbench.config import (
     MAX_SIDE,
     MAX_WIDTH,
 )
-from dlbench.errors import ConfigError, DlbenchError
+from dlbench.errors import ConfigError, DlbenchError, require
 
 
 @app.command()
@@ -105,6 +105,7 @@ def predict(
     db: DbOption = None,
 ) -> None:
     """Predict step, epoch and total training time (and cost) from the stored runs."""
+    require("sklearn", "predict", "dlbench predict")
     from dlbench.analysis.cost import load_prices
     from dlbench.engines.pytorch.describe import describe_question as describe
     from dlbench.engines.pytorch.describe import run_operators
@@ -195,6 +196,7 @@ def calibrate(
 ) -> None:
     """Benchmark a space-filling design of model shapes (or, with --ops, of operator shapes)
     here, for dlbench predict."""
+    require("sklearn", "predict", "dlbench calibrate")
     from dlbench.api import preflight_device
     from dlbench.config import build_spec
     from dlbench.predict.question import FAMILIES
@@ -322,6 +324,7 @@ def insights(
     db: DbOption = None,
 ) -> None:
     """How each model descriptor goes with step time (Spearman, and partial for batch)."""
+    require("sklearn", "predict", "dlbench insights")
     from dataclasses import asdict
 
     from dlbench.analysis.insights import correlations

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from dlbench.errors import DataError
+from dlbench.errors import DataError, DlbenchError
 from dlbench.registry import resolve
 
 SYNTHETIC = "synthetic"
@@ -200,7 +200,7 @@ def check(
     probe(data, data_format, dataset)  # presence and headers: the clearest message first
     try:
         loaded = load(data, data_format, dataset, input_shape)
-    except DataError:
+    except DlbenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader's failure is the data's fault here
         raise DataError(

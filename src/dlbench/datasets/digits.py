@@ -10,12 +10,14 @@ import numpy as np
 from scipy import ndimage
 
 from dlbench.datasets import ArrayData
+from dlbench.errors import require
 
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 
 
 def load_digits(input_shape: tuple[int, int, int]) -> ArrayData:
+    require("sklearn", "digits", "--data digits (scikit-learn's bundled digits)")
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 

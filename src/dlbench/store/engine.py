@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from dlbench.errors import StoreError
+from dlbench.errors import StoreError, require
 
 SQLITE_BUSY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10  # a database server's connection
@@ -74,6 +74,8 @@ def open_engine(url: str, read_only: bool = False) -> Engine:
                 )
             folder.mkdir(exist_ok=True)
         connect_args: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            require("psycopg", "postgres", "a PostgreSQL results database")
         if url.startswith("postgresql") and "connect_timeout" not in url:
             # a server that is down or unreachable: one error line after this, not a hang
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_S

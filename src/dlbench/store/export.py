@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from dlbench.errors import ConfigError, StoreError
+from dlbench.errors import ConfigError, StoreError, require
 from dlbench.records import TelemetrySample
 from dlbench.store.summary import run_summary
 
@@ -122,6 +122,8 @@ def write(frame: pd.DataFrame, fmt: str, out: Path | None, telemetry: bool = Fal
     """Write ``frame`` to ``out`` (None: the default file name; '-': stdout, returns None)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        require("pyarrow", "parquet", "--format parquet")
     if str(out) == "-":
         if fmt == "parquet":
             raise ConfigError("parquet cannot be written to stdout", "give --out FILE")

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dlbench.errors import DlbenchError
+from dlbench.errors import DlbenchError, require
 from dlbench.launch.local import run_local
 from dlbench.launch.nodes import placement
 from dlbench.store.database import Store
@@ -241,6 +241,9 @@ class SlurmExecutor:
     died first could not."""
 
     local = False
+
+    def __init__(self) -> None:
+        require("submitit", "slurm", "--executor slurm")
 
     def run(self, sweep: Sweep, store: Store, planned: list[Planned], events: SweepEvents) -> None:
         submissions = submit(sweep, store, planned)

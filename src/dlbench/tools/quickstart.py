@@ -8,6 +8,7 @@ import statistics
 from datetime import datetime
 
 from dlbench.config import RunSpec, build_spec
+from dlbench.errors import require
 from dlbench.store.database import Store
 
 # Timed steps are chosen so that each run trains for a few seconds on a laptop CPU.
@@ -35,6 +36,7 @@ VAL_BATCHES_SYNTHETIC = 20  # synthetic accuracy is chance; a short pass times v
 
 
 def plan(device: str = "auto", cpus: str | None = None) -> list[RunSpec]:
+    require("sklearn", "digits", "the quick start's real-data run (scikit-learn's digits)")
     specs = []
     for entry in PLAN:
         options = {"device": device, "cpus": cpus, "tags": {"suite": "quickstart"}, **entry}
