@@ -80,8 +80,8 @@ def test_importing_dlbench_stays_light():
 
 
 def test_the_readmes_best_run_leaves_out_monitor_runs(store):
-    """README: max(store.runs(status="ok", kind="train"), key=mean_speed) with a monitor run
-    stored (it has no training speed) picks the fastest training run."""
+    """The Python API guide: max(store.runs(status="ok", kind="train"), key=mean_speed) with
+    a monitor run stored (it has no training speed) picks the fastest training run."""
     from dlbench.records import RunResult
     from synthetic_runs import stored_device_run
 

@@ -1,7 +1,7 @@
-"""The layout shows the architecture (STYLE.md). Which package may import which, and that
-readers never import a framework, is import-linter's job ([tool.importlinter], run by
-scripts/test); these tests check what it cannot: sizes, and what a command imports at run
-time."""
+"""The layout shows the architecture (docs/development/architecture.md). Which package may
+import which, and that readers never import a framework, is import-linter's job
+([tool.importlinter], run by scripts/test); these tests check what it cannot: sizes, and what
+a command imports at run time."""
 
 import ast
 import subprocess

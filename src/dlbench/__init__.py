@@ -1,7 +1,8 @@
 """dlbench: deep-learning hardware benchmarking.
 
 How fast, how costly and how well does this hardware train deep networks, and where does the
-time go? See README.md for the quick start and the definitions of every reported figure.
+time go? See docs/getting-started.md for the quick start and docs/concepts/phases-and-timing.md
+for the definitions of every reported figure.
 """
 
 from typing import TYPE_CHECKING

@@ -2,7 +2,7 @@
 counts), real training on the digits, the same store fields; the missing-framework error.
 
 Keras runs in child processes only: the test process keeps torch, and TensorFlow followed by
-torch's triton would crash it (ENVIRONMENT.md)."""
+torch's triton would crash it (docs/development/environment.md)."""
 
 import importlib.util
 import json

@@ -1,7 +1,7 @@
 """Bottleneck verdicts: which resource held a run back, each with the evidence behind it.
 
 Read from the train phase of a stored run: its step statistics and telemetry. A healthy run
-gets no verdict. The thresholds are named here and documented in the README.
+gets no verdict. The thresholds are named here and documented in docs/guides/analysis.md.
 """
 
 from __future__ import annotations

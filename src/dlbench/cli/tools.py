@@ -47,7 +47,7 @@ def exporter(
     db: DbOption = None,
 ) -> None:
     """Serve this machine's telemetry and the last stored runs' figures to Prometheus, until
-    stopped (a node exporter; see the README for a systemd unit)."""
+    stopped (a node exporter; docs/guides/monitoring.md has a systemd unit)."""
     import threading
 
     from dlbench.errors import ConfigError, StoreError

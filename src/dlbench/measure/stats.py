@@ -1,4 +1,5 @@
-"""Pure statistics over per-step times. The definitions are the README's, word for word."""
+"""Pure statistics over per-step times. The definitions are those of
+docs/concepts/phases-and-timing.md, word for word."""
 
 from __future__ import annotations
 

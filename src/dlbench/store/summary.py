@@ -1,4 +1,5 @@
-"""The JSON summary of a stored run (``--json``), in the names the README defines."""
+"""The JSON summary of a stored run (``--json``), in the names that
+docs/reference/result-json.md lists."""
 
 from __future__ import annotations
 
