@@ -25,7 +25,11 @@ from dlbench.store.database import Store
 
 BIN = Path(sys.executable).parent
 
-# Hypothesis keeps no example database: the suite writes nothing into the working tree.
+# Hypothesis keeps no example database, and its caches go to a temporary folder: the suite
+# writes nothing into the working tree.
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "dlbench-hypothesis")
+)
 settings.register_profile("dlbench", database=None)
 settings.load_profile("dlbench")
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import dlbench
 
 PACKAGE = Path(dlbench.__file__).parent
@@ -65,3 +67,40 @@ def test_a_training_process_imports_no_learning_library():
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cpu_runs_launcher_checks_it_without_torch_and_its_statistics_without_scipy_stats():
+    """torch takes ~2 s to import and scipy.stats ~1 s: the launcher of a CPU run (which only
+    checks it and waits) needs neither, and the run's statistics need only scipy.special."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, numpy as np\n"
+        "from dlbench.api import preflight_device\n"
+        "from dlbench.config import build_spec\n"
+        "from dlbench.measure.stats import speed_stats\n"
+        "device = preflight_device(build_spec(workload='lenet-mnist', device='cpu'))\n"
+        "stats = speed_stats([0.1, 0.12, 0.11], [0.0, 0.0, 0.0], 32)\n"
+        "print(device.kind, stats.speed_ci95 is not None, "
+        "sorted(m for m in ('torch', 'scipy.stats') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cpu True []"
+
+
+def test_tf32_on_the_cpu_is_refused_without_torch_as_the_engine_refuses_it():
+    from dlbench.api import preflight_device
+    from dlbench.config import build_spec
+    from dlbench.engines.pytorch.engine import TorchEngine
+    from dlbench.errors import EngineUnavailable
+
+    spec = build_spec(workload="lenet-mnist", device="cpu", precision="tf32")
+    with pytest.raises(EngineUnavailable) as light:
+        preflight_device(spec)
+    engine = TorchEngine()
+    with pytest.raises(EngineUnavailable) as full:
+        engine.check_precision(engine.resolve_device("cpu"), "tf32")
+    assert light.value.one_line() == full.value.one_line()
+    assert "tf32 needs an NVIDIA GPU" in light.value.one_line()

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 def preflight_device(spec: RunSpec) -> DeviceInfo:
     """The framework, device and precision exist here, or one clear error."""
+    if spec.framework == "pytorch" and spec.device == "cpu":
+        from dlbench.engines.pytorch.devices import checked_cpu
+
+        return checked_cpu(spec.precision)  # no torch here: the run's process imports it
     engine = get_engine(spec.framework)
     device = engine.resolve_device(spec.device)
     engine.check_precision(device, spec.precision)

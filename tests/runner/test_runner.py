@@ -36,7 +36,9 @@ def test_a_run_measures_every_phase_and_stores_it(store):
     assert result.status == "ok" and result.error is None and result.phase_reached == "done"
     assert result.speed is not None and result.speed.timed_steps == 20
     assert result.images_trained == 20 * spec.batch_size
-    assert result.throughput_e2e == pytest.approx(result.speed.mean_speed, rel=0.5)
+    # End to end: the images over the timed phase's wall time, which holds every step.
+    assert result.throughput_e2e == pytest.approx(result.images_trained / result.train_time_s)
+    assert result.train_time_s >= sum(s.step_time_s for s in store.get_steps("r"))
     assert result.total_time_s == pytest.approx(result.train_time_s + result.val_time_s)
     assert 0.0 <= result.accuracy <= 1.0
     inference = result.inference
@@ -262,7 +264,8 @@ def test_every_run_accounts_for_other_work_in_its_timed_phase(store):
     assert quality is not None and quality.verdict in ("clean", "noisy", "contended")
     assert quality.window_s == pytest.approx(result.train_time_s, rel=0.2, abs=0.05)
     # This process trained: its own CPU is most of a core at least, however busy the machine.
-    assert quality.own_cpu_cores > 0.3 and quality.foreign_cpu_cores >= 0
+    assert quality.own_cpu_cores > 0.3
+    assert 0 <= quality.foreign_cpu_cores <= quality.usable_cores
     assert quality.reasons and "usable cores" in " ".join(quality.reasons)
     row = store.get_run("r")
     assert row["quality_verdict"] == quality.verdict
@@ -287,7 +290,7 @@ def test_until_stable_gives_up_at_max_time_and_says_how_far_it_got(store):
                      max_time=1.5, val_batches=1)  # fmt: skip
     found = result.stability
     assert not found.stable and found.reached_percent > 0.001
-    assert result.train_time_s == pytest.approx(1.5, abs=1.0)
+    assert result.train_time_s >= 1.5  # it gave up at the time limit, never before
     assert result.speed.timed_steps > 10
 
 

@@ -53,8 +53,16 @@ def test_infer_with_a_detector_returns_a_box_or_none(tmp_path):
     report = infer_folder(
         "fasterrcnn-mobilenet", checkpoint, _pngs(tmp_path / "imgs", 2, 80), "cpu"
     )
+    assert len(report.predictions) == 2
     for p in report.predictions:
-        assert p.result["box"] is None or len(p.result["box"]) == 4
+        # An untrained detector may find nothing: then no class and a zero score, said so;
+        # a box it found is the most confident one, inside the model's input frame.
+        if p.result["box"] is None:
+            assert p.result == {"class": None, "score": 0.0, "box": None}
+        else:
+            x1, y1, x2, y2 = p.result["box"]
+            assert 0 <= x1 <= x2 <= 64 and 0 <= y1 <= y2 <= 64, p.result
+            assert 0 < p.result["score"] <= 1 and p.result["class"] >= 0
 
 
 def test_a_grey_model_reads_colour_files_as_grey(tmp_path):

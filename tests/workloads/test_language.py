@@ -2,6 +2,7 @@
 kernel recorded, tokens/s and perplexity, learning on the standard library's source, and the
 options a language model takes or refuses."""
 
+import json
 import math
 
 import pytest
@@ -129,4 +130,6 @@ def test_gpt_learns_python_from_the_standard_library(db_path):
     assert low <= result["tokens_per_s"] <= high
     assert result["model"]["attention_backend"] == "flash (CPU)"
     assert run["dataset"] == "text" and run["config"]["seq_len"] == 64
-    assert "tokens/s (95% CI)" in done.stdout or '"tokens_per_s"' in done.stdout
+    summary = json.loads(done.stdout)  # --json -: the summary says what was stored
+    assert summary["tokens_per_s"] == pytest.approx(result["tokens_per_s"])
+    assert summary["perplexity"] == pytest.approx(result["perplexity"])

@@ -21,12 +21,12 @@ from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.pytorch import distributed as torch_dist
 from dlbench.engines.pytorch.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from dlbench.engines.pytorch.describe import ActivationBytes, layer_counts, model_width
+from dlbench.engines.pytorch.devices import cpu_device, no_tf32
 from dlbench.engines.pytorch.flops import count_step
 from dlbench.engines.pytorch.input import Batch, LoaderInput, SyntheticInput, default_workers
 from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask, LanguageTask
 from dlbench.errors import DataError, EngineUnavailable
 from dlbench.registry import resolve
-from dlbench.sysinfo import cpu_model
 from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
 __all__ = ["TorchEngine", "default_workers", "make_optimizer"]
@@ -55,7 +55,7 @@ class TorchEngine:
             else:
                 requested = "cpu"
         if requested == "cpu":
-            return DeviceInfo("cpu", "cpu", cpu_model(), 0)
+            return cpu_device()
         if requested == "mps":
             if not torch.backends.mps.is_available():
                 raise EngineUnavailable(
@@ -68,11 +68,7 @@ class TorchEngine:
         """Refuse a precision the device cannot run, before the run starts."""
         if precision == "tf32":
             if device.kind != "cuda" or torch.cuda.get_device_capability(device.device)[0] < 8:
-                raise EngineUnavailable(
-                    f"--precision tf32 needs an NVIDIA GPU of compute capability 8.0 or newer "
-                    f"(Ampere+); {device.device} ({device.device_name}) has no TF32",
-                    "use --precision fp32 or amp-bf16",
-                )
+                raise no_tf32(device)
         if precision == "amp-bf16" and device.kind == "cuda":
             if not torch.cuda.is_bf16_supported():
                 raise EngineUnavailable(
