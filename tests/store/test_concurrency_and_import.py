@@ -113,3 +113,36 @@ def test_import_copies_operator_measurements_once(store, tmp_path):
     assert sorted(copied["train_s"]) == [1e-6, 2e-6, 3e-6]
     assert copied["shape"].iloc[0] == {"rows": 1, "in_features": 64, "out_features": 64}
     gpu.close()
+
+
+def _open_when_told(path, barrier, answers):
+    barrier.wait()
+    try:
+        Store(path).close()
+        answers.put("ok")
+    except Exception as exc:  # noqa: BLE001 - the answer is what the test reads
+        answers.put(repr(exc))
+
+
+def test_processes_opening_a_new_database_together_all_open_it(tmp_path):
+    """Runs of a sweep, or the nodes of a run, that open a database nobody has created yet:
+    SQLite refuses a journal-mode change at once while another process makes the file, so
+    each must wait its turn instead of failing with 'database is locked'."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # Store imported once, here
+    failures = []
+    for trial in range(20):
+        path = str(tmp_path / f"t{trial}" / "results.sqlite")
+        (tmp_path / f"t{trial}").mkdir()
+        barrier, answers = context.Barrier(4), context.Queue()
+        openers = [
+            context.Process(target=_open_when_told, args=(path, barrier, answers))
+            for _ in range(4)
+        ]
+        for opener in openers:
+            opener.start()
+        for opener in openers:
+            opener.join(timeout=60)
+        failures += [a for a in (answers.get(timeout=10) for _ in openers) if a != "ok"]
+    assert not failures, failures

@@ -11,7 +11,6 @@ that the next launch removes.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -23,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
@@ -33,6 +31,7 @@ from dlbench.launch.nodes import JoinError, Placement, meet
 from dlbench.launch.oom import oom_kills
 from dlbench.launch.supervise import Ended, shielded, supervise
 from dlbench.records import EXIT_CODES
+from dlbench.runner.payload import RunPayload, TrainPayload
 from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
 from dlbench.sysinfo import node_name
@@ -75,7 +74,7 @@ def run_local(
     ``run_key`` identifies it in its sweep (default: the hash of its spec); ``on_start`` gets
     the child's pid as soon as it exists. With ``placement``, this node's share of a run over
     several nodes: node 0 stores the run, another takes part in it (``join_run``)."""
-    payload = {"spec": spec.model_dump(mode="json"), "progress": show_progress}
+    payload = TrainPayload(spec=spec, progress=show_progress)
 
     def command(path: Path) -> list[str]:
         return child_command(spec, path, placement)
@@ -95,7 +94,7 @@ def run_local(
 def launch_supervised(
     run_id: str,
     store: Store,
-    payload: dict[str, Any],
+    payload: RunPayload,
     command: Callable[[Path], list[str]],
     timeout_s: float | None = None,
     on_start: Callable[[int], None] | None = None,
@@ -126,7 +125,7 @@ def launch_supervised(
 def join_run(
     store: Store,
     placement: Placement,
-    payload: dict[str, Any],
+    payload: RunPayload,
     command: Callable[[Path], list[str]],
     timeout_s: float | None,
     processes_per_node: int,
@@ -143,10 +142,7 @@ def join_run(
     watcher = NodeWatch(store, run_id, node, watch) if watch is not None else None
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         path = Path(tmp) / "payload.json"
-        crash_file = str(Path(tmp) / "fault.txt")
-        path.write_text(
-            json.dumps({**payload, "run_id": run_id, "db": store.url, "crash_file": crash_file})
-        )
+        payload.placed(run_id, store.url, str(Path(tmp) / "fault.txt"), None).write(path)
         closed = NodeZeroClosed(store, run_id)
 
         def started(pid: int) -> None:
@@ -197,7 +193,7 @@ def _wait_closed(store: Store, run_id: str, timeout_s: float = CLOSE_WAIT_S) -> 
 def _launch(
     run_id: str,
     store: Store,
-    payload_fields: dict[str, Any],
+    payload_fields: RunPayload,
     command: Callable[[Path], list[str]],
     timeout_s: float | None,
     on_start: Callable[[int], None] | None,
@@ -220,17 +216,7 @@ def _launch(
         payload = Path(tmp) / "payload.json"
         crash_file = Path(tmp) / "fault.txt"
         marker = Path(tmp) / "unsaved.txt"
-        payload.write_text(
-            json.dumps(
-                {
-                    **payload_fields,
-                    "run_id": run_id,
-                    "db": store.url,
-                    "crash_file": str(crash_file),
-                    "unsaved_marker": str(marker),
-                }
-            )
-        )
+        payload_fields.placed(run_id, store.url, str(crash_file), str(marker)).write(payload)
         oom_before = oom_kills()
         try:
             ended = supervise(command(payload), timeout_s, on_start=started)

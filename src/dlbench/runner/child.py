@@ -8,7 +8,6 @@ to a JSON file; its path is written to the payload's ``unsaved_marker`` for the 
 from __future__ import annotations
 
 import faulthandler
-import json
 import os
 import signal
 import sys
@@ -27,29 +26,30 @@ def main(argv: list[str]) -> int:
     # Read once, as torch is imported.
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     try:
-        payload = json.loads(Path(argv[0]).read_text())
-        crash_log = open(payload["crash_file"], "w")  # noqa: SIM115 - must outlive any crash
+        from dlbench.runner.payload import TrainPayload
+
+        payload = TrainPayload.read(argv[0])
+        crash_log = open(payload.crash_file, "w")  # noqa: SIM115 - must outlive any crash
         faulthandler.enable(crash_log)
-        from dlbench.config import RunSpec
         from dlbench.records import EXIT_CODES
         from dlbench.runner.benchmark import NullProgress, Progress, execute
         from dlbench.store.database import Store
 
-        spec = RunSpec.model_validate(payload["spec"])
+        spec = payload.spec
         # Under torchrun, rank 0 alone stores the run (over several nodes, node 0's first).
         rank = int(os.environ.get("RANK", 0))
-        store = Store(payload["db"]) if rank == 0 else None
+        store = Store(payload.db) if rank == 0 else None
         progress: Progress = NullProgress()
-        if payload.get("progress") and rank == 0:
+        if payload.progress and rank == 0:
             from dlbench.render.console import RichProgress
 
             progress = RichProgress(spec.workload, (spec.batch_size or 0) * spec.processes)
     except (KeyboardInterrupt, RunInterrupted):
         return INTERRUPTED_EXIT  # before the run began: the launcher stores it interrupted
-    result = execute(spec, payload["run_id"], store, progress)
-    if result.unsaved_path and payload.get("unsaved_marker"):
+    result = execute(spec, payload.run_id, store, progress)
+    if result.unsaved_path and payload.unsaved_marker:
         try:
-            Path(payload["unsaved_marker"]).write_text(result.unsaved_path)
+            Path(payload.unsaved_marker).write_text(result.unsaved_path)
         except OSError:
             pass  # the launcher finds the row still open and says it could not close it
     return EXIT_CODES.get(result.status, 1)

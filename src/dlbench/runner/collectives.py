@@ -8,34 +8,37 @@ process dies before it stores anything.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlbench.errors import RunInterrupted
 from dlbench.runner.child import INTERRUPTED_EXIT, install_interrupt_handlers
+
+if TYPE_CHECKING:
+    from dlbench.runner.payload import CollectivesPayload
 
 
 def main(argv: list[str]) -> int:
     install_interrupt_handlers()
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     try:
-        payload = json.loads(Path(argv[0]).read_text())
+        from dlbench.runner.payload import CollectivesPayload
+
+        payload = CollectivesPayload.read(argv[0])
         from dlbench.records import EXIT_CODES
         from dlbench.store.database import Store
 
         rank = int(os.environ.get("RANK", 0))
-        store = Store(payload["db"]) if rank == 0 else None
+        store = Store(payload.db) if rank == 0 else None
     except (KeyboardInterrupt, RunInterrupted):
         return INTERRUPTED_EXIT
     status = measure_and_store(payload, store)
     return EXIT_CODES.get(status, 1)
 
 
-def measure_and_store(payload: dict[str, Any], store: Any) -> str:
+def measure_and_store(payload: CollectivesPayload, store: Any) -> str:
     """Join, time, store (rank 0); the run's status."""
     from dlbench.engines.pytorch import distributed
     from dlbench.measure.collectives import CollectiveResult
@@ -46,14 +49,14 @@ def measure_and_store(payload: dict[str, Any], store: Any) -> str:
     from dlbench.store.liveness import Heartbeat
     from dlbench.telemetry.interference import InterferenceMeter
 
-    run_id = payload["run_id"]
+    run_id = payload.run_id
     results: list[CollectiveResult] = []
     peers: list[dict[str, Any]] = []
     status, error, phase, interference = "ok", None, "setup", None
     heartbeat = Heartbeat(store, run_id).start() if store is not None else None
     started = time.monotonic()
     try:
-        device = distributed.device_for(payload["device"])
+        device = distributed.device_for(payload.device)
         distributed.init(device)
         peers = distributed.peers()
         if store is not None:
@@ -93,16 +96,16 @@ def measure_and_store(payload: dict[str, Any], store: Any) -> str:
     return status
 
 
-def _measure(payload: dict[str, Any], device: Any, on_result: Any) -> list[Any]:
+def _measure(payload: CollectivesPayload, device: Any, on_result: Any) -> list[Any]:
     from dlbench.engines.pytorch.collectives import measure
 
     return measure(
-        tuple(payload["operations"]),
-        tuple(payload["sizes"]),
+        tuple(payload.operations),
+        tuple(payload.sizes),
         device,
-        iters=payload.get("iters"),
-        warmup=int(payload["warmup"]),
-        rounds=int(payload["rounds"]),
+        iters=payload.iters,
+        warmup=payload.warmup,
+        rounds=payload.rounds,
         on_result=on_result,
     )
 

@@ -4,6 +4,7 @@ error messages without driver noise."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,13 +106,33 @@ def configure_sqlite(engine: Engine, read_only: bool = False, wal: bool = True) 
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
         if not read_only:
-            cursor.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+            _journal_mode(cursor, "WAL" if wal else "DELETE")
             cursor.execute(f"PRAGMA synchronous = {'NORMAL' if wal else 'FULL'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _journal_mode(cursor: Any, mode: str) -> None:
+    """Set the journal mode, waiting for a writer as a busy timeout would: SQLite answers a
+    journal-mode change "database is locked" at once, without its busy handler, while another
+    process is creating or switching the same file (several runs opening a new database
+    together lost 5 of 40 races without this)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    pause = 0.01
+    while True:
+        try:
+            cursor.execute(f"PRAGMA journal_mode = {mode}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
 
 def reason(exc: SQLAlchemyError) -> str:

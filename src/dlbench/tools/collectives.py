@@ -16,6 +16,7 @@ from dlbench.errors import ConfigError
 from dlbench.launch.local import LaunchOutcome, join_run, launch_supervised, new_run_id
 from dlbench.launch.node_watch import WatchPlan
 from dlbench.launch.nodes import Placement
+from dlbench.runner.payload import CollectivesPayload
 from dlbench.store.database import Store
 
 MODULE = "dlbench.runner.collectives"
@@ -48,18 +49,18 @@ class CollectivesPlan:
         if self.device not in ("cpu", "cuda"):
             raise ConfigError(f"--device {self.device!r}: collectives run on cpu or cuda")
 
-    def config(self, placement: Placement | None) -> dict[str, Any]:
-        return {
-            "operations": list(self.operations),
-            "sizes": list(self.sizes),
-            "gpus": self.processes_per_node,
-            "nodes": placement.nodes if placement else 1,
-            "device": self.device,
-            "iters": self.iters,
-            "warmup": self.warmup,
-            "rounds": self.rounds,
-            "tags": self.tags or {},
-        }
+    def payload(self, placement: Placement | None) -> CollectivesPayload:
+        return CollectivesPayload(
+            operations=list(self.operations),
+            sizes=list(self.sizes),
+            gpus=self.processes_per_node,
+            nodes=placement.nodes if placement else 1,
+            device=self.device,
+            iters=self.iters,
+            warmup=self.warmup,
+            rounds=self.rounds,
+            tags=self.tags or {},
+        )
 
 
 def check_processes(plan: CollectivesPlan, placement: Placement | None) -> None:
@@ -91,7 +92,7 @@ def run_collectives(
     plan.check()
     check_processes(plan, placement)
     store.check_writable()
-    payload = {**plan.config(placement), "db": store.url}
+    payload = plan.payload(placement)
 
     def command(path: Any) -> list[str]:
         return torchrun_command(plan.processes_per_node, placement, path)
@@ -105,7 +106,7 @@ def run_collectives(
     store.create_run(
         run_id,
         "collective",
-        plan.config(placement),
+        payload.config(),
         workload="collectives",
         framework="pytorch",
         device=plan.device,
