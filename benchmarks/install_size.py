@@ -13,6 +13,7 @@ without it, pip's default torch (the CUDA build on Linux x86-64).
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,9 +51,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--torch-index", default=None)
     args = parser.parse_args()
+    build_folder_there = (ROOT / "build").exists()
     with tempfile.TemporaryDirectory(prefix="dlbench-install-") as tmp:
         core = venv(Path(tmp) / "core", "", args.torch_index)
         everything = venv(Path(tmp) / "all", "[all]", args.torch_index)
+    if not build_folder_there:  # pip builds the wheel in the checkout: leave it as it was
+        shutil.rmtree(ROOT / "build", ignore_errors=True)
     build = "CPU build" if args.torch_index else "PyPI's default (CUDA) build"
     gib = 2**30
 
