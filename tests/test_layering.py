@@ -57,24 +57,23 @@ def test_a_training_process_imports_no_learning_library():
     """The run's child process stays lean: scikit-learn and SciPy's optimisers (the
     calculator's) would cost every run ~150 MB of memory, enough to change a memory-capped
     maxbatch probe's answer."""
-    import subprocess
-    import sys
-
     check = (
         "import sys, dlbench.runner.child; "
         "print(sorted(m for m in ('sklearn', 'scipy.optimize') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert _printed_by_a_fresh_process(check) == "[]"
+
+
+def _printed_by_a_fresh_process(script: str) -> str:
+    """What ``script`` prints in a new interpreter, whose imports are its own."""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
 
 
 def test_a_cpu_runs_launcher_checks_it_without_torch_and_its_statistics_without_scipy_stats():
     """torch takes ~2 s to import and scipy.stats ~1 s: the launcher of a CPU run (which only
     checks it and waits) needs neither, and the run's statistics need only scipy.special."""
-    import subprocess
-    import sys
-
     check = (
         "import sys, numpy as np\n"
         "from dlbench.api import preflight_device\n"
@@ -85,9 +84,7 @@ def test_a_cpu_runs_launcher_checks_it_without_torch_and_its_statistics_without_
         "print(device.kind, stats.speed_ci95 is not None, "
         "sorted(m for m in ('torch', 'scipy.stats') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "cpu True []"
+    assert _printed_by_a_fresh_process(check) == "cpu True []"
 
 
 def test_tf32_on_the_cpu_is_refused_without_torch_as_the_engine_refuses_it():
