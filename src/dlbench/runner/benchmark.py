@@ -108,17 +108,21 @@ def execute(
         measured.sampler.stop()
         if measured.staging:
             staging.remove(measured.staging)
-        if engine is not None:
-            engine.shutdown()
         if server is not None:
             server.close()
-    result = build_result(spec, run_id, status, error, measured, engine)
-    if store is None:
-        return result
-    telemetry = telemetry_summary(store, run_id, measured.sampler, result.images_trained)
+    try:
+        result = build_result(spec, run_id, status, error, measured, engine)
+        return result if store is None else _stored(spec, store, result, measured, started)
+    finally:
+        if engine is not None:  # after storing: a hung teardown cannot keep the run open
+            engine.shutdown()
+
+
+def _stored(spec: RunSpec, store: Store, result: RunResult, measured: Measured, t0: float) -> Any:
+    telemetry = telemetry_summary(store, result.run_id, measured.sampler, result.images_trained)
     result = dataclasses.replace(
         result,
-        wall_time_s=time.monotonic() - started,
+        wall_time_s=time.monotonic() - t0,
         telemetry=telemetry,
         quality=_judged(spec, measured, telemetry),
     )
@@ -141,8 +145,7 @@ def _judged(spec: RunSpec, measured: Measured, telemetry: dict[str, Any] | None)
 def _serving(
     spec: RunSpec, run_id: str, store: Store | None, progress: Progress
 ) -> tuple[Any, Progress, Callable[[dict[str, float]], None] | None]:
-    """With --metrics-port, on rank 0: the run's /metrics server, the progress reporter that
-    feeds it, and the sampler's hook; else nothing changes."""
+    """--metrics-port, rank 0: the /metrics server, its progress reporter, the sampler hook."""
     if not spec.metrics_port or store is None:
         return None, progress, None
     from dlbench.runner.serving import serve_run
