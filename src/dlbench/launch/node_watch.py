@@ -21,7 +21,7 @@ from typing import Any
 
 from dlbench.measure.quality import judge
 from dlbench.records import Quality, TelemetrySample
-from dlbench.runner.benchmark import phase_metrics
+from dlbench.runner.storing import phase_metrics
 from dlbench.store.database import Store
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.interference import InterferenceMeter

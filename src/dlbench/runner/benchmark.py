@@ -7,7 +7,6 @@ status: ``ok``, ``oom``, ``failed`` or ``interrupted``, with the steps completed
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import time
@@ -20,8 +19,7 @@ import psutil
 from dlbench import datasets, sysinfo
 from dlbench.config import RunSpec
 from dlbench.engines import DeviceInfo, Engine, get_engine
-from dlbench.errors import DlbenchError, RunInterrupted, StoreError
-from dlbench.measure.quality import judge, on_cpus
+from dlbench.errors import RunInterrupted
 from dlbench.measure.stats import MIN_RELIABLE_STEPS, relative_half_width
 from dlbench.measure.timer import StepTimer
 from dlbench.records import (
@@ -33,13 +31,11 @@ from dlbench.runner import staging
 from dlbench.runner.inference import infer_phase
 from dlbench.runner.ranks import gather_ranks
 from dlbench.runner.result import Measured, build_result, describe
-from dlbench.store import unsaved
-from dlbench.store.database import Store, utc_now
+from dlbench.runner.storing import store_result
+from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
-from dlbench.telemetry.cpu import shown
 from dlbench.telemetry.sampler import NullSampler, Sampler
-from dlbench.telemetry.summary import summarise
 from dlbench.workloads import get_workload
 
 T = TypeVar("T")
@@ -112,40 +108,17 @@ def execute(
             server.close()
     try:
         result = build_result(spec, run_id, status, error, measured, engine)
-        return result if store is None else _stored(spec, store, result, measured, started)
+        return result if store is None else store_result(spec, store, result, measured, started)
     finally:
-        if engine is not None:  # after storing: a hung teardown cannot keep the run open
-            engine.shutdown()
-
-
-def _stored(spec: RunSpec, store: Store, result: RunResult, measured: Measured, t0: float) -> Any:
-    telemetry = telemetry_summary(store, result.run_id, measured.sampler, result.images_trained)
-    result = dataclasses.replace(
-        result,
-        wall_time_s=time.monotonic() - t0,
-        telemetry=telemetry,
-        quality=_judged(spec, measured, telemetry),
-    )
-    try:
-        store.finish_run(result)
-    except StoreError as exc:
-        return _save_unstored(spec, store, result, measured, exc)
-    return result
-
-
-def _judged(spec: RunSpec, measured: Measured, telemetry: dict[str, Any] | None) -> Any:
-    """The run's quality verdict, saying on which CPUs it ran when --cpus pinned it."""
-    quality = judge(measured.interference, phase_metrics(telemetry, "train"))
-    if spec.cpus is None or not hasattr(os, "sched_getaffinity"):
-        return quality
-    mine = sorted(os.sched_getaffinity(0))
-    return on_cpus(quality, shown(mine), len(mine), os.cpu_count() or 0, spec.cpus)
+        if engine is not None:  # after storing: a teardown that hangs on a peer that is
+            engine.shutdown()  # gone cannot keep the run open (other nodes then stop theirs)
 
 
 def _serving(
     spec: RunSpec, run_id: str, store: Store | None, progress: Progress
 ) -> tuple[Any, Progress, Callable[[dict[str, float]], None] | None]:
-    """--metrics-port, rank 0: the /metrics server, its progress reporter, the sampler hook."""
+    """With --metrics-port, on rank 0: the run's /metrics server, the progress reporter that
+    feeds it, and the sampler's hook; else nothing changes."""
     if not spec.metrics_port or store is None:
         return None, progress, None
     from dlbench.runner.serving import serve_run
@@ -175,31 +148,6 @@ def _phases(
     measured.ranks = gather_ranks(engine, measured, spec)
     if infer and not spec.no_infer:
         infer_phase(spec, engine, measured, progress, eval_batches(spec, engine))
-
-
-def _save_unstored(
-    spec: RunSpec, store: Store, result: RunResult, measured: Measured, exc: StoreError
-) -> RunResult:
-    """The store cannot take the result (a full disk): keep it whole in a JSON file for
-    ``dlbench import``."""
-    known: dict[str, Any] = {
-        "kind": "train",
-        "created_at": utc_now(),
-        "config": spec.model_dump(mode="json"),
-        "tags": spec.tags,
-        **spec.columns(),
-        "hardware": measured.hardware or None,
-    }
-    if measured.device is not None:
-        known.update(device=measured.device.device, device_name=measured.device.device_name)
-    path = unsaved.keep(store, result, measured.sampler.unsaved, known, exc)
-    return dataclasses.replace(result, unsaved_path=str(path) if path else None)
-
-
-def phase_metrics(telemetry: dict[str, Any] | None, phase: str) -> dict[str, Any]:
-    """One phase's per-metric summary from a run's telemetry summary ({} without it)."""
-    phases = (telemetry or {}).get("phases") or {}
-    return (phases.get(phase) or {}).get("metrics") or {}
 
 
 def _register(
@@ -239,21 +187,6 @@ def _pid_to_follow(spec: RunSpec) -> int:
     """The run's process tree: under torchrun the launcher's, whose children are the ranks
     (this node's, over several nodes)."""
     return os.getppid() if spec.processes > 1 else os.getpid()
-
-
-def telemetry_summary(
-    store: Store, run_id: str, sampler: Sampler | NullSampler, images_trained: int
-) -> dict[str, Any]:
-    """The sampler's report and the per-phase summary of what it stored."""
-    report = sampler.report
-    if isinstance(sampler, NullSampler):
-        return {"enabled": False, "reason": "telemetry was off for this run (--no-telemetry)"}
-    try:
-        stored = store.get_samples(run_id) + sampler.unsaved  # unsaved: the store refused them
-        summary = summarise(stored, {"train": images_trained})
-    except DlbenchError as exc:
-        summary = {"phases": {}, "run": None, "error": exc.one_line()}
-    return {"enabled": True, **dataclasses.asdict(report), **summary}
 
 
 def _stage(spec: RunSpec, measured: Measured) -> RunSpec:

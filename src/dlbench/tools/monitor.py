@@ -24,7 +24,7 @@ from dlbench.errors import ConfigError, ResultNotStored, StoreError
 from dlbench.launch.supervise import shielded, supervise
 from dlbench.measure.quality import judge
 from dlbench.records import RunResult
-from dlbench.runner.benchmark import phase_metrics, telemetry_summary
+from dlbench.runner.storing import phase_metrics, telemetry_summary
 from dlbench.store import unsaved
 from dlbench.store.database import Store
 from dlbench.store.liveness import Heartbeat
