@@ -2,13 +2,9 @@ import re
 
 import pytest
 
-from dlbench.config import (
-    DEFAULT_TIMED_STEPS,
-    DEFAULT_TTA_EPOCHS,
-    DEFAULT_WARMUP,
-    build_spec,
-    parse_tags,
-)
+from dlbench.config import build_spec
+from dlbench.config.checks import parse_tags
+from dlbench.config.limits import DEFAULT_TIMED_STEPS, DEFAULT_TTA_EPOCHS, DEFAULT_WARMUP
 from dlbench.errors import ConfigError
 
 

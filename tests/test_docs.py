@@ -41,14 +41,18 @@ def test_the_cli_reference_has_every_command_and_option():
 
 
 def test_field_tables_list_every_field_with_its_comment_and_bounds():
-    from dlbench.config import MAX_STEPS, RunSpec
+    from dlbench.config import RunSpec
+    from dlbench.config.limits import MAX_STEPS
     from dlbench.records import RunResult
 
     fields_table = _hook("fields").fields_table
     spec = fields_table("dlbench.config.RunSpec")
     for name in RunSpec.model_fields:
         assert f"| `{name}` |" in spec, name
-    assert f"| `steps` | `int \\| None` | `None` (gt 0, le {MAX_STEPS}) | total, warm-up" in spec
+    assert (
+        f"| `steps` | `int \\| None` | `None` (gt 0, le {MAX_STEPS}) | `--steps`: Training steps, "
+        "warm-up included" in spec
+    )  # the option's one declaration: its flag, bounds and help
     result = fields_table("dlbench.records.RunResult")
     for name in RunResult.__dataclass_fields__:
         assert f"| `{name}` |" in result, name

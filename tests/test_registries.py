@@ -3,7 +3,7 @@
 import pytest
 
 from dlbench.datasets import FORMATS, SYNTHETIC_SIZES
-from dlbench.engines import ENGINES
+from dlbench.frameworks import FRAMEWORKS
 from dlbench.launch import LAUNCHERS
 from dlbench.registry import resolve
 from dlbench.sweep.executors import EXECUTORS
@@ -18,7 +18,7 @@ ENTRIES = (
         for fw, p in w.builders.items()
         if fw != "keras"
     ]
-    + [(f"engine {n}", p) for n, p in ENGINES.items()]
+    + [(f"engine {n}", f.engine) for n, f in FRAMEWORKS.items()]
     + [(f"format {n}", p) for n, pair in FORMATS.items() for p in pair]
     + [(f"launcher {n}", p) for n, p in LAUNCHERS.items()]
     + [(f"sweep executor {n}", p) for n, p in EXECUTORS.items()]
@@ -33,5 +33,5 @@ def test_entry_resolves_to_a_callable(what, path):
 def test_every_workload_has_a_known_data_format_and_an_engine():
     for workload in WORKLOADS.values():
         assert workload.data_format in FORMATS and workload.data_format in SYNTHETIC_SIZES
-        assert set(frameworks_of(workload)) <= set(ENGINES)
+        assert set(frameworks_of(workload)) <= set(FRAMEWORKS)
         assert workload.datasets

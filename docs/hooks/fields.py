@@ -1,9 +1,9 @@
 """MkDocs hook: a table of a class's fields, generated from its definition at build time.
 
 A page writes ``<!-- fields: dlbench.sweep.file.SweepFile -->`` and gets one row per field:
-name, type, default (and a pydantic field's bounds) and the comment written beside it in the
-code. A class that moved or was renamed fails the build (``mkdocs build --strict``), so the
-reference cannot drift from the code.
+name, type, default (and a pydantic field's bounds), its declared description and the comment
+written beside it in the code. A class that moved or was renamed fails the build (``mkdocs
+build --strict``), so the reference cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def fields_table(path: str) -> str:
             continue
         said = comments.get(node.end_lineno or node.lineno) or comments.get(node.lineno, "")
         above = comments.get(-(node.lineno - 1), "")
-        meaning = "; ".join(part for part in (above, said) if part)
+        meaning = "; ".join(part for part in (above, said, _described(owner, field)) if part)
         default = _default(owner, field)
         shown_type = _cell(ast.unparse(node.annotation))
         rows.append(f"| `{field}` | `{shown_type}` | {default} | {_cell(meaning)} |")
@@ -64,6 +64,21 @@ def _comments(source: str) -> dict[int, str]:
         alone = not lines[row - 1][: token.start[1]].strip()
         found[-row if alone else row] = text
     return found
+
+
+def _described(owner: type, field: str) -> str:
+    """A pydantic field's declared help; a run option's with its command-line names, as
+    ``dlbench run --help`` shows them."""
+    from dlbench.config.option import cli_option
+
+    model_fields = getattr(owner, "model_fields", None)
+    if model_fields is None:
+        return ""
+    info = model_fields[field]
+    declared = cli_option(field, info)
+    if declared is None:
+        return info.description or ""
+    return f"{', '.join(f'`{flag}`' for flag in declared.flags)}: {declared.help}"
 
 
 def _default(owner: type, field: str) -> str:

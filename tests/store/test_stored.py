@@ -56,3 +56,29 @@ def test_a_summary_from_an_older_dlbench_still_reads():
     )
     assert run.ranks[0].rank == 1 and run.ranks[0].speed is None
     assert run.to_dict() == old
+
+
+def test_every_view_takes_a_runs_defaults_label_and_accuracy_from_the_record():
+    """The terminal, the report and the dashboard name a run and word its accuracy alike."""
+    old = StoredRun.from_summary(
+        {"run_id": "o", "kind": "train", "status": "ok", "workload": "lenet-mnist",
+         "device": "cpu", "batch_size": 64, "config": {"precision": "amp-bf16"},
+         "accuracy": 0.9871, "data": "digits"}
+    )  # fmt: skip
+    assert (old.framework, old.precision) == ("pytorch", "amp-bf16")  # before those columns
+    assert old.label == "lenet-mnist · pytorch · cpu · amp-bf16 · b64"
+    assert old.accuracy_words == ("0.9871", True)
+    assert "framework" not in old.to_dict()  # the JSON keeps what was stored
+
+    def words(**fields):
+        return StoredRun.from_summary({"run_id": "r", "kind": "train", "status": "ok", **fields})
+
+    assert words(accuracy=0.1016, data="synthetic").accuracy_words == ("0.1016 (synthetic)", False)
+    assert words(accuracy=0.1016, data="synthetic").learned_accuracy is None
+    assert words(map50=0.412, data="synthetic").accuracy_words == ("mAP@0.5 0.4120", True)
+    assert words(data="synthetic").accuracy_words is None
+    monitor = StoredRun.from_summary(
+        {"run_id": "m", "kind": "monitor", "status": "ok", "config": {"command": ["sleep", "1"]}}
+    )
+    assert monitor.framework is None and monitor.precision is None
+    assert monitor.label == "monitor: sleep 1"

@@ -18,7 +18,7 @@ from dlbench.cli.common import (
     plain,
     warn_exposed,
 )
-from dlbench.config import MAX_DATASET, MAX_EPOCHS
+from dlbench.config.limits import MAX_DATASET, MAX_EPOCHS
 from dlbench.errors import ConfigError, DlbenchError, require
 
 

@@ -10,7 +10,6 @@ import typer
 
 from dlbench.cli.common import (
     MAX_SECONDS,
-    CpusOption,
     DbOption,
     IncludeContendedOption,
     JsonFlag,
@@ -24,7 +23,8 @@ from dlbench.cli.common import (
     plain,
     quiet_policy,
 )
-from dlbench.config import (
+from dlbench.cli.spec_options import spec_option
+from dlbench.config.limits import (
     MAX_BATCH,
     MAX_CLASSES,
     MAX_DATASET,
@@ -145,7 +145,7 @@ def predict(
         else:
             out.print(render_calculator.comparison(answers, refused, question.label()))
         return
-    from dlbench.config import DEVICE_PATTERN
+    from dlbench.config.limits import DEVICE_PATTERN
     from dlbench.engines import get_engine
 
     # As for run and calibrate, a device spec means this machine's device; anything else is
@@ -188,7 +188,7 @@ def calibrate(
         str | None,
         typer.Option(help="With --ops: comma-separated [default: all the device runs]."),
     ] = None,
-    cpus: CpusOption = None,
+    cpus: str | None = spec_option("cpus"),
     include_contended: IncludeContendedOption = False,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,

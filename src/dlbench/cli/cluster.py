@@ -95,7 +95,7 @@ def collectives(
     db: DbOption = None,
 ) -> None:
     """Time collectives over message sizes as nccl-tests does: bus bandwidth with its interval."""
-    from dlbench.config import parse_tags
+    from dlbench.config.checks import parse_tags
     from dlbench.measure.collectives import parse_operations, parse_sizes
     from dlbench.render.cluster import collectives_table, link_line
     from dlbench.render.run import quality_lines

@@ -129,14 +129,6 @@ WaitQuietOption = Annotated[
         callback=finite(0, MAX_SECONDS),
     ),
 ]
-CpusOption = Annotated[
-    str | None,
-    typer.Option(
-        rich_help_panel="Measurement",
-        help="Measure on these CPUs: auto (the idle ones, chosen before each run) or a list "
-        "like 0,2-3; other work on the others is then not the run's contention.",
-    ),
-]
 IncludeContendedOption = Annotated[
     bool,
     typer.Option(
@@ -165,22 +157,6 @@ PricePerHourOption = Annotated[
 PricePerKwhOption = Annotated[
     float | None, typer.Option(help="USD per kWh of energy.", callback=finite(0, MAX_USD))
 ]
-MetricsPortOption = Annotated[
-    int | None,
-    typer.Option(
-        rich_help_panel="Prometheus",
-        help="Serve telemetry (and a run's progress) on http://HOST:PORT/metrics for Prometheus.",
-        min=1,
-        max=65535,
-    ),
-]
-MetricsHostOption = Annotated[
-    str,
-    typer.Option(
-        rich_help_panel="Prometheus", help="Address for --metrics-port (0.0.0.0: every network)."
-    ),
-]
-DEFAULT_HOST = "127.0.0.1"
 
 
 def warn_exposed(host: str, option: str = "--metrics-host", what: str = "the metrics") -> str:

@@ -107,7 +107,7 @@ def runs(
     db: DbOption = None,
 ) -> None:
     """List stored runs, newest first."""
-    from dlbench.config import parse_tags
+    from dlbench.config.checks import parse_tags
     from dlbench.render.run_lists import runs_table
     from dlbench.store.database import Store
 
@@ -238,7 +238,7 @@ def export(
     db: DbOption = None,
 ) -> None:
     """Export stored runs (one row per run), or their telemetry samples."""
-    from dlbench.config import parse_tags
+    from dlbench.config.checks import parse_tags
     from dlbench.store.database import Store
     from dlbench.store.export import FORMATS, default_path, runs_frame, samples_frame, write
 
@@ -338,7 +338,8 @@ def tag(
     db: DbOption = None,
 ) -> None:
     """Label a run (key=value), or keep it but leave it out of fits and comparisons."""
-    from dlbench.config import TAG_KEY_PATTERN, check_tag
+    from dlbench.config.checks import check_tag
+    from dlbench.config.limits import TAG_KEY_PATTERN
     from dlbench.store.database import Store
     from dlbench.store.stored import EXCLUDE_TAG
 

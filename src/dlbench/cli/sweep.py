@@ -10,8 +10,6 @@ import typer
 
 from dlbench.cli.common import (
     DbOption,
-    MetricsHostOption,
-    MetricsPortOption,
     RequireQuietOption,
     WaitQuietOption,
     app,
@@ -21,6 +19,7 @@ from dlbench.cli.common import (
     quiet_policy,
     warn_exposed,
 )
+from dlbench.cli.spec_options import spec_option
 from dlbench.errors import ConfigError, DlbenchError
 
 
@@ -46,8 +45,8 @@ def sweep(
     ] = False,
     wait_quiet: WaitQuietOption = None,
     require_quiet: RequireQuietOption = False,
-    metrics_port: MetricsPortOption = None,
-    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_port: int | None = spec_option("metrics_port"),
+    metrics_host: str = spec_option("metrics_host"),
     db: DbOption = None,
 ) -> None:
     """Run every combination of a sweep file: dlbench sweep FILE | status FILE | collect FILE."""

@@ -8,11 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from dlbench.cli.common import (
-    CpusOption,
     DbOption,
     JsonFlag,
-    MetricsHostOption,
-    MetricsPortOption,
     app,
     check_json_out,
     check_timeout,
@@ -22,7 +19,8 @@ from dlbench.cli.common import (
     warn_exposed,
     write_json,
 )
-from dlbench.config import MAX_BATCH
+from dlbench.cli.spec_options import spec_option
+from dlbench.config.limits import MAX_BATCH
 
 
 def metrics_server(port: int | None, host: str) -> Any:
@@ -77,15 +75,13 @@ def exporter(
 @app.command()
 def maxbatch(
     workload: Annotated[str, typer.Argument(help="A workload from `dlbench list`.")],
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, tf32, amp-fp16 or amp-bf16.")] = "fp32",
-    image_size: Annotated[int | None, typer.Option(help="Square input side (zoo).")] = None,
-    seq_len: Annotated[
-        int | None, typer.Option(help="Language models: tokens per sequence.", min=1)
-    ] = None,
-    depth: Annotated[int | None, typer.Option(help="param-* and gpt: depth.", min=1)] = None,
-    width: Annotated[int | None, typer.Option(help="param-* and gpt: width.", min=1)] = None,
-    channels_last: Annotated[bool, typer.Option("--channels-last")] = False,
+    device: str = spec_option("device"),
+    precision: str = spec_option("precision"),
+    image_size: int | None = spec_option("image_size"),
+    seq_len: int | None = spec_option("seq_len"),
+    depth: int | None = spec_option("depth"),
+    width: int | None = spec_option("width"),
+    channels_last: bool = spec_option("channels_last"),
     start: Annotated[
         int | None,
         typer.Option(
@@ -164,8 +160,8 @@ def infer(
         Path, typer.Option(help="Weights saved by dlbench run --checkpoint FILE.")
     ],
     images: Annotated[Path, typer.Option(help="A folder of PNG/JPEG images (searched deeply).")],
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32 or amp-fp16 / amp-bf16.")] = "fp32",
+    device: str = spec_option("device"),
+    precision: str = spec_option("precision"),
     json_out: Annotated[
         str | None,
         typer.Option("--json", help="Write every prediction as JSON to FILE, or - for stdout."),
@@ -189,8 +185,8 @@ def infer(
 
 @app.command()
 def quickstart(
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
-    cpus: CpusOption = None,
+    device: str = spec_option("device"),
+    cpus: str | None = spec_option("cpus"),
     db: DbOption = None,
 ) -> None:
     """Run every standard workload and a real-data accuracy run, then compare them."""
@@ -237,15 +233,15 @@ def monitor(
         str | None, typer.Option(help="A name for the run [default: the program's name].")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="key=value, repeatable.")] = None,
-    metrics_port: MetricsPortOption = None,
-    metrics_host: MetricsHostOption = "127.0.0.1",
+    metrics_port: int | None = spec_option("metrics_port"),
+    metrics_host: str = spec_option("metrics_host"),
     db: DbOption = None,
 ) -> None:
     """Run any command, sample the system and its processes until it exits, store it.
 
     Example: dlbench monitor --interval 0.5 -- python train.py --epochs 3
     """
-    from dlbench.config import parse_tags
+    from dlbench.config.checks import parse_tags
     from dlbench.render.listings import telemetry_table
     from dlbench.render.run import quality_lines
     from dlbench.store.database import Store

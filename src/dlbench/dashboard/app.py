@@ -348,9 +348,7 @@ def _language_figures(ok: list[StoredRun]) -> None:
 
 
 def _bar_label(s: StoredRun) -> str:
-    return (
-        plotly_text(s.run_id) + "<br>" + plotly_text(f"{s.workload} · {s.device_name or s.device}")
-    )
+    return plotly_text(s.run_id) + "<br>" + plotly_text(s.label)
 
 
 def _contrasts(url: str, ok: list[StoredRun]) -> None:

@@ -19,6 +19,7 @@ import streamlit as st
 
 from dlbench.analysis.insights import correlations
 from dlbench.dashboard.data import markdown_text
+from dlbench.frameworks import PRECISIONS
 from dlbench.predict.question import FAMILIES
 from dlbench.render.console import hms
 from dlbench.report.figures import insights_figure, step_time_figure
@@ -138,7 +139,7 @@ def page(url: str, table: pd.DataFrame, model_dir: Path | None = None) -> None:
         form["input_size"] = middle.number_input(
             "Input side in pixels; a transformer's tokens (0: default)", 0, 65536, 0
         )
-        form["precision"] = right.selectbox("Precision", ["fp32", "tf32", "amp-fp16", "amp-bf16"])
+        form["precision"] = right.selectbox("Precision", list(PRECISIONS))
         left, middle, right = st.columns(3)
         form["dataset_size"] = left.number_input("Images per epoch", 1, 10**10, 50_000)
         form["epochs"] = middle.number_input("Epochs", 1, 100_000, 10)

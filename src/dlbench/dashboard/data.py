@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dlbench.frameworks import DEFAULT_FRAMEWORK, DEFAULT_PRECISION
 from dlbench.records import TelemetrySample
 from dlbench.report.figures import downsample, phase_spans
 from dlbench.store.database import Store
+from dlbench.store.stored import learned_accuracy
 
 # Every ASCII punctuation character may start Markdown (links, images, emphasis, HTML) or one of
 # Streamlit's own directives (:red[...], $math$); a backslash before each makes it text.
@@ -53,11 +55,18 @@ def runs_frame(store: Store) -> pd.DataFrame:
     )
     frame["date"] = frame["created_at"].astype(str).str[:19].str.replace("T", " ")
     # A monitor run trained nothing: its device is the system, its precision none; and a
-    # classifier's accuracy on synthetic (random) labels is no accuracy at all.
+    # classifier's accuracy on synthetic (random) labels is no accuracy at all (the same
+    # judgement as every other view's, StoredRun.learned_accuracy).
     monitor = frame["kind"] == "monitor"
     frame.loc[monitor, "device_name"] = "(monitor: " + frame.loc[monitor, "workload"] + ")"
     frame.loc[monitor, "precision"] = "—"
-    frame.loc[frame["data"] == "synthetic", "accuracy"] = None
+    # a training run stored before these columns: the defaults, as StoredRun reads it
+    frame.loc[~monitor, "framework"] = frame.loc[~monitor, "framework"].fillna(DEFAULT_FRAMEWORK)
+    frame.loc[~monitor, "precision"] = frame.loc[~monitor, "precision"].fillna(DEFAULT_PRECISION)
+    frame["accuracy"] = [
+        learned_accuracy(accuracy, None, data)
+        for accuracy, data in zip(frame["accuracy"], frame["data"], strict=True)
+    ]
     # Counts a person reads as labels: a CPU run has no GPU count, a monitor run no batch.
     frame["gpus"] = [
         "—" if device in ("cpu", "system") or not gpus or gpus != gpus else str(int(gpus))

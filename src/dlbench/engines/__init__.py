@@ -1,6 +1,6 @@
 """Engines adapt one framework each to the runner's phases. Imported on use.
 
-Adding a framework is a new module here and one entry in ``ENGINES``; nothing else changes.
+Adding a framework is a new module here and one entry in ``dlbench.frameworks.FRAMEWORKS``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dlbench.errors import EngineUnavailable
+from dlbench.frameworks import FRAMEWORKS
 from dlbench.records import ModelStats
 from dlbench.registry import resolve, unknown_name
 
@@ -18,12 +19,6 @@ if TYPE_CHECKING:
     from dlbench.config import RunSpec
     from dlbench.datasets import Dataset
     from dlbench.workloads import WorkloadSpec
-
-ENGINES: dict[str, str] = {
-    "pytorch": "dlbench.engines.pytorch.engine:TorchEngine",
-    "tensorflow": "dlbench.engines.keras.engine:TensorFlowEngine",
-    "jax": "dlbench.engines.keras.engine:JaxEngine",
-}
 
 
 @dataclass(frozen=True)
@@ -106,13 +101,16 @@ class Engine(Protocol):
 
 
 def get_engine(framework: str) -> Engine:
-    if framework not in ENGINES:
-        raise unknown_name("framework", framework, ENGINES)
+    if framework not in FRAMEWORKS:
+        raise unknown_name("framework", framework, FRAMEWORKS)
+    entry = FRAMEWORKS[framework]
     try:
-        engine_class = resolve(ENGINES[framework])
+        engine_class = resolve(entry.engine)
     except ImportError as exc:
         raise EngineUnavailable(
             f"framework {framework} cannot be imported ({exc})",
-            f"install it, e.g. pip install 'dlbench[{framework}]'",
+            f"install it: pip install 'dlbench[{entry.extra}]'"
+            if entry.extra
+            else "reinstall dlbench",
         ) from exc
     return engine_class()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import psutil
 
-from dlbench.config import CPUS_PATTERN
+from dlbench.config.limits import CPUS_PATTERN
 from dlbench.errors import ConfigError
 from dlbench.telemetry.cpu import shown
 

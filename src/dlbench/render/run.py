@@ -118,21 +118,16 @@ def _language_eval(summary: StoredRun) -> Text | None:
 
 
 def accuracy_text(summary: StoredRun) -> Text | None:
-    value, label = summary.accuracy, ""
-    if value is None and summary.map50 is not None:
-        value, label = summary.map50, "mAP@0.5 "
-    if value is None:
+    if summary.accuracy_words is None:
         return None
-    text = f"{label}{value:.4f}"
-    # Synthetic labels are random (chance accuracy); synthetic Waldo scenes are learnable.
-    random_labels = summary.data == "synthetic" and not label
-    return Text(f"{text} (synthetic)", style="dim") if random_labels else Text(text)
+    words, learned = summary.accuracy_words
+    return Text(words) if learned else Text(words, style="dim")
 
 
 def _execution(summary: StoredRun) -> str:
     """Precision, memory layout and optimiser: always all three, in that order."""
     config = summary.config
-    precision = str(summary.precision or config.get("precision") or "fp32")
+    precision = str(summary.precision)
     layout = "channels-last" if config.get("channels_last") else "channels-first"
     if summary.seq_len:
         layout = f"{summary.seq_len} tokens per sequence"
@@ -235,7 +230,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
             f"{summary.workload} ({summary.dataset}, {summary.data} data)",
         ),
         ("input", _input_long(summary)),
-        ("framework", summary.framework or "pytorch"),
+        ("framework", summary.framework),
         ("device", f"{summary.device} — {summary.device_name}"),
         ("batch size", summary.batch_size),
         ("precision, layout, optimiser", _execution(summary)),

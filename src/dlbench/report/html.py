@@ -83,18 +83,11 @@ def _figure(fig: go.Figure) -> Markup:
     )
 
 
-def _label(s: StoredRun) -> str:
-    if s.is_monitor:
-        return f"monitor: {s.command}"
-    precision = s.precision or "fp32"
-    framework = s.framework or "pytorch"
-    return f"{s.workload} · {framework} · {s.device} · {precision} · b{s.batch_size}"
-
-
 def _accuracy(s: StoredRun) -> Markup | str:
-    if s.learned_accuracy is None and s.accuracy is not None:
-        return html("<span class='note' title='{}'>— (synthetic)</span>", f"{s.accuracy:.4f}")
-    return _num(s.learned_accuracy, 4)
+    if s.accuracy_words is None:
+        return "—"
+    words, learned = s.accuracy_words
+    return _esc(words) if learned else html("<span class='note'>{}</span>", words)
 
 
 def _status(status: str) -> Markup:
@@ -135,7 +128,7 @@ def _results(summaries: list[StoredRun]) -> Markup:
         [
             _esc(s.run_id),
             _esc(s.workload),
-            _esc(s.framework or "pytorch"),
+            _esc(s.framework),
             _esc(s.device_name or s.device),
             _esc(s.precision),
             s.batch_size,
@@ -187,7 +180,7 @@ def _throughput(summaries: list[StoredRun]) -> Markup:
     ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
     if not ok:
         return html("<p class='note'>No run ended ok with timed steps.</p>")
-    fig = throughput_figure(ok, lambda s: plotly_text(_label(s) + f" ({s.run_id[-6:]})"))
+    fig = throughput_figure(ok, lambda s: plotly_text(s.label + f" ({s.run_id[-6:]})"))
     return _figure(fig)
 
 
@@ -228,7 +221,7 @@ def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
         timeline = sorted((at, phase) for values in series.values() for at, _, phase in values)
         shade_phases(fig, phase_spans(timeline))
         fig.update_layout(
-            title=plotly_text(f"{_label(s)} — {s.run_id}"),
+            title=plotly_text(f"{s.label} — {s.run_id}"),
             height=640,
             xaxis3_title="seconds since sampling began",
         )
@@ -237,7 +230,7 @@ def _telemetry(store: Store, summaries: list[StoredRun]) -> Markup:
 
 
 def _profiles(summaries: list[StoredRun]) -> Markup:
-    fig = profile_figure(summaries, lambda s: plotly_text(f"{_label(s)} ({s.run_id[-6:]})"))
+    fig = profile_figure(summaries, lambda s: plotly_text(f"{s.label} ({s.run_id[-6:]})"))
     if fig is None:
         return html("<p class='note'>No run here was profiled (dlbench run --profile).</p>")
     return _figure(fig)
@@ -344,7 +337,7 @@ def _bottlenecks(store: Store, summaries: list[StoredRun]) -> Markup:
         samples = store.get_samples(s.run_id, ["cpu.freq_mhz", "cpu.temp_c"])
         found = bottleneck.verdicts(s, samples)
         text = join((html("<b>{}</b>: {}", v.name, v.evidence) for v in found), "<br>")
-        rows.append([_esc(s.run_id), _esc(_label(s)), text or "none found"])
+        rows.append([_esc(s.run_id), _esc(s.label), text or "none found"])
     return _table(["Run", "Configuration", "Verdicts and evidence"], rows)
 
 
@@ -360,7 +353,7 @@ def _costs(
         rows.append(
             [
                 _esc(s.run_id),
-                _esc(_label(s)),
+                _esc(s.label),
                 f"{c.dataset_size:,}",
                 _num((c.epoch_s or 0) / 60, 1),
                 _num(c.usd_per_epoch, 2),

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import JSON
 
 from dlbench.errors import MalformedRun
+from dlbench.frameworks import DEFAULT_FRAMEWORK, DEFAULT_PRECISION
 from dlbench.measure.collectives import CollectiveResult, result_from
 from dlbench.records import (
     Feasibility,
@@ -151,6 +152,12 @@ class StoredRun:
         values = {k: v for k, v in summary.items() if k in known}
         values["tags"] = _mapping(summary.get("tags"), run_id, "tags")
         values["config"] = frozen(summary.get("config"))
+        if summary.get("kind") != "monitor":  # a run stored before these columns: the defaults
+            config = values["config"] if isinstance(values["config"], Mapping) else {}
+            values["framework"] = values.get("framework") or DEFAULT_FRAMEWORK
+            values["precision"] = (
+                values.get("precision") or config.get("precision") or DEFAULT_PRECISION
+            )
         values["hardware"] = frozen(summary["hardware"]) if summary.get("hardware") else None
         try:
             values["timed_steps"] = int(summary.get("timed_steps") or 0)
@@ -201,9 +208,20 @@ class StoredRun:
     def learned_accuracy(self) -> float | None:
         """Accuracy (mAP@0.5 for a detector) where it means something: None for a classifier
         trained on synthetic data, whose labels are random."""
-        if self.accuracy is not None and self.data == "synthetic":
+        return learned_accuracy(self.accuracy, self.map50, self.data)
+
+    @property
+    def accuracy_words(self) -> tuple[str, bool] | None:
+        """The validation accuracy as every view words it, and whether it was learned:
+        ("0.9871", True), ("mAP@0.5 0.4120", True) for a detector, or ("0.1016 (synthetic)",
+        False) for a classifier on random labels, whose figure is chance."""
+        if self.accuracy is None and self.map50 is not None:
+            return f"mAP@0.5 {self.map50:.4f}", True
+        if self.accuracy is None:
             return None
-        return self.accuracy if self.accuracy is not None else self.map50
+        if self.learned_accuracy is None:
+            return f"{self.accuracy:.4f} (synthetic)", False
+        return f"{self.accuracy:.4f}", True
 
     @property
     def seq_len(self) -> int | None:
@@ -218,9 +236,21 @@ class StoredRun:
 
     @property
     def label(self) -> str:
-        """workload · device name (or device) · batch N · precision."""
+        """What the run ran, as every view names it: workload · framework · device name (or
+        device) · precision · batch (a monitor run: its command)."""
+        if self.is_monitor:
+            return f"monitor: {self.command}"
         device = self.device_name or self.device
-        return f"{self.workload} · {device} · batch {self.batch_size} · {self.precision}"
+        return (
+            f"{self.workload} · {self.framework} · {device} · {self.precision} · b{self.batch_size}"
+        )
+
+
+def learned_accuracy(accuracy: float | None, map50: float | None, data: str | None) -> float | None:
+    """See ``StoredRun.learned_accuracy``; for readers of the runs table's plain rows."""
+    if accuracy is not None and data == "synthetic":
+        return None  # random labels: chance accuracy (synthetic detection scenes are learnable)
+    return accuracy if accuracy is not None else map50
 
 
 def speed_unit(runs: Iterable[StoredRun]) -> str:

@@ -69,7 +69,7 @@ class LastRuns:
             # host: where the run was measured (a shared store holds other machines' runs)
             measured_on = str((run.hardware or {}).get("hostname") or self.host)
             labels = (measured_on, str(run.workload), run.device_name or str(run.device),
-                      run.framework or "pytorch", str(run.batch_size), str(run.precision),
+                      str(run.framework), str(run.batch_size), str(run.precision),
                       str(run.num_gpus or 0), run.quality_verdict or "not measured")  # fmt: skip
             found.append(LastRun(labels, run.mean_speed, run.seq_len is not None,
                                  run.tokens_per_s, run.mean_step_time_s, ended))  # fmt: skip

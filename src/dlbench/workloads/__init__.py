@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dlbench.errors import ConfigError
+from dlbench.frameworks import FRAMEWORKS
 from dlbench.registry import unknown_name
 
 
@@ -331,8 +332,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
 
 def frameworks_of(workload: WorkloadSpec) -> list[str]:
     """The --framework values a workload runs under (its Keras model serves two)."""
-    names = [b for b in workload.builders if b != "keras"]
-    return names + (["tensorflow", "jax"] if "keras" in workload.builders else [])
+    return [name for name, entry in FRAMEWORKS.items() if entry.builder in workload.builders]
 
 
 def get_workload(name: str) -> WorkloadSpec:

@@ -35,6 +35,7 @@ from dlbench.datasets.text import TokenData, check_tokens
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.keras.input import Batch, KerasInput, KerasTokens
 from dlbench.errors import EngineUnavailable
+from dlbench.frameworks import FRAMEWORKS
 from dlbench.registry import resolve
 from dlbench.sysinfo import cpu_model
 from dlbench.workloads import WorkloadSpec
@@ -151,11 +152,12 @@ class KerasEngine:
         return DeviceInfo(f"cuda:{index}", "cuda", names[index], len(names))
 
     def check_precision(self, device: DeviceInfo, precision: str) -> None:
-        if precision == "tf32":
+        runs = FRAMEWORKS[self.backend].precisions
+        if precision not in runs:
             raise EngineUnavailable(
-                f"--precision tf32 is a PyTorch/cuDNN setting; --framework {self.backend} "
-                "does not take it",
-                "use --precision fp32, amp-fp16 or amp-bf16",
+                f"--framework {self.backend} runs {', '.join(runs)}, not {precision} "
+                "(TF32 is a PyTorch/cuDNN setting)",
+                f"use --precision {runs[0]}",
             )
         if precision == "amp-fp16" and device.kind == "cpu":
             raise EngineUnavailable(

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from dlbench.engines.pytorch.engine import AMP_DTYPES, _set_tf32, device_sync
+from dlbench.frameworks import FRAMEWORKS
 from dlbench.measure.operators import complete
 from dlbench.measure.timer import time_calls
 
@@ -146,7 +147,7 @@ def operator_timer(
 def supported_precisions(kind: str, check: Callable[[str], None]) -> tuple[str, ...]:
     """The precisions ``check`` accepts of those the device kind runs."""
     offered = {"cpu": ("fp32", "amp-bf16"), "mps": ("fp32", "amp-fp16")}.get(
-        kind, ("fp32", "tf32", "amp-fp16", "amp-bf16")
+        kind, FRAMEWORKS["pytorch"].precisions
     )
     found = []
     for precision in offered:
