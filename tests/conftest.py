@@ -17,11 +17,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pytest
-from hypothesis import settings
+# Under pytest-xdist the workers share the machine: each gets its share of the CPUs as compute
+# threads, for itself and the runs it starts. More would oversubscribe the cores, where
+# OpenMP's spinning threads slow a training step tenfold. Set before numpy and torch load.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _share = len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_name, str(max(1, _share)))
 
-from dlbench.store.database import Store
+# Commands print as they would to a wide terminal, whether pytest has one or not (an xdist
+# worker has none): a table's cells stay whole and a path on one line. Set before dlbench's
+# consoles are made.
+os.environ["COLUMNS"] = "200"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from dlbench.store.database import Store  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -280,6 +293,14 @@ def call_main(capsys: Any, *args: str) -> tuple[int, str, str]:
             signal.signal(sig, handler)
     captured = capsys.readouterr()
     return int(code or 0), captured.out, captured.err
+
+
+def dlbench_here(capsys: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dlbench ARGS`` in this process, shaped as ``run_dlbench`` returns it: for commands
+    that start no run (they read, answer or refuse), without a fresh interpreter's imports. The
+    database is the test's (``db_path`` sets DLBENCH_DB)."""
+    code, out, err = call_main(capsys, *args)
+    return subprocess.CompletedProcess(["dlbench", *args], code, out, err)
 
 
 def one_line_error(code: int, err: str) -> str:

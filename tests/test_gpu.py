@@ -16,6 +16,7 @@ from dlbench.telemetry.interference import NAMESPACE_NOTE, InterferenceMeter  # 
 
 pytestmark = [
     pytest.mark.gpu,
+    pytest.mark.serial,  # a GPU's other processes and contexts, measured live
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 CONTEXT = """

@@ -87,6 +87,27 @@ def test_a_cpu_runs_launcher_checks_it_without_torch_and_its_statistics_without_
     assert _printed_by_a_fresh_process(check) == "cpu True []"
 
 
+def test_auto_on_a_machine_without_a_gpu_driver_is_the_cpu_without_torch(monkeypatch):
+    """--device auto where no GPU driver exists (this VM): the CPU, as torch itself resolves
+    it, known without importing torch; where a driver exists, torch is asked."""
+    from dlbench.engines.pytorch import devices
+    from dlbench.engines.pytorch.engine import TorchEngine
+
+    if not devices.no_gpu_driver():
+        pytest.skip("a GPU driver is present: auto is torch's to resolve here")
+    check = (
+        "import sys\n"
+        "from dlbench.api import preflight_device\n"
+        "from dlbench.config import build_spec\n"
+        "device = preflight_device(build_spec(workload='lenet-mnist'))\n"
+        "print(device.device, 'torch' in sys.modules)"
+    )
+    assert _printed_by_a_fresh_process(check) == "cpu False"
+    assert TorchEngine().resolve_device("auto").device == "cpu"  # what the run will use
+    monkeypatch.setattr(devices, "GPU_DRIVER_PATHS", ("/",))  # a driver: torch decides
+    assert not devices.no_gpu_driver()
+
+
 def test_tf32_on_the_cpu_is_refused_without_torch_as_the_engine_refuses_it():
     from dlbench.api import preflight_device
     from dlbench.config import build_spec

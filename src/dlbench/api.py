@@ -37,10 +37,11 @@ if TYPE_CHECKING:
 
 def preflight_device(spec: RunSpec) -> DeviceInfo:
     """The framework, device and precision exist here, or one clear error."""
-    if spec.framework == "pytorch" and spec.device == "cpu":
-        from dlbench.engines.pytorch.devices import checked_cpu
+    if spec.framework == "pytorch" and spec.device in ("cpu", "auto"):
+        from dlbench.engines.pytorch.devices import checked_cpu, no_gpu_driver
 
-        return checked_cpu(spec.precision)  # no torch here: the run's process imports it
+        if spec.device == "cpu" or no_gpu_driver():  # no torch here: the run imports it
+            return checked_cpu(spec.precision)
     engine = get_engine(spec.framework)
     device = engine.resolve_device(spec.device)
     engine.check_precision(device, spec.precision)

@@ -14,7 +14,7 @@ from dlbench.report.html import build
 from dlbench.store.stored import StoredRun
 from synthetic_runs import stored_device_run as _run
 
-from conftest import run_dlbench
+from conftest import dlbench_here, run_dlbench
 
 
 def test_gpu_vs_cpu_verdict_with_both_hypotheses(store):
@@ -87,7 +87,7 @@ def test_energy_per_epoch_from_measured_joules():
 
 
 @pytest.mark.slow
-def test_report_compare_scaling_and_cost_from_real_runs(db_path, tmp_path):
+def test_report_compare_scaling_and_cost_from_real_runs(db_path, tmp_path, capsys):
     for batch in ("16", "32"):
         done = run_dlbench(
             db_path,
@@ -105,21 +105,21 @@ def test_report_compare_scaling_and_cost_from_real_runs(db_path, tmp_path):
             "0.1",
         )
         assert done.returncode == 0, done.stderr
-    runs = json.loads(run_dlbench(db_path, "runs", "--json").stdout)
+    runs = json.loads(dlbench_here(capsys, "runs", "--json").stdout)
     ids = [r["run_id"] for r in runs]
-    compared = run_dlbench(db_path, "compare", *ids, "--by", "batch_size")
+    compared = dlbench_here(capsys, "compare", *ids, "--by", "batch_size")
     assert compared.returncode == 0, compared.stderr
     assert "Hypothesis A" in compared.stdout and "Welch" in compared.stdout
-    scaled = run_dlbench(db_path, "scaling")
+    scaled = dlbench_here(capsys, "scaling")
     assert scaled.returncode == 0 and "batch_size" in scaled.stdout
-    costed = run_dlbench(db_path, "cost", ids[0], "--price-per-hour", "1.5", "--epochs", "10")
+    costed = dlbench_here(capsys, "cost", ids[0], "--price-per-hour", "1.5", "--epochs", "10")
     assert costed.returncode == 0 and "60,000 x 10" in costed.stdout
     out = tmp_path / "report.html"
-    made = run_dlbench(db_path, "report", "--all", "--out", str(out))
+    made = dlbench_here(capsys, "report", "--all", "--out", str(out))
     assert made.returncode == 0, made.stderr
     page = out.read_text()
     assert all(run_id in page for run_id in ids)
-    bad = run_dlbench(db_path, "report", "--out", str(out))
+    bad = dlbench_here(capsys, "report", "--out", str(out))
     assert bad.returncode == 2 and "give run ids, --sweep NAME or --all" in bad.stderr
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, run_dlbench
+from conftest import cli_env, dlbench_here, run_dlbench
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
@@ -80,7 +80,7 @@ def _pick(page, run_id: str) -> None:
     page.keyboard.press("Escape")
 
 
-def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
+def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path, capsys):
     from playwright.sync_api import sync_playwright
 
     for batch in ("32", "64"):
@@ -100,7 +100,7 @@ def test_two_runs_overlaid_in_the_telemetry_chart(db_path, tmp_path):
             "0.1",
         )
         assert done.returncode == 0, done.stderr
-    run_ids = [r["run_id"] for r in json.loads(run_dlbench(db_path, "runs", "--json").stdout)]
+    run_ids = [r["run_id"] for r in json.loads(dlbench_here(capsys, "runs", "--json").stdout)]
     with _dashboard(db_path) as (url, output):
         with sync_playwright() as playwright:
             browser, page = _launch(playwright, 1000)

@@ -26,7 +26,7 @@ from fault_helpers import (
 from dlbench.launch.local import remove_stale_temp_folders
 from dlbench.store.database import Store
 
-from conftest import run_dlbench
+from conftest import dlbench_here, run_dlbench
 
 
 def _launched(db_path):
@@ -37,7 +37,7 @@ def _launched(db_path):
     return parent, found, child
 
 
-def test_parent_and_child_sigkilled_keep_their_steps_and_the_row_is_closed_lost(db_path):
+def test_parent_and_child_sigkilled_keep_their_steps_and_the_row_is_closed_lost(db_path, capsys):
     parent, found, child = _launched(db_path)
     kill(parent.pid, signal.SIGKILL)
     kill(child, signal.SIGKILL)
@@ -50,7 +50,7 @@ def test_parent_and_child_sigkilled_keep_their_steps_and_the_row_is_closed_lost(
     seen = Store(str(db_path), read_only=True).get_run(run_id)  # a reader that cannot write
     assert seen["status"] == "lost" and row(db_path)["status"] == "running"
 
-    listed = run_dlbench(db_path, "runs")  # any command that reads runs closes it
+    listed = dlbench_here(capsys, "runs")  # any command that reads runs closes it
     assert listed.returncode == 0, listed.stderr
     closed = row(db_path)
     assert closed["status"] == "lost"
@@ -117,7 +117,7 @@ def test_two_ctrl_c_during_setup_are_an_interruption(db_path, gap_s):
     assert row(db_path)["status"] == "interrupted"
 
 
-def test_monitor_sigkilled_is_closed_lost(db_path):
+def test_monitor_sigkilled_is_closed_lost(db_path, capsys):
     monitor = start_dlbench(
         db_path, "monitor", "--", sys.executable, "-c", "import time; time.sleep(60)"
     )
@@ -127,7 +127,7 @@ def test_monitor_sigkilled_is_closed_lost(db_path):
     command = [p for p in pids_of(found) if p != monitor.pid][0]
     kill(command, signal.SIGKILL)  # the monitored command is the user's: it is left running
     age_heartbeat(db_path, found["run_id"])
-    assert run_dlbench(db_path, "runs").returncode == 0
+    assert dlbench_here(capsys, "runs").returncode == 0
     assert row(db_path)["status"] == "lost"
 
 

@@ -47,6 +47,7 @@ def test_cpus_this_process_may_not_use_are_one_line(db_path, capsys):
     assert "--cpus: 'two' is not auto or a list of CPUs like 0,2-3" in line
 
 
+@pytest.mark.serial  # a busy loop on one CPU, the run measured clean on the other
 @pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_run_beside_a_busy_core_is_clean_on_the_free_one(db_path):

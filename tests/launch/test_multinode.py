@@ -16,7 +16,10 @@ import time
 import psutil
 import pytest
 
-from conftest import cli_env, run_dlbench, wait_for
+from conftest import cli_env, dlbench_here, wait_for
+
+# Nodes meet and watch each other against clocks (join, heartbeat, 30 s after node 0).
+pytestmark = pytest.mark.serial
 
 SHORT = ["lenet-mnist", "--device", "cpu", "--steps", "30", "--warmup", "2", "--workers", "0"]
 SHORT += ["--val-batches", "2", "--no-infer"]
@@ -104,7 +107,7 @@ def _stored(db_path):
 
 
 @pytest.mark.slow
-def test_two_nodes_store_one_run_with_every_rank_and_its_host(db_path):
+def test_two_nodes_store_one_run_with_every_rank_and_its_host(db_path, capsys):
     port = free_port()
     node1 = start_node(db_path, 1, port, *SHORT, "--nodes", "2", "--gpus-per-node", "1")
     node0 = start_node(
@@ -123,7 +126,7 @@ def test_two_nodes_store_one_run_with_every_rank_and_its_host(db_path):
     )
     assert len(_stored(db_path)) == 1  # node 1 stored no run of its own
     assert "node 1 (ranks 1-1): run " + summary["run_id"] in outputs[1][0]
-    shown = run_dlbench(db_path, "show", summary["run_id"])
+    shown = dlbench_here(capsys, "show", summary["run_id"])
     assert "node1" in shown.stdout and "slowest rank" in shown.stdout
     # Node 1 watched its own share: its telemetry under its name, its verdict in the run's.
     from dlbench.store.database import Store

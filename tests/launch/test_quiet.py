@@ -13,6 +13,9 @@ from dlbench.telemetry.interference import ProcessUse, Survey
 
 from conftest import run_dlbench
 
+# Whether this machine is quiet, measured live, and busy loops that make it busy.
+pytestmark = pytest.mark.serial
+
 BUSY = Survey(
     seconds=1.0,
     usable_cores=2,

@@ -13,7 +13,7 @@ from dlbench.predict.fitting import note_key
 from dlbench.predict.question import Question
 from synthetic_runs import EFFICIENCY, OVERHEAD_S, PEAK, stored_runs, summaries, typed
 
-from conftest import run_dlbench
+from conftest import dlbench_here
 
 USER_MODEL = """
 import torch
@@ -175,7 +175,7 @@ def test_compare_devices_ranks_by_time_and_by_cost(store):
     assert [a.device for a in by_cost(answers)] == ["slow GPU", "fast GPU"]
 
 
-def test_cli_predict_on_a_model_file_and_compare_devices(tmp_path, db_path):
+def test_cli_predict_on_a_model_file_and_compare_devices(tmp_path, db_path, capsys):
     from dlbench.store.database import Store
 
     store = Store(str(db_path))
@@ -186,27 +186,27 @@ def test_cli_predict_on_a_model_file_and_compare_devices(tmp_path, db_path):
     path = tmp_path / "net.py"
     path.write_text(USER_MODEL)
     common = ("--dataset-size", "50000", "--epochs", "10", "--input", "32", "--batch", "64")
-    done = run_dlbench(
-        db_path, "predict", "--model-file", f"{path}:build", *common, "--device", "X", "--json"
+    done = dlbench_here(
+        capsys, "predict", "--model-file", f"{path}:build", *common, "--device", "X", "--json"
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["descriptors"]["family"] == "custom" and found["steps_per_epoch"] == 782
     low, mid, high = (found["total_s"][k] for k in ("low", "predicted", "high"))
     assert low < mid < high and found["predictor"]["training"]["runs"] == 30
-    ranked = run_dlbench(
-        db_path, "predict", "--family", "vgg", "--depth", "11", "--width", "16",
+    ranked = dlbench_here(
+        capsys, "predict", "--family", "vgg", "--depth", "11", "--width", "16",
         *common, "--compare-devices", "--price-per-hour", "1.0",
     )  # fmt: skip
     assert ranked.returncode == 0, ranked.stderr
     assert ranked.stdout.index("│ X ") < ranked.stdout.index("│ Y ")
     assert "transferred: Y has too few runs of its own" in ranked.stdout
-    bad = run_dlbench(db_path, "predict", "--model-file", "nowhere.py:build", *common)
+    bad = dlbench_here(capsys, "predict", "--model-file", "nowhere.py:build", *common)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no file" in bad.stderr
-    none = run_dlbench(db_path, "predict", *common)
+    none = dlbench_here(capsys, "predict", *common)
     assert none.returncode == 2 and "exactly one" in none.stderr
-    zero = run_dlbench(
-        db_path, "predict", "--model-file", f"{path}:build", "--dataset-size", "9", "--batch", "0"
+    zero = dlbench_here(
+        capsys, "predict", "--model-file", f"{path}:build", "--dataset-size", "9", "--batch", "0"
     )
     assert zero.returncode == 2 and zero.stderr.count("\n") == 1
     assert "--batch" in zero.stderr and "greater than or equal to 1" in zero.stderr
@@ -225,18 +225,18 @@ def test_a_model_that_needs_the_cpu_is_built_there(tmp_path):
     assert found["params"] == 3 * 8 * 8 * 5 + 5
 
 
-def test_cli_insights_per_family_and_its_refusal(db_path):
+def test_cli_insights_per_family_and_its_refusal(db_path, capsys):
     from dlbench.store.database import Store
 
     store = Store(str(db_path))
     stored_runs(store, summaries(n=30))
     store.close()
-    done = run_dlbench(db_path, "insights", "--device", "X")
+    done = dlbench_here(capsys, "insights", "--device", "X")
     assert done.returncode == 0, done.stderr
     assert "vgg (10 runs)" in done.stdout and "Partial ρ (batch fixed)" in done.stdout
-    as_json = json.loads(run_dlbench(db_path, "insights", "--json").stdout)
+    as_json = json.loads(dlbench_here(capsys, "insights", "--json").stdout)
     assert {c["family"] for c in as_json} == {"vgg", "resnet", "mlp", "all families"}
-    none = run_dlbench(db_path, "insights", "--family", "inception")
+    none = dlbench_here(capsys, "insights", "--family", "inception")
     assert none.returncode == 2 and "0 stored run(s) with descriptors match" in none.stderr
 
 

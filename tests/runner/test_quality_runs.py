@@ -6,11 +6,15 @@ import os
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from dlbench.cli import app
 
 from conftest import run_dlbench
+
+# Busy loops beside a real run: they would slow every test beside them, and be slowed.
+pytestmark = pytest.mark.serial
 
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
 LENET = ["lenet-mnist", "--device", "cpu", "--steps", "40", "--warmup", "5", "--val-batches", "1"]

@@ -12,7 +12,7 @@ import pytest
 
 from dlbench.store.database import Store
 
-from conftest import cli_env, run_dlbench, write_mnist
+from conftest import cli_env, dlbench_here, run_dlbench, write_mnist
 
 FAST = "steps: 13, warmup: 3, val_batches: 1, device: cpu, telemetry: false"
 
@@ -117,7 +117,7 @@ def test_ctrl_c_stops_the_sweep_after_storing_the_run_it_interrupted(tmp_path, d
     assert runs[0]["batch_size"] == 32
 
 
-def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path, db_path):
+def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path, db_path, capsys):
     path = _sweep(
         tmp_path,
         f"""
@@ -133,7 +133,7 @@ def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path
     assert second.returncode == 0 and second.stdout.count("skip: already ok") == 2
     assert len(Store(str(db_path)).list_runs(sweep="again")) == 2
     out = tmp_path / "table.csv"
-    exported = run_dlbench(db_path, "export", "--sweep", "again", "--out", str(out))
+    exported = dlbench_here(capsys, "export", "--sweep", "again", "--out", str(out))
     assert exported.returncode == 0, exported.stderr
     import pandas as pd
 
@@ -151,11 +151,11 @@ def test_resume_skips_stored_runs_and_export_gives_the_aggregated_table(tmp_path
     } <= set(table.columns)
     # a synthetic run's accuracy is blank, and a column says why (runs shows "(synthetic)")
     assert table["accuracy"].isna().all() and table["accuracy_synthetic"].all()
-    listed = run_dlbench(db_path, "runs", "--sweep", "again")
+    listed = dlbench_here(capsys, "runs", "--sweep", "again")
     assert listed.returncode == 0 and listed.stdout.count("mlp-mnist") == 2, listed.stderr
-    as_tag = run_dlbench(db_path, "runs", "--tag", "sweep=again")
+    as_tag = dlbench_here(capsys, "runs", "--tag", "sweep=again")
     assert "a run's sweep is not a tag: --sweep NAME" in as_tag.stdout
-    unknown = run_dlbench(db_path, "runs", "--sweep", "nosuch")
+    unknown = dlbench_here(capsys, "runs", "--sweep", "nosuch")
     assert unknown.returncode == 2 and "no run of a sweep of that name" in unknown.stderr
 
 

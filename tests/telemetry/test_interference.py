@@ -13,6 +13,9 @@ from dlbench.telemetry.interference import NAMESPACE_NOTE, InterferenceMeter, su
 
 from .fake_pynvml import FakeNvml
 
+# Other work's share of the CPUs, measured live: another test beside it would be that work.
+pytestmark = pytest.mark.serial
+
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
 SLEEP = "import time; time.sleep({s})"
 

@@ -21,6 +21,9 @@ from dlbench.telemetry.rapl import RaplSource
 
 from .fake_pynvml import FakeNvml
 
+# Busy loops and CPU shares: what other work takes of this machine, measured live.
+pytestmark = pytest.mark.serial
+
 BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
 
 

@@ -19,7 +19,7 @@ from dlbench.records import Quality, RunResult, StepRecord
 from dlbench.store.database import Store
 from dlbench.telemetry.interference import survey
 
-from conftest import run_dlbench
+from conftest import dlbench_here, run_dlbench
 
 SPEC = build_spec(workload="mlp-mnist", device="cpu", steps=14, warmup=4, val_batches=1)
 HARDWARE = {"hostname": "node1", "cpu": {"model": "EPYC", "usable_cpus": 2}, "gpus": []}
@@ -151,17 +151,18 @@ def test_a_check_on_other_hardware_says_which_fields_differ(store, db_path, fake
     )
 
 
-def test_check_refuses_bad_input_with_exit_2(db_path):
-    missing = run_dlbench(db_path, "check", "nosuch")  # a mistyped --db makes no database
+def test_check_refuses_bad_input_with_exit_2(db_path, capsys):
+    missing = dlbench_here(capsys, "check", "nosuch")  # a mistyped --db makes no database
     assert missing.returncode == 2 and "no results database at" in missing.stderr
     assert not db_path.exists()
     Store(str(db_path)).close()
-    done = run_dlbench(db_path, "check", "nosuch")
+    done = dlbench_here(capsys, "check", "nosuch")
     assert done.returncode == 2 and "no baseline named 'nosuch'" in done.stderr
-    bad = run_dlbench(db_path, "check", "nosuch", "--tolerance", "1.5")
+    bad = dlbench_here(capsys, "check", "nosuch", "--tolerance", "1.5")
     assert bad.returncode == 2
 
 
+@pytest.mark.serial  # runs measured uncontended: no other test may run beside them
 def test_quiet_runs_are_not_contended_and_a_real_check_reruns_them_here(db_path):
     found = survey(1.0)
     if found.foreign_cpu_cores - found.resolution_cores > 0.1 * found.usable_cores:

@@ -9,12 +9,12 @@ import pytest
 
 from dlbench.measure.collectives import OPERATIONS, bus_factor
 
-from conftest import run_dlbench
+from conftest import dlbench_here, run_dlbench
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("processes", [2, 4])
-def test_every_collective_is_correct_and_stored(db_path, processes):
+def test_every_collective_is_correct_and_stored(db_path, processes, capsys):
     done = run_dlbench(
         db_path,
         "collectives",
@@ -44,18 +44,18 @@ def test_every_collective_is_correct_and_stored(db_path, processes):
         factor = bus_factor(r["operation"], processes)
         assert r["busbw_gb_s"] == pytest.approx(r["algbw_gb_s"] * factor)
     assert summary["quality_verdict"] in ("clean", "noisy", "contended")
-    shown = run_dlbench(db_path, "show", summary["run_id"])
+    shown = dlbench_here(capsys, "show", summary["run_id"])
     assert shown.returncode == 0 and "busbw" in shown.stdout and "one node" in shown.stdout
     again = run_dlbench(
         db_path, "collectives", "--gpus-per-node", "2", "--ops", "broadcast", "--sizes", "1KiB",
         "--rounds", "2", "--json", "-",
     )  # fmt: skip
     other = json.loads(again.stdout)["run_id"]
-    compared = run_dlbench(db_path, "compare", summary["run_id"], other)
+    compared = dlbench_here(capsys, "compare", summary["run_id"], other)
     assert compared.returncode == 0, compared.stderr
     assert "bus bandwidth by run" in compared.stdout and "broadcast" in compared.stdout
     page = db_path.parent / "report.html"
-    made = run_dlbench(db_path, "report", summary["run_id"], other, "--out", str(page))
+    made = dlbench_here(capsys, "report", summary["run_id"], other, "--out", str(page))
     assert made.returncode == 0, made.stderr
     text = page.read_text()
     assert "Collectives: bus bandwidth by message size" in text

@@ -155,6 +155,7 @@ def test_a_shape_the_device_has_no_memory_for_is_skipped(store):
     assert "conv2d" not in found.kinds and found.stored > 0
 
 
+@pytest.mark.serial  # operator timings judged uncontended: no other test beside them
 def test_calibrate_ops_times_operators_on_this_cpu(db_path, capsys, monkeypatch):
     asked = []
     real = op_calibrate.design_shapes
