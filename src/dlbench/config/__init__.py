@@ -53,7 +53,16 @@ from dlbench.config.option import (
 from dlbench.frameworks import DEFAULT_FRAMEWORK, DEFAULT_PRECISION, FRAMEWORKS, PRECISIONS
 from dlbench.workloads import check_dataset, get_workload
 
-LATER_FIELDS = ("until_stable", "max_time", "seq_len", "vocab", "cpus", "nodes")
+LATER_FIELDS = (
+    "until_stable",
+    "max_time",
+    "seq_len",
+    "vocab",
+    "cpus",
+    "nodes",
+    "heads",
+    "kv_heads",
+)
 # Fields that change only what happens after the timed steps (validation, inference, a
 # profile): the same training configuration, so the same run key in a sweep or calibration.
 AFTER_TIMING_FIELDS = ("no_validate", "no_infer", "profile")
@@ -263,6 +272,17 @@ class RunSpec(BaseModel):
         gt=0,
         le=MAX_WIDTH,
     )
+    heads: int | None = option(
+        None, WHAT, "llama workloads: query heads [default: the model's].", gt=0, le=MAX_LAYERS
+    )
+    kv_heads: int | None = option(
+        None,
+        WHAT,
+        "llama workloads: key/value heads, each shared by heads / kv-heads query heads "
+        "(grouped-query attention) [default: the model's].",
+        gt=0,
+        le=MAX_LAYERS,
+    )
     gpus: int = option(
         1,
         WHAT,
@@ -378,8 +398,11 @@ class RunSpec(BaseModel):
 
     @property
     def architecture(self) -> dict[str, int]:
-        """--depth and --width, as the builder of a parametric workload takes them."""
-        return {k: v for k, v in (("depth", self.depth), ("width", self.width)) if v}
+        """--depth, --width (--heads, --kv-heads), as a parametric workload's builder takes
+        them."""
+        given = {"depth": self.depth, "width": self.width}
+        given |= {"heads": self.heads, "kv_heads": self.kv_heads}
+        return {k: v for k, v in given.items() if v}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

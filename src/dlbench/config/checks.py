@@ -18,6 +18,7 @@ from dlbench.config.option import cli_option
 from dlbench.errors import ConfigError
 from dlbench.frameworks import FRAMEWORKS, PRECISIONS
 from dlbench.workloads import WorkloadSpec, frameworks_of
+from dlbench.workloads.llama_configs import LLAMA_CONFIGS
 
 
 def check_framework(spec: Any, workload: WorkloadSpec) -> None:
@@ -65,6 +66,7 @@ def check_options(spec: Any, workload: WorkloadSpec) -> None:
             f"{workload.name} has a fixed shape; --depth and --width are for the "
             "param-* workloads (dlbench list)",
         )
+    check_heads(spec, workload)
     multiple = workload.width_multiple
     if spec.width is not None and spec.width % multiple:
         raise invalid(
@@ -79,6 +81,24 @@ def check_options(spec: Any, workload: WorkloadSpec) -> None:
             "stage_from",
             f"--data {spec.data} has no files to stage; give --data a folder inside --stage-from",
         )
+
+
+def check_heads(spec: Any, workload: WorkloadSpec) -> None:
+    """--heads and --kv-heads are a llama workload's; with --width they must split evenly."""
+    if not workload.grouped_attention:
+        if spec.heads is not None or spec.kv_heads is not None:
+            raise invalid(
+                "heads" if spec.heads is not None else "kv_heads",
+                f"{workload.name} does not take --heads or --kv-heads: they are for the llama "
+                "workloads (gpt's heads are --width / 64)",
+            )
+        return
+    config = LLAMA_CONFIGS[workload.name].with_overrides(
+        spec.depth, spec.width, spec.heads, spec.kv_heads
+    )
+    problem = config.problem()
+    if problem:
+        raise invalid("kv_heads" if "kv-heads" in problem else "heads", problem)
 
 
 def check_run_length(spec: Any) -> None:
@@ -146,7 +166,7 @@ def check_language(workload: WorkloadSpec, spec: Any) -> None:
             raise invalid(
                 "seq_len" if spec.seq_len is not None else "vocab",
                 f"{workload.name} is not a language model; --seq-len and --vocab are for "
-                "the language models (dlbench list)",
+                "the language models (gpt, llama, ...: dlbench list)",
             )
         if spec.data == "stdlib":
             raise invalid(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from dlbench.errors import ConfigError
 from dlbench.frameworks import FRAMEWORKS
 from dlbench.registry import unknown_name
+from dlbench.workloads.llama_configs import LLAMA_CONFIGS
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class WorkloadSpec:
     depth: int | None = None  # weight layers, as the family counts them (resnet50 -> 50)
     parametric: bool = False  # takes --depth and --width (the calibration families)
     width_multiple: int = 1  # a transformer's --width is whole attention heads
+    grouped_attention: bool = False  # takes --heads and --kv-heads (a llama_configs entry)
 
 
 _MNIST = ("mnist", "fashion-mnist")
@@ -189,6 +191,59 @@ _LANGUAGE = (
     ),
 )
 
+# Llama's own recipe (Touvron et al. 2023): AdamW, betas (0.9, 0.95), weight decay 0.1.
+_ADAMW_LLAMA = OptimizerSpec("adamw", lr=3e-4, weight_decay=0.1, betas=(0.9, 0.95))
+
+
+def _llama(name: str, description: str, batch: int) -> WorkloadSpec:
+    config = LLAMA_CONFIGS[name]
+    return WorkloadSpec(
+        name=name,
+        description=description,
+        family="llama",
+        input_shape=(1, config.seq_len, 1),
+        num_classes=config.vocab,
+        default_batch_size=batch,
+        optimizer=_ADAMW_LLAMA,
+        data_format="text",
+        datasets=_TEXT,
+        builders={"pytorch": f"{_TORCH_LLAMA}:{name.replace('.', '_').replace('-', '_')}"},
+        task="language",
+        depth=config.depth,
+        parametric=True,
+        grouped_attention=True,
+    )
+
+
+_TORCH_LLAMA = "dlbench.workloads.llama_models"
+_LLAMAS = (
+    _llama(
+        "llama",
+        "Llama-architecture decoder, small: RMSNorm, RoPE, grouped-query SDPA attention, "
+        "SwiGLU, untied head (--depth 4, --width 256, --heads 4, --kv-heads 2, --seq-len 512, "
+        "--vocab 32000: 19 M parameters)",
+        8,
+    ),
+    _llama(
+        "llama-3.2-1b",
+        "Llama 3.2 1B as published (16 x 2048, 32 heads sharing 8 KV heads, SwiGLU 8192, "
+        "vocab 128,256, tied head: 1,236 M parameters), random weights",
+        4,
+    ),
+    _llama(
+        "llama-3.2-3b",
+        "Llama 3.2 3B as published (28 x 3072, 24 heads sharing 8 KV heads, SwiGLU 8192, "
+        "vocab 128,256, tied head: 3,213 M parameters), random weights",
+        2,
+    ),
+    _llama(
+        "qwen2.5-0.5b",
+        "Qwen2.5 0.5B as published (24 x 896, 14 heads sharing 2 KV heads, SwiGLU 4864, "
+        "vocab 151,936, QKV biases, tied head: 494 M parameters), random weights",
+        4,
+    ),
+)
+
 _PARAMETRIC = (
     _parametric("mlp", "MLP of depth - 1 hidden layers of width units", 3, 512, 128),
     _parametric("vgg", "VGG: depth - 3 convolutions in 5 stages, 3 FC", 11, 64, 64),
@@ -326,6 +381,7 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         *_ZOO,
         *_PARAMETRIC,
         *_LANGUAGE,
+        *_LLAMAS,
     )
 }
 
