@@ -16,20 +16,29 @@ from dlbench.errors import ConfigError
 from conftest import call_main, one_line_error
 
 
-def _run_command() -> Any:
+def _command(name: str) -> Any:
     group = typer.main.get_command(app)
-    return group.commands["run"]  # type: ignore[attr-defined]
+    return group.commands[name]  # type: ignore[attr-defined]
 
 
 def test_every_declared_run_option_is_an_option_of_dlbench_run_with_its_help():
-    params = {p.name: p for p in _run_command().params}
+    from dlbench.cli.run import GENERATION_ONLY, TRAINING_ONLY
+
     declared = cli_options(RunSpec)
     assert len(declared) >= 40  # every run option but the sweep's own (sweep, repeat index)
-    for option_ in declared:
-        param = params[option_.field]
-        assert set(option_.flags) <= set(param.opts), option_.field
-        assert param.help.startswith(option_.help), option_.field
     assert {"sweep", "workload"}.isdisjoint(o.field for o in declared)
+    # generate declares its own --warmup: untimed requests, not steps
+    for command, left_out in (("run", GENERATION_ONLY), ("generate", (*TRAINING_ONLY, "warmup"))):
+        params = {p.name: p for p in _command(command).params}
+        for option_ in declared:
+            if option_.field == "warmup" and command == "generate":
+                continue
+            if option_.field in left_out:
+                assert option_.field not in params, (command, option_.field)
+                continue
+            param = params[option_.field]
+            assert set(option_.flags) <= set(param.opts), (command, option_.field)
+            assert param.help.startswith(option_.help), (command, option_.field)
 
 
 def test_a_new_field_becomes_an_option_with_no_other_edit(monkeypatch):

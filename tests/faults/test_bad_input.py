@@ -213,6 +213,7 @@ COMMAND_ARGS = {
     "run": ["lenet-mnist"],
     "maxbatch": ["lenet-mnist"],
     "infer": ["lenet-mnist", "--checkpoint", "w.pt", "--images", "."],
+    "generate": ["llama"],
     "monitor": ["--", "true"],
     "sweep": ["sweep.yaml"],
     "compare": ["a", "b"],

@@ -25,7 +25,16 @@ class SectionedCommand(TyperCommand):
 
 # The sections of ``dlbench --help``, in this order, and the commands in each.
 COMMAND_SECTIONS = {
-    "Measure": ("run", "quickstart", "sweep", "maxbatch", "monitor", "infer", "collectives"),
+    "Measure": (
+        "run",
+        "generate",
+        "quickstart",
+        "sweep",
+        "maxbatch",
+        "monitor",
+        "infer",
+        "collectives",
+    ),  # fmt: skip
     "Look at results": ("runs", "show", "compare", "scaling", "cost", "report", "dashboard"),
     "Keep, check and share": ("baseline", "check", "tag", "rm", "export", "import"),
     "Predict": ("predict", "calibrate", "insights"),

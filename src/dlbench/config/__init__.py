@@ -42,6 +42,7 @@ from dlbench.config.limits import (
 from dlbench.config.option import (
     AFTER,
     DATA,
+    GENERATION,
     HOW_LONG,
     MEASUREMENT,
     NODES,
@@ -62,6 +63,8 @@ LATER_FIELDS = (
     "nodes",
     "heads",
     "kv_heads",
+    "prompt_len",
+    "gen_len",
 )
 # Fields that change only what happens after the timed steps (validation, inference, a
 # profile): the same training configuration, so the same run key in a sweep or calibration.
@@ -283,6 +286,20 @@ class RunSpec(BaseModel):
         gt=0,
         le=MAX_LAYERS,
     )
+    prompt_len: int | None = option(
+        None,
+        GENERATION,
+        "Prompt tokens per sequence [default: 128].",
+        gt=0,
+        le=MAX_SIDE,
+    )
+    gen_len: int | None = option(
+        None,
+        GENERATION,
+        "Tokens generated per sequence after its prompt [default: 128].",
+        gt=0,
+        le=MAX_SIDE,
+    )
     gpus: int = option(
         1,
         WHAT,
@@ -385,6 +402,11 @@ class RunSpec(BaseModel):
                 fields.pop(name, None)
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         return digest[:16]
+
+    @property
+    def generates(self) -> bool:
+        """A ``dlbench generate`` run: request batches generating tokens, no training."""
+        return self.gen_len is not None
 
     @property
     def processes(self) -> int:

@@ -67,6 +67,7 @@ def check_options(spec: Any, workload: WorkloadSpec) -> None:
             "param-* workloads (dlbench list)",
         )
     check_heads(spec, workload)
+    check_generation(spec, workload)
     multiple = workload.width_multiple
     if spec.width is not None and spec.width % multiple:
         raise invalid(
@@ -99,6 +100,30 @@ def check_heads(spec: Any, workload: WorkloadSpec) -> None:
     problem = config.problem()
     if problem:
         raise invalid("kv_heads" if "kv-heads" in problem else "heads", problem)
+
+
+def check_generation(spec: Any, workload: WorkloadSpec) -> None:
+    """--prompt-len and --gen-len: a model with a KV cache, one process, inside its context."""
+    if spec.gen_len is None and spec.prompt_len is None:
+        return
+    if spec.gen_len is None or spec.prompt_len is None:
+        raise invalid("gen_len", "give both --prompt-len and --gen-len (dlbench generate does)")
+    if not workload.generates:
+        raise invalid(
+            "gen_len",
+            f"{workload.name} keeps no KV cache to generate with; dlbench generate runs the "
+            "llama workloads (dlbench list)",
+        )
+    if spec.processes > 1:
+        raise invalid("gen_len", "generation runs in one process: leave out --gpus and --nodes")
+    context = spec.seq_len or workload.input_shape[1]
+    if spec.prompt_len + spec.gen_len > context:
+        raise invalid(
+            "prompt_len",
+            f"--prompt-len {spec.prompt_len} + --gen-len {spec.gen_len} is past the model's "
+            f"context of {context} tokens (--seq-len): give a shorter prompt or a longer "
+            "--seq-len",
+        )
 
 
 def check_run_length(spec: Any) -> None:

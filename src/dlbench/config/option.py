@@ -20,6 +20,7 @@ MEASUREMENT = "Measurement"
 NODES = "Across nodes"
 PROMETHEUS = "Prometheus"
 OUTPUT = "Output"
+GENERATION = "Generation"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dlbench.registry import resolve, unknown_name
 if TYPE_CHECKING:
     from dlbench.config import RunSpec
     from dlbench.datasets import Dataset
+    from dlbench.measure.generation import Generated
     from dlbench.workloads import WorkloadSpec
 
 
@@ -96,6 +97,8 @@ class Engine(Protocol):
     def gather(self, value: Any) -> list[Any]: ...
 
     def shutdown(self) -> None: ...
+
+    def generate(self, prompt_len: int, gen_len: int) -> Generated: ...
 
     def is_out_of_memory(self, exc: BaseException) -> bool: ...
 

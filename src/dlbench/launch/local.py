@@ -84,7 +84,7 @@ def run_local(
         return join_run(store, placement, payload, command, timeout_s, spec.gpus, watch)
     store.create_run(
         run_id,
-        kind,
+        "generate" if kind == "train" and spec.generates else kind,
         spec.model_dump(mode="json"),
         **{**spec.columns(), "run_key": run_key or spec.run_key},
     )

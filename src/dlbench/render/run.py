@@ -12,6 +12,7 @@ from dlbench.measure.stats import MIN_RELIABLE_STEPS
 from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
 from dlbench.render.console import hms, plain, status_text, table, text
+from dlbench.render.generation import generation_rows
 from dlbench.store.stored import StoredRun
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
@@ -69,6 +70,8 @@ def input_text(summary: StoredRun) -> str | None:
 
 def _input_long(summary: StoredRun) -> str | None:
     """ "sequences of 1024 tokens" or "3x64x64 images" (channels x side x side)."""
+    if summary.seq_len and summary.kind == "generate":
+        return f"a context of {summary.seq_len:,} tokens (--seq-len)"
     if summary.seq_len:
         return f"sequences of {summary.seq_len:,} tokens"
     side = summary.config.get("image_size")
@@ -233,21 +236,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
         ("framework", summary.framework),
         ("device", f"{summary.device} — {summary.device_name}"),
         ("batch size", summary.batch_size),
-        ("precision, layout, optimiser", _execution(summary)),
-        ("parameters / FLOPs per step", _flops(summary)),
-        ("timed steps", summary.timed_steps),
-        ("until stable", _stability(summary)),
-        *_speed_rows(summary),
-        ("achieved TFLOP/s (MFU)", _mfu(summary)),
-        ("warm-up (s)", fmt(summary.warmup_time_s, 2)),
-        (
-            "train / validation / total (s)",
-            _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
-        ),
-        ("next-token accuracy" if summary.seq_len else "accuracy", accuracy_text(summary)),
-        ("validation loss / perplexity", _language_eval(summary)),
-        ("time to accuracy", _tta(summary)),
-        *_inference_rows(summary.inference),
+        *(_generating_rows(summary) if summary.kind == "generate" else _training_rows(summary)),
         (
             f"peak memory ({summary.peak_memory_source or 'n/a'})",
             fmt_bytes(summary.peak_memory_bytes),
@@ -272,6 +261,39 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     if plan:
         parts.append(text(plan, "yellow" if "does not fit" in plan else ""))
     return Group(*parts)
+
+
+def _training_rows(summary: StoredRun) -> list[tuple[str, Any]]:
+    return [
+        ("precision, layout, optimiser", _execution(summary)),
+        ("parameters / FLOPs per step", _flops(summary)),
+        ("timed steps", summary.timed_steps),
+        ("until stable", _stability(summary)),
+        *_speed_rows(summary),
+        ("achieved TFLOP/s (MFU)", _mfu(summary)),
+        ("warm-up (s)", fmt(summary.warmup_time_s, 2)),
+        (
+            "train / validation / total (s)",
+            _triple(summary, "train_time_s", "val_time_s", "total_time_s", digits=2),
+        ),
+        ("next-token accuracy" if summary.seq_len else "accuracy", accuracy_text(summary)),
+        ("validation loss / perplexity", _language_eval(summary)),
+        ("time to accuracy", _tta(summary)),
+        *_inference_rows(summary.inference),
+    ]
+
+
+def _generating_rows(summary: StoredRun) -> list[tuple[str, Any]]:
+    """A ``dlbench generate`` run: no training, no optimiser; its requests are its steps."""
+    params = summary.params
+    return [
+        ("precision", summary.precision),
+        ("parameters", f"{params / 1e6:,.2f} M" if params else None),
+        ("timed requests", summary.timed_steps),
+        *_speed_rows(summary),
+        *generation_rows(summary),
+        ("warm-up (s)", fmt(summary.warmup_time_s, 2)),
+    ]
 
 
 def monitor_panel(run: StoredRun, detail: bool = False) -> Group:
@@ -302,16 +324,15 @@ def monitor_panel(run: StoredRun, detail: bool = False) -> Group:
 def _inference_rows(inference: InferenceStats | None) -> list[tuple[str, Any]]:
     """The inference phase's rows: reload, test-set prediction, latencies."""
     i = inference
+    if i is None:
+        return [("inference", "not run")]
     return [
-        ("model load (s)", fmt(i.load_time_s if i else None, 3)),
-        ("predict test set (s)", fmt(i.predict_time_s if i else None, 3)),
+        ("model load (s)", fmt(i.load_time_s, 3)),
+        ("predict test set (s)", fmt(i.predict_time_s, 3)),
+        ("latency batch 1, p50 / p95 (ms)", _pair(i.latency_p50_ms, i.latency_p95_ms)),
         (
-            "latency batch 1, p50 / p95 (ms)",
-            _pair(i.latency_p50_ms, i.latency_p95_ms) if i else None,
-        ),
-        (
-            f"latency batch {i.batch_latency_size if i else ''}, p50 / p95 (ms)",
-            _pair(i.batch_latency_p50_ms, i.batch_latency_p95_ms) if i else None,
+            f"latency batch {i.batch_latency_size}, p50 / p95 (ms)",
+            _pair(i.batch_latency_p50_ms, i.batch_latency_p95_ms),
         ),
     ]
 

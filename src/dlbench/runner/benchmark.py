@@ -28,6 +28,7 @@ from dlbench.records import (
     TimeToAccuracy,
 )
 from dlbench.runner import staging
+from dlbench.runner.generating import generation_phase
 from dlbench.runner.inference import infer_phase
 from dlbench.runner.ranks import gather_ranks
 from dlbench.runner.result import Measured, build_result, describe
@@ -136,6 +137,9 @@ def _phases(
     measured.model = engine.model_stats()
     # From the process's start: interpreter, imports, data and model, as a job pays them.
     measured.setup_time_s = time.time() - psutil.Process().create_time()
+    if spec.generates:
+        generation_phase(spec, engine, measured, progress, _pid_to_follow(spec))
+        return
     _warmup(spec, engine, measured, progress)
     if spec.target_accuracy is None:
         _train(spec, engine, measured, progress)

@@ -65,6 +65,7 @@ class Measured:
     interference: Interference | None = None
     stability: Stability | None = None
     profile: dict[str, Any] | None = None
+    generation: dict[str, Any] | None = None  # dlbench generate's figures
     steps_stored: int = 0  # completed steps already in the store (a SIGKILL keeps them)
     _storing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -144,8 +145,8 @@ def build_result(
     device_peak = _device_peak(spec, measured, world)
     flops = (
         measured.model.flops_per_step * world
-        if measured.model and measured.model.flops_per_step
-        else None
+        if measured.model and measured.model.flops_per_step and not spec.generates
+        else None  # a generation run's requests are not training steps: no MFU from them
     )
     achieved, mfu = peaks.mfu(flops, speed.mean_step_time_s if speed else None, device_peak)
     tokens, tokens_ci95, perplexity = _token_figures(spec, speed, measured.val_loss)
@@ -185,6 +186,7 @@ def build_result(
         stability=measured.stability,
         profile=_scaled_profile(measured.profile, speed),
         steps=steps,
+        generation=measured.generation,
     )
 
 
@@ -205,7 +207,7 @@ def _token_figures(
 ) -> tuple[float | None, tuple[float, float] | None, float | None]:
     """A language model's tokens/s (sequences/s x seq_len, with its 95% interval) and
     validation perplexity; None for the others."""
-    if spec.seq_len is None:
+    if spec.seq_len is None or spec.generates:  # a generation run's tokens: its own figures
         return None, None, None
     perplexity = math.exp(val_loss) if val_loss is not None and val_loss < 700 else None
     if speed is None:

@@ -23,6 +23,7 @@ from sqlalchemy import JSON
 from dlbench.errors import MalformedRun
 from dlbench.frameworks import DEFAULT_FRAMEWORK, DEFAULT_PRECISION
 from dlbench.measure.collectives import CollectiveResult, result_from
+from dlbench.measure.generation import GenerationSummary, generation_from
 from dlbench.records import (
     Feasibility,
     GpuProcess,
@@ -128,6 +129,7 @@ class StoredRun:
     stability: Stability | None = None
     telemetry: TelemetrySummary | None = None
     profile: StepProfile | None = None
+    generation: GenerationSummary | None = None  # dlbench generate's per-token figures
     # free-form documents, read-only
     hardware: Mapping[str, Any] | None = None
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
@@ -302,6 +304,7 @@ def _mapping(value: Any, run_id: Any, field: str) -> Mapping[str, Any]:
 
 SEQUENCES = ("ranks", "collectives")  # records that are tuples: garbled, they are empty
 _RECORDS: dict[str, Any] = {
+    "generation": generation_from,
     "quality": lambda v: _quality(v),
     "inference": lambda v: record_from(InferenceStats, v),
     "model": lambda v: _model(v),

@@ -92,6 +92,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["quality"] = result.get("quality")
     summary["stability"] = result.get("stability")
     summary["profile"] = result.get("profile")
+    summary["generation"] = result.get("generation")
     summary["telemetry"] = result.get("telemetry")
     summary["hardware"] = run.get("hardware")
     summary["config"] = run.get("config")

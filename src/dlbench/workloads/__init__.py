@@ -46,6 +46,7 @@ class WorkloadSpec:
     parametric: bool = False  # takes --depth and --width (the calibration families)
     width_multiple: int = 1  # a transformer's --width is whole attention heads
     grouped_attention: bool = False  # takes --heads and --kv-heads (a llama_configs entry)
+    generates: bool = False  # its model keeps a KV cache: dlbench generate runs it
 
 
 _MNIST = ("mnist", "fashion-mnist")
@@ -212,6 +213,7 @@ def _llama(name: str, description: str, batch: int) -> WorkloadSpec:
         depth=config.depth,
         parametric=True,
         grouped_attention=True,
+        generates=True,
     )
 
 

@@ -19,6 +19,7 @@ from dlbench.datasets import Dataset
 from dlbench.datasets.text import TokenData, check_tokens
 from dlbench.engines import DeviceInfo, EvalResult, ModelStats
 from dlbench.engines.pytorch import distributed as torch_dist
+from dlbench.engines.pytorch import generation
 from dlbench.engines.pytorch.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
 from dlbench.engines.pytorch.describe import ActivationBytes, layer_counts, model_width
 from dlbench.engines.pytorch.devices import cpu_device, no_tf32
@@ -26,6 +27,7 @@ from dlbench.engines.pytorch.flops import count_step
 from dlbench.engines.pytorch.input import Batch, LoaderInput, SyntheticInput, default_workers
 from dlbench.engines.pytorch.tasks import ClassifyTask, DetectTask, LanguageTask
 from dlbench.errors import DataError, EngineUnavailable
+from dlbench.measure.generation import Generated
 from dlbench.registry import resolve
 from dlbench.workloads import OptimizerSpec, WorkloadSpec
 
@@ -222,6 +224,9 @@ class TorchEngine:
     def gather(self, value: Any) -> list[Any]:
         """Every rank's ``value`` in rank order (just ``[value]`` in a single process)."""
         return torch_dist.gather(value)
+
+    def generate(self, prompt_len: int, gen_len: int) -> Generated:
+        return generation.request(self, prompt_len, gen_len)
 
     def shutdown(self) -> None:
         torch_dist.shutdown()
