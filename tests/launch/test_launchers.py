@@ -34,3 +34,34 @@ def test_an_unknown_executor_is_a_config_error_naming_its_option():
         get_executor("pbs")
     assert refused.value.option == "--executor"
     assert refused.value.one_line().startswith("--executor 'pbs' is not local or slurm")
+
+
+def test_a_process_still_running_after_its_run_was_stored_is_stopped(store, monkeypatch, capsys):
+    """Rank 0 stored the result, then the process hung tearing down (a process group whose
+    peer already exited): the launcher stops it after a grace, and the run stays ok."""
+    import signal
+    import sys
+
+    from dlbench.launch import local, node_watch
+    from dlbench.runner.payload import TrainPayload
+
+    monkeypatch.setattr(node_watch, "CLOSED_GRACE_S", 1.0)
+    spec = build_spec(workload="mlp-mnist", device="cpu")
+    store.create_run("r", "train", spec.model_dump(mode="json"))
+    script = (
+        "import sys, time\n"
+        "from dlbench.records import RunResult\n"
+        "from dlbench.store.database import Store\n"
+        "Store(sys.argv[1]).finish_run(RunResult(run_id='r', status='ok'))\n"
+        "time.sleep(300)\n"
+    )
+    outcome = local._launch(
+        "r", store, TrainPayload(spec=spec),
+        lambda _: [sys.executable, "-c", script, store.url], None, None,
+    )  # fmt: skip
+    assert outcome.returncode == -signal.SIGTERM  # stopped, not left to sleep its 300 s
+    assert outcome.status == "ok" and store.get_run("r")["status"] == "ok"
+    assert (
+        "its processes were still running 1 s after its rank 0 closed the run (ok), and were "
+        "stopped" in capsys.readouterr().err
+    )

@@ -277,11 +277,11 @@ def test_a_held_rendezvous_port_is_refused_on_every_node_in_one_line(db_path):
 def test_node_k_stops_its_processes_once_node_0_has_closed_the_run(store):
     """Node K's processes still running after node 0 closed the run (stuck on a peer that
     is gone) are stopped after a grace, not left to the backend's half-hour timeout."""
-    from dlbench.launch.node_watch import NodeZeroClosed
+    from dlbench.launch.node_watch import RunClosed
 
     store.create_run("r1", "train", {})
     stuck = subprocess.Popen(["sleep", "300"])
-    closed = NodeZeroClosed(store, "r1", grace_s=1.0)
+    closed = RunClosed(store, "r1", grace_s=1.0)
     try:
         closed.start(stuck.pid)
         time.sleep(1.5)

@@ -11,6 +11,7 @@ that the next launch removes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from dlbench.config import RunSpec
 from dlbench.errors import StoreError
-from dlbench.launch import get_launcher
-from dlbench.launch.node_watch import NodeWatch, NodeZeroClosed, PeerFailures, WatchPlan
+from dlbench.launch import get_launcher, node_watch
+from dlbench.launch.node_watch import NodeWatch, PeerFailures, RunClosed, WatchPlan
 from dlbench.launch.nodes import JoinError, Placement, meet
 from dlbench.launch.oom import oom_kills
 from dlbench.launch.supervise import Ended, shielded, supervise
@@ -143,7 +144,7 @@ def join_run(
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         path = Path(tmp) / "payload.json"
         payload.placed(run_id, store.url, str(Path(tmp) / "fault.txt"), None).write(path)
-        closed = NodeZeroClosed(store, run_id)
+        closed = RunClosed(store, run_id)
 
         def started(pid: int) -> None:
             closed.start(pid)
@@ -159,6 +160,15 @@ def join_run(
     status, message = ("ok", "") if ended.returncode == 0 else classify_exit(ended, None)
     if closed.said is not None and ended.returncode != 0:
         status, message = _closed_status(store, run_id), closed.said
+    elif ended.returncode != 0 and _closed_status(store, run_id) == "ok":
+        # Node 0 stored the result, every rank's steps in it, before these processes failed:
+        # they failed tearing down (a peer already gone). The result stands.
+        print(
+            f"dlbench: run {run_id}: {where}: {message} after node 0 had stored the run; "
+            "its result stands",
+            file=sys.stderr,
+        )
+        status, ended = "ok", dataclasses.replace(ended, returncode=0)
     said = f"{where}: {message}"
     try:
         if ended.returncode != 0:
@@ -202,11 +212,15 @@ def _launch(
     remove_stale_temp_folders()
     heartbeat = Heartbeat(store, run_id, warn=False)  # the run's process says if it fails
     peers = PeerFailures(store, run_id) if placement is not None else None
+    # Stored, the run's processes only tear down: one stuck there (destroy_process_group on a
+    # peer that already exited) would hold the launcher for the backend's 300 s timeout.
+    closed = RunClosed(store, run_id, grace_s=node_watch.CLOSED_GRACE_S, closer="its rank 0")
 
     def started(pid: int) -> None:
         heartbeat.pids = [os.getpid(), pid]
         heartbeat.beat()
         heartbeat.start()
+        closed.start(pid)
         if peers is not None:
             peers.start(pid)
         if on_start:
@@ -222,8 +236,11 @@ def _launch(
             ended = supervise(command(payload), timeout_s, on_start=started)
         finally:
             heartbeat.stop()
+            closed.stop()
             if peers is not None:
                 peers.stop()
+        if closed.said is not None:
+            print(f"dlbench: run {run_id}: {closed.said}", file=sys.stderr)
         crash_tail = _tail(crash_file)
         unsaved_path = marker.read_text() if marker.exists() else None
     interrupted = ended.signals_forwarded > 0 and not ended.timed_out

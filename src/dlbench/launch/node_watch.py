@@ -116,7 +116,7 @@ class NodeWatch:
 
 
 NODE_FAILURE = re.compile(r"node \d+ \([^)]*, ranks \d+-\d+\): ")
-CLOSED_GRACE_S = 30.0  # node K's processes may take this long to exit once node 0 has closed
+CLOSED_GRACE_S = 30.0  # a run's processes may take this long to exit once it is closed
 
 
 class _RunRowWatch:
@@ -168,15 +168,18 @@ class PeerFailures(_RunRowWatch):
         return error if row["status"] == "running" and NODE_FAILURE.search(error) else None
 
 
-class NodeZeroClosed(_RunRowWatch):
-    """Node K > 0: once node 0 has closed the run (its result stored, or the run failed
-    there), this node's processes have nothing left to wait for; still running
-    ``grace_s`` later, they are stuck (on a peer that is gone, a rendezvous that never
-    came) and are stopped, instead of waiting on the backend's timeout."""
+class RunClosed(_RunRowWatch):
+    """Once the run is closed (its result stored by rank 0, or the run failed), the
+    processes this launcher started have nothing left to do but exit; still running
+    ``grace_s`` later, they are stuck (tearing down a process group whose peer is gone, on a
+    rendezvous that never came) and are stopped, instead of waiting on the backend's
+    timeout. Node K watches node 0's closing; node 0 and a node alone, their own rank 0's."""
 
-    def __init__(self, store: Store, run_id: str, grace_s: float = CLOSED_GRACE_S) -> None:
+    def __init__(
+        self, store: Store, run_id: str, grace_s: float = CLOSED_GRACE_S, closer: str = "node 0"
+    ) -> None:
         super().__init__(store, run_id)
-        self.grace_s = grace_s
+        self.grace_s, self.closer = grace_s, closer
         self._closed_at: float | None = None
 
     def _stop_for(self, row: dict[str, Any]) -> str | None:
@@ -187,6 +190,6 @@ class NodeZeroClosed(_RunRowWatch):
         if now - self._closed_at < self.grace_s:
             return None
         return (
-            f"its processes were still running {self.grace_s:.0f} s after node 0 closed the "
-            f"run ({row['status']}), and were stopped"
+            f"its processes were still running {self.grace_s:.0f} s after {self.closer} "
+            f"closed the run ({row['status']}), and were stopped"
         )
