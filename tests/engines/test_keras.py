@@ -67,6 +67,7 @@ LARGE = ["gpt", "model-a", "vgg16", "vgg19"]
 
 
 @needs_keras
+@pytest.mark.slow
 @pytest.mark.parametrize("group", ["large", "small"])
 def test_every_keras_model_has_the_pytorch_models_parameter_count(group):
     names = LARGE if group == "large" else [n for n in KERAS_WORKLOADS if n not in LARGE]

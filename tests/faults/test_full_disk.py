@@ -44,6 +44,7 @@ def _fill(folder) -> None:
                 pass
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_during_a_run_loses_nothing(small_disk, tmp_path):
     db_path = small_disk / "dlbench.sqlite"
     state = tmp_path / "state"
@@ -155,6 +156,7 @@ def _run_until_training(db_path, tmp_path, steps="400"):
     return run, env
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["deleted", "replaced"])
 def test_a_database_deleted_or_replaced_during_a_run_loses_nothing(db_path, tmp_path, what):
     """SQLite writes on into a deleted file's inode, and into another database moved in its

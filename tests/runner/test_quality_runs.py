@@ -20,6 +20,7 @@ BUSY = "import time\nend = time.time() + {s}\nwhile time.time() < end: pass"
 LENET = ["lenet-mnist", "--device", "cpu", "--steps", "40", "--warmup", "5", "--val-batches", "1"]
 
 
+@pytest.mark.slow
 def test_a_run_beside_busy_loops_is_contended_and_every_view_says_so(db_path, tmp_path):
     cores = len(os.sched_getaffinity(0))
     loops = [subprocess.Popen([sys.executable, "-c", BUSY.format(s=600)]) for _ in range(cores)]

@@ -257,6 +257,7 @@ def test_promtool_accepts_the_scrape_and_a_real_prometheus_queries_it(db_path, t
             stop(process)
 
 
+@pytest.mark.slow
 def test_a_run_serves_its_progress_and_telemetry_and_keeps_its_key(db_path):
     from dlbench.config import build_spec
 
