@@ -74,14 +74,14 @@ def stored_runs(
 
 def stored_device_run(
     store, run_id, device, step_s, util, batch=64, seed=0, gpu_util=None, name=None, quality=None,
-    workload="resnet18",
+    workload="resnet18", kind="train",
 ):  # fmt: skip
     """A finished 200-step run on DEVICE with CPU (and GPU) utilisation telemetry."""
     rng = np.random.default_rng(seed)
     times = np.abs(rng.normal(step_s, step_s * 0.03, 200))
     store.create_run(
         run_id,
-        "train",
+        kind,
         {"workload": workload, "gpus": 1},
         workload=workload,
         device=device,

@@ -36,6 +36,14 @@ def test_gpu_vs_cpu_verdict_with_both_hypotheses(store):
     assert util.differs and util.cliffs_delta == -1.0
 
 
+def test_generation_runs_are_compared_as_generation(store):
+    _run(store, "g-cpu", "cpu", 0.4, util=98, workload="llama", kind="generate")
+    _run(store, "g-gpu", "cuda:0", 0.02, util=10, seed=1, workload="llama", kind="generate")
+    (c,) = compare(store, ["g-cpu", "g-gpu"], by="device").contrasts
+    assert c.hypothesis_b.startswith("B (device=cuda:0 accelerates generation): supported")
+    assert "CPU utilisation during generation" in c.hypothesis_a
+
+
 def test_compare_refuses_what_it_cannot_compare(store):
     _run(store, "a", "cpu", 0.1, util=90)
     _run(store, "b", "cpu", 0.1, util=90, seed=2)

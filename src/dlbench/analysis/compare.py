@@ -283,8 +283,10 @@ def _contrast(group: Group, base: Group, by: str) -> Contrast:
     label = f"{by}={group.value}"
     baseline = f"{by}={base.value}"
     verdict = _verdict(label, baseline, speedup, welch, metrics)
-    hyp_a = _hypothesis_a(label, baseline, metrics)
-    hyp_b = _hypothesis_b(label, baseline, speedup, welch)
+    # what the runs timed: dlbench generate's requests, or training steps
+    work = "generation" if all(r.kind == "generate" for r in (*group.runs, *base.runs)) else ""
+    hyp_a = _hypothesis_a(label, baseline, metrics, work or "training")
+    hyp_b = _hypothesis_b(label, baseline, speedup, welch, work or "training")
     warning = quality_warning([(label, group.runs), (baseline, base.runs)])
     return Contrast(
         group.value,
@@ -379,14 +381,16 @@ def _verdict(
     return text
 
 
-def _hypothesis_a(label: str, baseline: str, metrics: list[MetricTest]) -> str:
+def _hypothesis_a(
+    label: str, baseline: str, metrics: list[MetricTest], work: str = "training"
+) -> str:
     util = next((m for m in metrics if m.metric == UTILISATION), None)
     if util is None:
         return "A (resource use differs): not testable, the runs share no CPU utilisation samples"
     differing = [m.metric for m in metrics if m.differs]
     decision = "supported" if util.differs else "not supported"
     return (
-        f"A (resource use differs): {decision}. CPU utilisation during training, "
+        f"A (resource use differs): {decision}. CPU utilisation during {work}, "
         f"{label} median {util.median_group:.1f}% vs {util.median_baseline:.1f}%, KS D = "
         f"{util.ks_statistic:.2f}, {stats.format_p(util.p_value)} (Holm), Cliff's delta "
         f"{util.cliffs_delta:+.2f} ({stats.magnitude(util.cliffs_delta)}); "
@@ -394,7 +398,13 @@ def _hypothesis_a(label: str, baseline: str, metrics: list[MetricTest]) -> str:
     )
 
 
-def _hypothesis_b(label: str, baseline: str, speedup: stats.Interval, welch: float | None) -> str:
+def _hypothesis_b(
+    label: str,
+    baseline: str,
+    speedup: stats.Interval,
+    welch: float | None,
+    work: str = "training",
+) -> str:
     significant = welch is not None and welch < SIGNIFICANCE
     excludes_one = speedup.low > 1 or speedup.high < 1
     if excludes_one and significant:
@@ -409,7 +419,7 @@ def _hypothesis_b(label: str, baseline: str, speedup: stats.Interval, welch: flo
     else:
         decision = "not supported: no clear difference"
     return (
-        f"B ({label} accelerates training): {decision}. "
+        f"B ({label} accelerates {work}): {decision}. "
         + _faster(label, baseline, speedup)
         + f", Welch {stats.format_p(welch)})"
     )
