@@ -81,7 +81,15 @@ def test_a_child_sigkilled_in_training_keeps_its_steps(db_path):
     assert _steps(db_path, found["run_id"]) > 0
 
 
-def test_the_child_stores_itself_interrupted_when_its_launcher_is_sigkilled(db_path):
+def test_the_child_stores_itself_interrupted_when_its_launcher_is_sigkilled(
+    db_path, tmp_path, monkeypatch
+):
+    # A temporary folder of the launcher's own: another test's launch (another xdist worker)
+    # would otherwise clear the stale folder this test looks for.
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
     parent, found, child = _launched(db_path)
     kill(parent.pid, signal.SIGKILL)
     parent.wait(timeout=30)
