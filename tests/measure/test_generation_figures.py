@@ -31,15 +31,21 @@ def test_repetitions_give_means_intervals_and_pooled_percentiles():
     stats = generation_stats(requests)
     assert stats.requests == 2
     assert stats.ttft_s.mean == pytest.approx(0.3)
-    low, high = stats.ttft_s.ci95
-    # Student-t, 1 degree of freedom: 12.706 x the standard error (0.1)
-    assert (low, high) == pytest.approx((0.3 - 12.7062 * 0.1, 0.3 + 12.7062 * 0.1), rel=1e-4)
+    # Student-t, 1 degree of freedom: 12.706 x the standard error (0.1) above the mean; below
+    # it, never under the shortest request observed (0.3 - 1.27 would be negative)
+    assert stats.ttft_s.ci95 == pytest.approx((0.2, 0.3 + 12.7062 * 0.1), rel=1e-4)
     assert stats.itl_s.mean == pytest.approx((0.1 + 0.1 + 0.1 + 0.2) / 4)
     assert stats.itl_s.p50 == pytest.approx(0.1) and stats.itl_s.p99 == pytest.approx(0.197)
+    assert stats.itl_s.ci95 is None  # consecutive gaps are not independent draws
     assert stats.tpot_s.mean == pytest.approx((0.1 + 0.15) / 2)
-    assert stats.decode_tokens_per_s.mean == pytest.approx((4 / 0.2 + 4 / 0.3) / 2)
-    assert stats.prefill_tokens_per_s.mean == pytest.approx((20 / 0.2 + 20 / 0.4) / 2)
+    # tokens/s from the mean durations, as a step's speed is: not a mean of the rates
+    assert stats.prefill_tokens_per_s.mean == pytest.approx(20 / 0.3)
+    assert stats.decode_tokens_per_s.mean == pytest.approx(4 / 0.25)
+    low, high = stats.decode_tokens_per_s.ci95
+    assert 0 < low <= 4 / 0.25 <= high == pytest.approx(4 / 0.2)  # floored at the fastest
     one = generation_stats(requests[:1])
     assert one.ttft_s.ci95 is None and one.ttft_s.mean == pytest.approx(0.2)
     with pytest.raises(ValueError, match="no request"):
         generation_stats([])
+    with pytest.raises(ValueError, match="differ in shape"):
+        generation_stats([requests[0], RequestTimes(0.0, (0.1,), prompt_tokens=10, batch=2)])

@@ -82,3 +82,7 @@ def test_every_view_takes_a_runs_defaults_label_and_accuracy_from_the_record():
     )
     assert monitor.framework is None and monitor.precision is None
     assert monitor.label == "monitor: sleep 1"
+    collective = StoredRun.from_summary(
+        {"run_id": "c", "kind": "collective", "status": "ok", "framework": "pytorch"}
+    )
+    assert collective.precision is None  # it measured no arithmetic at a precision

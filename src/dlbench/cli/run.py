@@ -3,7 +3,7 @@ one generation benchmark."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,10 @@ from dlbench.cli.common import (
 from dlbench.cli.running import run_as_asked
 from dlbench.cli.spec_options import spec_values, with_spec_options
 from dlbench.config.limits import MAX_STEPS
+
+if TYPE_CHECKING:
+    from dlbench.config import RunSpec
+    from dlbench.launch.nodes import Placement
 from dlbench.config.option import HOW_LONG, OUTPUT
 
 GENERATION_ONLY = ("prompt_len", "gen_len")
@@ -103,7 +107,7 @@ def generate(
             rich_help_panel=HOW_LONG,
             help="Timed requests, each --batch-size prompts generating --gen-len tokens.",
             min=1,
-            max=MAX_STEPS,
+            max=MAX_STEPS // 2,  # with --warmup, the run's steps
         ),
     ] = 10,
     warmup: Annotated[
@@ -112,7 +116,7 @@ def generate(
             rich_help_panel=HOW_LONG,
             help="Untimed requests first (allocation, compilation, clocks).",
             min=0,
-            max=MAX_STEPS,
+            max=MAX_STEPS // 2,
         ),
     ] = 2,
     repeat: RepeatOption = 1,
@@ -136,8 +140,8 @@ def generate(
 
 
 def _start(
-    spec: Any,
-    where: Any,
+    spec: RunSpec,
+    where: Placement | None,
     repeat: int,
     timeout: float | None,
     wait_quiet: float | None,

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dlbench.measure.stats import half_width
+from dlbench.measure.stats import half_width, speed_interval
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,27 @@ class Figure:
     p99: float | None = None
 
 
-def figure(values: Sequence[float], percentiles: bool = False) -> Figure | None:
+def duration(values: Sequence[float], interval: bool = True) -> Figure | None:
+    """A latency's mean, p50/p95/p99 and the 95% Student-t interval of its mean, whose lower
+    end is at least the shortest observed (noise only adds time, as for step times): never
+    below zero. ``interval=False`` where the values are not independent draws."""
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
         return None
-    mean = float(data.mean())
-    half = half_width(data)
-    ci95 = (mean - half, mean + half) if np.isfinite(half) else None
-    if not percentiles:
-        return Figure(mean, ci95)
+    mean, half = float(data.mean()), half_width(data)
+    ci95 = (max(mean - half, float(data.min())), mean + half)
     p50, p95, p99 = (float(np.percentile(data, q)) for q in (50, 95, 99))
-    return Figure(mean, ci95, p50, p95, p99)
+    return Figure(mean, ci95 if interval and np.isfinite(half) else None, p50, p95, p99)
+
+
+def rate(tokens: int, durations_s: Sequence[float]) -> Figure | None:
+    """Tokens/s as the speeds of steps are: the same ``tokens`` each request over the mean
+    duration (not a mean of per-request rates, which favours the fast ones), its interval
+    the duration's mapped through tokens / t (``speed_interval``: 0 < low <= mean <= high)."""
+    times = np.asarray(durations_s, dtype=np.float64)
+    if times.size == 0 or float(times.min()) <= 0:
+        return None
+    return Figure(tokens / float(times.mean()), speed_interval(times, tokens))
 
 
 @dataclass(frozen=True)
@@ -127,22 +137,31 @@ class GenerationStats:
 
 
 def generation_stats(requests: Sequence[RequestTimes]) -> GenerationStats:
-    """Over timed repetitions: means and intervals per request; ITL percentiles pooled."""
+    """Over timed repetitions of one request batch (the same prompt and output lengths):
+    latencies per request, tokens/s from their mean durations. Inter-token latencies are
+    pooled over every gap of every request for their percentiles; consecutive gaps are not
+    independent draws, so they get no interval (TPOT carries the per-request one)."""
     if not requests:
         raise ValueError("no request was timed")
-    ttft = figure([r.ttft_s for r in requests], percentiles=True)
-    e2e = figure([r.e2e_s for r in requests], percentiles=True)
-    prefill = figure([r.prefill_tokens_per_s for r in requests])
-    assert ttft is not None and e2e is not None and prefill is not None
+    first = requests[0]
+    if any((r.prompt_tokens, r.batch, r.output_tokens) != (first.prompt_tokens, first.batch,
+           first.output_tokens) for r in requests):  # fmt: skip
+        raise ValueError("the requests differ in shape: their figures cannot be pooled")
+    ttft = duration([r.ttft_s for r in requests])
+    e2e = duration([r.e2e_s for r in requests])
+    prefill = rate(first.prompt_tokens * first.batch, [r.ttft_s for r in requests])
+    if ttft is None or e2e is None or prefill is None:
+        raise ValueError("a request took no time: the clock did not advance")
+    after_first = first.output_tokens - 1
     return GenerationStats(
         requests=len(requests),
         ttft_s=ttft,
         e2e_s=e2e,
         prefill_tokens_per_s=prefill,
-        tpot_s=figure([r.tpot_s for r in requests if r.tpot_s is not None], percentiles=True),
-        itl_s=figure([gap for r in requests for gap in r.itl_s], percentiles=True),
-        decode_tokens_per_s=figure(
-            [r.decode_tokens_per_s for r in requests if r.decode_tokens_per_s is not None]
+        tpot_s=duration([r.tpot_s for r in requests if r.tpot_s is not None]),
+        itl_s=duration([gap for r in requests for gap in r.itl_s], interval=False),
+        decode_tokens_per_s=(
+            rate(after_first * first.batch, [r.decode_s for r in requests]) if after_first else None
         ),
     )
 

@@ -154,7 +154,9 @@ class StoredRun:
         values = {k: v for k, v in summary.items() if k in known}
         values["tags"] = _mapping(summary.get("tags"), run_id, "tags")
         values["config"] = frozen(summary.get("config"))
-        if summary.get("kind") != "monitor":  # a run stored before these columns: the defaults
+        # A training or generation run stored before these columns: the defaults (a monitor
+        # or collectives run has no framework of its own, or no precision)
+        if summary.get("kind") in ("train", "generate"):
             config = values["config"] if isinstance(values["config"], Mapping) else {}
             values["framework"] = values.get("framework") or DEFAULT_FRAMEWORK
             values["precision"] = (

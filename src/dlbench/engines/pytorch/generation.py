@@ -88,6 +88,4 @@ def request(engine: Any, prompt_len: int, gen_len: int) -> Generated:
         cache=cache,
     )
     digest = hashlib.sha256(tokens.cpu().numpy().tobytes()).hexdigest()[:16]
-    dtype_bytes = torch.tensor([], dtype=engine.amp_dtype or torch.float32).element_size()
-    kv_bytes = model.config.kv_cache_bytes(prompt_len + gen_len, prompt.shape[0], dtype_bytes)
-    return Generated(digest, times, kv_bytes)
+    return Generated(digest, times, cache.nbytes)  # what the cache holds, as allocated
