@@ -119,3 +119,28 @@ def test_a_batch_as_large_as_the_data_set_is_probed_over_several_epochs(monkeypa
     found = probe(spec, None, steps=3)
     assert found["status"] == "ok", found["error"]
     assert found["batch_size"] == 64 and found["step_time_s"] > 0
+
+
+@pytest.mark.slow
+def test_maxbatch_for_generation_probes_real_request_batches_with_their_kv_cache(db_path):
+    model = ["--depth", "2", "--width", "64", "--heads", "4", "--kv-heads", "2", "--vocab", "128"]
+    done = run_dlbench(
+        db_path, "maxbatch", "llama", "--device", "cpu", *model, "--prompt-len", "24",
+        "--gen-len", "8", "--start", "2", "--limit", "8", "--json", timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert (found["prompt_len"], found["gen_len"], found["seq_len"]) == (24, 8, None)
+    assert found["max_batch_size"] == 8 and found["capped"]  # a tiny model: the --limit
+    for probe in found["probes"]:
+        # 2 (K and V) x layers x KV heads x head width x tokens x batch x 4 bytes (fp32)
+        batch = probe["batch_size"]
+        assert probe["kv_cache_bytes"] == 2 * 2 * 2 * (64 // 4) * (24 + 8) * batch * 4
+    assert "generating 24 + 8 tokens" in done.stderr and not db_path.exists()
+
+
+def test_maxbatch_prompt_len_alone_is_one_line(db_path, capsys):
+    from conftest import call_main, one_line_error
+
+    code, _, err = call_main(capsys, "maxbatch", "llama", "--device", "cpu", "--prompt-len", "8")
+    assert "give --gen-len too" in one_line_error(code, err)

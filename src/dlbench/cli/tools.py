@@ -81,7 +81,19 @@ def maxbatch(
     seq_len: int | None = spec_option("seq_len"),
     depth: int | None = spec_option("depth"),
     width: int | None = spec_option("width"),
+    heads: int | None = spec_option("heads"),
+    kv_heads: int | None = spec_option("kv_heads"),
+    vocab: int | None = spec_option("vocab"),
     channels_last: bool = spec_option("channels_last"),
+    prompt_len: int | None = spec_option("prompt_len"),
+    gen_len: Annotated[
+        int | None,
+        typer.Option(
+            help="Probe generation instead of training: request batches of --prompt-len + "
+            "this many tokens, the largest batch whose KV cache fits [default: training].",
+            min=1,
+        ),
+    ] = None,
     start: Annotated[
         int | None,
         typer.Option(
@@ -123,14 +135,21 @@ def maxbatch(
         seq_len=seq_len,
         depth=depth,
         width=width,
+        heads=heads,
+        kv_heads=kv_heads,
+        vocab=vocab,
         channels_last=channels_last,
         telemetry=False,
+        **_generation_lengths(prompt_len, gen_len),
     )
     check_timeout(timeout)
     info = preflight_device(spec)
     cap = parse_bytes(memory_limit) if memory_limit else None
     human = err if json_flag else out
-    human.print(f"probing {workload} on {info.device} ({plain(info.device_name)}), {precision}")
+    doing = f", generating {spec.prompt_len} + {spec.gen_len} tokens" if spec.generates else ""
+    human.print(
+        f"probing {workload} on {info.device} ({plain(info.device_name)}), {precision}{doing}"
+    )
     found = find_max_batch(
         spec,
         info.kind,
@@ -151,6 +170,19 @@ def maxbatch(
     else:
         out.print(maxbatch_panel(found))
     raise typer.Exit(0 if found.max_batch_size else 3)
+
+
+def _generation_lengths(prompt_len: int | None, gen_len: int | None) -> dict[str, int]:
+    """A generation probe's lengths: both given, or --gen-len alone (the prompt's default)."""
+    if gen_len is None:
+        if prompt_len is not None:
+            from dlbench.errors import ConfigError
+
+            raise ConfigError("--prompt-len probes generation: give --gen-len too")
+        return {}
+    from dlbench.cli.run import DEFAULT_PROMPT_LEN
+
+    return {"prompt_len": prompt_len or DEFAULT_PROMPT_LEN, "gen_len": gen_len}
 
 
 @app.command()

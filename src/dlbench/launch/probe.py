@@ -1,6 +1,7 @@
 """One ``dlbench maxbatch`` probe: ``python -m dlbench.launch.probe PAYLOAD.json``.
 
-Builds the model in a fresh process, takes a few training steps at one batch size, and writes
+Builds the model in a fresh process, takes a few training steps (or, for a generation run,
+generates a few request batches with their KV cache) at one batch size, and writes
 ``ok`` or ``oom`` with the peak memory to the payload's result file. A memory limit is applied
 before anything is allocated: on a GPU as the caching allocator's share of the device, on the
 CPU as the process's data-segment limit (RLIMIT_DATA: heap and anonymous mappings, which is
@@ -48,16 +49,28 @@ def _endless(engine: Any) -> Iterator[Any]:
             raise RuntimeError("the training data gave no batch")
 
 
+def _training_step(engine: Any) -> Any:
+    batches = _endless(engine)
+    return lambda: engine.train_step(next(batches))
+
+
+def _generation_step(engine: Any, spec: RunSpec) -> Any:
+    """One request batch: the prompts' prefill and every token after, with the KV cache of
+    the whole length allocated (the first request allocates it, as a server does)."""
+    assert spec.prompt_len is not None and spec.gen_len is not None
+    return lambda: engine.generate(spec.prompt_len, spec.gen_len)
+
+
 def probe(spec: RunSpec, memory_limit: int | None, steps: int) -> dict[str, Any]:
     engine = get_engine(spec.framework)
     _limit_memory(engine, spec.device, memory_limit)
-    step_time = None
+    step_time, made = None, None
     try:
         engine.setup(spec, get_workload(spec.workload), None)
-        batches = _endless(engine)
+        step = _generation_step(engine, spec) if spec.generates else _training_step(engine)
         for _ in range(steps):
             start = time.perf_counter()
-            engine.train_step(next(batches))
+            made = step()
             engine.sync()
             step_time = time.perf_counter() - start
         status, error = "ok", None
@@ -72,6 +85,8 @@ def probe(spec: RunSpec, memory_limit: int | None, steps: int) -> dict[str, Any]
         "peak_memory_source": source,
         "step_time_s": step_time,
         "error": error,
+        # a generation probe's KV cache, as the engine allocated it
+        "kv_cache_bytes": getattr(made, "kv_cache_bytes", None),
     }
 
 

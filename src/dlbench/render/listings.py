@@ -189,8 +189,13 @@ def maxbatch_panel(found: Any) -> str:
         if getattr(found, "seq_len", None)
         else ""
     )
+    doing = "trains"
+    if getattr(found, "gen_len", None):
+        doing = f"generates {found.prompt_len:,} + {found.gen_len:,} tokens"
+        kv = best.kv_cache_bytes if best else None
+        tokens = f" sequences (KV cache {fmt_bytes(kv)})" if kv else " sequences"
     text = (
-        f"largest batch that trains: [bold]{found.max_batch_size:,}[/]{tokens}{capped}, "
+        f"largest batch that {doing}: [bold]{found.max_batch_size:,}[/]{tokens}{capped}, "
         f"peak memory {fmt_bytes(best.peak_memory_bytes if best else None)} "
         f"({best.peak_memory_source if best else 'n/a'}){limit}; {len(found.probes)} probes"
     )
@@ -200,7 +205,8 @@ def maxbatch_panel(found: Any) -> str:
         text += (
             f"\neach sample adds {fmt_bytes(int(per_sample))}; the batch itself takes "
             f"{fmt_bytes(int(per_sample * found.max_batch_size))} over a footprint of "
-            f"{fmt_bytes(int(max(footprint, 0)))} (model, optimiser, framework)"
+            f"{fmt_bytes(int(max(footprint, 0)))} (model, "
+            + ("framework)" if getattr(found, "gen_len", None) else "optimiser, framework)")
         )
     return text
 

@@ -1,4 +1,5 @@
-"""``dlbench maxbatch``: the largest batch that trains without running out of memory.
+"""``dlbench maxbatch``: the largest batch that trains without running out of memory, or, with
+``--gen-len``, that generates (its KV cache allocated for the prompt and every token).
 
 Each probe is a fresh process (``dlbench.launch.probe``) that builds the model and takes a few
 training steps at one batch size: a caching allocator fragmented by an earlier, larger batch
@@ -42,6 +43,7 @@ class Probe:
     peak_memory_source: str | None = None
     step_time_s: float | None = None  # the last probe step: a rough speed, not a benchmark
     error: str | None = None
+    kv_cache_bytes: int | None = None  # a generation probe's KV cache, whole batch
 
 
 @dataclass
@@ -55,6 +57,8 @@ class MaxBatch:
     probes: list[Probe] = field(default_factory=list)
     capped: bool = False  # the search stopped at --limit, not at an out-of-memory
     seq_len: int | None = None  # a language model's tokens per sequence
+    prompt_len: int | None = None  # a generation probe's prompt and generated tokens
+    gen_len: int | None = None
 
     @property
     def best(self) -> Probe | None:
@@ -207,7 +211,9 @@ def find_max_batch(
         spec.precision,
         spec.image_size,
         memory_limit,
-        seq_len=spec.seq_len,
+        seq_len=None if spec.generates else spec.seq_len,
+        prompt_len=spec.prompt_len if spec.generates else None,
+        gen_len=spec.gen_len,
     )
     found.max_batch_size, found.probes, found.capped = search(probe, start, limit, granularity)
     return found
