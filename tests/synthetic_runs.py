@@ -79,6 +79,7 @@ def stored_device_run(
     """A finished 200-step run on DEVICE with CPU (and GPU) utilisation telemetry."""
     rng = np.random.default_rng(seed)
     times = np.abs(rng.normal(step_s, step_s * 0.03, 200))
+    phase = {"generate": "generate", "serving": "serve"}.get(kind, "train")  # the timed one
     store.create_run(
         run_id,
         kind,
@@ -102,7 +103,7 @@ def stored_device_run(
         TelemetrySample(
             i * 0.5,
             1e9 + i,
-            "train",
+            phase,
             "cpu.util_percent",
             float(np.clip(rng.normal(util, 2), 0, 100)),
         )
@@ -110,11 +111,11 @@ def stored_device_run(
     ]
     if gpu_util is not None:
         samples += [
-            TelemetrySample(i * 0.5, 1e9 + i, "train", "gpu0.util_percent", gpu_util)
+            TelemetrySample(i * 0.5, 1e9 + i, phase, "gpu0.util_percent", gpu_util)
             for i in range(120)
         ]
     store.add_samples(run_id, samples)
-    telemetry = {"enabled": True, **summarise(samples, {"train": 200 * batch})}
+    telemetry = {"enabled": True, **summarise(samples, {phase: 200 * batch})}
     store.finish_run(
         RunResult(
             run_id=run_id,

@@ -40,6 +40,8 @@ MISSING = [
      "the quick start's real-data run (scikit-learn's digits) needs the sklearn", "digits"),
     ("pycocotools", ["run", "fasterrcnn-mobilenet", "--device", "cpu"],
      "fasterrcnn-mobilenet (its mAP) needs the pycocotools package", "detection"),
+    ("aiohttp", ["serve-bench", "--url", "http://127.0.0.1:1/v1", "--model", "m"],
+     "dlbench serve-bench needs the aiohttp package", "serving"),
 ]  # fmt: skip
 
 
@@ -84,7 +86,9 @@ def test_every_extra_named_exists_and_brings_the_package_it_is_named_for():
 
 def test_the_core_brings_no_optional_part():
     core = " ".join(PYPROJECT["project"]["dependencies"])
-    for package in ("streamlit", "psycopg", "submitit", "pyarrow", "pycocotools", "mlflow"):
+    for package in (
+        "streamlit", "psycopg", "submitit", "pyarrow", "pycocotools", "mlflow", "aiohttp",
+    ):  # fmt: skip
         assert package not in core, package
     assert "scikit-learn" not in core
 

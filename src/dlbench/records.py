@@ -234,6 +234,8 @@ class RunResult:
     profile: dict[str, Any] | None = None  # where a step's time goes, see engines/pytorch/profile
     # dlbench generate: per-token figures over the timed requests, see measure/generation.py
     generation: dict[str, Any] | None = None
+    # dlbench serve-bench: a server's figures from its client, see measure/serving.py
+    serving: dict[str, Any] | None = None
     unsaved_path: str | None = None  # the JSON file the result went to when the store failed
     steps: tuple[StepRecord, ...] = field(default=(), repr=False)
 

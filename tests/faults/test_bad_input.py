@@ -214,6 +214,7 @@ COMMAND_ARGS = {
     "maxbatch": ["lenet-mnist"],
     "infer": ["lenet-mnist", "--checkpoint", "w.pt", "--images", "."],
     "generate": ["llama"],
+    "serve-bench": ["--url", "http://127.0.0.1:1/v1", "--model", "m"],
     "monitor": ["--", "true"],
     "sweep": ["sweep.yaml"],
     "compare": ["a", "b"],

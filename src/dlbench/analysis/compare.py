@@ -51,7 +51,12 @@ FIELDS = (
     "seq_len",
     "depth",
     "width",
+    "prompt_len",  # generation and serving
+    "gen_len",
+    "concurrency",  # serving
 )
+# The phase whose telemetry each kind of run is compared on: the timed one.
+TIMED_PHASE = {"generate": "generate", "serving": "serve"}
 
 
 @dataclass
@@ -143,7 +148,7 @@ def _group(store: Store, value: str, rows: list[StoredRun]) -> Group:
         speeds += [batch / s.step_time_s for s in steps if s.step_time_s > 0]
         per_step.append(batch)
         for sample in store.get_samples(row.run_id):
-            if sample.phase == TRAIN:
+            if sample.phase == TIMED_PHASE.get(row.kind, TRAIN):
                 samples.setdefault(sample.metric, []).append(sample.value)
     return Group(
         value=value,
@@ -283,8 +288,11 @@ def _contrast(group: Group, base: Group, by: str) -> Contrast:
     label = f"{by}={group.value}"
     baseline = f"{by}={base.value}"
     verdict = _verdict(label, baseline, speedup, welch, metrics)
-    # what the runs timed: dlbench generate's requests, or training steps
-    work = "generation" if all(r.kind == "generate" for r in (*group.runs, *base.runs)) else ""
+    # what the runs timed: dlbench generate's requests, a server's, or training steps
+    kinds = {r.kind for r in (*group.runs, *base.runs)}
+    work = {"generate": "generation", "serving": "serving"}.get(
+        kinds.pop() if len(kinds) == 1 else "", ""
+    )
     hyp_a = _hypothesis_a(label, baseline, metrics, work or "training")
     hyp_b = _hypothesis_b(label, baseline, speedup, welch, work or "training")
     warning = quality_warning([(label, group.runs), (baseline, base.runs)])

@@ -123,6 +123,11 @@ def run_cost(
 ) -> Cost:
     """Cost of ``epochs`` epochs of ``dataset_size`` images (default: the workload's standard
     dataset) at the run's measured step time, on as many GPUs as it used."""
+    if summary.kind != "train":
+        raise ConfigError(
+            f"run {summary.run_id} is a {summary.kind} run: an epoch's cost is of training",
+            "give a training run",
+        )
     workload = get_workload(str(summary.workload))
     shape = (1, summary.seq_len, 1) if summary.seq_len else workload.input_shape
     size = dataset_size or synthetic_sizes(workload.data_format, shape)[0]

@@ -43,7 +43,17 @@ def _main(
 
 # Each command module registers its commands on the app when imported, in this order, which
 # is the order --help lists them in.
-COMMAND_MODULES = ("run", "tools", "cluster", "sweep", "analysis", "runs", "baseline", "calculator")
+COMMAND_MODULES = (
+    "run",
+    "tools",
+    "serving",
+    "cluster",
+    "sweep",
+    "analysis",
+    "runs",
+    "baseline",
+    "calculator",
+)
 for _module in COMMAND_MODULES:
     importlib.import_module(f"dlbench.cli.{_module}")
 

@@ -28,6 +28,7 @@ COMMAND_SECTIONS = {
     "Measure": (
         "run",
         "generate",
+        "serve-bench",
         "quickstart",
         "sweep",
         "maxbatch",

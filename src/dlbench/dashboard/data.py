@@ -60,16 +60,18 @@ def runs_frame(store: Store) -> pd.DataFrame:
     monitor = frame["kind"] == "monitor"
     frame.loc[monitor, "device_name"] = "(monitor: " + frame.loc[monitor, "workload"] + ")"
     frame.loc[monitor, "precision"] = "—"
-    # a training run stored before these columns: the defaults, as StoredRun reads it
-    frame.loc[~monitor, "framework"] = frame.loc[~monitor, "framework"].fillna(DEFAULT_FRAMEWORK)
-    frame.loc[~monitor, "precision"] = frame.loc[~monitor, "precision"].fillna(DEFAULT_PRECISION)
+    # a training run stored before these columns: the defaults, as StoredRun reads it (a
+    # server measured from its client has no precision of ours)
+    model = frame["kind"].isin(("train", "generate"))
+    frame.loc[model, "framework"] = frame.loc[model, "framework"].fillna(DEFAULT_FRAMEWORK)
+    frame.loc[model, "precision"] = frame.loc[model, "precision"].fillna(DEFAULT_PRECISION)
     frame["accuracy"] = [
         learned_accuracy(accuracy, None, data)
         for accuracy, data in zip(frame["accuracy"], frame["data"], strict=True)
     ]
     # Counts a person reads as labels: a CPU run has no GPU count, a monitor run no batch.
     frame["gpus"] = [
-        "—" if device in ("cpu", "system") or not gpus or gpus != gpus else str(int(gpus))
+        "—" if device in ("cpu", "system", "server") or not gpus or gpus != gpus else str(int(gpus))
         for device, gpus in zip(frame["device"], frame["num_gpus"], strict=True)
     ]
     for column in ("quality_verdict", "sweep", "error", "device_name", "workload", "precision"):

@@ -179,22 +179,26 @@ class GenerationSummary:
     stats: GenerationStats
 
 
+def figure_from(value: Any) -> Figure | None:
+    """A stored figure (a mapping of mean, ci95 and percentiles) as a record."""
+    if value is None:
+        return None
+    ci95 = value.get("ci95")
+    quantiles = (value.get(q) for q in ("p50", "p95", "p99"))
+    low_high = (float(ci95[0]), float(ci95[1])) if ci95 else None
+    return Figure(
+        float(value["mean"]), low_high, *(None if q is None else float(q) for q in quantiles)
+    )
+
+
 def generation_from(document: Any) -> GenerationSummary | None:
     """The stored document as a record (None for a run that generated nothing)."""
     if not document:
         return None
 
-    def read(value: Any) -> Figure | None:
-        if value is None:
-            return None
-        ci95 = value.get("ci95")
-        quantiles = (value.get(q) for q in ("p50", "p95", "p99"))
-        low_high = (float(ci95[0]), float(ci95[1])) if ci95 else None
-        return Figure(
-            float(value["mean"]), low_high, *(None if q is None else float(q) for q in quantiles)
-        )
-
-    ttft, e2e, prefill = (read(document[k]) for k in ("ttft_s", "e2e_s", "prefill_tokens_per_s"))
+    ttft, e2e, prefill = (
+        figure_from(document[k]) for k in ("ttft_s", "e2e_s", "prefill_tokens_per_s")
+    )
     if ttft is None or e2e is None or prefill is None:
         raise ValueError("a generation document without its first token's figures")
     return GenerationSummary(
@@ -209,8 +213,8 @@ def generation_from(document: Any) -> GenerationSummary | None:
             ttft_s=ttft,
             e2e_s=e2e,
             prefill_tokens_per_s=prefill,
-            tpot_s=read(document.get("tpot_s")),
-            itl_s=read(document.get("itl_s")),
-            decode_tokens_per_s=read(document.get("decode_tokens_per_s")),
+            tpot_s=figure_from(document.get("tpot_s")),
+            itl_s=figure_from(document.get("itl_s")),
+            decode_tokens_per_s=figure_from(document.get("decode_tokens_per_s")),
         ),
     )

@@ -27,10 +27,10 @@ def generation_rows(run: StoredRun) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         ("generation", asked),
         ("output", same),
-        ("time to first token (ms)", _latency(stats.ttft_s)),
-        ("time per output token (ms)", _latency(stats.tpot_s)),
-        ("inter-token latency (ms)", _latency(stats.itl_s)),
-        ("end-to-end latency (ms)", _latency(stats.e2e_s)),
+        ("time to first token (ms)", latency_text(stats.ttft_s)),
+        ("time per output token (ms)", latency_text(stats.tpot_s)),
+        ("inter-token latency (ms)", latency_text(stats.itl_s)),
+        ("end-to-end latency (ms)", latency_text(stats.e2e_s)),
         ("prefill (tokens/s)", _rate(stats.prefill_tokens_per_s)),
         ("decode (tokens/s)", _rate(stats.decode_tokens_per_s)),
         ("KV cache", f"{found.kv_cache_bytes / 2**20:,.1f} MiB"),
@@ -41,7 +41,7 @@ def generation_rows(run: StoredRun) -> list[tuple[str, Any]]:
     return rows
 
 
-def _latency(found: Figure | None) -> str:
+def latency_text(found: Figure | None) -> str:
     if found is None:
         return "n/a (one token per request)"
     shown = f"{found.mean * 1e3:,.2f}"

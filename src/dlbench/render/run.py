@@ -13,6 +13,7 @@ from dlbench.measure.units import fmt, fmt_bytes
 from dlbench.records import InferenceStats, StepRecord
 from dlbench.render.console import hms, plain, status_text, table, text
 from dlbench.render.generation import generation_rows
+from dlbench.render.serving import serving_rows
 from dlbench.store.stored import StoredRun
 
 QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
@@ -228,19 +229,7 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     rows: list[tuple[str, Any]] = [
         ("run", summary.run_id),
         ("status", status_text(summary.status)),
-        (
-            "workload",
-            f"{summary.workload} ({summary.dataset}, {summary.data} data)",
-        ),
-        ("input", _input_long(summary)),
-        ("framework", summary.framework),
-        ("device", f"{summary.device} — {summary.device_name}"),
-        ("batch size", summary.batch_size),
-        *(_generating_rows(summary) if summary.kind == "generate" else _training_rows(summary)),
-        (
-            f"peak memory ({summary.peak_memory_source or 'n/a'})",
-            fmt_bytes(summary.peak_memory_bytes),
-        ),
+        *(_serving_rows(summary) if summary.kind == "serving" else _model_rows(summary)),
     ]
     if summary.error:
         rows.append(("error", text(summary.error, "red")))
@@ -261,6 +250,29 @@ def run_panel(summary: StoredRun, detail: bool = False) -> Group:
     if plan:
         parts.append(text(plan, "yellow" if "does not fit" in plan else ""))
     return Group(*parts)
+
+
+def _model_rows(summary: StoredRun) -> list[tuple[str, Any]]:
+    """A run of a model on this machine: training or generation."""
+    return [
+        ("workload", f"{summary.workload} ({summary.dataset}, {summary.data} data)"),
+        ("input", _input_long(summary)),
+        ("framework", summary.framework),
+        ("device", f"{summary.device} — {summary.device_name}"),
+        ("batch size", summary.batch_size),
+        *(_generating_rows(summary) if summary.kind == "generate" else _training_rows(summary)),
+        (
+            f"peak memory ({summary.peak_memory_source or 'n/a'})",
+            fmt_bytes(summary.peak_memory_bytes),
+        ),
+    ]
+
+
+def _serving_rows(summary: StoredRun) -> list[tuple[str, Any]]:
+    """A server measured from this machine, its client: no model here, no device of ours."""
+    hardware = summary.hardware or {}
+    client = (hardware.get("cpu") or {}).get("model")
+    return [*serving_rows(summary), ("client machine", f"{hardware.get('hostname')}, {client}")]
 
 
 def _training_rows(summary: StoredRun) -> list[tuple[str, Any]]:

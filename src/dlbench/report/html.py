@@ -28,6 +28,7 @@ from dlbench.report.figures import (
     throughput_figure,
 )
 from dlbench.report.page import Markup, esc, html, join, page, table
+from dlbench.report.serving import answering_section
 from dlbench.store.database import Store
 from dlbench.store.stored import StoredRun, speed_unit
 from dlbench.version import __version__
@@ -177,9 +178,10 @@ def _quality(s: StoredRun) -> Markup:
 
 
 def _throughput(summaries: list[StoredRun]) -> Markup:
-    ok = [s for s in summaries if s.status == "ok" and s.mean_speed]
+    # a server's runs have their own section: their speed is a request's, not a throughput
+    ok = [s for s in summaries if s.status == "ok" and s.mean_speed and s.kind != "serving"]
     if not ok:
-        return html("<p class='note'>No run ended ok with timed steps.</p>")
+        return html("<p class='note'>No run ended ok with timed steps on this machine.</p>")
     fig = throughput_figure(ok, lambda s: plotly_text(s.label + f" ({s.run_id[-6:]})"))
     return _figure(fig)
 
@@ -347,8 +349,8 @@ def _costs(
     rows = []
     table = cost.load_prices()
     for s in summaries:
-        if s.status != "ok" or not s.mean_step_time_s:
-            continue
+        if s.status != "ok" or not s.mean_step_time_s or s.kind != "train":
+            continue  # an epoch is of training: a generation or a server has none
         c = cost.run_cost(s, None, 1, price_per_hour, price_per_kwh, table)
         rows.append(
             [
@@ -419,6 +421,9 @@ def build(
     ]
     if any(s.collectives for s in summaries):
         sections.insert(5, ("Collectives: bus bandwidth by message size", _collectives(summaries)))
+    answering = answering_section(summaries, _figure)
+    if answering is not None:
+        sections.insert(3, ("Language models answering: generation and serving", answering))
     found = _insights(summaries)
     if found:  # with a calibration's or a sweep's many model shapes
         sections.insert(-1, ("Insights: what goes with step time", found))

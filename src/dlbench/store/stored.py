@@ -24,6 +24,7 @@ from dlbench.errors import MalformedRun
 from dlbench.frameworks import DEFAULT_FRAMEWORK, DEFAULT_PRECISION
 from dlbench.measure.collectives import CollectiveResult, result_from
 from dlbench.measure.generation import GenerationSummary, generation_from
+from dlbench.measure.serving import ServingSummary, serving_from
 from dlbench.records import (
     Feasibility,
     GpuProcess,
@@ -130,6 +131,7 @@ class StoredRun:
     telemetry: TelemetrySummary | None = None
     profile: StepProfile | None = None
     generation: GenerationSummary | None = None  # dlbench generate's per-token figures
+    serving: ServingSummary | None = None  # dlbench serve-bench's figures of a server
     # free-form documents, read-only
     hardware: Mapping[str, Any] | None = None
     config: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
@@ -235,7 +237,10 @@ class StoredRun:
 
     @property
     def speed_unit(self) -> str:
-        """What a step's items are: "seq/s" for a language model, else "img/s"."""
+        """What a step's items are: "seq/s" for a language model, "req/s" for a server's
+        requests (its speed: 1 / end-to-end latency of one), else "img/s"."""
+        if self.kind == "serving":
+            return "req/s"
         return "seq/s" if self.seq_len else "img/s"
 
     @property
@@ -244,6 +249,8 @@ class StoredRun:
         device) · precision · batch (a monitor run: its command)."""
         if self.is_monitor:
             return f"monitor: {self.command}"
+        if self.serving is not None:
+            return f"{self.workload} · served at {self.device_name} · c{self.serving.concurrency}"
         device = self.device_name or self.device
         return (
             f"{self.workload} · {self.framework} · {device} · {self.precision} · b{self.batch_size}"
@@ -307,6 +314,7 @@ def _mapping(value: Any, run_id: Any, field: str) -> Mapping[str, Any]:
 SEQUENCES = ("ranks", "collectives")  # records that are tuples: garbled, they are empty
 _RECORDS: dict[str, Any] = {
     "generation": generation_from,
+    "serving": serving_from,
     "quality": lambda v: _quality(v),
     "inference": lambda v: record_from(InferenceStats, v),
     "model": lambda v: _model(v),

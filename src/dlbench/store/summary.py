@@ -93,6 +93,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
     summary["stability"] = result.get("stability")
     summary["profile"] = result.get("profile")
     summary["generation"] = result.get("generation")
+    summary["serving"] = result.get("serving")
     summary["telemetry"] = result.get("telemetry")
     summary["hardware"] = run.get("hardware")
     summary["config"] = run.get("config")

@@ -1,0 +1,205 @@
+"""serve-bench against servers that misbehave, and input it refuses: a server that refuses,
+times out, sends a line that is not JSON, an error event, or closes mid-stream is one line and
+exit 2 before anything is stored when it does so at once; once the run is going, each such
+request is counted with its error and the run is stored with them.
+
+The misbehaving server is a few lines of asyncio over a real socket, speaking HTTP/1.1 and
+server-sent events as an OpenAI-compatible server does, then breaking them on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import threading
+
+import pytest
+
+from dlbench.store.database import Store
+
+from conftest import call_main, one_line_error
+
+
+def _event(payload: dict) -> bytes:
+    data = f"data: {json.dumps(payload)}\n\n".encode()
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _text_event(text: str, finish: str | None = None) -> bytes:
+    return _event({"choices": [{"index": 0, "text": text, "finish_reason": finish}]})
+
+
+HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+    b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+)
+
+
+async def _answer(behaviour: str, writer: asyncio.StreamWriter) -> None:
+    if behaviour == "refuse":
+        body = b'{"detail": "overloaded, try later"}'
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: %d\r\n" % len(body))
+        writer.write(b"connection: close\r\n\r\n" + body)
+        return
+    if behaviour == "hang":
+        await asyncio.sleep(30)
+        return
+    writer.write(HEAD)
+    writer.write(_text_event("one"))
+    if behaviour == "ok":
+        writer.write(_text_event(" two") + _text_event(" three", finish="length"))
+        usage = {"completion_tokens": 3, "prompt_tokens": 5, "total_tokens": 8}
+        writer.write(_event({"choices": [], "usage": usage}) + b"0\r\n\r\n")
+    elif behaviour == "malformed":
+        data = b"data: {this is not json\n\n"
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n")
+    elif behaviour == "error-event":
+        writer.write(_event({"error": {"message": "CUDA out of memory"}}) + b"0\r\n\r\n")
+    elif behaviour == "cut":
+        writer.write(b"400\r\ndata: {\"cho")  # a chunk of 1,024 bytes begun, never finished
+    elif behaviour == "early-end":
+        writer.write(b"0\r\n\r\n")  # a clean end of the body, but no finish_reason nor [DONE]
+
+
+class FaultyServer:
+    """Answers request i as ``behaviours[i % len]`` says."""
+
+    def __init__(self, behaviours: list[str]) -> None:
+        self.behaviours = itertools.cycle(behaviours)
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(server.wait_closed())
+        self.loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+            await reader.readexactly(int(length[1]) if length else 0)
+            await _answer(next(self.behaviours), writer)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client gave up on this request first
+        finally:
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FaultyServer:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def bench(capsys, url, db_path, *args):
+    return call_main(
+        capsys, "serve-bench", "--url", url, "--model", "m", "--db", str(db_path),
+        "--interval", "0.2", "--gen-len", "3", *args,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "said"),
+    [
+        ("refuse", "HTTP 503: {\"detail\": \"overloaded, try later\"}"),
+        ("malformed", "malformed stream: an event that is not JSON"),
+        ("error-event", "the server sent an error: {'message': 'CUDA out of memory'}"),
+        ("cut", "the stream was cut mid-way (1 chunks)"),
+        ("early-end", "the stream ended before the answer did (1 chunks)"),
+        ("hang", "no complete answer within 0.5 s (--request-timeout)"),
+    ],
+)
+def test_a_server_that_fails_the_first_request_is_one_line_and_nothing_is_stored(
+    behaviour, said, db_path, capsys
+):
+    with FaultyServer([behaviour]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--request-timeout", "0.5")
+    line = one_line_error(code, err)
+    assert "did not stream an answer to a first request" in line and said in line, line
+    assert Store(str(db_path)).list_runs() == []
+
+
+def test_a_server_that_is_not_there_is_one_line(db_path, capsys):
+    from served_model import free_port
+
+    code, _, err = bench(capsys, f"http://127.0.0.1:{free_port()}/v1", db_path)
+    assert "cannot connect" in one_line_error(code, err)
+    assert Store(str(db_path)).list_runs() == []
+
+
+def test_once_running_each_fault_is_counted_and_the_run_stored_with_them(db_path, capsys):
+    # the first answer (the check) is good; then a good one, then each fault in turn
+    faults = ["refuse", "malformed", "error-event", "cut", "early-end"]
+    with FaultyServer(["ok", "ok", *faults, "ok", "ok"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "8")
+    assert code == 0, err
+    (run,) = Store(str(db_path)).runs()
+    stats = run.serving.stats
+    assert (stats.requests, stats.completed, stats.failed) == (8, 3, 5)
+    assert sum(stats.errors.values()) == 5 and len(stats.errors) == 5
+    assert stats.output_tokens == 9 and run.serving.tokens_from == "usage"
+    assert run.status == "ok" and run.error.startswith("5 of 8 requests failed: ")
+    assert run.timed_steps == 3
+
+
+def test_a_run_whose_every_request_failed_is_stored_failed(db_path, capsys):
+    with FaultyServer(["ok", "refuse", "refuse", "refuse"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "3")
+    assert code == 1, err
+    (run,) = Store(str(db_path)).runs()
+    assert run.status == "failed" and run.serving.stats.failed == 3
+    assert run.error == "3 of 3 requests failed: HTTP 503: {\"detail\": \"overloaded, try later\"}"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--gen-len", "0"], "Invalid value for '--gen-len'"),
+        (["--concurrency", "0"], "--concurrency must be 1 to"),
+        (["--concurrency", "1,x"], "--concurrency '1,x': whole numbers"),
+        (["--concurrency", "2,2"], "each once"),
+        (["--requests", "0"], "Invalid value for '--requests'"),
+        (["--rate", "0"], "Invalid value for '--rate': 0.0 is not a finite number"),
+        (["--rate", "nan"], "Invalid value for '--rate'"),
+        (["--prompt-len", "-3"], "Invalid value for '--prompt-len'"),
+        (["--request-timeout", "0"], "Invalid value for '--request-timeout'"),
+        (["--slo", "ttft=2"], "give a duration with its unit"),
+        (["--api", "embeddings"], "--api must be completions or chat"),
+        (["--prompts", "{tmp}/none.txt"], "cannot read prompts file"),
+        (["--prompts", "{tmp}/empty.txt"], "holds no prompt"),
+        (["--prompts", "{tmp}/bad.jsonl"], "line 1: not JSON"),
+    ],
+)
+def test_bad_input_is_one_line_before_anything_is_stored(args, said, db_path, tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "bad.jsonl").write_text("{oops\n")
+    given = [a.format(tmp=tmp_path) for a in args]
+    code, _, err = bench(capsys, "http://127.0.0.1:1/v1", db_path, *given)
+    assert said in one_line_error(code, err)
+    assert not db_path.exists() or Store(str(db_path)).list_runs() == []
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://h/v1", "http://h:port/v1", "http://"])
+def test_a_url_that_is_not_http_is_one_line(url, db_path, capsys):
+    code, _, err = call_main(capsys, "serve-bench", "--url", url, "--model", "m")
+    assert "--url" in one_line_error(code, err)
