@@ -201,3 +201,28 @@ def test_staging_copies_times_and_records_the_source(tmp_path, db_path):
         timeout=120,
     )
     assert unset.returncode == 2 and "not set on this node" in unset.stderr
+
+
+@pytest.mark.slow
+def test_a_generation_sweep_over_prompt_lengths_and_batches_draws_its_tradeoff(tmp_path, db_path):
+    from dlbench.report.serving import tradeoff_figure
+
+    path = _sweep(
+        tmp_path,
+        """
+        name: gen
+        base: {workload: llama, depth: 1, width: 64, heads: 4, kv_heads: 2, vocab: 128,
+               gen_len: 4, warmup: 1, steps: 4, device: cpu, telemetry: false}
+        matrix: {prompt_len: [8, 16], batch_size: [1, 2]}
+    """,
+    )
+    done = run_dlbench(db_path, "sweep", str(path))
+    assert done.returncode == 0, done.stderr
+    runs = Store(str(db_path)).runs(sweep="gen")
+    assert sorted((r.generation.prompt_len, r.generation.batch) for r in runs) == [
+        (8, 1), (8, 2), (16, 1), (16, 2),
+    ]  # fmt: skip
+    assert {r.kind for r in runs} == {"generate"} and all(r.timed_steps == 3 for r in runs)
+    figure = tradeoff_figure(runs)
+    assert figure is not None and len(figure.data) == 2  # one line per prompt length
+    assert all(list(line.text) == ["1", "2"] for line in figure.data)
