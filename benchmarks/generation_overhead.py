@@ -1,19 +1,21 @@
 """dlbench generate's prefill and decode tokens/s beside a plain PyTorch generation loop.
 
-The same small llama (the same seed, prompt shape and greedy KV-cache decoding) is timed two
-ways, interleaved (dlbench, plain, dlbench, plain, ...), each in its own process: by `dlbench
-generate` (a synchronisation and a clock reading after every token) and by a loop written for
-this benchmark, which reads the clock once around the prompt and once around the rest. Each
+A small llama and a small gpt (the same seed, prompt shape and greedy KV-cache decoding) are
+each timed two ways, interleaved (dlbench, plain, dlbench, plain, ...), each in its own
+process: by `dlbench generate` (a synchronisation and a clock reading after every token) and
+by a loop written for this benchmark, which reads the clock once around the prompt and once
+around the rest. Each
 figure is the median over rounds of each process's mean; the ratio is dlbench / plain (goal:
 at least 0.97). The counting is llama-bench's: prompt tokens over the prefill's time (its
 ``pp``), generated tokens after the first over the decode's time (its ``tg``).
 
-    .venv/bin/python benchmarks/generation_overhead.py [--rounds 3]
+    .venv/bin/python benchmarks/generation_overhead.py [--rounds 5] [--workloads gpt]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -35,17 +37,29 @@ ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
 }
-MODEL = ["--depth", "4", "--width", "256", "--heads", "4", "--kv-heads", "2", "--vocab", "256",
-         "--seq-len", "256"]  # fmt: skip
+# Each workload's shape on the command line, and the same model built by the plain loop.
+MODELS = {
+    "llama": (
+        ["--depth", "4", "--width", "256", "--heads", "4", "--kv-heads", "2", "--vocab", "256",
+         "--seq-len", "256"],
+        "from dlbench.workloads import llama_models\n"
+        "model = llama_models.llama((1, 256, 1), 256, depth=4, width=256, heads=4, kv_heads=2)",
+    ),
+    "gpt": (
+        ["--depth", "4", "--width", "256", "--vocab", "256", "--seq-len", "256"],
+        "from dlbench.workloads import language_models\n"
+        "model = language_models.gpt((1, 256, 1), 256, depth=4, width=256)",
+    ),
+}  # fmt: skip
 
 PLAIN = """
 import json, statistics, sys, time
 import torch
-from dlbench.workloads import llama_models
 precision = sys.argv[1]
 prompt_len, gen_len, batch, requests, warmup = map(int, sys.argv[2:7])
 torch.manual_seed(0)
-model = llama_models.llama((1, 256, 1), 256, depth=4, width=256, heads=4, kv_heads=2).eval()
+exec(sys.argv[7])  # builds `model`
+model = model.eval()
 dtype = torch.bfloat16 if precision == "amp-bf16" else None
 prompt = torch.randint(0, 256, (batch, prompt_len), generator=torch.Generator().manual_seed(0))
 prefill, decode = [], []
@@ -68,9 +82,10 @@ print(json.dumps({"prefill": prompt_len * batch / statistics.mean(prefill),
 """
 
 
-def dlbench_figures(precision: str, db: Path) -> dict[str, float]:
+def dlbench_figures(workload: str, precision: str, db: Path) -> dict[str, float]:
     done = subprocess.run(
-        [sys.executable, "-m", "dlbench", "generate", "llama", *MODEL, "--device", "cpu",
+        [sys.executable, "-m", "dlbench", "generate", workload, *MODELS[workload][0],
+         "--device", "cpu",
          "--precision", precision, "--prompt-len", str(SHAPE["prompt_len"]),
          "--gen-len", str(SHAPE["gen_len"]), "--batch-size", str(SHAPE["batch"]),
          "--requests", str(SHAPE["requests"]), "--warmup", str(SHAPE["warmup"]),
@@ -84,10 +99,10 @@ def dlbench_figures(precision: str, db: Path) -> dict[str, float]:
     }
 
 
-def plain_figures(precision: str) -> dict[str, float]:
+def plain_figures(workload: str, precision: str) -> dict[str, float]:
     arguments = [str(SHAPE[k]) for k in ("prompt_len", "gen_len", "batch", "requests", "warmup")]
     done = subprocess.run(
-        [sys.executable, "-c", PLAIN, precision, *arguments],
+        [sys.executable, "-c", PLAIN, precision, *arguments, MODELS[workload][1]],
         capture_output=True,
         text=True,
         check=True,
@@ -99,35 +114,46 @@ def plain_figures(precision: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workloads", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "amp-bf16"])
+    parser.add_argument("--print-only", action="store_true", help="do not edit the doc")
+    options = parser.parse_args()
+    rounds = options.rounds
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        for precision in ("fp32", "amp-bf16"):
+        for workload, precision in itertools.product(options.workloads, options.precisions):
             ours: list[dict[str, float]] = []
             theirs: list[dict[str, float]] = []
             for index in range(rounds):
-                ours.append(dlbench_figures(precision, Path(folder) / f"{precision}{index}.db"))
-                theirs.append(plain_figures(precision))
+                db = Path(folder) / f"{workload}-{precision}{index}.db"
+                ours.append(dlbench_figures(workload, precision, db))
+                theirs.append(plain_figures(workload, precision))
             for phase in ("prefill", "decode"):
                 a = statistics.median(f[phase] for f in ours)
                 b = statistics.median(f[phase] for f in theirs)
-                rows.append(f"| {precision} | {phase} | {a:,.0f} | {b:,.0f} | {a / b:.3f} |")
+                rows.append(
+                    f"| {workload} | {precision} | {phase} | {a:,.0f} | {b:,.0f} | {a / b:.3f} |"
+                )
+                print(rows[-1], flush=True)
     shape = ", ".join(f"{k} {v}" for k, v in SHAPE.items())
     table = "\n".join(
         [
-            f"{machine()}; llama 4 x 256, 4 heads sharing 2 key/value heads, vocabulary 256; "
-            f"{shape}; median of {rounds} interleaved rounds, each its own process.",
+            f"{machine()}; llama 4 x 256, 4 heads sharing 2 key/value heads, and gpt 4 x 256 "
+            f"(4 heads of 64), vocabulary 256; {shape}; median of {rounds} interleaved rounds, "
+            "each its own process.",
             "",
-            "| precision | phase | dlbench generate (tokens/s) | plain loop (tokens/s) | ratio |",
-            "|---|---|---|---|---|",
+            "| workload | precision | phase | dlbench generate (tokens/s) | plain loop (tokens/s) "
+            "| ratio |",
+            "|---|---|---|---|---|---|",
             *rows,
             "",
             "Command: `.venv/bin/python benchmarks/generation_overhead.py`",
         ]
     )
     print(table)
-    write_section("generation-overhead", table)
+    if not options.print_only:
+        write_section("generation-overhead", table)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from _report import machine, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from served_model import transformers_server, write_tiny_llama  # noqa: E402
-
 from dlbench.measure.serving import RequestOutcome  # noqa: E402
 from dlbench.tools.openai_stream import Endpoint, drive  # noqa: E402
+
+from served_model import transformers_server, write_tiny_llama  # noqa: E402
 
 GEN_LEN = 64
 PROMPT = "the quick brown fox jumps over the lazy dog " * 4

@@ -20,8 +20,16 @@ def _small() -> llama.Llama:
     return llama.llama((1, 48, 1), 97, depth=2, width=64, heads=4, kv_heads=2).eval()
 
 
-def test_greedy_with_a_cache_gives_the_tokens_of_a_model_without_one():
-    model = _small()
+def _small_gpt() -> torch.nn.Module:
+    from dlbench.workloads.language_models import gpt
+
+    torch.manual_seed(0)
+    return gpt((1, 48, 1), 97, depth=2, width=128).eval()  # two 64-wide heads
+
+
+@pytest.mark.parametrize("make", [_small, _small_gpt], ids=["llama", "gpt"])
+def test_greedy_with_a_cache_gives_the_tokens_of_a_model_without_one(make):
+    model = make()
     prompt = torch.randint(0, 97, (3, 10), generator=torch.Generator().manual_seed(1))
     tokens, times = greedy(model, prompt, 12, sync=lambda: None)
     assert tokens.shape == (3, 12) and times.output_tokens == 12 and times.batch == 3
@@ -86,7 +94,8 @@ def test_bad_generation_options_are_one_line_and_store_nothing(db_path, capsys):
         (("generate", "llama", "--gen-len", "0"), "--gen-len: Input should be greater than 0"),
         (("generate", "llama", "--seq-len", "64", "--prompt-len", "60", "--gen-len", "8"),
          "--prompt-len 60 + --gen-len 8 is past the model's context of 64 tokens"),
-        (("generate", "gpt"), "gpt keeps no KV cache to generate with"),
+        (("generate", "resnet18"), "resnet18 keeps no KV cache to generate with"),
+        (("generate", "gpt", "--framework", "tensorflow"), "dlbench generate runs on pytorch"),
         (("generate", "llama-9b"), "unknown workload 'llama-9b'"),
         (("generate", "llama", "--requests", "0"), "--requests"),
         (("run", "llama", "--gen-len", "8"), "No such option: --gen-len"),

@@ -111,9 +111,11 @@ def check_generation(spec: Any, workload: WorkloadSpec) -> None:
     if not workload.generates:
         raise invalid(
             "gen_len",
-            f"{workload.name} keeps no KV cache to generate with; dlbench generate runs the "
-            "llama workloads (dlbench list)",
+            f"{workload.name} keeps no KV cache to generate with; dlbench generate runs gpt, "
+            "param-transformer and the llama workloads (dlbench list)",
         )
+    if spec.framework != "pytorch":
+        raise invalid("framework", "dlbench generate runs on pytorch: its models keep a KV cache")
     if spec.processes > 1:
         raise invalid("gen_len", "generation runs in one process: leave out --gpus and --nodes")
     context = spec.seq_len or workload.input_shape[1]

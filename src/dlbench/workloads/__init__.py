@@ -165,6 +165,7 @@ def _language(
         depth=depth,
         parametric=True,
         width_multiple=64,  # GPT-2's head width: heads = width / 64
+        generates=True,  # with PyTorch: a KV cache (the Keras model has none)
     )
 
 

@@ -5,7 +5,8 @@ Pre-norm blocks (layer norm, causal self-attention through
 ``scaled_dot_product_attention``, residual; layer norm, GELU MLP of 4 x width, residual), a
 final layer norm, and the output projection tied to the token embedding, as in GPT-2.
 The builder takes ``(input_shape, num_classes)`` like every builder: ``input_shape[1]`` is
-the sequence length and ``num_classes`` the vocabulary.
+the sequence length and ``num_classes`` the vocabulary. ``forward`` takes a ``KVCache`` to
+generate, as the llama models do.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import math
 import torch
 from torch import nn
 
+from dlbench.workloads.kv_cache import KVCache
+
 HEAD_WIDTH = 64  # GPT-2's head width: heads = width / 64
 
 
@@ -23,33 +26,35 @@ def heads_of(width: int) -> int:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+    def __init__(self, width: int, heads: int, layer: int = 0) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.layer = heads, layer
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         batch, length, width = x.shape
         q, k, v = self.qkv(x).split(width, dim=2)
         shape = (batch, length, self.heads, width // self.heads)
         q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
-        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if cache is not None:  # a prompt fills it, causal within itself; a token reads it all
+            k, v = cache.append(self.layer, k, v)
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=length > 1)
         return self.proj(y.transpose(1, 2).contiguous().view(batch, length, width))
 
 
 class Block(nn.Module):
-    def __init__(self, width: int, heads: int) -> None:
+    def __init__(self, width: int, heads: int, layer: int = 0) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(width)
-        self.attn = CausalSelfAttention(width, heads)
+        self.attn = CausalSelfAttention(width, heads, layer)
         self.ln_2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(
             nn.Linear(width, 4 * width), nn.GELU(approximate="tanh"), nn.Linear(4 * width, width)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -60,10 +65,10 @@ class GPT(nn.Module):
 
     def __init__(self, vocab: int, seq_len: int, depth: int, width: int) -> None:
         super().__init__()
-        self.seq_len, self.width = seq_len, width
+        self.seq_len, self.width, self.vocab = seq_len, width, vocab
         self.wte = nn.Embedding(vocab, width)
         self.wpe = nn.Embedding(seq_len, width)
-        self.blocks = nn.ModuleList(Block(width, heads_of(width)) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(width, heads_of(width), i) for i in range(depth))
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab, bias=False)
         self.head.weight = self.wte.weight  # tied, as in GPT-2
@@ -80,11 +85,25 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.wte(tokens) + self.wpe(positions)
+    def new_cache(self, batch: int, capacity: int, dtype: torch.dtype | None = None) -> KVCache:
+        """An empty cache for ``batch`` sequences of up to ``capacity`` tokens, on the model's
+        device, in its dtype unless given (autocast's, for mixed precision)."""
+        weight, heads = self.wte.weight, heads_of(self.width)
+        return KVCache(
+            len(self.blocks), heads, self.width // heads, batch, capacity,
+            dtype or weight.dtype, weight.device,
+        )  # fmt: skip
+
+    def forward(self, tokens: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        start = cache.length if cache is not None else 0
+        end = start + tokens.shape[1]
+        if end > self.seq_len:
+            raise ValueError(f"position {end} is past the model's {self.seq_len} (--seq-len)")
+        x = self.wte(tokens) + self.wpe(torch.arange(start, end, device=tokens.device))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, cache)
+        if cache is not None:
+            cache.length = end
         logits: torch.Tensor = self.head(self.ln_f(x))
         return logits
 

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from dlbench.workloads.kv_cache import KVCache
 from dlbench.workloads.llama_configs import LLAMA_CONFIGS, LlamaConfig
 
 # scaled_dot_product_attention shares key/value heads itself from torch 2.5 (enable_gqa);
@@ -51,40 +52,6 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     half = x.shape[-1] // 2
     turned = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return x * cos.to(x.dtype) + turned * sin.to(x.dtype)
-
-
-class KVCache:
-    """Keys and values of every layer for up to ``capacity`` positions, filled as tokens come:
-    2 x layers x kv_heads x head width x capacity x batch values, allocated once."""
-
-    def __init__(
-        self,
-        config: LlamaConfig,
-        batch: int,
-        capacity: int,
-        dtype: torch.dtype,
-        device: torch.device | str,
-    ) -> None:
-        shape = (config.depth, batch, config.kv_heads, capacity, config.head_width)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
-        self.capacity = capacity
-        self.length = 0  # positions filled, all layers alike
-
-    @property
-    def nbytes(self) -> int:
-        return self.keys.nbytes + self.values.nbytes
-
-    def append(
-        self, layer: int, keys: torch.Tensor, values: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this step's keys and values after those before; every position's so far."""
-        start, end = self.length, self.length + keys.shape[2]
-        if end > self.capacity:
-            raise ValueError(f"the cache holds {self.capacity} positions, not {end}")
-        self.keys[layer, :, :, start:end] = keys
-        self.values[layer, :, :, start:end] = values
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
 
 class Attention(nn.Module):
@@ -180,8 +147,15 @@ class Llama(nn.Module):
     def new_cache(self, batch: int, capacity: int, dtype: torch.dtype | None = None) -> KVCache:
         """An empty cache for ``batch`` sequences of up to ``capacity`` tokens, on the model's
         device, in its dtype unless given (autocast's, for mixed precision)."""
-        weight = self.embed_tokens.weight
-        return KVCache(self.config, batch, capacity, dtype or weight.dtype, weight.device)
+        weight, config = self.embed_tokens.weight, self.config
+        return KVCache(
+            config.depth, config.kv_heads, config.head_width, batch, capacity,
+            dtype or weight.dtype, weight.device,
+        )  # fmt: skip
+
+    @property
+    def vocab(self) -> int:
+        return self.config.vocab
 
     def rope_cos_sin(self, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
         cos, sin = self.get_buffer("rope_cos"), self.get_buffer("rope_sin")

@@ -65,13 +65,13 @@ def request(engine: Any, prompt_len: int, gen_len: int) -> Generated:
     if not hasattr(model, "new_cache"):
         raise EngineUnavailable(
             f"{engine.spec.workload} keeps no KV cache to generate with",
-            "dlbench generate runs the llama workloads",
+            "dlbench generate runs gpt, param-transformer and the llama workloads",
         )
     prompt = getattr(engine, "_prompt", None)
     if prompt is None or prompt.shape[1] != prompt_len:
         seeded = torch.Generator().manual_seed(engine.spec.seed)
         shape = (int(engine.spec.batch_size), prompt_len)
-        prompt = torch.randint(0, model.config.vocab, shape, generator=seeded)
+        prompt = torch.randint(0, model.vocab, shape, generator=seeded)
         prompt = engine._prompt = prompt.to(engine.device)
     cache = getattr(engine, "_cache", None)
     if cache is None or cache.capacity != prompt_len + gen_len:
