@@ -99,7 +99,10 @@ def run(
 @with_spec_options(skip=TRAINING_ONLY)
 def generate(
     workload: Annotated[
-        str, typer.Argument(help="A model with a KV cache: the llama workloads (dlbench list).")
+        str,
+        typer.Argument(
+            help="A model with a KV cache: gpt, param-transformer, the llama workloads."
+        ),
     ],
     requests: Annotated[
         int,
