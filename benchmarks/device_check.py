@@ -1,6 +1,6 @@
 """Every GPU path of dlbench, measured on a GPU machine, into docs/benchmarks.md.
 
-Eight steps, each with its own time budget, each writing its own section as soon as it is done
+Nine steps, each with its own time budget, each writing its own section as soon as it is done
 (so a step that runs out of time keeps the others' figures):
 
 1. ``pytest -m gpu``: the tests that need a CUDA GPU;
@@ -16,7 +16,9 @@ Eight steps, each with its own time budget, each writing its own section as soon
 7. GPT-2 small in bf16 with flash attention, eager and compiled: tokens/s and MFU beside
    published GPT-2 124M training figures (run third, after the throughput step);
 8. ``dlbench collectives`` over the node's GPUs (NCCL): all-reduce and all-gather bus
-   bandwidth from 8 B to 1 GiB.
+   bandwidth from 8 B to 1 GiB;
+9. GPT-2 small and Llama-3.2-1B generating in bf16 with their KV cache: TTFT, TPOT, prefill
+   and decode tokens/s, the cache, peak memory and energy per token (device_generation.py).
 
     scripts/device-check                       # the whole check, at most 8 minutes
     .venv/bin/python benchmarks/device_check.py --rehearse   # every step on the CPU, tiny,
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _report import dlbench_run, machine, write_section
+from device_generation import generation
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU_TEST_FILES = [
@@ -416,6 +419,7 @@ STEPS: dict[str, Callable[[Check], None]] = {
     "gpu-tests": Check.gpu_tests,
     "throughput": Check.throughput,
     "gpt2": gpt2,  # third: the headline transformer figure before the longer checks
+    "generation": generation,  # then what serving a language model costs
     "telemetry": Check.telemetry,
     "compare": Check.compare,
     "interference": Check.interference,
