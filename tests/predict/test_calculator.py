@@ -104,6 +104,14 @@ def test_a_transformer_question_is_sized_by_its_sequence_length():
     assert 2 < long["flops_per_step"] / short["flops_per_step"] < 2.2  # tokens, and attention
 
 
+def test_a_llama_question_is_described_as_the_llama_workload_at_that_shape():
+    found = describe(Question(family="llama", depth=2, width=128, input_size=64, batch_size=4))
+    assert (found["family"], found["depth"], found["width"]) == ("llama", 2, 128)
+    assert found["input_size"] == 64
+    attention = [op for op in found["operators"] if op["kind"] == "attention"]
+    assert attention and attention[0]["shape"]["length"] == 64
+
+
 def test_validation_start_up_gpus_and_price_are_exact_arithmetic(store):
     runs = summaries(n=60)
     stored_runs(store, runs)

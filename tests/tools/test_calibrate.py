@@ -31,7 +31,8 @@ def test_the_design_fills_each_familys_ranges_and_interleaves_families():
         depths = sorted(p["depth"] for p in mine)
         low, high = RANGES[family]["depth"]
         assert depths[0] <= low + 1 and depths[-1] >= high - 1  # spread end to end
-        assert all(p["width"] % (64 if family == "transformer" else 8) == 0 for p in mine)
+        step = 64 if family in ("transformer", "llama") else 8
+        assert all(p["width"] % step == 0 for p in mine)
         inputs = RANGES[family].get("input", INPUT_SIZES)
         batches = RANGES[family].get("batch", BATCH_SIZES)
         assert all(inputs[0] <= p["image_size"] <= inputs[1] for p in mine)
@@ -132,6 +133,13 @@ def test_the_transformer_family_is_calibrated_by_sequence_length():
     assert spec.workload == "param-transformer" and spec.seq_len == first["image_size"]
     assert spec.image_size is None and spec.input_shape == (1, first["image_size"], 1)
     assert spec.width % 64 == 0
+
+
+def test_the_llama_family_is_calibrated_as_the_llama_workload_with_a_small_vocabulary():
+    (first,) = [p for p in design(("llama",))[:1]]
+    (spec, _) = specs(first, "cpu", "calibrate-x", repeats=2)
+    assert spec.workload == "llama" and spec.seq_len == first["image_size"]
+    assert spec.vocab == 256 and spec.depth == first["depth"] and spec.width % 64 == 0
 
 
 def test_a_contended_configuration_is_run_again_a_bounded_number_of_times(store):

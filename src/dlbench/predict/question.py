@@ -1,6 +1,7 @@
 """The calculator's question: a zoo workload, a family description (``--family resnet
 --depth 50 --width 64 --input 224 --batch 64``, built by the parametric families
-``param-<family>``; a transformer's --input is its sequence length), or the user's own
+``param-<family>`` and ``llama``; a language model's --input is its sequence length), or the
+user's own
 module (``--model-file my_model.py:build``).
 
 Its descriptors (FLOPs, activations, layers) are counted on the real module by the engine
@@ -11,9 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FAMILIES = ("mlp", "vgg", "resnet", "inception", "transformer")
-LANGUAGE_FAMILIES = ("transformer",)  # --input is their sequence length in tokens
+FAMILIES = ("mlp", "vgg", "resnet", "inception", "transformer", "llama")
+LANGUAGE_FAMILIES = ("transformer", "llama")  # --input is their sequence length in tokens
 DEFAULT_BATCH = 64
+
+
+def family_workload(family: str) -> str:
+    """The workload that builds a family: ``param-<family>``, or ``llama``, which takes
+    --depth/--width/--heads/--kv-heads itself."""
+    return "llama" if family == "llama" else f"param-{family}"
 
 
 def input_option(family: str, size: int | None) -> dict[str, int | None]:

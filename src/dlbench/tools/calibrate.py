@@ -24,7 +24,7 @@ from scipy.stats import qmc
 from dlbench.config import RunSpec, build_spec
 from dlbench.errors import DlbenchError
 from dlbench.predict.fitting import MIN_RUNS, Predictor
-from dlbench.predict.question import LANGUAGE_FAMILIES, input_option
+from dlbench.predict.question import LANGUAGE_FAMILIES, family_workload, input_option
 from dlbench.store.database import Store
 
 # (low, high) per knob; log scale for width and batch.
@@ -35,10 +35,14 @@ RANGES: dict[str, dict[str, tuple[int, int]]] = {
     "inception": {"depth": (2, 10), "width": (8, 48)},
     # a step's work grows with tokens (batch x seq_len): fewer sequences, longer ones
     "transformer": {"depth": (1, 8), "width": (64, 512), "input": (32, 512), "batch": (2, 32)},
+    "llama": {"depth": (1, 8), "width": (64, 512), "input": (32, 512), "batch": (2, 32)},
 }
+# the language families' vocabulary when calibrating: the transformer's default, so that the
+# output layer does not outweigh the blocks being learnt (FLOPs carry it to larger ones)
+CALIBRATION_VOCAB = 256
 INPUT_SIZES = (16, 64)
 BATCH_SIZES = (8, 128)
-WIDTH_STEP = {"transformer": 64}  # whole 64-wide heads
+WIDTH_STEP = {"transformer": 64, "llama": 64}  # whole heads (64 wide; llama's 4 heads)
 DESIGN_POINTS = 64  # per family; the budget decides how many run
 WARMUP, TIMED = 3, 20
 MIN_RUN_TIMEOUT_S = 30.0  # a run is never stopped sooner, however small the budget
@@ -94,10 +98,11 @@ def specs(
 ) -> list[RunSpec]:
     return [
         build_spec(
-            workload=f"param-{config['family']}",
+            workload=family_workload(config["family"]),
             depth=config["depth"],
             width=config["width"],
             **input_option(config["family"], config["image_size"]),
+            **({"vocab": CALIBRATION_VOCAB} if config["family"] == "llama" else {}),
             batch_size=config["batch_size"],
             device=device,
             warmup=WARMUP,

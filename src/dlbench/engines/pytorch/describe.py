@@ -24,7 +24,13 @@ from dlbench.config import RunSpec, build_spec
 from dlbench.engines.pytorch.operators import example_input, walk
 from dlbench.errors import ConfigError, EngineUnavailable
 from dlbench.measure.operators import OpUse
-from dlbench.predict.question import DEFAULT_BATCH, FAMILIES, LANGUAGE_FAMILIES, Question
+from dlbench.predict.question import (
+    DEFAULT_BATCH,
+    FAMILIES,
+    LANGUAGE_FAMILIES,
+    Question,
+    family_workload,
+)
 from dlbench.registry import resolve
 from dlbench.workloads import get_workload
 
@@ -261,7 +267,7 @@ def describe_question(question: Question) -> dict[str, Any]:
                 f"--family {question.family!r} is not one dlbench can build", f"one of {FAMILIES}"
             )
         spec = build_spec(
-            workload=f"param-{question.family}",
+            workload=family_workload(question.family),
             depth=question.depth,
             width=question.width,
             batch_size=question.batch_size,
