@@ -46,6 +46,11 @@ async def _answer(behaviour: str, writer: asyncio.StreamWriter) -> None:
         await asyncio.sleep(30)
         return
     writer.write(HEAD)
+    if behaviour == "silent":  # tokens the server does not show: special or partial ones
+        usage = {"completion_tokens": 3, "prompt_tokens": 5, "total_tokens": 8}
+        writer.write(_text_event("") + _text_event("", finish="length"))
+        writer.write(_event({"choices": [], "usage": usage}) + b"0\r\n\r\n")
+        return
     writer.write(_text_event("one"))
     if behaviour == "ok":
         writer.write(_text_event(" two") + _text_event(" three", finish="length"))
@@ -160,6 +165,16 @@ def test_once_running_each_fault_is_counted_and_the_run_stored_with_them(db_path
     assert stats.output_tokens == 9 and run.serving.tokens_from == "usage"
     assert run.status == "ok" and run.error.startswith("5 of 8 requests failed: ")
     assert run.timed_steps == 3
+
+
+def test_an_answer_of_tokens_that_show_no_text_completes_at_its_finish(db_path, capsys):
+    with FaultyServer(["silent"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "2")
+    assert code == 0, err
+    (run,) = Store(str(db_path)).runs()
+    stats = run.serving.stats
+    assert (stats.completed, stats.failed, stats.output_tokens) == (2, 0, 6)
+    assert stats.itl_s is None and stats.ttft_s.mean == pytest.approx(stats.e2e_s.mean, abs=0.05)
 
 
 def test_a_run_whose_every_request_failed_is_stored_failed(db_path, capsys):

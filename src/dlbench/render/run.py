@@ -20,7 +20,10 @@ QUALITY_STYLE = {"clean": "green", "noisy": "yellow", "contended": "red"}
 
 
 def speed_text(summary: StoredRun) -> Text | None:
-    """Mean speed and its 95% interval; marked where too few steps make it unreliable."""
+    """Mean speed and its 95% interval; marked where too few steps make it unreliable. A
+    server's: its requests/s over the benchmark (one figure, no interval)."""
+    if summary.serving is not None:
+        return Text(f"{summary.serving.stats.requests_per_s:,.2f} served")
     mean, interval = summary.mean_speed, summary.speed_ci95
     if mean is None:
         return None
@@ -63,6 +66,8 @@ def input_text(summary: StoredRun) -> str | None:
     sequence), None for a monitor run."""
     if summary.is_monitor:
         return None
+    if summary.serving is not None:
+        return f"{summary.serving.gen_len} tok out"
     if summary.seq_len:
         return f"{summary.seq_len} tok"
     side = summary.config.get("image_size")

@@ -111,7 +111,7 @@ def runs_table(summaries: list[StoredRun]) -> Table:
                 f"{s.workload} (monitor)" if s.is_monitor else s.workload,
                 input_text(s),
                 s.device,
-                s.batch_size,
+                f"c{s.serving.concurrency}" if s.serving else s.batch_size,
                 speed_text(s),
                 quality_word(s),
                 accuracy_text(s),

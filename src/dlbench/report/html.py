@@ -133,8 +133,10 @@ def _results(summaries: list[StoredRun]) -> Markup:
             _esc(s.device_name or s.device),
             _esc(s.precision),
             s.batch_size,
-            _num(s.mean_speed),
-            _interval(s),
+            # a server's: its requests/s over the benchmark, one figure (its own section has
+            # the latencies and their intervals)
+            _num(s.serving.stats.requests_per_s if s.serving else s.mean_speed),
+            _esc(None) if s.serving else _interval(s),
             *([_num(s.tokens_per_s, 0)] if tokens else []),
             _num(s.mean_step_time_s * 1e3 if s.mean_step_time_s else None, 2),
             _num(s.achieved_tflops, 3),

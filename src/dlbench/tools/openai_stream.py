@@ -66,7 +66,7 @@ class _Stream:
     def __init__(self, api: str) -> None:
         self.api = api
         self.chunk_s: list[float] = []
-        self.finished = False  # a finish_reason or [DONE] came
+        self.finished_s: float | None = None  # when a finish_reason or [DONE] came
         self.completion_tokens: int | None = None
         self.prompt_tokens: int | None = None
 
@@ -77,7 +77,7 @@ class _Stream:
             return  # blank separators, comments, event/id/retry fields
         data = text[5:].strip()
         if data == "[DONE]":
-            self.finished = True
+            self._finish(now)
             return
         try:
             event = json.loads(data)
@@ -95,7 +95,18 @@ class _Stream:
             if self._text(choice):
                 self.chunk_s.append(now)
             if choice.get("finish_reason"):
-                self.finished = True
+                self._finish(now)
+
+    def _finish(self, now: float) -> None:
+        if self.finished_s is None:
+            self.finished_s = now
+
+    def arrivals(self) -> tuple[float, ...]:
+        """When text came; a stream that finished with none (every token a special or partial
+        one, which servers do not show) delivered its answer, empty, at its finish."""
+        if not self.chunk_s and self.finished_s is not None:
+            return (self.finished_s,)
+        return tuple(self.chunk_s)
 
     def _text(self, choice: dict[str, Any]) -> str:
         if self.api == "chat":
@@ -135,7 +146,7 @@ async def stream_one(
             else:
                 while line := await response.content.readline():
                     stream.take(line, time.perf_counter())
-                if not stream.finished:
+                if stream.finished_s is None:
                     error = f"the stream ended before the answer did ({len(stream.chunk_s)} chunks)"
     except asyncio.TimeoutError:
         error = f"no complete answer within {endpoint.timeout_s:g} s (--request-timeout)"
@@ -151,7 +162,7 @@ async def stream_one(
     return RequestOutcome(
         sent_s=sent,
         ended_s=time.perf_counter(),
-        text_chunk_s=tuple(stream.chunk_s),
+        text_chunk_s=stream.arrivals(),
         output_tokens=len(stream.chunk_s) if tokens is None else tokens,
         prompt_tokens=stream.prompt_tokens,
         error=error,
