@@ -34,7 +34,7 @@ def _served(store, run_id, concurrency, tpot_s):
     steps = tuple(StepRecord(i, 0, o.e2e_s, 0.0) for i, o in enumerate(outcomes))
     store.finish_run(
         RunResult(run_id, "ok", phase_reached="done", serving=serving_document(summary),
-                  steps=steps)
+                  throughput_e2e=summary.stats.requests_per_s, steps=steps)
     )  # fmt: skip
 
 
@@ -77,3 +77,13 @@ def test_the_section_tables_both_kinds_and_draws_each_series(store):
 def test_no_series_draws_no_curve(store):
     _served(store, "alone", 1, 0.01)
     assert tradeoff_figure(store.runs()) is None
+
+
+def test_the_dashboard_lists_a_server_s_requests_per_s_not_one_over_its_latency(store):
+    from dlbench.dashboard.data import runs_frame
+
+    _served(store, "s1", 2, 0.010)
+    row = runs_frame(store).iloc[0]
+    served = store.run("s1").serving.stats
+    assert row["mean_speed"] == pytest.approx(served.requests_per_s)
+    assert row["batch"] == "—" and row["precision"] == "—" and row["gpus"] == "—"

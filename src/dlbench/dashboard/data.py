@@ -36,6 +36,7 @@ RUN_COLUMNS = (
     "sweep",
     "mean_speed",
     "speed_stderr",
+    "throughput_e2e",
     "quality_verdict",
     "foreign_cpu_cores",
     "accuracy",
@@ -62,6 +63,12 @@ def runs_frame(store: Store) -> pd.DataFrame:
     frame.loc[monitor, "precision"] = "—"
     # a training run stored before these columns: the defaults, as StoredRun reads it (a
     # server measured from its client has no precision of ours)
+    # A server's speed is its requests/s over the benchmark (its steps' is 1 / a request's
+    # latency), with no interval; it has no batch of ours.
+    serving = frame["kind"] == "serving"
+    if serving.any():
+        frame.loc[serving, "mean_speed"] = frame.loc[serving, "throughput_e2e"]
+        frame.loc[serving, ["speed_stderr", "batch_size"]] = float("nan")
     model = frame["kind"].isin(("train", "generate"))
     frame.loc[model, "framework"] = frame.loc[model, "framework"].fillna(DEFAULT_FRAMEWORK)
     frame.loc[model, "precision"] = frame.loc[model, "precision"].fillna(DEFAULT_PRECISION)
