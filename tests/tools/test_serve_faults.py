@@ -72,6 +72,7 @@ class FaultyServer:
 
     def __init__(self, behaviours: list[str]) -> None:
         self.behaviours = itertools.cycle(behaviours)
+        self.answered = 0  # requests whose answer began
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -95,6 +96,7 @@ class FaultyServer:
             head = await reader.readuntil(b"\r\n\r\n")
             length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
             await reader.readexactly(int(length[1]) if length else 0)
+            self.answered += 1
             await _answer(next(self.behaviours), writer)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -218,3 +220,28 @@ def test_bad_input_is_one_line_before_anything_is_stored(args, said, db_path, tm
 def test_a_url_that_is_not_http_is_one_line(url, db_path, capsys):
     code, _, err = call_main(capsys, "serve-bench", "--url", url, "--model", "m")
     assert "--url" in one_line_error(code, err)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_benchmark_is_stored_with_the_requests_that_ended(
+    signal_name, db_path, tmp_path
+):
+    import signal
+    import subprocess
+
+    from conftest import cli_env, wait_for
+
+    with FaultyServer(["ok"] * 4 + ["hang"] * 20) as server:
+        process = subprocess.Popen(
+            ["dlbench", "serve-bench", "--url", server.url, "--model", "m", "--db", str(db_path),
+             "--requests", "10", "--gen-len", "3", "--request-timeout", "60"],
+            env=cli_env(db_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        wait_for(lambda: server.answered >= 5, timeout_s=60, every_s=0.02)  # the 5th hangs
+        process.send_signal(getattr(signal, signal_name))
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    (run,) = Store(str(db_path)).runs()
+    stats = run.serving.stats
+    assert run.status == "interrupted" and stats.completed == 3 and run.timed_steps == 3
+    assert run.error.startswith("interrupted after 3 of 10 requests ended")

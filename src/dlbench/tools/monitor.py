@@ -59,7 +59,7 @@ def monitor(
         "tags": tags or {},
         "cwd": os.getcwd(),
     }
-    with _terminate_as_interrupt():  # from here on, SIGTERM closes the row like Ctrl-C
+    with terminate_as_interrupt():  # from here on, SIGTERM closes the row like Ctrl-C
         store.create_run(
             run_id, "monitor", config, workload=name or Path(command[0]).name, device="system"
         )
@@ -149,7 +149,7 @@ def _store(store: Store, result: RunResult, samples: list[Any], config: dict[str
 
 
 @contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM during the setup ends it like Ctrl-C, so that the run is closed, not left."""
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:

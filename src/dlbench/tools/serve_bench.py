@@ -48,6 +48,7 @@ from dlbench.store.liveness import Heartbeat
 from dlbench.telemetry import build_sources
 from dlbench.telemetry.interference import InterferenceMeter
 from dlbench.telemetry.sampler import Sampler
+from dlbench.tools.monitor import terminate_as_interrupt
 from dlbench.tools.openai_stream import Endpoint, drive, probe
 
 PHASE = "serve"
@@ -198,23 +199,27 @@ def serve_bench(
     if on_start is not None:
         on_start()
     run_id = new_run_id()
-    store.create_run(
-        run_id, "serving", plan.config(), workload=plan.endpoint.model, framework="openai-api",
-        device="server", batch_size=1, sweep=series,
-    )  # fmt: skip
-    try:
-        result, samples = _measure(plan, store, run_id, prompts, first, on_done)
-    except KeyboardInterrupt:
-        with shielded():
-            store.end_unfinished(run_id, "interrupted", "interrupted before the requests ended")
-        raise
-    try:
-        store.finish_run(result)
-    except StoreError as exc:
-        path = unsaved.keep(store, result, samples["samples"], {"kind": "serving"}, exc)
-        if path is None:
+    with terminate_as_interrupt():  # SIGTERM ends it as Ctrl-C does: what is done is stored
+        store.create_run(
+            run_id, "serving", plan.config(), workload=plan.endpoint.model,
+            framework="openai-api", device="server", batch_size=1, sweep=series,
+        )  # fmt: skip
+        try:
+            result, samples = _measure(plan, store, run_id, prompts, first, on_done)
+        except KeyboardInterrupt:
+            with shielded():
+                store.end_unfinished(run_id, "interrupted", "interrupted before any request ended")
             raise
-        raise ResultNotStored(run_id, str(path)) from exc
+        try:
+            with shielded():
+                store.finish_run(result)
+        except StoreError as exc:
+            path = unsaved.keep(store, result, samples["samples"], {"kind": "serving"}, exc)
+            if path is None:
+                raise
+            raise ResultNotStored(run_id, str(path)) from exc
+    if result.status == "interrupted":
+        raise KeyboardInterrupt  # stored: now the caller stops as asked
     return run_id
 
 
@@ -242,8 +247,16 @@ def _measure(
         started = time.monotonic()
         meter.start()
         sampler.start()
+        ended: list[RequestOutcome] = []  # what Ctrl-C leaves: the requests that ended
+
+        def noted(outcome: RequestOutcome) -> None:
+            ended.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+
+        interrupted = False
         try:
-            outcomes = asyncio.run(
+            asyncio.run(
                 drive(
                     plan.endpoint,
                     prompts,
@@ -251,16 +264,24 @@ def _measure(
                     plan.concurrency,
                     plan.rate_per_s,
                     plan.seed,
-                    on_done,
+                    noted,
                 )  # fmt: skip
             )
+        except KeyboardInterrupt:
+            interrupted = True
         finally:
             interference = meter.stop()
             sampler.stop()
     finally:
         heartbeat.stop()
+    if interrupted and not ended:
+        raise KeyboardInterrupt
     telemetry = telemetry_summary(store, run_id, sampler, 0)
-    result = _result(plan, run_id, outcomes, first, time.monotonic() - started)
+    result = _result(plan, run_id, ended, first, time.monotonic() - started)
+    if interrupted:
+        said = f"interrupted after {len(ended)} of {plan.requests} requests ended"
+        error = "; ".join(part for part in (said, result.error) if part)
+        result = replace(result, status="interrupted", error=error)
     quality = judge(interference, phase_metrics(telemetry, PHASE))
     if quality is not None and _on_this_machine(plan.endpoint.base_url):
         why = (
