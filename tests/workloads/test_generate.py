@@ -103,3 +103,12 @@ def test_bad_generation_options_are_one_line_and_store_nothing(db_path, capsys):
     for args, expected in cases:
         assert expected in one_line_error(*call_main(capsys, *args)[:3:2]), args
     assert not db_path.exists()
+
+
+@pytest.mark.slow
+def test_a_compiled_model_generates_the_eager_tokens():
+    model = _small()
+    prompt = torch.randint(0, 97, (2, 10), generator=torch.Generator().manual_seed(2))
+    eager, _ = greedy(model, prompt, 6, sync=lambda: None)
+    compiled, times = greedy(model, prompt, 6, sync=lambda: None, forward=torch.compile(model))
+    assert torch.equal(eager, compiled) and times.output_tokens == 6

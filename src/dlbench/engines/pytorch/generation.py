@@ -36,7 +36,7 @@ def greedy(
     likely each time: the tokens (batch, gen_len) and when each was ready. ``forward`` is the
     module that computes (a compiled one), ``model`` the one that makes the cache; ``cache``,
     one to reuse (emptied first), as a server keeps its KV memory from request to request."""
-    forward = forward or model
+    forward = forward if forward is not None else model  # a compiled module has no len()
     batch, prompt_len = prompt.shape
     if cache is None:
         cache = model.new_cache(batch, prompt_len + gen_len, cache_dtype)
