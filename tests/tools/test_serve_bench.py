@@ -112,3 +112,30 @@ def test_a_server_killed_mid_stream_leaves_the_run_stored_with_its_errors(
     said = " ".join(stats.errors)
     assert "cut mid-way" in said or "ended before the answer did" in said or "connect" in said
     assert run.status == "ok" and run.timed_steps == stats.completed
+
+
+def test_a_serving_sweep_runs_its_matrix_resumes_and_draws_a_curve_per_length(
+    served, db_path, tmp_path, capsys
+):
+    from dlbench.report.serving import tradeoff_figure
+
+    sweep = tmp_path / "load.yaml"
+    sweep.write_text(
+        f"name: load\nserve: {{url: '{served.url}', model: '{served.model}'}}\n"
+        "base: {requests: 3, gen_len: 4, interval: 0.2}\n"
+        "matrix: {concurrency: [1, 2], prompt_len: [8, 16]}\n"
+    )
+    code, out, err = call_main(capsys, "sweep", str(sweep), "--db", str(db_path))
+    assert code == 0, err
+    runs = Store(str(db_path)).runs(sweep="load")
+    assert sorted((r.serving.concurrency, r.serving.prompt_len) for r in runs) == [
+        (1, 8), (1, 16), (2, 8), (2, 16),
+    ]  # fmt: skip
+    assert len({r.run_key for r in runs}) == 4 and all(r.status == "ok" for r in runs)
+    assert "Prompt + out" in out and "8 + 4" in out
+    figure = tradeoff_figure(runs)
+    assert figure is not None and len(figure.data) == 2  # a line per prompt length
+    assert all(list(line.text) == ["1", "2"] for line in figure.data)
+    again = call_main(capsys, "sweep", str(sweep), "--db", str(db_path), "--resume")
+    assert again[0] == 0 and again[1].count("skip, already ok") == 4
+    assert len(Store(str(db_path)).runs(sweep="load")) == 4

@@ -245,3 +245,33 @@ def test_an_interrupted_benchmark_is_stored_with_the_requests_that_ended(
     stats = run.serving.stats
     assert run.status == "interrupted" and stats.completed == 3 and run.timed_steps == 3
     assert run.error.startswith("interrupted after 3 of 10 requests ended")
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("base: {batch_size: 4}\n", "load.yaml:3: unknown base key 'batch_size'"),
+        ("matrix: {concurrency: [1, two]}\n", "concurrency is a whole number, not 'two'"),
+        ("matrix: {concurrency: [1, 0]}\n", "load.yaml:3: --concurrency must be 1 to"),
+        ("matrix: {gen_len: [4]}\nexclude: [{seed: 1}]\n", "exclude key 'seed' is not in"),
+        ("base: {slo: ttft=2}\n", "load.yaml:3: --slo 'ttft=2': give a duration"),
+        ("colour: red\n", "load.yaml:3: colour: unknown key 'colour'"),
+    ],
+)
+def test_a_bad_serving_sweep_is_one_line_at_its_line(body, said, tmp_path, db_path, capsys):
+    sweep = tmp_path / "load.yaml"
+    sweep.write_text("name: load\nserve: {url: 'http://127.0.0.1:1/v1', model: m}\n" + body)
+    code, _, err = call_main(capsys, "sweep", str(sweep), "--db", str(db_path))
+    assert said in one_line_error(code, err)
+    assert not db_path.exists()
+
+
+def test_a_serving_sweep_runs_here_only(tmp_path, db_path, capsys):
+    sweep = tmp_path / "load.yaml"
+    sweep.write_text("name: load\nserve: {url: 'http://127.0.0.1:1/v1', model: m}\n")
+    code, _, err = call_main(capsys, "sweep", str(sweep), "--executor", "slurm")
+    assert "a serving sweep runs from this machine" in one_line_error(code, err)
+    code, _, err = call_main(capsys, "sweep", "status", str(sweep))
+    assert "load.yaml:2: a serving sweep runs from this machine" in one_line_error(code, err)
+    code, out, _ = call_main(capsys, "sweep", str(sweep), "--dry-run", "--db", str(db_path))
+    assert code == 0 and "1 runs against http://127.0.0.1:1/v1" in out and not db_path.exists()

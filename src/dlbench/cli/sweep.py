@@ -64,6 +64,8 @@ def sweep(
         return
     if file is not None:
         raise DlbenchError(f"unexpected argument {file!r}", "dlbench sweep FILE [options]")
+    if _ran_serving_sweep(Path(target), executor, dry_run, resume, db):
+        return
     runner = get_executor(executor)
     quiet = quiet_policy(wait_quiet, require_quiet)
     if not runner.local and quiet.blocking:
@@ -107,6 +109,45 @@ def sweep(
     out.print(render_sweep.sweep_table(spec.name, rows))
     failed = [r for r in rows if r.run.status != "ok"]
     raise typer.Exit(1 if failed else 0)
+
+
+def _ran_serving_sweep(path: Path, executor: str, dry_run: bool, resume: bool, db: Any) -> bool:
+    """A sweep file with ``serve:`` is run here, serve-bench over its matrix (True); another
+    is left to the caller (False)."""
+    from dlbench.sweep.file import read_document
+
+    content, where = read_document(path)
+    if "serve" not in content:
+        return False
+    _serving_sweep(content, where, executor, dry_run, resume, db)
+    return True
+
+
+def _serving_sweep(
+    content: dict[str, Any], where: Any, executor: str, dry_run: bool, resume: bool, db: Any
+) -> None:
+    """A sweep file with ``serve:``: serve-bench over its matrix, from this machine."""
+    from dlbench.render.serving import series_table
+    from dlbench.store.database import Store
+    from dlbench.sweep import serving
+
+    if executor != "local":
+        raise ConfigError(
+            "a serving sweep runs from this machine, the server's client: --executor local",
+            option="--executor",
+        )
+    sweep, runs = serving.load(content, where)
+    out.print(
+        f"serving sweep {plain(sweep.name)}: {len(runs)} runs against {plain(sweep.serve.url)}"
+    )
+    for item in runs:
+        out.print(f"  {plain(item.label)}", highlight=False)
+    if dry_run:
+        return
+    store = Store(db)
+    done = serving.run(sweep.name, runs, store, resume, lambda line: out.print(plain(line)))
+    out.print(series_table(store.runs(sweep=sweep.name)))
+    raise typer.Exit(0 if all(r.status == "ok" for r in done) else 1)
 
 
 def _sweep_follow(action: str, spec: Any, store: Any) -> None:

@@ -68,13 +68,14 @@ def series_table(runs: list[StoredRun]) -> Table:
     for run in runs:
         found = run.serving
         if found is None:
-            rows.append((run.run_id, None, None, None, None, None, None, status_text(run.status)))
+            rows.append((run.run_id, *[None] * 7, status_text(run.status)))
             continue
         stats = found.stats
         rows.append(
             (
                 run.run_id,
                 found.concurrency,
+                f"{found.prompt_len or 'file'} + {found.gen_len}",
                 f"{stats.requests_per_s:,.2f}",
                 f"{stats.output_tokens_per_s:,.1f}",
                 _p50_p99(stats.ttft_s),
@@ -88,6 +89,7 @@ def series_table(runs: list[StoredRun]) -> Table:
         (
             "Run",
             "Concurrency",
+            "Prompt + out",
             "Requests/s",
             "Output tok/s",
             "TTFT p50/p99 (ms)",

@@ -105,7 +105,11 @@ def _point(run: StoredRun) -> tuple[str, int, float, float] | None:
         found, stats = run.serving, run.serving.stats
         if stats.tpot_s is None or stats.tpot_s.p50 is None:
             return None
-        where = f"{found.model} @ {found.url} ({found.gen_len} tokens)"
+        rate = "" if found.rate_per_s is None else f", {found.rate_per_s:g} req/s"
+        where = (
+            f"{found.model} @ {found.url} ({found.prompt_len or 'file'} words + "
+            f"{found.gen_len} tokens{rate})"
+        )
         return where, found.concurrency, stats.tpot_s.p50 * 1e3, stats.output_tokens_per_s
     generated = run.generation
     if generated is None or generated.stats.tpot_s is None:

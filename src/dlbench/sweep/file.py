@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +38,8 @@ MAX_BATCH = "max"
 ALIASES = {"staging": ("stage_from", "stage_to"), "gpus_per_node": ("gpus",)}
 NOT_SWEEPABLE = ("sweep", "repeat", "tags", "checkpoint")
 MAX_RUNS = 10_000  # in one sweep: weeks of runs on any machine
+Where = Callable[[tuple[Any, ...]], str]  # a key's path in the file -> "FILE:LINE"
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class SlurmOptions(BaseModel):
@@ -133,8 +136,9 @@ def _where(path: Path, lines: dict[tuple[Any, ...], int], location: tuple[Any, .
     return str(path)
 
 
-def load(path: Path) -> Sweep:
-    """Read, validate and expand a sweep file, or raise one ConfigError with file:line."""
+def read_document(path: Path) -> tuple[dict[str, Any], Where]:
+    """A sweep file's mapping, and where (``file:line``) each of its keys is; or one
+    ConfigError saying why it cannot be read."""
     text = input_files.read_text(path, "sweep file", input_files.MAX_YAML_BYTES)
     try:
         content, node = input_files.load(text)
@@ -147,8 +151,25 @@ def load(path: Path) -> Sweep:
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(content, dict):
         raise ConfigError(f"{path}: a sweep file is a mapping with at least a name")
+    return content, lambda location: _where(path, lines, location)
+
+
+def load(path: Path) -> Sweep:
+    """Read, validate and expand a sweep file, or raise one ConfigError with file:line."""
+    content, where = read_document(path)
+    if "serve" in content:
+        raise ConfigError(
+            f"{where(('serve',))}: a serving sweep runs from this machine, its client, with "
+            f"no jobs to follow: dlbench sweep {path}"
+        )
+    sweep_file = validated(SweepFile, content, where)
+    return Sweep(path, sweep_file, expand(sweep_file, where))
+
+
+def validated(model: type[Model], content: dict[str, Any], where: Where) -> Model:
+    """``content`` as ``model``, or one ConfigError at the file and line of its first fault."""
     try:
-        sweep_file = SweepFile.model_validate(content)
+        return model.model_validate(content)
     except ValidationError as exc:
         error = exc.errors()[0]
         location = tuple(error["loc"])
@@ -156,9 +177,7 @@ def load(path: Path) -> Sweep:
         if error["type"] == "extra_forbidden":
             message = f"unknown key {location[-1]!r}"
         key = ".".join(str(p) for p in location)
-        raise ConfigError(f"{_where(path, lines, location)}: {key}: {message}") from None
-    runs = expand(sweep_file, lambda loc: _where(path, lines, loc))
-    return Sweep(path, sweep_file, runs)
+        raise ConfigError(f"{where(location)}: {key}: {message}") from None
 
 
 # -- expansion ------------------------------------------------------------------------------------

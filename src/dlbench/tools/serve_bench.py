@@ -188,10 +188,12 @@ def serve_bench(
     on_done: Callable[[RequestOutcome], None] | None = None,
     series: str | None = None,
     on_start: Callable[[], None] | None = None,
+    run_key: str | None = None,
 ) -> str:
     """Measure and store; return the run id. ``series`` names the runs of one series of
-    loads (``--concurrency 1,2,4``), stored as a sweep's; ``on_start`` is called once the
-    server has answered its first request, as the timed ones begin."""
+    loads (``--concurrency 1,2,4``, a serving sweep), stored as a sweep's, and ``run_key``
+    the combination (what a sweep's --resume finds); ``on_start`` is called once the server
+    has answered its first request, as the timed ones begin."""
     plan.check()
     prompts = plan.prompts()
     store.check_writable()
@@ -203,6 +205,7 @@ def serve_bench(
         store.create_run(
             run_id, "serving", plan.config(), workload=plan.endpoint.model,
             framework="openai-api", device="server", batch_size=1, sweep=series,
+            run_key=run_key,
         )  # fmt: skip
         try:
             result, samples = _measure(plan, store, run_id, prompts, first, on_done)
