@@ -139,3 +139,13 @@ def test_a_serving_sweep_runs_its_matrix_resumes_and_draws_a_curve_per_length(
     again = call_main(capsys, "sweep", str(sweep), "--db", str(db_path), "--resume")
     assert again[0] == 0 and again[1].count("skip, already ok") == 4
     assert len(Store(str(db_path)).runs(sweep="load")) == 4
+
+
+def test_the_chat_api_is_measured_as_the_completions_one(served, db_path, capsys):
+    code, _, err = bench(capsys, served, db_path, "--api", "chat", "--requests", "3",
+                         "--gen-len", "5", "--prompt-len", "6")  # fmt: skip
+    assert code == 0, err
+    (run,) = Store(str(db_path)).runs()
+    stats = run.serving.stats
+    assert run.serving.api == "chat" and (stats.completed, stats.failed) == (3, 0)
+    assert stats.output_tokens == 3 * 5 and stats.ttft_s.mean < stats.e2e_s.mean

@@ -73,6 +73,7 @@ class FaultyServer:
     def __init__(self, behaviours: list[str]) -> None:
         self.behaviours = itertools.cycle(behaviours)
         self.answered = 0  # requests whose answer began
+        self.heads: list[bytes] = []  # each request's head, as sent
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -94,6 +95,7 @@ class FaultyServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head)
             length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
             await reader.readexactly(int(length[1]) if length else 0)
             self.answered += 1
@@ -275,3 +277,22 @@ def test_a_serving_sweep_runs_here_only(tmp_path, db_path, capsys):
     assert "load.yaml:2: a serving sweep runs from this machine" in one_line_error(code, err)
     code, out, _ = call_main(capsys, "sweep", str(sweep), "--dry-run", "--db", str(db_path))
     assert code == 0 and "1 runs against http://127.0.0.1:1/v1" in out and not db_path.exists()
+
+
+def test_the_api_key_is_sent_as_a_bearer_token_and_never_stored(db_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-5ecret")
+    with FaultyServer(["ok"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "2")
+    assert code == 0, err
+    assert all(b"authorization: bearer sk-test-5ecret" in h.lower() for h in server.heads)
+    assert len(server.heads) == 3  # the first, untimed, request and the two timed
+    assert b"5ecret" not in db_path.read_bytes()
+
+
+def test_warm_up_requests_go_first_untimed_at_the_run_s_concurrency(db_path, capsys):
+    with FaultyServer(["ok"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "2", "--warmup", "3")
+    assert code == 0, err
+    assert len(server.heads) == 1 + 3 + 2
+    (run,) = Store(str(db_path)).runs()
+    assert run.serving.stats.requests == 2 and run.config["warmup"] == 3

@@ -56,6 +56,16 @@ def serve_bench(
             max=MAX_REQUESTS,
         ),
     ] = 64,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=LOAD,
+            help="Untimed requests first, at the same concurrency (after one that checks the "
+            "server).",
+            min=0,
+            max=MAX_REQUESTS,
+        ),
+    ] = 0,
     concurrency: Annotated[
         str,
         typer.Option(
@@ -155,6 +165,7 @@ def serve_bench(
             slo=parse_slo(slo) if slo else None,
             interval_s=interval,
             tags=parse_tags(tag),
+            warmup=warmup,
         )
         for level in concurrency_levels(concurrency)
     ]

@@ -39,6 +39,7 @@ MAX_RUNS = 10_000
 # serve-bench's load options as sweep keys, and the type each takes
 LOAD_KEYS: dict[str, type | tuple[type, ...]] = {
     "requests": int,
+    "warmup": int,
     "concurrency": int,
     "rate": (int, float),
     "prompt_len": int,

@@ -76,11 +76,13 @@ class ServePlan:
     slo: Slo | None = None
     interval_s: float = 1.0
     tags: dict[str, str] = field(default_factory=dict)
+    warmup: int = 0  # untimed requests at the run's concurrency, after the first one
 
     def check(self) -> None:
         _check_url(self.endpoint.base_url)
         bounds: list[tuple[str, float, float, float]] = [
             ("--requests", self.requests, 1, MAX_REQUESTS),
+            ("--warmup", self.warmup, 0, MAX_REQUESTS),
             ("--concurrency", self.concurrency, 1, MAX_CONCURRENCY),
             ("--prompt-len", self.prompt_len, 1, MAX_PROMPT_WORDS),
             ("--gen-len", self.gen_len, 1, MAX_GEN_TOKENS),
@@ -118,6 +120,7 @@ class ServePlan:
             "ignore_eos": self.endpoint.ignore_eos,
             "request_timeout": self.endpoint.timeout_s,
             "requests": self.requests,
+            "warmup": self.warmup,
             "concurrency": self.concurrency,
             "rate": self.rate_per_s,
             "prompt_len": None if self.prompts_file else self.prompt_len,
@@ -198,6 +201,9 @@ def serve_bench(
     prompts = plan.prompts()
     store.check_writable()
     first = check_server(plan, prompts[0])
+    if plan.warmup:  # a server's caches, compiled graphs and batch sizes, at this load
+        warm = [prompts[i % len(prompts)] for i in range(plan.warmup)]
+        asyncio.run(drive(plan.endpoint, warm, plan.gen_len, plan.concurrency, None, plan.seed))
     if on_start is not None:
         on_start()
     run_id = new_run_id()
