@@ -42,6 +42,9 @@ async def _answer(behaviour: str, writer: asyncio.StreamWriter) -> None:
         writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: %d\r\n" % len(body))
         writer.write(b"connection: close\r\n\r\n" + body)
         return
+    if behaviour == "not-http":
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")  # another service on the port
+        return
     if behaviour == "hang":
         await asyncio.sleep(30)
         return
@@ -63,6 +66,9 @@ async def _answer(behaviour: str, writer: asyncio.StreamWriter) -> None:
         writer.write(_event({"error": {"message": "CUDA out of memory"}}) + b"0\r\n\r\n")
     elif behaviour == "cut":
         writer.write(b"400\r\ndata: {\"cho")  # a chunk of 1,024 bytes begun, never finished
+    elif behaviour == "huge":  # one event line of 8 MiB, never ended: a hostile server
+        data = b"data: " + b"x" * (8 * 2**20)
+        writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
     elif behaviour == "early-end":
         writer.write(b"0\r\n\r\n")  # a clean end of the body, but no finish_reason nor [DONE]
 
@@ -136,6 +142,8 @@ def bench(capsys, url, db_path, *args):
         ("cut", "the stream was cut mid-way (1 chunks)"),
         ("early-end", "the stream ended before the answer did (1 chunks)"),
         ("hang", "no complete answer within 0.5 s (--request-timeout)"),
+        ("huge", "malformed stream: an event line over 2 MiB"),
+        ("not-http", "a bad answer: Bad status line: Expected HTTP/"),
     ],
 )
 def test_a_server_that_fails_the_first_request_is_one_line_and_nothing_is_stored(

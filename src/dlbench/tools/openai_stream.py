@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import aiohttp.http_exceptions
 
 from dlbench.measure.serving import RequestOutcome
 
@@ -154,10 +155,16 @@ async def stream_one(
         error = f"the stream was cut mid-way ({len(stream.chunk_s)} chunks)"
     except aiohttp.ClientConnectorError as exc:
         error = f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+    except aiohttp.ClientResponseError as exc:  # e.g. an answer that is not HTTP at all
+        error = f"a bad answer: {' '.join(str(exc.message).split())[:MAX_BODY_SHOWN]}"
     except (aiohttp.ClientError, OSError) as exc:
-        error = f"{type(exc).__name__}: {str(exc)[:MAX_BODY_SHOWN]}"
-    except ValueError as exc:  # a malformed event, or an event line past the read limit
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:MAX_BODY_SHOWN]}"
+    except ValueError as exc:  # a malformed event
         error = str(exc) or f"malformed stream: {type(exc).__name__}"
+    except aiohttp.http_exceptions.LineTooLong:
+        error = f"malformed stream: an event line over {2 * READ_LIMIT_BYTES // 2**20} MiB"
+    except aiohttp.http_exceptions.HttpProcessingError as exc:  # a response HTTP cannot parse
+        error = f"malformed response: {' '.join(str(exc.message).split())[:MAX_BODY_SHOWN]}"
     tokens = stream.completion_tokens
     return RequestOutcome(
         sent_s=sent,
