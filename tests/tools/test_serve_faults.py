@@ -66,6 +66,9 @@ async def _answer(behaviour: str, writer: asyncio.StreamWriter) -> None:
         writer.write(_event({"error": {"message": "CUDA out of memory"}}) + b"0\r\n\r\n")
     elif behaviour == "cut":
         writer.write(b"400\r\ndata: {\"cho")  # a chunk of 1,024 bytes begun, never finished
+    elif behaviour == "endless":  # text after text, never a finish: max_tokens ignored
+        for _ in range(200):
+            writer.write(_text_event(" more"))
     elif behaviour == "huge":  # one event line of 8 MiB, never ended: a hostile server
         data = b"data: " + b"x" * (8 * 2**20)
         writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -143,6 +146,7 @@ def bench(capsys, url, db_path, *args):
         ("early-end", "the stream ended before the answer did (1 chunks)"),
         ("hang", "no complete answer within 0.5 s (--request-timeout)"),
         ("huge", "malformed stream: an event line over 2 MiB"),
+        ("endless", "the server sent over 70 chunks of text for --gen-len 3"),
         ("not-http", "a bad answer: Bad status line: Expected HTTP/"),
     ],
 )

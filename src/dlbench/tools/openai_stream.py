@@ -145,8 +145,14 @@ async def stream_one(
                 body = (await response.content.read(4096)).decode("utf-8", errors="replace")
                 error = f"HTTP {response.status}: {' '.join(body.split())[:MAX_BODY_SHOWN]}"
             else:
+                limit = 2 * gen_len + 64  # chunks with text: a server past it ignores max_tokens
                 while line := await response.content.readline():
                     stream.take(line, time.perf_counter())
+                    if len(stream.chunk_s) > limit:
+                        raise ValueError(
+                            f"the server sent over {limit} chunks of text for --gen-len "
+                            f"{gen_len}: it does not honour max_tokens"
+                        )
                 if stream.finished_s is None:
                     error = f"the stream ended before the answer did ({len(stream.chunk_s)} chunks)"
     except asyncio.TimeoutError:
