@@ -308,3 +308,20 @@ def test_warm_up_requests_go_first_untimed_at_the_run_s_concurrency(db_path, cap
     assert len(server.heads) == 1 + 3 + 2
     (run,) = Store(str(db_path)).runs()
     assert run.serving.stats.requests == 2 and run.config["warmup"] == 3
+
+
+def test_repeated_passes_of_a_load_give_throughput_an_interval_between_them(db_path, capsys):
+    from scipy import stats as scipy_stats
+
+    with FaultyServer(["ok"]) as server:
+        code, _, err = bench(capsys, server.url, db_path, "--requests", "3", "--repeat", "3")
+    assert code == 0, err
+    runs = Store(str(db_path)).runs()
+    assert sorted(r.config["repeat"] for r in runs) == [0, 1, 2]
+    assert len({r.sweep for r in runs}) == 1
+    rates = [r.serving.stats.requests_per_s for r in runs]
+    low, high = scipy_stats.t.interval(
+        0.95, 2, loc=sum(rates) / 3, scale=scipy_stats.sem(rates)
+    )
+    assert "Between passes of the same load" in err
+    assert f"({max(low, 0):,.3f}–{high:,.3f}; cv" in err

@@ -108,6 +108,16 @@ def serve_bench(
             help='Prompts, one per line (.jsonl: {"prompt": ...} per line), used in turn.',
         ),
     ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel=LOAD,
+            help="Measure each load N times, a run each: requests/s and tokens/s with a 95% "
+            "interval between passes.",
+            min=1,
+            max=1000,
+        ),
+    ] = 1,
     seed: Annotated[
         int,
         typer.Option(rich_help_panel=LOAD, help="Of prompts and arrivals.", min=0, max=2**32 - 1),
@@ -166,8 +176,10 @@ def serve_bench(
             interval_s=interval,
             tags=parse_tags(tag),
             warmup=warmup,
+            repeat=index,
         )
         for level in concurrency_levels(concurrency)
+        for index in range(repeat)
     ]
     for plan in plans:
         plan.check()
@@ -196,15 +208,15 @@ def concurrency_levels(text: str) -> list[int]:
 def _measure_all(plans: list[Any], store: Any, json_out: str | None) -> None:
     from dlbench.api import new_run_id
     from dlbench.render.run import quality_lines, run_panel
-    from dlbench.render.serving import series_table
+    from dlbench.render.serving import passes_table, series_table
     from dlbench.tools.serve_bench import serve_bench as measure
 
-    series = f"serve-bench-{new_run_id()}" if len(plans) > 1 else None
+    series = f"serve-bench-{new_run_id()}" if len(plans) > 1 else None  # levels or passes
     done = []
     for plan in plans:
         said = (
             f"serve-bench: {plan.requests} requests to {plain(plan.endpoint.url)}, "
-            f"{plan.concurrency} at once"
+            f"{plan.concurrency} at once" + (f", pass {plan.repeat + 1}" if plan.repeat else "")
         )
         run_id = measure(plan, store, series=series, on_start=functools.partial(_say, said))
         run = store.run(run_id)
@@ -214,6 +226,9 @@ def _measure_all(plans: list[Any], store: Any, json_out: str | None) -> None:
         err.print(f"{run.status}: stored as [bold]{run.run_id}[/] in {plain(store.describe())}")
     if series is not None:
         err.print(series_table(done))
+        passes = passes_table(done)
+        if passes is not None:
+            err.print(passes)
     if json_out:
         write_json([r.to_dict() for r in done], json_out)
     if all(r.status != "ok" for r in done):

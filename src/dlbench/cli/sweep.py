@@ -127,7 +127,7 @@ def _serving_sweep(
     content: dict[str, Any], where: Any, executor: str, dry_run: bool, resume: bool, db: Any
 ) -> None:
     """A sweep file with ``serve:``: serve-bench over its matrix, from this machine."""
-    from dlbench.render.serving import series_table
+    from dlbench.render.serving import passes_table, series_table
     from dlbench.store.database import Store
     from dlbench.sweep import serving
 
@@ -146,7 +146,11 @@ def _serving_sweep(
         return
     store = Store(db)
     done = serving.run(sweep.name, runs, store, resume, lambda line: out.print(plain(line)))
-    out.print(series_table(store.runs(sweep=sweep.name)))
+    stored = store.runs(sweep=sweep.name)
+    out.print(series_table(stored))
+    passes = passes_table(stored)
+    if passes is not None:
+        out.print(passes)
     raise typer.Exit(0 if all(r.status == "ok" for r in done) else 1)
 
 

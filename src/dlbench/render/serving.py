@@ -105,3 +105,46 @@ def _p50_p99(found: Any) -> str | None:
     if found is None or found.p50 is None or found.p99 is None:
         return None
     return f"{found.p50 * 1e3:,.1f} / {found.p99 * 1e3:,.1f}"
+
+
+def passes_table(runs: list[StoredRun]) -> Table | None:
+    """Loads measured more than once (``--repeat``): requests/s and output tokens/s as the
+    mean over passes with its 95% Student-t interval (None where no load has two passes)."""
+    from dlbench.measure.stats import between_runs
+
+    groups: dict[tuple[Any, ...], list[StoredRun]] = {}
+    for run in runs:
+        found = run.serving
+        if found is not None and run.status == "ok":
+            key = (found.concurrency, found.rate_per_s, found.prompt_len, found.gen_len)
+            groups.setdefault(key, []).append(run)
+    rows = []
+    for (concurrency, _, prompt_len, gen_len), group in groups.items():
+        if len(group) < 2:
+            continue
+        stats = [r.serving.stats for r in group if r.serving is not None]
+        requests = between_runs([s.requests_per_s for s in stats])
+        tokens = between_runs([s.output_tokens_per_s for s in stats])
+        rows.append(
+            (
+                concurrency,
+                f"{prompt_len or 'file'} + {gen_len}",
+                len(group),
+                _spread(requests, 3),
+                _spread(tokens, 1),
+            )
+        )
+    if not rows:
+        return None
+    columns = ("Concurrency", "Prompt + out", "Passes", "Requests/s (95% CI)",
+               "Output tok/s (95% CI)")  # fmt: skip
+    return table("Between passes of the same load", columns, rows)
+
+
+def _spread(found: Any, digits: int) -> str | None:
+    if found is None:
+        return None
+    shown = f"{found.mean_speed:,.{digits}f}"
+    if found.ci95 is not None:
+        shown += f" ({found.ci95[0]:,.{digits}f}–{found.ci95[1]:,.{digits}f}; cv {found.cv:.1%})"
+    return shown

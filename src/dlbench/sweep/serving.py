@@ -18,6 +18,7 @@ length through the concurrencies.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -110,7 +111,8 @@ def expand(sweep: ServeSweepFile, where: Where) -> list[ServeRun]:
         section = "matrix" if combination else "base"
         plan = _plan(sweep, {**sweep.base, **combination}, where, section)
         for repeat in range(sweep.repeat):
-            runs.append(ServeRun(plan, _key(sweep.name, plan, repeat), combination, repeat))
+            again = dataclasses.replace(plan, repeat=repeat)
+            runs.append(ServeRun(again, _key(sweep.name, again), combination, repeat))
     if not runs:
         raise DlbenchError(f"sweep {sweep.name}: every combination is excluded")
     return runs
@@ -160,8 +162,8 @@ def _plan(sweep: ServeSweepFile, options: dict[str, Any], where: Where, section:
     return plan
 
 
-def _key(name: str, plan: Any, repeat: int) -> str:
-    document = {**plan.config(), "sweep": name, "repeat": repeat}
+def _key(name: str, plan: Any) -> str:
+    document = {**plan.config(), "sweep": name}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
 

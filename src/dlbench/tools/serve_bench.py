@@ -77,6 +77,7 @@ class ServePlan:
     interval_s: float = 1.0
     tags: dict[str, str] = field(default_factory=dict)
     warmup: int = 0  # untimed requests at the run's concurrency, after the first one
+    repeat: int = 0  # which pass of the same load this is (--repeat)
 
     def check(self) -> None:
         _check_url(self.endpoint.base_url)
@@ -130,6 +131,7 @@ class ServePlan:
             "slo": self.slo.words() if self.slo else None,
             "interval": self.interval_s,
             "tags": self.tags,
+            "repeat": self.repeat,
         }
 
 
