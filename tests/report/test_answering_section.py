@@ -87,3 +87,19 @@ def test_the_dashboard_lists_a_server_s_requests_per_s_not_one_over_its_latency(
     served = store.run("s1").serving.stats
     assert row["mean_speed"] == pytest.approx(served.requests_per_s)
     assert row["batch"] == "—" and row["precision"] == "—" and row["gpus"] == "—"
+
+
+def test_passes_of_one_load_are_one_point_with_the_throughput_s_interval(store):
+    from scipy import stats as scipy_stats
+
+    for index, tpot in enumerate((0.010, 0.011, 0.012)):  # three passes at concurrency 1
+        _served(store, f"a{index}", 1, tpot)
+    _served(store, "b", 2, 0.02)
+    (line,) = tradeoff_figure(store.runs()).data
+    assert list(line.text) == ["1", "2"]
+    rates = [store.run(f"a{i}").serving.stats.output_tokens_per_s for i in range(3)]
+    mean = sum(rates) / 3
+    assert line.y[0] == pytest.approx(mean) and line.x[0] == pytest.approx(11.0)
+    high = scipy_stats.t.interval(0.95, 2, loc=mean, scale=scipy_stats.sem(rates))[1]
+    assert line.error_y.array[0] == pytest.approx(high - mean)
+    assert line.error_y.array[1] == 0  # one pass: no interval

@@ -5,11 +5,13 @@ concurrency (where a batch or concurrency sweep makes several)."""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 
 import plotly.graph_objects as go
 
 from dlbench.measure.generation import Figure
+from dlbench.measure.stats import BetweenRuns, between_runs
 from dlbench.report.figures import plotly_text
 from dlbench.report.page import Markup, esc, html, join, table
 from dlbench.store.stored import StoredRun
@@ -99,6 +101,14 @@ def _serving_table(runs: list[StoredRun]) -> Markup:
     return table(columns, rows, {2, 3, 4, 5, 6, 7, 8, 9, 11})
 
 
+def _above(spread: BetweenRuns | None) -> float:
+    return spread.ci95[1] - spread.mean_speed if spread and spread.ci95 else 0.0
+
+
+def _below(spread: BetweenRuns | None) -> float:
+    return spread.mean_speed - spread.ci95[0] if spread and spread.ci95 else 0.0
+
+
 def _point(run: StoredRun) -> tuple[str, int, float, float] | None:
     """(configuration, batch or concurrency, TPOT in ms, output tokens/s) of one run."""
     if run.serving is not None:
@@ -126,22 +136,32 @@ def _point(run: StoredRun) -> tuple[str, int, float, float] | None:
 
 def tradeoff_figure(runs: Sequence[StoredRun]) -> go.Figure | None:
     """Output tokens/s against the time per output token, a line per configuration through
-    its batch sizes or concurrencies (None where no configuration has two)."""
-    lines: dict[str, list[tuple[int, float, float]]] = {}
+    its batch sizes or concurrencies (None where no configuration has two). Passes of one
+    load (``--repeat``) are one point, their means, with the throughput's 95% interval."""
+    found: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for run in runs:
-        found = _point(run) if run.status == "ok" else None
-        if found is not None:
-            lines.setdefault(found[0], []).append(found[1:])
-    lines = {name: sorted(points) for name, points in lines.items() if len(points) >= 2}
+        point = _point(run) if run.status == "ok" else None
+        if point is not None:
+            name, level, tpot_ms, tokens = point
+            found.setdefault(name, {}).setdefault(level, []).append((tpot_ms, tokens))
+    lines = {name: levels for name, levels in found.items() if len(levels) >= 2}
     if not lines:
         return None
     fig = go.Figure()
-    for name, points in lines.items():
+    for name, levels in lines.items():
+        order = sorted(levels)
+        spreads = [between_runs([p[1] for p in levels[level]]) for level in order]
         fig.add_scatter(
-            x=[p[1] for p in points],
-            y=[p[2] for p in points],
+            x=[statistics.fmean(p[0] for p in levels[level]) for level in order],
+            y=[statistics.fmean(p[1] for p in levels[level]) for level in order],
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [_above(s) for s in spreads],
+                "arrayminus": [_below(s) for s in spreads],
+            },
             mode="lines+markers+text",
-            text=[str(p[0]) for p in points],
+            text=[str(level) for level in order],
             textposition="top center",
             name=plotly_text(name),
         )
