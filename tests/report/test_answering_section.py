@@ -103,3 +103,24 @@ def test_passes_of_one_load_are_one_point_with_the_throughput_s_interval(store):
     high = scipy_stats.t.interval(0.95, 2, loc=mean, scale=scipy_stats.sem(rates))[1]
     assert line.error_y.array[0] == pytest.approx(high - mean)
     assert line.error_y.array[1] == 0  # one pass: no interval
+
+
+def test_exports_carry_the_per_token_figures_as_flat_columns(store):
+    from dlbench.store.export import runs_frame
+
+    _served(store, "s", 2, 0.010)
+    _generated(store, "g", 4, 0.005)
+    frame = runs_frame(store.list_runs()).set_index("run_id")
+    served = store.run("s").serving.stats
+    assert frame.loc["s", "concurrency"] == 2 and frame.loc["s", "failed_requests"] == 0
+    assert frame.loc["s", "tpot_p50_ms"] == pytest.approx(served.tpot_s.p50 * 1e3)
+    assert frame.loc["s", "output_tokens_per_s"] == pytest.approx(served.output_tokens_per_s)
+    assert frame.loc["g", "decode_tokens_per_s"] == pytest.approx(7 * 4 / (7 * 0.005))
+    assert frame.loc["g", "ttft_mean_ms"] == pytest.approx(50.0)
+    assert frame.loc["g", "gen_len"] == 8 and pd_isna(frame.loc["g", "concurrency"])
+
+
+def pd_isna(value):
+    import pandas as pd
+
+    return bool(pd.isna(value))

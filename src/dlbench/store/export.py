@@ -55,6 +55,26 @@ COLUMNS = (
     "peak_memory_bytes",
     "latency_p50_ms",
     "latency_p95_ms",
+    # generation (dlbench generate) and serving (dlbench serve-bench): per-token figures
+    "prompt_len",
+    "gen_len",
+    "concurrency",
+    "ttft_mean_ms",
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "tpot_mean_ms",
+    "tpot_p50_ms",
+    "tpot_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "prefill_tokens_per_s",
+    "decode_tokens_per_s",
+    "requests_per_s",
+    "output_tokens_per_s",
+    "goodput_per_s",
+    "failed_requests",
     "achieved_tflops",
     "mfu",
     "quality_verdict",
@@ -95,9 +115,38 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "command": " ".join(map(str, (run.get("config") or {}).get("command") or []))
                 or None,
                 "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),
+                **_answering(summary),
             }
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _answering(summary: dict[str, Any]) -> dict[str, Any]:
+    """A generation or serving run's per-token figures as flat columns (none for others)."""
+    generation, serving = summary.get("generation") or {}, summary.get("serving") or {}
+    stats = serving.get("stats") or generation
+    if not stats:
+        return {}
+    found: dict[str, Any] = {
+        "prompt_len": (serving or generation).get("prompt_len"),
+        "gen_len": (serving or generation).get("gen_len"),
+        "concurrency": serving.get("concurrency"),
+        "prefill_tokens_per_s": (generation.get("prefill_tokens_per_s") or {}).get("mean"),
+        "decode_tokens_per_s": (generation.get("decode_tokens_per_s") or {}).get("mean"),
+        "requests_per_s": stats.get("requests_per_s"),
+        "output_tokens_per_s": stats.get("output_tokens_per_s"),
+        "goodput_per_s": stats.get("goodput_per_s"),
+        "failed_requests": stats.get("failed"),
+    }
+    for name, quantities in (
+        ("ttft", ("mean", "p50", "p99")), ("tpot", ("mean", "p50", "p99")),
+        ("itl", ("p50", "p99")), ("e2e", ("p50", "p99")),
+    ):  # fmt: skip
+        figure = stats.get(f"{name}_s") or {}
+        for quantity in quantities:
+            value = figure.get(quantity)
+            found[f"{name}_{quantity}_ms"] = None if value is None else value * 1e3
+    return found
 
 
 SAMPLE_COLUMNS = ("run_id", "metric", "t_s", "wall", "phase", "value")
