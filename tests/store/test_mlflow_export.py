@@ -100,3 +100,31 @@ def test_an_mlflow_server_that_does_not_answer_is_one_line_within_the_timeout(db
                              f"http://127.0.0.1:{port}", "--timeout", "5")  # fmt: skip
     line = one_line_error(code, err)  # at once, not after MLflow's minutes of retries
     assert f"cannot reach MLflow at http://127.0.0.1:{port} within 5 s" in line
+
+
+def test_a_serving_run_s_per_token_figures_are_mlflow_metrics(db_path, tmp_path, capsys):
+    from dlbench.measure.serving import (
+        RequestOutcome,
+        ServingSummary,
+        serving_document,
+        serving_stats,
+    )
+    from dlbench.records import RunResult
+
+    store = Store(str(db_path))
+    outcomes = [RequestOutcome(i, i + 0.5, (i + 0.1, i + 0.3), 4) for i in range(3)]
+    summary = ServingSummary("http://h:1/v1", "m", "completions", 2, None, 8, 4, "usage", None,
+                             serving_stats(outcomes))  # fmt: skip
+    store.create_run("s", "serving", {"concurrency": 2}, workload="m", device="server")
+    store.finish_run(RunResult("s", "ok", serving=serving_document(summary)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, _, err = call_main(capsys, "export", "--format", "mlflow", "--out", uri,
+                             "--experiment", "serve", "--db", str(db_path))  # fmt: skip
+    assert code == 0, err
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(experiment_names=["serve"])
+    assert len(found) == 1
+    metrics = found.iloc[0]
+    assert metrics["metrics.ttft_p50_ms"] == pytest.approx(100.0)
+    assert metrics["metrics.concurrency"] == 2 and metrics["metrics.failed_requests"] == 0
+    assert metrics["metrics.output_tokens_per_s"] == pytest.approx(12 / 2.5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,13 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                 "command": " ".join(map(str, (run.get("config") or {}).get("command") or []))
                 or None,
                 "tags": ";".join(f"{k}={v}" for k, v in sorted((run.get("tags") or {}).items())),
-                **_answering(summary),
+                **answering_columns(summary),
             }
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _answering(summary: dict[str, Any]) -> dict[str, Any]:
+def answering_columns(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A generation or serving run's per-token figures as flat columns (none for others)."""
     generation, serving = summary.get("generation") or {}, summary.get("serving") or {}
     stats = serving.get("stats") or generation

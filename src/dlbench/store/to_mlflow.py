@@ -17,6 +17,7 @@ from typing import Any
 
 from dlbench.errors import ConfigError, DlbenchError
 from dlbench.store.database import Store
+from dlbench.store.export import answering_columns
 from dlbench.store.stored import StoredRun
 
 RUN_TAG = "dlbench_run_id"
@@ -64,6 +65,9 @@ def _summary_metrics(run: StoredRun) -> dict[str, float]:
     summary = run.to_dict()
     for name in SUMMARY_METRICS:
         value = summary.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            found[name] = float(value)
+    for name, value in answering_columns(summary).items():  # generation and serving figures
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             found[name] = float(value)
     interval = summary.get("speed_ci95")
