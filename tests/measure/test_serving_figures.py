@@ -41,6 +41,7 @@ def test_one_request_s_ttft_tpot_itl_and_e2e_are_vllm_s():
     assert one.tpot_s == pytest.approx((1.2 - 0.5) / 6)  # (e2e - ttft) / (tokens - 1)
     assert one.itl_s == pytest.approx((0.1, 0.2, 0.3))
     assert request(0.0, [0.2], 0.3, tokens=1).tpot_s is None  # one token: no decode
+    assert request(0.0, [0.2], 0.3, tokens=5).tpot_s is None  # all in one chunk: none seen
 
 
 def test_the_rates_count_completed_requests_over_first_sent_to_last_ended():

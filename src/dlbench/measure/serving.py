@@ -2,7 +2,8 @@
 each streamed request, as vLLM's benchmark_serving counts them:
 
 - time to first token (TTFT): from sending the request to the first chunk that carries text;
-- time per output token (TPOT): (end-to-end - TTFT) / (output tokens - 1), per request;
+- time per output token (TPOT): (end-to-end - TTFT) / (output tokens - 1), per request; none
+  where all the text came in one chunk (the client saw no decode to divide);
 - inter-token latency (ITL): the gap between two consecutive chunks that carry text (a server
   that sends several tokens in one chunk makes fewer, longer gaps);
 - end-to-end latency: from sending the request to the end of its stream;
@@ -62,8 +63,10 @@ class RequestOutcome:
 
     @property
     def tpot_s(self) -> float | None:
-        """None for a request that produced one token: it has no decode."""
-        if self.output_tokens < 2:
+        """None for a request that produced one token (it has no decode), or whose text came
+        in one chunk: the tokens after the first arrived with it, so the time after the first
+        is not theirs (vLLM's formula would give them about 0)."""
+        if self.output_tokens < 2 or len(self.text_chunk_s) < 2:
             return None
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 

@@ -7,6 +7,7 @@ from typing import Any
 from rich.text import Text
 
 from dlbench.measure.generation import Figure
+from dlbench.measure.units import ms_with_ci
 from dlbench.store.stored import StoredRun
 
 
@@ -42,11 +43,9 @@ def generation_rows(run: StoredRun) -> list[tuple[str, Any]]:
 
 
 def latency_text(found: Figure | None) -> str:
-    if found is None:
-        return "n/a (one token per request)"
-    shown = f"{found.mean * 1e3:,.2f}"
-    if found.ci95:
-        shown += f" ({found.ci95[0] * 1e3:,.2f}–{found.ci95[1] * 1e3:,.2f})"
+    shown = ms_with_ci(found)
+    if found is None or shown is None:
+        return "n/a (one token per request, or all in one chunk)"
     if found.p50 is not None and found.p95 is not None and found.p99 is not None:
         shown += (
             f"; p50 {found.p50 * 1e3:,.2f}, p95 {found.p95 * 1e3:,.2f}, p99 {found.p99 * 1e3:,.2f}"

@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from dlbench.measure.units import ms_p50_p99
 from dlbench.render.console import status_text, table, text
 from dlbench.render.generation import latency_text
 from dlbench.store.stored import StoredRun
@@ -78,8 +79,8 @@ def series_table(runs: list[StoredRun]) -> Table:
                 f"{found.prompt_len or 'file'} + {found.gen_len}",
                 f"{stats.requests_per_s:,.2f}",
                 f"{stats.output_tokens_per_s:,.1f}",
-                _p50_p99(stats.ttft_s),
-                _p50_p99(stats.tpot_s),
+                ms_p50_p99(stats.ttft_s),
+                ms_p50_p99(stats.tpot_s),
                 f"{stats.failed}" if not stats.failed else Text(str(stats.failed), style="red"),
                 status_text(run.status),
             )
@@ -99,12 +100,6 @@ def series_table(runs: list[StoredRun]) -> Table:
         ),
         rows,
     )
-
-
-def _p50_p99(found: Any) -> str | None:
-    if found is None or found.p50 is None or found.p99 is None:
-        return None
-    return f"{found.p50 * 1e3:,.1f} / {found.p99 * 1e3:,.1f}"
 
 
 def passes_table(runs: list[StoredRun]) -> Table | None:

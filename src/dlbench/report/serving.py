@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from dlbench.measure.generation import Figure
 from dlbench.measure.stats import BetweenRuns, between_runs
+from dlbench.measure.units import ms_p50_p99, ms_with_ci
 from dlbench.report.figures import plotly_text
 from dlbench.report.page import Markup, esc, html, join, table
 from dlbench.store.stored import StoredRun
@@ -36,19 +37,12 @@ def answering_section(
     return join(parts)
 
 
-def _ms(found: Figure | None, with_ci: bool = True) -> str:
-    if found is None:
-        return "—"
-    shown = f"{found.mean * 1e3:,.2f}"
-    if with_ci and found.ci95:
-        shown += f" ({found.ci95[0] * 1e3:,.2f}–{found.ci95[1] * 1e3:,.2f})"
-    return shown
+def _ms(found: Figure | None) -> str:
+    return ms_with_ci(found) or "—"
 
 
 def _p50_p99(found: Figure | None) -> str:
-    if found is None or found.p50 is None or found.p99 is None:
-        return "—"
-    return f"{found.p50 * 1e3:,.1f} / {found.p99 * 1e3:,.1f}"
+    return ms_p50_p99(found) or "—"
 
 
 def _rate(found: Figure | None) -> str:
