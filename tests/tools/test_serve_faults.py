@@ -18,7 +18,7 @@ import pytest
 
 from dlbench.store.database import Store
 
-from conftest import call_main, one_line_error
+from conftest import call_main, dlbench_here, one_line_error
 
 
 def _event(payload: dict) -> bytes:
@@ -214,6 +214,7 @@ def test_a_run_whose_every_request_failed_is_stored_failed(db_path, capsys):
         (["--rate", "nan"], "Invalid value for '--rate'"),
         (["--prompt-len", "-3"], "Invalid value for '--prompt-len'"),
         (["--request-timeout", "0"], "Invalid value for '--request-timeout'"),
+        (["--requests", "1000", "--prompt-len", "100000"], "100,000,000 words of synthetic"),
         (["--slo", "ttft=2"], "give a duration with its unit"),
         (["--api", "embeddings"], "--api must be completions or chat"),
         (["--prompts", "{tmp}/none.txt"], "cannot read prompts file"),
@@ -325,3 +326,43 @@ def test_repeated_passes_of_a_load_give_throughput_an_interval_between_them(db_p
     )
     assert "Between passes of the same load" in err
     assert f"({max(low, 0):,.3f}–{high:,.3f}; cv" in err
+
+
+def test_a_fault_of_dlbench_s_own_mid_run_closes_the_run_as_failed(db_path, monkeypatch):
+    from dlbench.tools import serve_bench as module
+    from dlbench.tools.openai_stream import Endpoint
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the telemetry summary broke")
+
+    monkeypatch.setattr(module, "telemetry_summary", broken)
+    with FaultyServer(["ok"]) as server:
+        plan = module.ServePlan(Endpoint(server.url, "m"), requests=2, gen_len=3, interval_s=0.2)
+        with pytest.raises(RuntimeError):
+            module.serve_bench(plan, Store(str(db_path)))
+    (run,) = Store(str(db_path)).runs()
+    assert run.status == "failed" and "the telemetry summary broke" in run.error
+
+
+def test_a_serving_sweep_stores_a_refused_load_as_failed_and_goes_on(tmp_path, db_path, capsys):
+    sweep = tmp_path / "load.yaml"
+    with FaultyServer(["ok"] * 3 + ["refuse"] + ["ok"] * 3) as server:
+        sweep.write_text(
+            f"name: load\nserve: {{url: '{server.url}', model: m}}\n"
+            "base: {requests: 2, gen_len: 3, interval: 0.2}\nmatrix: {concurrency: [1, 2, 3]}\n"
+        )
+        code, out, err = call_main(capsys, "sweep", str(sweep), "--db", str(db_path))
+        assert code == 1, err
+        runs = {r.serving.concurrency if r.serving else None: r for r in Store(str(db_path)).runs()}
+        assert runs[1].status == runs[3].status == "ok"
+        refused = runs[None]
+        assert refused.status == "failed" and refused.config["concurrency"] == 2
+        assert "HTTP 503" in refused.error and refused.device_name == f"127.0.0.1:{server.port}"
+        shown = dlbench_here(capsys, "show", refused.run_id, "--db", str(db_path)).stdout
+        assert f"{server.url} (completions API), model m" in shown and "HTTP 503" in shown
+        again, out, err = call_main(capsys, "sweep", str(sweep), "--db", str(db_path), "--resume")
+    assert again == 0, err
+    assert out.count("skip, already ok") == 2
+    assert [r.status for r in Store(str(db_path)).runs() if r.config["concurrency"] == 2] == [
+        "ok", "failed",
+    ]  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -151,14 +150,14 @@ def serve_bench(
     from dlbench.store.database import Store
 
     require("aiohttp", "serving", "dlbench serve-bench")
-    from dlbench.tools.openai_stream import Endpoint
+    from dlbench.tools.openai_stream import Endpoint, api_key_from_env
     from dlbench.tools.serve_bench import ServePlan
 
     endpoint = Endpoint(
         base_url=url,
         model=model,
         api=api,
-        api_key=os.environ.get("OPENAI_API_KEY") or None,
+        api_key=api_key_from_env(),
         timeout_s=request_timeout,
         ignore_eos=ignore_eos,
     )

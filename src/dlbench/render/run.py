@@ -275,9 +275,14 @@ def _model_rows(summary: StoredRun) -> list[tuple[str, Any]]:
 
 def _serving_rows(summary: StoredRun) -> list[tuple[str, Any]]:
     """A server measured from this machine, its client: no model here, no device of ours."""
-    hardware = summary.hardware or {}
-    client = (hardware.get("cpu") or {}).get("model")
-    return [*serving_rows(summary), ("client machine", f"{hardware.get('hostname')}, {client}")]
+    rows = serving_rows(summary)
+    if not rows:  # it ended before any request did: what it was asked
+        asked = f"{summary.config.get('url')} ({summary.config.get('api')} API)"
+        rows = [("server", text(f"{asked}, model {summary.workload}"))]
+    if summary.hardware:
+        cpu = (summary.hardware.get("cpu") or {}).get("model")
+        rows.append(("client machine", text(f"{summary.hardware.get('hostname')}, {cpu}")))
+    return rows
 
 
 def _training_rows(summary: StoredRun) -> list[tuple[str, Any]]:

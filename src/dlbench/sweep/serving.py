@@ -134,8 +134,8 @@ def _check_keys(sweep: ServeSweepFile, where: Where) -> None:
 
 def _plan(sweep: ServeSweepFile, options: dict[str, Any], where: Where, section: str) -> Any:
     from dlbench.measure.serving import parse_slo
-    from dlbench.tools.openai_stream import Endpoint
-    from dlbench.tools.serve_bench import ServePlan
+    from dlbench.tools.openai_stream import Endpoint, api_key_from_env
+    from dlbench.tools.serve_bench import ServePlan, read_prompts
 
     for key, value in options.items():
         kind = LOAD_KEYS[key]
@@ -144,8 +144,9 @@ def _plan(sweep: ServeSweepFile, options: dict[str, Any], where: Where, section:
             raise ConfigError(f"{where((section, key))}: {key} is {wanted}, not {value!r}")
     server = sweep.serve
     endpoint = Endpoint(
-        server.url, server.model, server.api, None, server.request_timeout, server.ignore_eos
-    )
+        server.url, server.model, server.api, api_key_from_env(), server.request_timeout,
+        server.ignore_eos,
+    )  # fmt: skip
     fields = {"rate": "rate_per_s", "prompts": "prompts_file", "interval": "interval_s"}
     values: dict[str, Any] = {fields.get(k, k): v for k, v in options.items()}
     try:
@@ -155,6 +156,8 @@ def _plan(sweep: ServeSweepFile, options: dict[str, Any], where: Where, section:
             values["slo"] = parse_slo(values["slo"])
         plan = ServePlan(endpoint=endpoint, **values)
         plan.check()
+        if plan.prompts_file is not None:
+            read_prompts(plan.prompts_file)  # before any run: not after hours of others
     except ConfigError as exc:
         culprit = next((k for k in options if k in exc.message), None)
         location = (section, culprit) if culprit else (section,)
@@ -175,7 +178,7 @@ def run(
     say: Callable[[str], None],
 ) -> list[StoredRun]:
     """Each run in turn, stored in the sweep; with ``resume``, those already ok skipped."""
-    from dlbench.tools.serve_bench import serve_bench
+    from dlbench.tools.serve_bench import serve_bench, store_refused
 
     done = {r.run_key for r in store.runs(sweep=name) if r.status == "ok"} if resume else set()
     stored = []
@@ -183,10 +186,17 @@ def run(
         if item.key in done:
             say(f"[{index}/{len(runs)}] {item.label}: skip, already ok")
             continue
-        run_id = serve_bench(item.plan, store, series=name, run_key=item.key)
+        try:
+            run_id = serve_bench(item.plan, store, series=name, run_key=item.key)
+        except ConfigError as exc:  # the server refused this load's first request: stored
+            run_id = store_refused(item.plan, store, exc.message, name, item.key)
         found = store.run(run_id)
         stats = found.serving.stats if found.serving else None
-        figures = f"{stats.requests_per_s:,.2f} requests/s, {stats.failed} failed" if stats else ""
+        figures = (
+            f"{stats.requests_per_s:,.2f} requests/s, {stats.failed} failed"
+            if stats
+            else found.error or ""
+        )
         say(f"[{index}/{len(runs)}] {item.label}: {found.status} {run_id} {figures}")
         stored.append(found)
     return stored

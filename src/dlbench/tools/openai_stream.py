@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -59,6 +60,11 @@ class Endpoint:
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+
+def api_key_from_env() -> str | None:
+    """The key a server asks for, from $OPENAI_API_KEY as OpenAI's own clients read it."""
+    return os.environ.get("OPENAI_API_KEY") or None
 
 
 class _Stream:

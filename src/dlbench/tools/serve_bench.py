@@ -53,6 +53,7 @@ from dlbench.tools.openai_stream import Endpoint, drive, probe
 
 PHASE = "serve"
 MAX_PROMPTS_BYTES = 256 * 2**20
+MAX_SYNTHETIC_WORDS = 50_000_000  # every synthetic prompt of a run together: ~300 MB of text
 # Common English words: a synthetic prompt of P of them is about P tokens in most tokenizers;
 # the server's own count, where it gives one, is what is stored.
 WORDS = (
@@ -99,6 +100,14 @@ class ServePlan:
             raise ConfigError("--model is empty", "the model's name as the server lists it")
         if self.endpoint.api not in ("completions", "chat"):
             raise ConfigError("--api must be completions or chat", option="--api")
+        words = self.prompt_len * self.requests
+        if self.prompts_file is None and words > MAX_SYNTHETIC_WORDS:
+            raise ConfigError(
+                f"--requests {self.requests:,} x --prompt-len {self.prompt_len:,} makes "
+                f"{words:,} words of synthetic prompts, more than {MAX_SYNTHETIC_WORDS:,}",
+                "give fewer requests or shorter prompts",
+                option="--prompt-len",
+            )
 
     def prompts(self) -> list[str]:
         """One prompt per request: the file's in turn, or synthetic ones (distinct, so that
@@ -210,16 +219,16 @@ def serve_bench(
         on_start()
     run_id = new_run_id()
     with terminate_as_interrupt():  # SIGTERM ends it as Ctrl-C does: what is done is stored
-        store.create_run(
-            run_id, "serving", plan.config(), workload=plan.endpoint.model,
-            framework="openai-api", device="server", batch_size=1, sweep=series,
-            run_key=run_key,
-        )  # fmt: skip
+        store.create_run(run_id, "serving", plan.config(), **_columns(plan, series, run_key))
         try:
             result, samples = _measure(plan, store, run_id, prompts, first, on_done)
         except KeyboardInterrupt:
             with shielded():
                 store.end_unfinished(run_id, "interrupted", "interrupted before any request ended")
+            raise
+        except Exception as exc:  # dlbench's own fault: the run is closed as failed, never left
+            with shielded():
+                store.end_unfinished(run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
             raise
         try:
             with shielded():
@@ -234,6 +243,32 @@ def serve_bench(
     return run_id
 
 
+def _columns(plan: ServePlan, series: str | None, run_key: str | None) -> dict[str, Any]:
+    """A serving run's columns: the model, the server as its device, the series it is of."""
+    return {
+        "workload": plan.endpoint.model,
+        "framework": "openai-api",
+        "device": "server",
+        "device_name": netloc_of(plan),
+        "batch_size": 1,
+        "sweep": series,
+        "run_key": run_key,
+    }
+
+
+def store_refused(
+    plan: ServePlan, store: Store, error: str, series: str | None, run_key: str | None
+) -> str:
+    """A run of a series whose server refused its first request: stored failed with why, so
+    that the series goes on and --resume runs it again."""
+    run_id = new_run_id()
+    config = plan.config()
+    store.record_unstarted(
+        run_id, "serving", config, "failed", error, **_columns(plan, series, run_key)
+    )
+    return run_id
+
+
 def _measure(
     plan: ServePlan,
     store: Store,
@@ -245,7 +280,7 @@ def _measure(
     heartbeat = Heartbeat(store, run_id).start()
     try:
         hardware = sysinfo.collect()
-        store.set_hardware(run_id, hardware, device_name=netloc_of(plan), num_gpus=0)
+        store.set_hardware(run_id, hardware, num_gpus=0)
         meter = InterferenceMeter(os.getpid(), gpus=None)
         sources = build_sources(pid=os.getpid(), data_disk=hardware["storage"].get("device"))
         sampler = Sampler(
