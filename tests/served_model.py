@@ -23,6 +23,7 @@ START_TIMEOUT_S = 180
 
 def write_tiny_llama(folder: Path) -> Path:
     """A 2-layer Llama (GQA, 4 heads over 2 KV heads) and its tokenizer, saved in ``folder``."""
+    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         GenerationConfig,
@@ -54,6 +55,7 @@ def write_tiny_llama(folder: Path) -> Path:
         bos_token_id=0,
         eos_token_id=None,
     )
+    torch.manual_seed(0)  # the same weights every time: the same answers, chunk for chunk
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=None, do_sample=False)
     model.save_pretrained(folder)
